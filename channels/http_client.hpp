@@ -1,0 +1,66 @@
+#pragma once
+// Asynchronous HTTP/1.1 client for provider APIs (Boost 1.81 Beast, OpenSSL 3), as coroutines.
+//
+// Thread-safety: `send` may be called concurrently from any number of coroutines on any threads
+// of a multi-threaded io_context. Each request runs on its own connection; only the idle pool is
+// shared, guarded by a mutex held just to take or return a connection.
+//
+// Keep-alive: idle connections are pooled per (scheme, host, port), at most
+// `max_idle_per_host` each, and dropped after `idle_timeout`. Reuse rule: a request that fails
+// on a REUSED connection is retried once on a fresh connection only when the failure proves the
+// server never received it — the write failed before any byte was sent, or the read failed
+// with no byte of the response read AND the failure is a reset/EOF typical of a stale
+// connection (the peer closed while we were idle). A timeout is never retried. Fresh
+// connections are never retried. Callers (the outbox) own the retry policy beyond that.
+// NOTE: the "0 bytes read" case cannot prove the server did not process the request (it may
+// have crashed after processing); the outbox's dedupe story (docs/outbox.md) covers that window.
+//
+// Lifetime: the http_client must outlive every `send` in flight. The ssl::context is borrowed.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/system/error_code.hpp>
+
+#include "channels/detail/net.hpp"
+#include "channels/provider.hpp"
+
+namespace aoun::channels {
+
+struct http_response {
+  int status = 0;  ///< 0 = network error, TLS error, bad URL or timeout (see `ec`)
+  std::string body;
+  std::string retry_after;  ///< raw Retry-After header, if any
+  boost::system::error_code ec;
+};
+
+struct http_client_options {
+  std::size_t max_idle_per_host = 4;                ///< pooled idle connections per origin
+  std::chrono::seconds idle_timeout{30};            ///< idle connections older than this are closed
+  std::size_t body_limit = 4 * 1024 * 1024;         ///< response body limit, bytes
+};
+
+class http_client {
+ public:
+  /// `tls` must be configured by the caller (verify paths / default paths); `send` sets
+  /// verify_peer, SNI and host-name verification on every TLS stream.
+  http_client(net::any_io_executor ex, ssl::context& tls, http_client_options opts = {});
+  ~http_client();
+  http_client(const http_client&) = delete;
+  http_client& operator=(const http_client&) = delete;
+
+  /// Sends `req` and returns the answer. Never throws for I/O errors: status 0 and `ec` set.
+  /// `timeout` covers connect + TLS handshake + write + read of one attempt.
+  net::awaitable<http_response> send(const provider_request& req, std::chrono::milliseconds timeout);
+
+  /// Number of idle pooled connections (for tests and metrics).
+  std::size_t idle_connections() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace aoun::channels

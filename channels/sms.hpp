@@ -1,0 +1,69 @@
+#pragma once
+// SMS: Twilio webhooks (signature, inbound and status callbacks) and one outbound interface over
+// three gateways (Twilio, Unifonic, Taqnyat). Pure functions; thread-safe; never throw on input.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "channels/message.hpp"
+#include "channels/provider.hpp"
+
+namespace aoun::channels::sms {
+
+enum class gateway { twilio, unifonic, taqnyat };
+
+struct config {
+  gateway outbound = gateway::twilio;  ///< which gateway `render`/`interpret` target
+  // Twilio (inbound webhooks are always Twilio's)
+  std::string account_sid;
+  std::string auth_token;   ///< HMAC key of X-Twilio-Signature and Basic-auth password
+  std::string from;         ///< E.164 sender, or a Messaging Service SID ("MG...")
+  std::string api_base = "https://api.twilio.com";
+  std::string public_url;   ///< public base URL; when set, Twilio sends StatusCallback = public_url + "/webhooks/sms"
+  // Saudi gateways
+  std::string unifonic_app_sid, unifonic_sender;
+  std::string unifonic_api_base = "https://el.cloud.unifonic.com";
+  std::string taqnyat_token, taqnyat_sender;
+  std::string taqnyat_api_base = "https://api.taqnyat.sa";
+};
+
+/// Checks X-Twilio-Signature: base64(HMAC-SHA1(auth_token, full_url + sorted decoded
+/// name/value pairs)). `full_url` is the public URL Twilio called, query included. Accepts the
+/// signature computed with and without the scheme's default port (:443 / :80), as Twilio's SDKs
+/// do. Constant-time; false when header or token is empty.
+bool verify_twilio_signature(std::string_view full_url, std::string_view form_body,
+                             std::string_view header, std::string_view auth_token);
+
+/// Parses a Twilio webhook form body. MessageStatus present and no Body → status
+/// (provider_id "<MessageSid>:<status>", status normalized to sent/delivered/failed or the
+/// raw value); NumMedia > 0 → one media event per MediaUrlN (text = Body on the first; the
+/// first keeps provider_id = MessageSid, the others "<MessageSid>:<N>"); otherwise text.
+/// Errors: no MessageSid/SmsSid, or no From for an inbound message.
+parse_result parse_twilio(std::string_view form_body);
+
+/// Renders one outgoing SMS for `cfg.outbound`. Choices are appended as numbered lines
+/// ("1. title"). Twilio: form To/From (or MessagingServiceSid)/Body[/StatusCallback], Basic auth.
+/// Unifonic: form AppSid/SenderID/Recipient (no '+')/Body/responseType=JSON.
+/// Taqnyat: JSON {recipients:[no '+'], body, sender}, Bearer token. Body clamped to 1600 code points.
+provider_request render(const outgoing& msg, const config& cfg);
+
+/// The SMS body `render` sends (text plus numbered choices), for segment counting and TwiML.
+std::string body_text(const outgoing& msg);
+
+/// Number of SMS segments for `utf8`: GSM-7 (extension characters count 2 septets) 160 single /
+/// 153 per part, otherwise UCS-2 in UTF-16 code units, 70 single / 67 per part. 0 for empty text.
+std::size_t segments(std::string_view utf8);
+
+/// Interprets a gateway's answer (per `gw`). Twilio: 2xx JSON `sid` → sent; 429 → rate_limited;
+/// 5xx/0 → retry; other 4xx → rejected. Unifonic: `success:true` → sent (data.MessageID);
+/// Taqnyat: 2xx with statusCode 201/200 → sent (messageId).
+send_result interpret(gateway gw, int http_status, std::string_view body,
+                      std::string_view retry_after_header);
+
+/// The empty TwiML answer for the webhook (Content-Type text/xml); replies go out via the API.
+std::string twiml_empty();
+/// A TwiML answer carrying one reply message (XML-escaped).
+std::string twiml_message(std::string_view text);
+
+}  // namespace aoun::channels::sms
