@@ -6,14 +6,19 @@
 // shared, guarded by a mutex held just to take or return a connection.
 //
 // Keep-alive: idle connections are pooled per (scheme, host, port), at most
-// `max_idle_per_host` each, and dropped after `idle_timeout`. Reuse rule: a request that fails
-// on a REUSED connection is retried once on a fresh connection only when the failure proves the
-// server never received it — the write failed before any byte was sent, or the read failed
-// with no byte of the response read AND the failure is a reset/EOF typical of a stale
-// connection (the peer closed while we were idle). A timeout is never retried. Fresh
-// connections are never retried. Callers (the outbox) own the retry policy beyond that.
-// NOTE: the "0 bytes read" case cannot prove the server did not process the request (it may
-// have crashed after processing); the outbox's dedupe story (docs/outbox.md) covers that window.
+// `max_idle_per_host` each, and dropped after `idle_timeout` (keep it below the providers' own
+// idle timeouts). Reuse rule, chosen so that a request is never sent twice by this client:
+//  1. Before reusing an idle connection, a non-blocking peek on its socket checks it is still
+//     open and silent; EOF, an error or unexpected bytes (e.g. a TLS close_notify) → discarded.
+//     This catches the usual stale case (the server closed it while idle) before anything is sent.
+//  2. If writing on a REUSED connection fails with zero bytes written, the server cannot have
+//     received the request, so it is retried once on a fresh connection.
+//  3. Anything else — an error after some bytes were written, a read error even with zero
+//     response bytes, a timeout, any error on a fresh connection — is returned as status 0.
+//     Zero bytes read does NOT prove the request was not processed (the server may have acted and
+//     then died), so it is not resent here; the caller (the outbox) decides, knowing the send is
+//     ambiguous. The remaining race (the server closes between our peek and our write) surfaces
+//     as such a status-0 answer.
 //
 // Lifetime: the http_client must outlive every `send` in flight. The ssl::context is borrowed.
 

@@ -1,0 +1,92 @@
+#pragma once
+// The channel-neutral message models every provider is translated to and from.
+// Plain values; no I/O. Thread-compatible.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aoun::channels {
+
+/// The channels a beneficiary can write on. `to_string` gives the stable name stored in the
+/// database and shown by the API ("whatsapp", "telegram", "sms", "webchat").
+enum class kind { whatsapp, telegram, sms, webchat };
+std::string_view to_string(kind k);
+std::optional<kind> kind_from_string(std::string_view s);
+
+/// What one provider event is.
+enum class inbound_type {
+  text,         ///< free text (`text`)
+  choice,       ///< a button / list / callback press (`choice_id`, and its title in `text`)
+  contact,      ///< a shared contact card (`contact_phone`, `contact_is_sender`)
+  location,     ///< `latitude`, `longitude`, optional `text` = place name/address
+  media,        ///< image / document / audio / video / sticker (`media_*`, caption in `text`)
+  status,       ///< delivery status of one of OUR outbound messages (`status_*`)
+  unsupported,  ///< anything else (reaction, order, system, unknown type): recorded, not routed
+};
+std::string_view to_string(inbound_type t);
+
+/// One inbound event, parsed from a provider payload.
+struct inbound {
+  kind channel = kind::whatsapp;
+  inbound_type type = inbound_type::unsupported;
+  /// Provider's id for this event, the dedupe key: wamid for WhatsApp, the decimal
+  /// `update_id` for Telegram, MessageSid for Twilio. For statuses: "<id>:<status>".
+  std::string provider_id;
+  /// The beneficiary's address on the channel: WhatsApp `wa_id` (or `user_id`), Telegram
+  /// `chat.id` as decimal, SMS sender in E.164 ("+9665..."), web-chat session id.
+  std::string from;
+  std::string display_name;      ///< profile name where the provider gives one (may be empty)
+  std::int64_t timestamp = 0;    ///< provider time, unix seconds (0 if absent)
+  std::string text;              ///< body, caption, button title, or location name
+  std::string choice_id;         ///< button / list row id / Telegram callback_data
+  std::string callback_query_id; ///< Telegram callback query to acknowledge (answerCallbackQuery)
+  std::string reply_to;          ///< provider id of our message this answers (WhatsApp context.id)
+  // contact
+  std::string contact_phone;     ///< digits as given by the provider
+  bool contact_is_sender = false;///< Telegram: contact.user_id == from.id; WhatsApp: wa_id == from
+  // location
+  double latitude = 0, longitude = 0;
+  // media
+  std::string media_kind;        ///< "image", "document", "audio", "video", "sticker"
+  std::string media_id;          ///< provider media id (WhatsApp media id, Telegram file_id, Twilio MediaUrl0)
+  std::string media_mime;
+  std::string media_filename;
+  // status (type == status)
+  std::string status_for;        ///< provider id of our outbound message (wamid / MessageSid)
+  std::string status;            ///< normalized: "sent", "delivered", "read", "failed"
+  std::string status_error;      ///< provider error code + title, for failed
+  std::string raw_type;          ///< the provider's own type name (for unsupported kinds, logs)
+};
+
+/// One choice offered to the beneficiary.
+struct choice {
+  std::string id;           ///< ASCII, ≤ 64 bytes (Telegram callback_data limit)
+  std::string title;        ///< shown text
+  std::string description;  ///< optional second line (WhatsApp list rows)
+};
+
+/// One message to send, channel-neutral. Renderers fit it into each channel's limits.
+struct outgoing {
+  kind channel = kind::whatsapp;
+  std::string to;                 ///< same address form as `inbound::from`
+  std::string text;               ///< body (plain text, may be Arabic)
+  std::vector<choice> choices;    ///< buttons / list rows / numbered options
+  std::string choices_button;     ///< WhatsApp list button label ("اختر" ...), when a list is used
+  bool request_contact = false;   ///< Telegram: contact-request keyboard; others: ignored
+  std::string reply_to;           ///< provider id to reply in context (optional)
+  // WhatsApp template message (outside the 24-hour window). When `template_name` is set the
+  // message is a template with `template_params` as body parameters; `text` is only our copy.
+  std::string template_name;
+  std::string template_lang;      ///< "ar" / "en"
+  std::vector<std::string> template_params;
+  // Telegram answerCallbackQuery: when set, this "message" is the acknowledgement of a button
+  // press (`text` is the optional toast, ≤ 200 chars), not a chat message.
+  std::string callback_query_id;
+  // WhatsApp mark-as-read: when set, this is a read receipt for that wamid, not a message.
+  std::string mark_read_id;
+};
+
+}  // namespace aoun::channels

@@ -1,0 +1,378 @@
+#include "channels/sms.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "channels/crypto.hpp"
+#include "channels/detail/util.hpp"
+
+namespace aoun::channels::sms {
+namespace {
+
+using detail::json;
+using detail::text_member;
+
+constexpr std::size_t max_body = 1600;  // Twilio's Body limit, code points
+
+// Splits "scheme://authority/rest" and returns the two URL spellings Twilio's SDKs try:
+// without any port, and with the port (the default one added when absent).
+std::pair<std::string, std::string> port_variants(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return {std::string(url), std::string(url)};
+  const std::string_view scheme = url.substr(0, scheme_end);
+  const std::size_t auth_begin = scheme_end + 3;
+  std::size_t auth_end = url.find_first_of("/?#", auth_begin);
+  if (auth_end == std::string_view::npos) auth_end = url.size();
+  const std::string_view authority = url.substr(auth_begin, auth_end - auth_begin);
+  const std::size_t at = authority.rfind('@');
+  const std::size_t host_begin = at == std::string_view::npos ? 0 : at + 1;
+  const std::size_t bracket = authority.rfind(']');
+  std::size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos &&
+      (colon < host_begin || (bracket != std::string_view::npos && colon < bracket)))
+    colon = std::string_view::npos;
+
+  const std::string prefix(url.substr(0, auth_begin));
+  const std::string rest(url.substr(auth_end));
+  if (colon != std::string_view::npos) {
+    const std::string without = prefix + std::string(authority.substr(0, colon)) + rest;
+    return {without, std::string(url)};
+  }
+  std::string port;
+  if (scheme == "https") port = "443";
+  else if (scheme == "http") port = "80";
+  if (port.empty()) return {std::string(url), std::string(url)};
+  return {std::string(url), prefix + std::string(authority) + ":" + port + rest};
+}
+
+std::string twilio_signature(std::string_view url,
+                             const std::vector<std::pair<std::string, std::string>>& sorted,
+                             std::string_view token) {
+  std::string data(url);
+  for (const auto& [k, v] : sorted) {
+    data += k;
+    data += v;
+  }
+  return crypto::base64_encode(crypto::hmac_sha1(token, data));
+}
+
+using form_map = std::multimap<std::string, std::string>;
+
+std::string first(const form_map& f, const std::string& key) {
+  const auto it = f.find(key);
+  return it == f.end() ? std::string{} : it->second;
+}
+
+bool has(const form_map& f, const std::string& key) { return f.find(key) != f.end(); }
+
+std::string e164(std::string s) {
+  if (!s.empty() && s.front() != '+' &&
+      std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    s.insert(s.begin(), '+');
+  return s;
+}
+
+// International number without '+' or "00", as Unifonic and Taqnyat want it.
+std::string bare_digits(std::string_view s) {
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  else if (s.size() > 2 && s.substr(0, 2) == "00") s.remove_prefix(2);
+  return std::string(s);
+}
+
+std::string normalize_status(const std::string& s) {
+  if (s == "delivered" || s == "sent" || s == "read") return s;
+  if (s == "undelivered" || s == "failed" || s == "canceled") return "failed";
+  return s;  // queued, sending, accepted, scheduled, partially_delivered, receiving, received
+}
+
+std::string media_kind_for(std::string_view mime) {
+  if (mime.substr(0, 6) == "image/") return "image";
+  if (mime.substr(0, 6) == "audio/") return "audio";
+  if (mime.substr(0, 6) == "video/") return "video";
+  return "document";
+}
+
+// GSM 03.38 default alphabet (one septet) and its extension table (escape + one septet).
+constexpr std::u32string_view gsm_basic =
+    U"@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    U"¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+constexpr std::u32string_view gsm_extension = U"\f^{}\\[~]|€";
+
+// Decodes UTF-8; malformed bytes become U+FFFD (which forces UCS-2, as a gateway would).
+std::u32string decode_utf8(std::string_view s) {
+  std::u32string out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::string_view one = crypto::truncate_code_points(s.substr(i), 1);
+    const auto* p = reinterpret_cast<const unsigned char*>(one.data());
+    char32_t cp = 0xFFFD;
+    switch (one.size()) {
+      case 1: cp = p[0] < 0x80 ? p[0] : 0xFFFD; break;
+      case 2: cp = ((p[0] & 0x1F) << 6) | (p[1] & 0x3F); break;
+      case 3: cp = ((p[0] & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F); break;
+      case 4: cp = ((p[0] & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F); break;
+    }
+    out.push_back(cp);
+    i += one.empty() ? 1 : one.size();
+  }
+  return out;
+}
+
+// Parts needed for units of the given widths, never splitting one character across parts.
+std::size_t pack(const std::vector<std::size_t>& widths, std::size_t single, std::size_t part) {
+  std::size_t total = 0;
+  for (auto w : widths) total += w;
+  if (total == 0) return 0;
+  if (total <= single) return 1;
+  std::size_t parts = 1, used = 0;
+  for (auto w : widths) {
+    if (used + w > part) {
+      ++parts;
+      used = 0;
+    }
+    used += w;
+  }
+  return parts;
+}
+
+}  // namespace
+
+bool verify_twilio_signature(std::string_view full_url, std::string_view form_body,
+                             std::string_view header, std::string_view auth_token) {
+  if (header.empty() || auth_token.empty()) return false;
+  auto params = crypto::parse_form(form_body);
+  std::sort(params.begin(), params.end());  // by name, then value: Twilio's order for repeats
+  const auto [without_port, with_port] = port_variants(full_url);
+  // Evaluate both variants unconditionally so timing does not depend on which one matched.
+  const bool a = crypto::equal_constant_time(twilio_signature(without_port, params, auth_token), header);
+  const bool b = crypto::equal_constant_time(twilio_signature(with_port, params, auth_token), header);
+  return a || b;
+}
+
+parse_result parse_twilio(std::string_view form_body) {
+  parse_result r;
+  form_map f;
+  for (auto& [k, v] : crypto::parse_form(form_body)) f.emplace(std::move(k), std::move(v));
+  std::string sid = first(f, "MessageSid");
+  if (sid.empty()) sid = first(f, "SmsSid");
+  if (sid.empty()) {
+    r.error = "no MessageSid";
+    return r;
+  }
+
+  if (has(f, "MessageStatus") && !has(f, "Body")) {
+    inbound ev;
+    ev.channel = kind::sms;
+    ev.type = inbound_type::status;
+    const std::string raw = first(f, "MessageStatus");
+    ev.provider_id = sid + ":" + raw;
+    ev.status_for = sid;
+    ev.status = normalize_status(raw);
+    ev.raw_type = "status." + raw;
+    ev.status_error = first(f, "ErrorCode");
+    ev.from = e164(first(f, "To"));  // the beneficiary is the recipient of our message
+    r.events.push_back(std::move(ev));
+    r.ok = true;
+    return r;
+  }
+
+  const std::string from = e164(first(f, "From"));
+  if (from.empty()) {
+    r.error = "no From";
+    return r;
+  }
+  const std::string body = first(f, "Body");
+  const auto num_media = detail::parse_int(first(f, "NumMedia")).value_or(0);
+  std::int64_t emitted = 0;
+  for (std::int64_t n = 0; n < std::min<std::int64_t>(num_media, 10); ++n) {
+    const std::string url = first(f, "MediaUrl" + std::to_string(n));
+    if (url.empty()) continue;
+    inbound ev;
+    ev.channel = kind::sms;
+    ev.type = inbound_type::media;
+    ev.provider_id = emitted == 0 ? sid : sid + ":" + std::to_string(n);
+    ev.from = from;
+    ev.media_id = url;
+    ev.media_mime = first(f, "MediaContentType" + std::to_string(n));
+    ev.media_kind = media_kind_for(ev.media_mime);
+    ev.raw_type = "mms";
+    if (emitted == 0) ev.text = body;
+    r.events.push_back(std::move(ev));
+    ++emitted;
+  }
+  if (emitted == 0) {
+    inbound ev;
+    ev.channel = kind::sms;
+    ev.type = inbound_type::text;
+    ev.provider_id = sid;
+    ev.from = from;
+    ev.text = body;
+    ev.raw_type = "sms";
+    r.events.push_back(std::move(ev));
+  }
+  r.ok = true;
+  return r;
+}
+
+std::string body_text(const outgoing& msg) {
+  std::string s = msg.text;
+  for (std::size_t i = 0; i < msg.choices.size(); ++i) {
+    if (!s.empty()) s += "\n";
+    s += std::to_string(i + 1) + ". " + msg.choices[i].title;
+  }
+  return std::string(crypto::truncate_code_points(s, max_body));
+}
+
+provider_request render(const outgoing& msg, const config& cfg) {
+  provider_request req;
+  req.method = "POST";
+  req.headers.emplace_back("Accept", "application/json");
+  const std::string body = body_text(msg);
+  switch (cfg.outbound) {
+    case gateway::twilio: {
+      req.url = cfg.api_base + "/2010-04-01/Accounts/" + cfg.account_sid + "/Messages.json";
+      req.headers.emplace_back("Authorization",
+                               "Basic " + crypto::base64_encode(cfg.account_sid + ":" + cfg.auth_token));
+      req.content_type = "application/x-www-form-urlencoded";
+      std::vector<std::pair<std::string, std::string>> form{{"To", e164(msg.to)}};
+      if (cfg.from.rfind("MG", 0) == 0)
+        form.emplace_back("MessagingServiceSid", cfg.from);
+      else
+        form.emplace_back("From", cfg.from);
+      form.emplace_back("Body", body);
+      if (!cfg.public_url.empty()) {
+        std::string cb = cfg.public_url;
+        while (!cb.empty() && cb.back() == '/') cb.pop_back();
+        form.emplace_back("StatusCallback", cb + "/webhooks/sms");
+      }
+      req.body = crypto::build_form(form);
+      break;
+    }
+    case gateway::unifonic: {
+      req.url = cfg.unifonic_api_base + "/rest/SMS/messages";
+      req.content_type = "application/x-www-form-urlencoded";
+      req.body = crypto::build_form({{"AppSid", cfg.unifonic_app_sid},
+                                     {"SenderID", cfg.unifonic_sender},
+                                     {"Body", body},
+                                     {"Recipient", bare_digits(msg.to)},
+                                     {"responseType", "JSON"}});
+      break;
+    }
+    case gateway::taqnyat: {
+      req.url = cfg.taqnyat_api_base + "/v1/messages";
+      req.headers.emplace_back("Authorization", "Bearer " + cfg.taqnyat_token);
+      req.content_type = "application/json";
+      const json j = {{"recipients", json::array({bare_digits(msg.to)})},
+                      {"body", body},
+                      {"sender", cfg.taqnyat_sender}};
+      req.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+      break;
+    }
+  }
+  return req;
+}
+
+std::size_t segments(std::string_view utf8) {
+  const std::u32string cps = decode_utf8(utf8);
+  std::vector<std::size_t> septets;
+  bool gsm = true;
+  for (char32_t c : cps) {
+    if (gsm_basic.find(c) != std::u32string_view::npos) septets.push_back(1);
+    else if (gsm_extension.find(c) != std::u32string_view::npos) septets.push_back(2);
+    else {
+      gsm = false;
+      break;
+    }
+  }
+  if (gsm) return pack(septets, 160, 153);
+  std::vector<std::size_t> units;
+  for (char32_t c : cps) units.push_back(c > 0xFFFF ? 2 : 1);
+  return pack(units, 70, 67);
+}
+
+send_result interpret(gateway gw, int http_status, std::string_view body,
+                      std::string_view retry_after_header) {
+  const auto doc = detail::parse_json(body);
+  const json* root = doc ? &*doc : nullptr;
+  send_result r;
+  switch (gw) {
+    case gateway::twilio: {
+      const std::string code = text_member(root, "code");
+      if (http_status >= 200 && http_status < 300) {
+        r.outcome = send_outcome::sent;
+        r.provider_message_id = text_member(root, "sid");
+        return r;
+      }
+      if (code == "20429") {
+        r.outcome = send_outcome::rate_limited;
+        r.retry_after = detail::retry_after_header(retry_after_header);
+        r.error = detail::error_text(http_status, code);
+        return r;
+      }
+      if (auto t = detail::classify_transport(http_status, retry_after_header)) {
+        if (!code.empty()) t->error = detail::error_text(http_status, code);
+        return *t;
+      }
+      r.outcome = http_status >= 400 ? send_outcome::rejected : send_outcome::retry;
+      r.error = detail::error_text(http_status, code);
+      return r;
+    }
+    case gateway::unifonic: {
+      const json* success = detail::member(root, "success");
+      const bool ok = success && ((success->is_boolean() && success->get<bool>()) ||
+                                  (success->is_string() && success->get<std::string>() == "true"));
+      const std::string code = text_member(root, "errorCode");
+      if (http_status >= 200 && http_status < 300 && (ok || !root)) {
+        r.outcome = send_outcome::sent;
+        r.provider_message_id = text_member(detail::object_member(root, "data"), "MessageID");
+        return r;
+      }
+      if (auto t = detail::classify_transport(http_status, retry_after_header)) {
+        if (!code.empty()) t->error = detail::error_text(http_status, code);
+        return *t;
+      }
+      r.outcome = http_status >= 400 || root ? send_outcome::rejected : send_outcome::retry;
+      r.error = detail::error_text(http_status, code);
+      return r;
+    }
+    case gateway::taqnyat: {
+      const std::string code = text_member(root, "statusCode");
+      if (http_status >= 200 && http_status < 300) {
+        r.outcome = send_outcome::sent;
+        r.provider_message_id = text_member(root, "messageId");
+        return r;
+      }
+      if (auto t = detail::classify_transport(http_status, retry_after_header)) {
+        if (!code.empty()) t->error = detail::error_text(http_status, code);
+        return *t;
+      }
+      r.outcome = http_status >= 400 ? send_outcome::rejected : send_outcome::retry;
+      r.error = detail::error_text(http_status, code);
+      return r;
+    }
+  }
+  return r;
+}
+
+std::string twiml_empty() { return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response/>\n"; }
+
+std::string twiml_message(std::string_view text) {
+  std::string esc;
+  for (char c : text) {
+    switch (c) {
+      case '&': esc += "&amp;"; break;
+      case '<': esc += "&lt;"; break;
+      case '>': esc += "&gt;"; break;
+      case '"': esc += "&quot;"; break;
+      case '\'': esc += "&apos;"; break;
+      default: esc.push_back(c);
+    }
+  }
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>\n    <Message>" + esc +
+         "</Message>\n</Response>\n";
+}
+
+}  // namespace aoun::channels::sms

@@ -1,0 +1,252 @@
+#include "channels/telegram.hpp"
+
+#include <utility>
+
+#include "channels/crypto.hpp"
+#include "channels/detail/util.hpp"
+
+namespace aoun::channels::telegram {
+namespace {
+
+using detail::json;
+using detail::array_member;
+using detail::member;
+using detail::object_member;
+using detail::text_member;
+
+constexpr std::string_view default_contact_label = "مشاركة رقم الجوال";
+
+std::string display_name(const json* user) {
+  std::string name = text_member(user, "first_name");
+  const std::string last = text_member(user, "last_name");
+  if (!last.empty()) name += (name.empty() ? "" : " ") + last;
+  return name;
+}
+
+// The title of the inline button whose callback_data was pressed, if the message carries it.
+std::string button_title(const json* message, std::string_view data) {
+  const json* kb = array_member(object_member(message, "reply_markup"), "inline_keyboard");
+  if (!kb) return {};
+  for (const json& row : *kb) {
+    if (!row.is_array()) continue;
+    for (const json& b : row)
+      if (text_member(&b, "callback_data") == data) return text_member(&b, "text");
+  }
+  return {};
+}
+
+void parse_message(const json* m, inbound& ev) {
+  const json* chat = object_member(m, "chat");
+  const json* from = object_member(m, "from");
+  ev.from = text_member(chat, "id");
+  if (ev.from.empty()) ev.from = text_member(from, "id");
+  ev.display_name = display_name(from ? from : chat);
+  ev.timestamp = detail::int_member(m, "date").value_or(0);
+  ev.reply_to = text_member(object_member(m, "reply_to_message"), "message_id");
+
+  if (const json* t = member(m, "text"); t && t->is_string()) {
+    ev.type = inbound_type::text;
+    ev.raw_type = "text";
+    ev.text = t->get<std::string>();
+  } else if (const json* c = object_member(m, "contact")) {
+    ev.type = inbound_type::contact;
+    ev.raw_type = "contact";
+    ev.contact_phone = text_member(c, "phone_number");
+    ev.text = display_name(c);
+    const auto contact_user = detail::int_member(c, "user_id");
+    const auto sender = detail::int_member(from, "id");
+    ev.contact_is_sender = contact_user && sender && *contact_user == *sender;
+  } else if (const json* photos = array_member(m, "photo")) {
+    // PhotoSize array; Telegram sends the largest last, but pick by area to be safe.
+    const json* best = nullptr;
+    std::int64_t best_area = -1;
+    for (const json& p : *photos) {
+      if (!p.is_object() || text_member(&p, "file_id").empty()) continue;
+      const std::int64_t w = detail::int_member(&p, "width").value_or(0);
+      const std::int64_t h = detail::int_member(&p, "height").value_or(0);
+      const std::int64_t area = (w > 0 && h > 0 && w < 1'000'000 && h < 1'000'000) ? w * h : 0;
+      if (area >= best_area) {
+        best_area = area;
+        best = &p;
+      }
+    }
+    ev.raw_type = "photo";
+    if (best) {
+      ev.type = inbound_type::media;
+      ev.media_kind = "image";
+      ev.media_id = text_member(best, "file_id");
+      ev.media_mime = "image/jpeg";  // Telegram re-encodes photos as JPEG
+      ev.text = text_member(m, "caption");
+    }
+  } else if (const json* d = object_member(m, "document")) {
+    ev.raw_type = "document";
+    ev.media_id = text_member(d, "file_id");
+    if (!ev.media_id.empty()) {
+      ev.type = inbound_type::media;
+      ev.media_kind = "document";
+      ev.media_mime = text_member(d, "mime_type");
+      ev.media_filename = text_member(d, "file_name");
+      ev.text = text_member(m, "caption");
+    }
+  } else if (const json* loc = object_member(m, "location")) {
+    ev.raw_type = "location";
+    const auto lat = detail::number_member(loc, "latitude");
+    const auto lon = detail::number_member(loc, "longitude");
+    if (lat && lon) {
+      ev.type = inbound_type::location;
+      ev.latitude = *lat;
+      ev.longitude = *lon;
+    }
+  } else {
+    ev.raw_type = "message";
+    for (const char* k : {"voice", "audio", "video", "video_note", "sticker", "animation", "venue", "poll"})
+      if (member(m, k)) ev.raw_type = k;
+  }
+}
+
+}  // namespace
+
+bool verify_secret(std::string_view header_value, std::string_view secret) {
+  if (header_value.empty() || secret.empty()) return false;
+  return crypto::equal_constant_time(header_value, secret);
+}
+
+parse_result parse(std::string_view body) {
+  parse_result r;
+  const auto doc = detail::parse_json(body);
+  if (!doc) {
+    r.error = "malformed json";
+    return r;
+  }
+  if (!doc->is_object()) {
+    r.error = "not a json object";
+    return r;
+  }
+  const json* id = member(*doc, "update_id");
+  if (!id || !(id->is_number_integer() || id->is_number_unsigned())) {
+    r.error = "no integer update_id";
+    return r;
+  }
+  const auto update_id = detail::int_member(&*doc, "update_id");
+  if (!update_id) {
+    r.error = "update_id out of range";
+    return r;
+  }
+
+  inbound ev;
+  ev.channel = kind::telegram;
+  ev.type = inbound_type::unsupported;
+  ev.provider_id = std::to_string(*update_id);
+
+  if (const json* m = object_member(&*doc, "message")) {
+    parse_message(m, ev);
+  } else if (const json* q = object_member(&*doc, "callback_query")) {
+    const json* from = object_member(q, "from");
+    const json* message = object_member(q, "message");
+    ev.raw_type = "callback_query";
+    ev.callback_query_id = text_member(q, "id");
+    ev.from = text_member(object_member(message, "chat"), "id");
+    if (ev.from.empty()) ev.from = text_member(from, "id");
+    ev.display_name = display_name(from);
+    ev.reply_to = text_member(message, "message_id");
+    if (const json* data = member(q, "data"); data && data->is_string()) {
+      ev.type = inbound_type::choice;
+      ev.choice_id = data->get<std::string>();
+      ev.text = button_title(message, ev.choice_id);
+    }
+  } else {
+    // edited_message, channel_post, my_chat_member, ...: recorded, not routed.
+    for (auto it = doc->begin(); it != doc->end(); ++it) {
+      if (it.key() == "update_id") continue;
+      ev.raw_type = it.key();
+      const json* chat = object_member(object_member(&*doc, it.key()), "chat");
+      ev.from = text_member(chat, "id");
+      break;
+    }
+  }
+  r.events.push_back(std::move(ev));
+  r.ok = true;
+  return r;
+}
+
+provider_request render(const outgoing& msg, const config& cfg) {
+  provider_request req;
+  req.method = "POST";
+  req.content_type = "application/json";
+  const std::string base = cfg.api_base + "/bot" + cfg.token + "/";
+  json j;
+  if (!msg.callback_query_id.empty()) {
+    req.url = base + "answerCallbackQuery";
+    j = {{"callback_query_id", msg.callback_query_id}};
+    if (!msg.text.empty())
+      j["text"] = std::string(crypto::truncate_code_points(msg.text, max_callback_answer));
+    j["show_alert"] = false;
+    j["cache_time"] = 0;
+  } else {
+    req.url = base + "sendMessage";
+    if (const auto id = detail::parse_int(msg.to))
+      j["chat_id"] = *id;
+    else
+      j["chat_id"] = msg.to;
+    j["text"] = std::string(crypto::truncate_code_points(msg.text, max_text));
+    if (msg.request_contact) {
+      const std::string label = !msg.choices.empty() && !msg.choices.front().title.empty()
+                                    ? msg.choices.front().title
+                                    : std::string(default_contact_label);
+      j["reply_markup"] = {{"keyboard", json::array({json::array({{{"text", label}, {"request_contact", true}}})})},
+                           {"resize_keyboard", true},
+                           {"one_time_keyboard", true}};
+    } else if (!msg.choices.empty()) {
+      json rows = json::array();
+      for (std::size_t i = 0; i < msg.choices.size(); ++i) {
+        const choice& c = msg.choices[i];
+        std::string data(crypto::truncate_bytes(c.id, max_callback_data));
+        if (data.empty()) data = std::to_string(i + 1);  // callback_data must be 1-64 bytes
+        std::string title = c.title.empty() ? c.id : c.title;
+        if (title.empty()) title = std::to_string(i + 1);
+        rows.push_back(json::array({{{"text", title}, {"callback_data", data}}}));
+      }
+      j["reply_markup"] = {{"inline_keyboard", std::move(rows)}};
+    }
+    if (const auto reply = detail::parse_int(msg.reply_to))
+      j["reply_parameters"] = {{"message_id", *reply}, {"allow_sending_without_reply", true}};
+  }
+  req.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return req;
+}
+
+send_result interpret(int http_status, std::string_view body, std::string_view retry_after_header) {
+  const auto doc = detail::parse_json(body);
+  const json* root = doc ? &*doc : nullptr;
+  const json* ok = member(root, "ok");
+  const bool is_ok = ok && ok->is_boolean() && ok->get<bool>();
+  const std::string code = text_member(root, "error_code");
+
+  if (http_status >= 200 && http_status < 300 && (is_ok || !root)) {
+    // A 2xx we cannot read may still have sent the message: never resend it.
+    send_result r;
+    r.outcome = send_outcome::sent;
+    r.provider_message_id = text_member(object_member(root, "result"), "message_id");
+    return r;
+  }
+  if (http_status == 429 || code == "429") {
+    send_result r;
+    r.outcome = send_outcome::rate_limited;
+    if (const auto s = detail::int_member(object_member(root, "parameters"), "retry_after"))
+      r.retry_after = detail::seconds_clamped(*s);
+    else
+      r.retry_after = detail::retry_after_header(retry_after_header);
+    r.error = detail::error_text(http_status == 0 ? 429 : http_status, code);
+    return r;
+  }
+  if (auto t = detail::classify_transport(http_status, retry_after_header)) {
+    if (!code.empty()) t->error = detail::error_text(http_status, code);
+    return *t;
+  }
+  send_result r;
+  r.outcome = http_status >= 400 || (root && ok) ? send_outcome::rejected : send_outcome::retry;
+  r.error = detail::error_text(http_status, code);
+  return r;
+}
+
+}  // namespace aoun::channels::telegram

@@ -1,0 +1,355 @@
+#include "channels/whatsapp.hpp"
+
+#include <set>
+#include <utility>
+
+#include "channels/crypto.hpp"
+#include "channels/detail/util.hpp"
+
+namespace aoun::channels::whatsapp {
+namespace {
+
+using detail::json;
+using detail::member;
+using detail::object_member;
+using detail::array_member;
+using detail::text_member;
+
+constexpr std::string_view signature_prefix = "sha256=";
+
+struct contact_name {
+  std::string id;  // wa_id, or user_id when wa_id is absent
+  std::string user_id;
+  std::string name;
+};
+
+std::string clamp(std::string_view s, std::size_t max_code_points) {
+  return std::string(crypto::truncate_code_points(s, max_code_points));
+}
+
+std::string normalize_status(std::string_view s) {
+  if (s == "sent" || s == "delivered" || s == "read" || s == "failed") return std::string(s);
+  if (s == "played") return "read";  // voice messages: played implies read
+  return std::string(s);
+}
+
+void parse_message(const json& m, const std::vector<contact_name>& contacts, std::vector<inbound>& out) {
+  inbound ev;
+  ev.channel = kind::whatsapp;
+  ev.provider_id = text_member(&m, "id");
+  if (ev.provider_id.empty()) return;  // no dedupe key: nothing we can safely record
+  ev.from = text_member(&m, "from");
+  if (ev.from.empty()) ev.from = text_member(&m, "from_user_id");
+  for (const auto& c : contacts)
+    if (!ev.from.empty() && (c.id == ev.from || c.user_id == ev.from)) ev.display_name = c.name;
+  if (ev.from.empty() && contacts.size() == 1) ev.from = contacts.front().id;
+  if (ev.display_name.empty() && contacts.size() == 1 && contacts.front().id == ev.from)
+    ev.display_name = contacts.front().name;
+  ev.timestamp = detail::int_member(&m, "timestamp").value_or(0);
+  ev.reply_to = text_member(object_member(&m, "context"), "id");
+  ev.raw_type = text_member(&m, "type");
+  const std::string& type = ev.raw_type;
+
+  if (type == "text") {
+    const json* t = object_member(&m, "text");
+    ev.type = inbound_type::text;
+    ev.text = text_member(t, "body");
+  } else if (type == "interactive") {
+    const json* i = object_member(&m, "interactive");
+    const std::string itype = text_member(i, "type");
+    const json* reply = nullptr;
+    if (itype == "button_reply") reply = object_member(i, "button_reply");
+    if (itype == "list_reply") reply = object_member(i, "list_reply");
+    if (reply) {
+      ev.type = inbound_type::choice;
+      ev.choice_id = text_member(reply, "id");
+      ev.text = text_member(reply, "title");
+    }
+    ev.raw_type = "interactive." + itype;
+  } else if (type == "button") {
+    // Template quick-reply button: payload is what we set as the button's id.
+    const json* b = object_member(&m, "button");
+    if (b) {
+      ev.type = inbound_type::choice;
+      ev.choice_id = text_member(b, "payload");
+      ev.text = text_member(b, "text");
+    }
+  } else if (type == "image" || type == "document" || type == "audio" || type == "video" ||
+             type == "sticker") {
+    const json* media = object_member(&m, type);
+    if (media) {
+      ev.type = inbound_type::media;
+      ev.media_kind = type;
+      ev.media_id = text_member(media, "id");
+      ev.media_mime = text_member(media, "mime_type");
+      ev.media_filename = text_member(media, "filename");
+      ev.text = text_member(media, "caption");
+    }
+  } else if (type == "location") {
+    const json* loc = object_member(&m, "location");
+    const auto lat = detail::number_member(loc, "latitude");
+    const auto lon = detail::number_member(loc, "longitude");
+    if (lat && lon) {
+      ev.type = inbound_type::location;
+      ev.latitude = *lat;
+      ev.longitude = *lon;
+      const std::string name = text_member(loc, "name");
+      const std::string address = text_member(loc, "address");
+      ev.text = name;
+      if (!address.empty()) ev.text += (name.empty() ? "" : "\n") + address;
+    }
+  } else if (type == "contacts") {
+    // Only the first card is taken: the flow asks for one number.
+    const json* cards = array_member(&m, "contacts");
+    if (cards && !cards->empty() && cards->front().is_object()) {
+      const json& card = cards->front();
+      ev.type = inbound_type::contact;
+      ev.text = text_member(object_member(&card, "name"), "formatted_name");
+      if (const json* phones = array_member(&card, "phones")) {
+        for (const json& p : *phones) {
+          const std::string wa_id = text_member(&p, "wa_id");
+          const std::string phone = text_member(&p, "phone");
+          if (ev.contact_phone.empty()) ev.contact_phone = phone.empty() ? wa_id : phone;
+          if (!wa_id.empty() && wa_id == ev.from) {
+            ev.contact_is_sender = true;
+            ev.contact_phone = phone.empty() ? wa_id : phone;
+            break;
+          }
+        }
+      }
+    }
+  }
+  // reaction, order, system, unsupported, nfm_reply, unknown types: stay `unsupported`.
+  out.push_back(std::move(ev));
+}
+
+void parse_status(const json& s, std::vector<inbound>& out) {
+  inbound ev;
+  ev.channel = kind::whatsapp;
+  ev.type = inbound_type::status;
+  ev.status_for = text_member(&s, "id");
+  const std::string raw = text_member(&s, "status");
+  if (ev.status_for.empty() || raw.empty()) return;
+  ev.provider_id = ev.status_for + ":" + raw;
+  ev.raw_type = "status." + raw;
+  ev.status = normalize_status(raw);
+  ev.from = text_member(&s, "recipient_id");
+  if (ev.from.empty()) ev.from = text_member(&s, "recipient_user_id");
+  ev.timestamp = detail::int_member(&s, "timestamp").value_or(0);
+  if (const json* errors = array_member(&s, "errors"); errors && !errors->empty()) {
+    const json& e = errors->front();
+    ev.status_error = text_member(&e, "code");
+    const std::string title = text_member(&e, "title");
+    if (!title.empty()) ev.status_error += (ev.status_error.empty() ? "" : " ") + title;
+  }
+  out.push_back(std::move(ev));
+}
+
+json base_message(const outgoing& msg) {
+  json j = {{"messaging_product", "whatsapp"}, {"recipient_type", "individual"}, {"to", msg.to}};
+  if (!msg.reply_to.empty()) j["context"] = {{"message_id", msg.reply_to}};
+  return j;
+}
+
+// Titles must be unique within a message; after clamping two may collide, so number them.
+std::vector<std::string> unique_titles(const std::vector<choice>& choices, std::size_t max_len) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    std::string base = choices[i].title.empty() ? choices[i].id : choices[i].title;
+    if (base.empty()) base = std::to_string(i + 1);
+    std::string t = clamp(base, max_len);
+    for (int k = 2; seen.count(t) != 0; ++k) {
+      const std::string suffix = " " + std::to_string(k);
+      t = clamp(base, max_len - suffix.size()) + suffix;
+    }
+    seen.insert(t);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::string numbered_text(const outgoing& msg) {
+  std::string s = msg.text;
+  for (std::size_t i = 0; i < msg.choices.size(); ++i) {
+    if (!s.empty()) s += "\n";
+    if (i == 0 && !msg.text.empty()) s += "\n";
+    s += std::to_string(i + 1) + ". " + msg.choices[i].title;
+  }
+  return s;
+}
+
+}  // namespace
+
+bool verify_signature(std::string_view raw_body, std::string_view header_value,
+                      std::string_view app_secret) {
+  if (app_secret.empty() || header_value.size() != signature_prefix.size() + 64) return false;
+  if (header_value.substr(0, signature_prefix.size()) != signature_prefix) return false;
+  const auto given = crypto::hex_decode(header_value.substr(signature_prefix.size()));
+  if (!given) return false;
+  return crypto::equal_constant_time(crypto::hmac_sha256(app_secret, raw_body), *given);
+}
+
+std::optional<std::string> verify_handshake(std::string_view mode, std::string_view token,
+                                            std::string_view challenge,
+                                            std::string_view verify_token) {
+  if (mode != "subscribe" || verify_token.empty()) return std::nullopt;
+  if (!crypto::equal_constant_time(token, verify_token)) return std::nullopt;
+  return std::string(challenge);
+}
+
+parse_result parse(std::string_view body) {
+  parse_result r;
+  const auto doc = detail::parse_json(body);
+  if (!doc) {
+    r.error = "malformed json";
+    return r;
+  }
+  if (!doc->is_object()) {
+    r.error = "not a json object";
+    return r;
+  }
+  if (text_member(&*doc, "object") != "whatsapp_business_account") {
+    r.error = "object is not whatsapp_business_account";
+    return r;
+  }
+  const json* entries = array_member(&*doc, "entry");
+  if (!entries) {
+    r.error = "no entry array";
+    return r;
+  }
+  for (const json& entry : *entries) {
+    const json* changes = array_member(&entry, "changes");
+    if (!changes) continue;
+    for (const json& change : *changes) {
+      const json* value = object_member(&change, "value");
+      if (!value) continue;
+      std::vector<contact_name> contacts;
+      if (const json* cs = array_member(value, "contacts")) {
+        for (const json& c : *cs) {
+          contact_name cn;
+          cn.user_id = text_member(&c, "user_id");
+          cn.id = text_member(&c, "wa_id");
+          if (cn.id.empty()) cn.id = cn.user_id;
+          cn.name = text_member(object_member(&c, "profile"), "name");
+          contacts.push_back(std::move(cn));
+        }
+      }
+      if (const json* ms = array_member(value, "messages"))
+        for (const json& m : *ms)
+          if (m.is_object()) parse_message(m, contacts, r.events);
+      if (const json* ss = array_member(value, "statuses"))
+        for (const json& s : *ss)
+          if (s.is_object()) parse_status(s, r.events);
+    }
+  }
+  r.ok = true;
+  return r;
+}
+
+provider_request render(const outgoing& msg, const config& cfg) {
+  provider_request req;
+  req.method = "POST";
+  req.url = cfg.api_base + "/" + cfg.phone_number_id + "/messages";
+  req.headers.emplace_back("Authorization", "Bearer " + cfg.token);
+  req.content_type = "application/json";
+
+  json j;
+  if (!msg.mark_read_id.empty()) {
+    j = {{"messaging_product", "whatsapp"}, {"status", "read"}, {"message_id", msg.mark_read_id}};
+  } else if (!msg.template_name.empty()) {
+    j = base_message(msg);
+    j["type"] = "template";
+    json tpl = {{"name", msg.template_name},
+                {"language", {{"policy", "deterministic"},
+                              {"code", msg.template_lang.empty() ? "ar" : msg.template_lang}}}};
+    if (!msg.template_params.empty()) {
+      json params = json::array();
+      for (const auto& p : msg.template_params) params.push_back({{"type", "text"}, {"text", p}});
+      tpl["components"] = json::array({{{"type", "body"}, {"parameters", std::move(params)}}});
+    }
+    j["template"] = std::move(tpl);
+  } else if (!msg.choices.empty() && msg.choices.size() <= max_buttons) {
+    j = base_message(msg);
+    j["type"] = "interactive";
+    const auto titles = unique_titles(msg.choices, max_button_title);
+    json buttons = json::array();
+    for (std::size_t i = 0; i < msg.choices.size(); ++i)
+      buttons.push_back({{"type", "reply"},
+                         {"reply", {{"id", std::string(crypto::truncate_bytes(msg.choices[i].id, 256))},
+                                    {"title", titles[i]}}}});
+    j["interactive"] = {{"type", "button"},
+                        {"body", {{"text", clamp(msg.text, max_interactive_body)}}},
+                        {"action", {{"buttons", std::move(buttons)}}}};
+  } else if (msg.choices.size() > max_buttons && msg.choices.size() <= max_list_rows) {
+    j = base_message(msg);
+    j["type"] = "interactive";
+    json rows = json::array();
+    for (std::size_t i = 0; i < msg.choices.size(); ++i) {
+      const choice& c = msg.choices[i];
+      std::string title = c.title.empty() ? c.id : c.title;
+      if (title.empty()) title = std::to_string(i + 1);
+      json row = {{"id", std::string(crypto::truncate_bytes(c.id, 200))},
+                  {"title", clamp(title, max_row_title)}};
+      if (!c.description.empty()) row["description"] = clamp(c.description, max_row_description);
+      rows.push_back(std::move(row));
+    }
+    const std::string button = msg.choices_button.empty() ? "اختر" : msg.choices_button;
+    j["interactive"] = {{"type", "list"},
+                        {"body", {{"text", clamp(msg.text, max_interactive_body)}}},
+                        {"action", {{"button", clamp(button, max_list_button)},
+                                    {"sections", json::array({{{"rows", std::move(rows)}}})}}}};
+  } else {
+    j = base_message(msg);
+    j["type"] = "text";
+    j["text"] = {{"preview_url", false}, {"body", clamp(numbered_text(msg), max_text)}};
+  }
+  // Invalid UTF-8 from a caller must not throw here: replace it instead.
+  req.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return req;
+}
+
+send_result interpret(int http_status, std::string_view body, std::string_view retry_after_header) {
+  const auto doc = detail::parse_json(body);
+  const json* root = doc ? &*doc : nullptr;
+  const json* err = object_member(root, "error");
+  const auto code = detail::int_member(err, "code");
+  const std::string code_text = code ? std::to_string(*code) : std::string{};
+
+  if (http_status >= 200 && http_status < 300) {
+    send_result r;
+    r.outcome = send_outcome::sent;
+    if (const json* ms = array_member(root, "messages"); ms && !ms->empty())
+      r.provider_message_id = text_member(&ms->front(), "id");
+    return r;
+  }
+  if (code == 131047) {
+    send_result r;
+    r.outcome = send_outcome::rejected;
+    r.outside_window = true;
+    r.error = detail::error_text(http_status, code_text);
+    return r;
+  }
+  // Throughput (130429), pair rate limit (131056), app/business rate limits (4, 80007).
+  if (code == 130429 || code == 131056 || code == 80007 || code == 4) {
+    send_result r;
+    r.outcome = send_outcome::rate_limited;
+    r.retry_after = detail::retry_after_header(retry_after_header);
+    r.error = detail::error_text(http_status, code_text);
+    return r;
+  }
+  if (auto t = detail::classify_transport(http_status, retry_after_header)) {
+    if (!code_text.empty()) t->error = detail::error_text(http_status, code_text);
+    return *t;
+  }
+  send_result r;
+  // Meta's transient codes (unknown, service unavailable) can come with a 4xx status.
+  if (code == 1 || code == 2 || code == 131000 || code == 131016 || http_status < 400)
+    r.outcome = send_outcome::retry;
+  else
+    r.outcome = send_outcome::rejected;
+  r.error = detail::error_text(http_status, code_text);
+  return r;
+}
+
+}  // namespace aoun::channels::whatsapp
