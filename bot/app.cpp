@@ -1,0 +1,175 @@
+#include "bot/app.hpp"
+
+#include <filesystem>
+#include <future>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "bot/db.hpp"
+#include "bot/http_error.hpp"
+#include "bot/log.hpp"
+#include "bot/password.hpp"
+#include "storage/staff.hpp"
+
+namespace aoun::bot {
+namespace {
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+app::app(config cfg) : cfg_(std::move(cfg)) {
+  if (cfg_.db_path != ":memory:") {
+    auto parent = std::filesystem::path(cfg_.db_path).parent_path();
+    std::error_code ec;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (ec) throw config_error("AOUN_DB: cannot create folder '" + parent.string() + "': " + ec.message());
+  }
+  storage::options so;
+  so.path = cfg_.db_path;
+  auto db = storage::database::open(so);
+  if (!db) throw config_error("AOUN_DB: cannot open '" + cfg_.db_path + "': " + db.error().message());
+  db_ = std::move(*db);
+  bootstrap_admin();
+  build_routes();
+}
+
+app::~app() {
+  if (db_) db_->close();
+}
+
+void app::bootstrap_admin() {
+  // Runs before the server starts: a direct, synchronous job on the writer is fine here.
+  std::string generated;
+  std::string user = cfg_.admin_user.empty() ? "admin" : cfg_.admin_user;
+  std::string pw = cfg_.secret.admin_password;
+  if (pw.empty()) pw = generated = password::random_token(12);
+  auto hashed = password::hash(pw);
+  std::promise<boost::system::error_code> done;
+  bool created = false;
+  db_->submit_write(
+      [&](storage::connection& c) -> boost::system::error_code {
+        auto n = storage::count_staff(c);
+        if (!n) return n.error();
+        if (*n > 0) return {};
+        storage::staff_row s;
+        s.username = user;
+        s.display_name = user;
+        s.role = "admin";
+        s.password_hash = hashed;
+        s.created_at = unix_now();
+        auto id = storage::insert_staff(c, s);
+        if (!id) return id.error();
+        created = true;
+        return storage::audit(c, std::nullopt, "staff.bootstrap", "staff:" + std::to_string(*id), "{}", s.created_at);
+      },
+      [&](boost::system::error_code ec) { done.set_value(ec); });
+  if (auto ec = done.get_future().get()) throw config_error("AOUN_DB: cannot create the first admin: " + ec.message());
+  if (created) {
+    log::info("bootstrap_admin_created", {{"username", user}});
+    if (!generated.empty())
+      std::cout << "First start: created admin account '" << user << "' with password: " << generated
+                << "\n(shown once; sign in at /console/ and change it, or set AOUN_ADMIN_USER/AOUN_ADMIN_PASSWORD)"
+                << std::endl;
+  }
+}
+
+void app::build_routes() {
+  routes_.add(http::verb::get, "/healthz", [this](request_context& c) { return healthz(c); });
+  routes_.add(http::verb::get, "/metrics", [this](request_context& c) { return render_metrics(c); });
+}
+
+net::awaitable<response> app::healthz(request_context& ctx) {
+  auto r = co_await db_read<int>(*db_, [](storage::connection& c) -> storage::result<int> {
+    auto q = c.prepare("SELECT 1");
+    if (!q) return q.error();
+    auto row = q->step();
+    if (!row) return row.error();
+    return static_cast<int>(q->int64(0));
+  });
+  bool ok = r && *r == 1;
+  nlohmann::json j{{"status", ok ? "ok" : "degraded"},
+                   {"version", AOUN_VERSION},
+                   {"database", {{"reachable", ok}, {"schema_version", db_->schema_version()}}}};
+  co_return json_response(ctx.req.version(), ctx.req.keep_alive(), j.dump(),
+                          ok ? http::status::ok : http::status::service_unavailable);
+}
+
+net::awaitable<response> app::render_metrics(request_context& ctx) {
+  std::string body = metrics_.render();
+  auto s = db_->snapshot();
+  body += "# HELP aoun_db_commits_total Write transactions committed by the group-commit writer.\n"
+          "# TYPE aoun_db_commits_total counter\naoun_db_commits_total " +
+          std::to_string(s.commits) + "\n";
+  body += "# TYPE aoun_db_jobs_total counter\naoun_db_jobs_total " + std::to_string(s.jobs) + "\n";
+  body += "# TYPE aoun_db_failed_jobs_total counter\naoun_db_failed_jobs_total " + std::to_string(s.failed_jobs) + "\n";
+  body += "# HELP aoun_db_commit_seconds Time of one group commit (BEGIN to durable COMMIT).\n"
+          "# TYPE aoun_db_commit_seconds histogram\n";
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < std::size(storage::stats::latency_bounds); ++i) {
+    cum += s.latency_buckets[i];
+    body += "aoun_db_commit_seconds_bucket{le=\"" + std::to_string(storage::stats::latency_bounds[i] / 1e6) +
+            "\"} " + std::to_string(cum) + "\n";
+  }
+  cum += s.latency_buckets[std::size(storage::stats::latency_bounds)];
+  body += "aoun_db_commit_seconds_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
+  body += "aoun_db_commit_seconds_sum " + std::to_string(s.commit_micros_total / 1e6) + "\n";
+  body += "aoun_db_commit_seconds_count " + std::to_string(s.commits) + "\n";
+  body += "# HELP aoun_db_batch_size Jobs per group commit.\n# TYPE aoun_db_batch_size histogram\n";
+  cum = 0;
+  for (std::size_t i = 0; i < std::size(storage::stats::batch_bounds); ++i) {
+    cum += s.batch_buckets[i];
+    body += "aoun_db_batch_size_bucket{le=\"" + std::to_string(storage::stats::batch_bounds[i]) + "\"} " +
+            std::to_string(cum) + "\n";
+  }
+  cum += s.batch_buckets[std::size(storage::stats::batch_bounds)];
+  body += "aoun_db_batch_size_bucket{le=\"+Inf\"} " + std::to_string(cum) + "\n";
+  body += "aoun_db_batch_size_sum " + std::to_string(s.jobs) + "\naoun_db_batch_size_count " +
+          std::to_string(s.commits) + "\n";
+  body += "# TYPE aoun_log_dropped_total counter\naoun_log_dropped_total " + std::to_string(log::dropped()) + "\n";
+  response res{http::status::ok, ctx.req.version()};
+  res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  res.keep_alive(ctx.req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  co_return res;
+}
+
+int app::run() {
+  server_ = std::make_unique<http_server>(ioc_, cfg_.server, routes_, metrics_);
+  auto ep = server_->listen();
+  server_->start();
+  std::string base = "http://" + ep.address().to_string() + ":" + std::to_string(ep.port());
+  log::info("listening", {{"address", ep.address().to_string()}, {"port", static_cast<std::int64_t>(ep.port())}});
+  std::cout << "Aoun " << AOUN_VERSION << " listening on " << base << "\n"
+            << "  staff console: " << base << "/console/\n"
+            << "  website chat:  " << base << "/chat/\n"
+            << "  health:        " << base << "/healthz" << std::endl;
+
+  net::signal_set signals(ioc_, SIGINT, SIGTERM);
+  signals.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    log::info("shutdown_started", {{"signal", static_cast<std::int64_t>(sig)}});
+    server_->shutdown([this] {
+      // Every request has been answered; the writer drains and the file is closed after the
+      // threads join (below), so nothing acknowledged is lost.
+      ioc_.stop();
+    });
+  });
+
+  int n = cfg_.server.threads > 0 ? cfg_.server.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (n < 1) n = 1;
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) threads.emplace_back([this] { ioc_.run(); });
+  ioc_.run();
+  for (auto& t : threads) t.join();
+  db_->close();
+  log::info("shutdown_complete");
+  return 0;
+}
+
+}  // namespace aoun::bot

@@ -1,0 +1,49 @@
+#pragma once
+// The composition root of `aoun serve`: owns the configuration, the database, the I/O threads,
+// the HTTP server and every service, and wires them together. Nothing includes bot/ but tests.
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "bot/config.hpp"
+#include "bot/http_server.hpp"
+#include "bot/metrics.hpp"
+#include "bot/net.hpp"
+#include "bot/router.hpp"
+#include "storage/database.hpp"
+
+namespace aoun::bot {
+
+class app {
+ public:
+  /// Opens the database (creating its folder), applies migrations, creates the bootstrap admin,
+  /// builds the routes. Throws config_error / std::runtime_error with one clear line.
+  explicit app(config cfg);
+  ~app();
+
+  /// Serves until SIGINT/SIGTERM, then shuts down gracefully. Returns the exit code.
+  int run();
+
+  const config& cfg() const { return cfg_; }
+  storage::database& db() { return *db_; }
+  net::io_context& ioc() { return ioc_; }
+  metrics& stats() { return metrics_; }
+
+ private:
+  void build_routes();
+  void bootstrap_admin();
+  net::awaitable<response> healthz(request_context& ctx);
+  net::awaitable<response> render_metrics(request_context& ctx);
+
+  // Constant after construction.
+  const config cfg_;
+  std::unique_ptr<storage::database> db_;
+  net::io_context ioc_;
+  metrics metrics_;
+  router routes_;
+  std::unique_ptr<http_server> server_;
+};
+
+}  // namespace aoun::bot

@@ -1,0 +1,227 @@
+#include "bot/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace aoun::bot {
+namespace {
+
+using lookup_fn = std::function<std::optional<std::string>(const std::string&)>;
+
+std::string trim(std::string s) {
+  auto b = s.find_first_not_of(" \t\r\n");
+  auto e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+[[noreturn]] void bad(const std::string& var, const std::string& expected, const std::string& got) {
+  throw config_error(var + ": expected " + expected + ", got '" + got + "'");
+}
+
+long long number(const lookup_fn& get, const std::string& var, long long def, long long lo, long long hi) {
+  auto v = get(var);
+  if (!v) return def;
+  long long out = 0;
+  auto s = trim(*v);
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc() || p != s.data() + s.size() || out < lo || out > hi)
+    bad(var, "an integer from " + std::to_string(lo) + " to " + std::to_string(hi), *v);
+  return out;
+}
+
+double real(const lookup_fn& get, const std::string& var, double def) {
+  auto v = get(var);
+  if (!v) return def;
+  char* end = nullptr;
+  double d = std::strtod(v->c_str(), &end);
+  if (end == v->c_str() || *end != '\0' || !(d > 0)) bad(var, "a positive number", *v);
+  return d;
+}
+
+std::string url(const lookup_fn& get, const std::string& var, std::string def) {
+  auto v = get(var);
+  if (!v) return def;
+  auto s = trim(*v);
+  if ((s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) || s.size() < 9)
+    bad(var, "an http:// or https:// URL", *v);
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
+}
+
+int hhmm(const std::string& var, const std::string& s) {
+  int h = 0, m = 0;
+  if (std::sscanf(s.c_str(), "%d:%d", &h, &m) != 2 || h < 0 || h > 24 || m < 0 || m > 59)
+    bad(var, "hours like 08:00-16:00", s);
+  return h * 60 + m;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, sep)) {
+    item = trim(item);
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// All-or-nothing channel secrets: a half-configured channel is a mistake worth stopping for.
+bool channel_on(const lookup_fn& get, const std::vector<std::string>& vars) {
+  std::vector<std::string> missing;
+  for (auto& v : vars)
+    if (!get(v) || get(v)->empty()) missing.push_back(v);
+  if (missing.size() == vars.size()) return false;
+  if (!missing.empty()) {
+    std::string set;
+    for (auto& v : vars)
+      if (std::find(missing.begin(), missing.end(), v) == missing.end()) set += (set.empty() ? "" : ", ") + v;
+    throw config_error(missing.front() + ": must be set because " + set + " is set (a channel needs all of its secrets)");
+  }
+  return true;
+}
+
+}  // namespace
+
+config load_config(const lookup_fn& get) {
+  config c;
+  auto str = [&](const std::string& var, const std::string& def) { return get(var).value_or(def); };
+
+  if (auto v = get("AOUN_LISTEN")) {
+    auto s = trim(*v);
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0) bad("AOUN_LISTEN", "host:port", *v);
+    c.server.host = s.substr(0, colon);
+    if (c.server.host.size() > 2 && c.server.host.front() == '[') c.server.host = c.server.host.substr(1, c.server.host.size() - 2);
+    unsigned port = 0;
+    auto ps = s.substr(colon + 1);
+    auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+    if (ec != std::errc() || p != ps.data() + ps.size() || port > 65535) bad("AOUN_LISTEN", "host:port", *v);
+    c.server.port = static_cast<std::uint16_t>(port);
+  }
+  c.server.threads = static_cast<int>(number(get, "AOUN_THREADS", 0, 0, 256));
+  c.server.body_limit = static_cast<std::size_t>(number(get, "AOUN_BODY_LIMIT", 1024 * 1024, 1024, 64LL << 20));
+  c.server.shutdown_grace = std::chrono::seconds(number(get, "AOUN_SHUTDOWN_GRACE", 20, 1, 600));
+  c.server.idle_timeout = std::chrono::seconds(number(get, "AOUN_IDLE_TIMEOUT", 60, 1, 3600));
+  c.server.header_timeout = std::chrono::seconds(number(get, "AOUN_HEADER_TIMEOUT", 15, 1, 600));
+
+  c.db_path = str("AOUN_DB", "./data/aoun.db");
+  if (c.db_path.empty()) bad("AOUN_DB", "a file path", "");
+  c.public_url = url(get, "AOUN_PUBLIC_URL", "http://127.0.0.1:8080");
+  c.log_level = str("AOUN_LOG_LEVEL", "info");
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error")
+    bad("AOUN_LOG_LEVEL", "debug, info, warn or error", c.log_level);
+
+  c.whatsapp_enabled = channel_on(get, {"AOUN_WHATSAPP_VERIFY_TOKEN", "AOUN_WHATSAPP_APP_SECRET",
+                                        "AOUN_WHATSAPP_TOKEN", "AOUN_WHATSAPP_PHONE_NUMBER_ID"});
+  c.secret.whatsapp_verify_token = str("AOUN_WHATSAPP_VERIFY_TOKEN", "");
+  c.secret.whatsapp_app_secret = str("AOUN_WHATSAPP_APP_SECRET", "");
+  c.secret.whatsapp_token = str("AOUN_WHATSAPP_TOKEN", "");
+  c.whatsapp_phone_number_id = str("AOUN_WHATSAPP_PHONE_NUMBER_ID", "");
+  c.whatsapp_api_base = url(get, "AOUN_WHATSAPP_API_BASE", c.whatsapp_api_base);
+
+  c.telegram_enabled = channel_on(get, {"AOUN_TELEGRAM_TOKEN", "AOUN_TELEGRAM_SECRET"});
+  c.secret.telegram_token = str("AOUN_TELEGRAM_TOKEN", "");
+  c.secret.telegram_secret = str("AOUN_TELEGRAM_SECRET", "");
+  c.telegram_api_base = url(get, "AOUN_TELEGRAM_API_BASE", c.telegram_api_base);
+
+  c.sms_enabled = channel_on(get, {"AOUN_TWILIO_ACCOUNT_SID", "AOUN_TWILIO_AUTH_TOKEN", "AOUN_TWILIO_FROM"});
+  c.twilio_account_sid = str("AOUN_TWILIO_ACCOUNT_SID", "");
+  c.secret.twilio_auth_token = str("AOUN_TWILIO_AUTH_TOKEN", "");
+  c.twilio_from = str("AOUN_TWILIO_FROM", "");
+  c.twilio_api_base = url(get, "AOUN_TWILIO_API_BASE", c.twilio_api_base);
+  c.sms_gateway = str("AOUN_SMS_GATEWAY", "twilio");
+  if (c.sms_gateway != "twilio" && c.sms_gateway != "unifonic" && c.sms_gateway != "taqnyat")
+    bad("AOUN_SMS_GATEWAY", "twilio, unifonic or taqnyat", c.sms_gateway);
+  c.secret.unifonic_app_sid = str("AOUN_UNIFONIC_APP_SID", "");
+  c.unifonic_sender = str("AOUN_UNIFONIC_SENDER", "");
+  c.unifonic_api_base = url(get, "AOUN_UNIFONIC_API_BASE", c.unifonic_api_base);
+  c.secret.taqnyat_token = str("AOUN_TAQNYAT_TOKEN", "");
+  c.taqnyat_sender = str("AOUN_TAQNYAT_SENDER", "");
+  c.taqnyat_api_base = url(get, "AOUN_TAQNYAT_API_BASE", c.taqnyat_api_base);
+  if (c.sms_gateway == "unifonic" && c.secret.unifonic_app_sid.empty())
+    bad("AOUN_UNIFONIC_APP_SID", "the Unifonic AppSid because AOUN_SMS_GATEWAY=unifonic", "");
+  if (c.sms_gateway == "taqnyat" && c.secret.taqnyat_token.empty())
+    bad("AOUN_TAQNYAT_TOKEN", "the Taqnyat bearer token because AOUN_SMS_GATEWAY=taqnyat", "");
+  c.webchat_enabled = number(get, "AOUN_WEBCHAT", 1, 0, 1) == 1;
+
+  c.admin_user = str("AOUN_ADMIN_USER", "");
+  c.secret.admin_password = str("AOUN_ADMIN_PASSWORD", "");
+  if (!c.admin_user.empty() && c.secret.admin_password.size() < 8)
+    bad("AOUN_ADMIN_PASSWORD", "at least 8 characters because AOUN_ADMIN_USER is set", "<hidden>");
+
+  c.source_dir = str("AOUN_HOME", AOUN_SOURCE_DIR);
+  c.association_name = str("AOUN_ASSOCIATION_NAME", "جمعية عون لرعاية ضحايا الجريمة");
+  c.association_name_en = str("AOUN_ASSOCIATION_NAME_EN", "Aoun Association for the Care of Crime Victims");
+  c.emergency_numbers = str("AOUN_EMERGENCY_NUMBERS", "911");
+  c.phone = str("AOUN_PHONE", "");
+  c.email = str("AOUN_EMAIL", "");
+  c.website = str("AOUN_WEBSITE", "");
+  c.address = str("AOUN_ADDRESS", "");
+  c.danger_words = split(str("AOUN_DANGER_WORDS", ""), ',');
+
+  if (auto v = get("AOUN_WORKING_HOURS")) {
+    // "0-4 08:00-16:00": days (0 = Sunday) and hours, Asia/Riyadh.
+    auto parts = split(*v, ' ');
+    if (parts.size() != 2) bad("AOUN_WORKING_HOURS", "days and hours like '0-4 08:00-16:00'", *v);
+    int d0 = 0, d1 = 0;
+    if (std::sscanf(parts[0].c_str(), "%d-%d", &d0, &d1) != 2 || d0 < 0 || d1 > 6 || d0 > d1)
+      bad("AOUN_WORKING_HOURS", "days and hours like '0-4 08:00-16:00'", *v);
+    c.work_days.clear();
+    for (int d = d0; d <= d1; ++d) c.work_days.push_back(d);
+    auto dash = parts[1].find('-');
+    if (dash == std::string::npos) bad("AOUN_WORKING_HOURS", "days and hours like '0-4 08:00-16:00'", *v);
+    c.work_start_minute = hhmm("AOUN_WORKING_HOURS", parts[1].substr(0, dash));
+    c.work_end_minute = hhmm("AOUN_WORKING_HOURS", parts[1].substr(dash + 1));
+    if (c.work_start_minute >= c.work_end_minute) bad("AOUN_WORKING_HOURS", "a start before the end", *v);
+  }
+  c.idle_timeout_seconds = static_cast<int>(number(get, "AOUN_DIALOG_IDLE_SECONDS", 1800, 10, 7 * 86400));
+  c.retention_days = static_cast<int>(number(get, "AOUN_RETENTION_DAYS", 365, 1, 3650));
+  c.token_ttl_seconds = static_cast<int>(number(get, "AOUN_TOKEN_TTL_SECONDS", 8 * 3600, 1, 30 * 86400));
+  c.max_failed_logins = static_cast<int>(number(get, "AOUN_MAX_FAILED_LOGINS", 5, 1, 10));
+  c.lockout_seconds = static_cast<int>(number(get, "AOUN_LOCKOUT_SECONDS", 900, 1, 86400));
+  c.survey_min_responses_per_staff = static_cast<int>(number(get, "AOUN_REPORT_MIN_RESPONSES", 5, 1, 1000));
+
+  c.outbox.max_attempts = static_cast<int>(number(get, "AOUN_OUTBOX_MAX_ATTEMPTS", 8, 1, 100));
+  c.outbox.base_backoff = std::chrono::milliseconds(number(get, "AOUN_OUTBOX_BACKOFF_MS", 500, 1, 600000));
+  c.outbox.max_backoff = std::chrono::milliseconds(number(get, "AOUN_OUTBOX_MAX_BACKOFF_MS", 60000, 1, 3600000));
+  c.outbox.whatsapp_rate = real(get, "AOUN_WHATSAPP_RATE", 80);
+  c.outbox.telegram_rate = real(get, "AOUN_TELEGRAM_RATE", 30);
+  c.outbox.telegram_per_chat_rate = real(get, "AOUN_TELEGRAM_CHAT_RATE", 1);
+  c.outbox.sms_rate = real(get, "AOUN_SMS_RATE", 1);
+  c.outbox.send_timeout = std::chrono::milliseconds(number(get, "AOUN_SEND_TIMEOUT_MS", 10000, 100, 120000));
+  return c;
+}
+
+config load_config_from_environment() {
+  std::map<std::string, std::string> file;
+  if (const char* path = std::getenv("AOUN_CONFIG"); path != nullptr && *path != '\0') {
+    std::ifstream in(path);
+    if (!in) throw config_error(std::string("AOUN_CONFIG: cannot read '") + path + "'");
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      line = trim(line);
+      if (line.empty() || line[0] == '#') continue;
+      auto eq = line.find('=');
+      if (eq == std::string::npos || line.rfind("AOUN_", 0) != 0)
+        throw config_error(std::string("AOUN_CONFIG: line ") + std::to_string(n) + " of '" + path +
+                           "' is not AOUN_NAME=value");
+      file[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+    }
+  }
+  return load_config([&](const std::string& k) -> std::optional<std::string> {
+    if (const char* v = std::getenv(k.c_str())) return std::string(v);
+    if (auto it = file.find(k); it != file.end()) return it->second;
+    return std::nullopt;
+  });
+}
+
+}  // namespace aoun::bot

@@ -1,0 +1,106 @@
+#pragma once
+// Aoun's configuration, built once at start-up from AOUN_* environment variables (and an optional
+// KEY=VALUE file named by AOUN_CONFIG; the environment wins), validated, then passed by const&.
+// No other module reads the environment. Secrets live in `secrets`, which is never logged.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace aoun::bot {
+
+/// Thrown by load_config with one line naming the variable, e.g.
+/// "AOUN_LISTEN: expected host:port, got 'localhost'". Start-up only.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  /// I/O threads; 0 = one per core (AOUN_THREADS).
+  int threads = 0;
+  /// Largest request body accepted; more is answered 413 (AOUN_BODY_LIMIT, bytes).
+  std::size_t body_limit = 1024 * 1024;
+  /// Time to receive a whole request header once its first byte may arrive (slow-loris guard).
+  std::chrono::seconds header_timeout{15};
+  /// Time to receive the body after the header.
+  std::chrono::seconds body_timeout{30};
+  /// A kept-alive connection with no new request for this long is closed.
+  std::chrono::seconds idle_timeout{60};
+  /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
+  std::chrono::seconds shutdown_grace{20};
+};
+
+/// Secrets: never logged, never returned by any API.
+struct secrets {
+  std::string whatsapp_verify_token, whatsapp_app_secret, whatsapp_token;
+  std::string telegram_token, telegram_secret;
+  std::string twilio_auth_token;
+  std::string unifonic_app_sid, taqnyat_token;
+  std::string admin_password;
+};
+
+struct outbox_options {
+  int max_attempts = 8;                          ///< then the message is dead-lettered
+  std::chrono::milliseconds base_backoff{500};   ///< doubled per attempt, with jitter
+  std::chrono::milliseconds max_backoff{60000};
+  /// Sends per second per channel (provider published limits: WhatsApp 80 mps per number,
+  /// Telegram ~30/s overall and 1/s per chat, Twilio 1 segment/s per long code).
+  double whatsapp_rate = 80, telegram_rate = 30, sms_rate = 1;
+  double telegram_per_chat_rate = 1;
+  std::chrono::milliseconds send_timeout{10000};
+};
+
+struct config {
+  server_options server;
+  std::string db_path = "./data/aoun.db";
+  std::string public_url = "http://127.0.0.1:8080";
+  std::string log_level = "info";
+
+  // Channel switches: a channel is on only when all its secrets are set.
+  bool whatsapp_enabled = false;
+  std::string whatsapp_phone_number_id;
+  std::string whatsapp_api_base = "https://graph.facebook.com/v21.0";
+  bool telegram_enabled = false;
+  std::string telegram_api_base = "https://api.telegram.org";
+  bool sms_enabled = false;
+  std::string twilio_account_sid, twilio_from;
+  std::string twilio_api_base = "https://api.twilio.com";
+  std::string sms_gateway = "twilio";            ///< outbound SMS: twilio | unifonic | taqnyat
+  std::string unifonic_sender, unifonic_api_base = "https://el.cloud.unifonic.com";
+  std::string taqnyat_sender, taqnyat_api_base = "https://api.taqnyat.sa";
+  bool webchat_enabled = true;
+
+  std::string admin_user;
+
+  // Content and the association's own facts (texts never hard-code them).
+  std::string source_dir;                        ///< where dialogs/, locales/, web/ are found
+  std::string association_name, association_name_en, emergency_numbers = "911", phone, email, website,
+      address;
+  std::vector<std::string> danger_words;
+  /// Working hours in Asia/Riyadh (UTC+3, no DST): days 0=Sunday..6, and minutes of the day.
+  std::vector<int> work_days = {0, 1, 2, 3, 4};
+  int work_start_minute = 8 * 60, work_end_minute = 16 * 60;
+  int idle_timeout_seconds = 1800;
+  int retention_days = 365;
+  int token_ttl_seconds = 8 * 3600;
+  int max_failed_logins = 5;
+  int lockout_seconds = 900;
+  int survey_min_responses_per_staff = 5;
+
+  outbox_options outbox;
+  secrets secret;
+};
+
+/// `lookup` returns a variable's value or nullopt. Throws config_error on any bad value.
+config load_config(const std::function<std::optional<std::string>(const std::string&)>& lookup);
+/// The real environment plus AOUN_CONFIG's file.
+config load_config_from_environment();
+
+}  // namespace aoun::bot

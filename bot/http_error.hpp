@@ -1,0 +1,33 @@
+#pragma once
+// Protocol-neutral errors of the HTTP boundary, mapped to a status in one place (userver's
+// HandlerErrorCode). Handlers return `error_response(req, api_error::..., "message")`.
+
+#include <string_view>
+
+#include "bot/net.hpp"
+
+namespace aoun::bot {
+
+enum class api_error {
+  bad_signature,    // 401
+  malformed,        // 400
+  too_large,        // 413
+  not_found,        // 404
+  bad_method,       // 405
+  unauthenticated,  // 401
+  forbidden,        // 403
+  conflict,         // 409
+  locked,           // 429
+  unavailable,      // 503
+  internal,         // 500
+};
+
+http::status status_of(api_error e);
+std::string_view code_of(api_error e);
+
+/// A JSON error body {"error": code, "message": message}; keep-alive follows the request.
+response error_response(unsigned version, bool keep_alive, api_error e, std::string_view message);
+/// A JSON body with status 200 (or `status`).
+response json_response(unsigned version, bool keep_alive, std::string body, http::status status = http::status::ok);
+
+}  // namespace aoun::bot

@@ -1,0 +1,292 @@
+#include "bot/http_server.hpp"
+
+#include <chrono>
+#include <random>
+
+#include "bot/http_error.hpp"
+#include "bot/log.hpp"
+
+namespace aoun::bot {
+
+struct http_server::session_state {
+  net::strand<net::io_context::executor_type> strand;
+  beast::tcp_stream* stream = nullptr;  // valid while the session coroutine runs
+  bool idle = true;                     // waiting for a request; touched only on `strand`
+  explicit session_state(net::io_context& ioc) : strand(net::make_strand(ioc)) {}
+};
+
+namespace {
+
+std::string new_request_id() {
+  static const std::uint64_t prefix = std::random_device{}();
+  static std::atomic<std::uint64_t> counter{0};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08llx-%llx", static_cast<unsigned long long>(prefix & 0xffffffffu),
+                static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
+// Errors that only mean "the peer went away" or "we cancelled it": not worth a warning
+// (Beast server-flex's fail()). https://github.com/boostorg/beast/issues/38 for stream_truncated.
+bool expected(const boost::system::error_code& ec) {
+  return ec == net::error::operation_aborted || ec == http::error::end_of_stream ||
+         ec == net::error::connection_reset || ec == net::error::eof || ec == beast::error::timeout ||
+         ec == websocket::error::closed;
+}
+
+}  // namespace
+
+http_server::http_server(net::io_context& ioc, const server_options& opts, const router& routes, metrics& m)
+    : ioc_(ioc), opts_(opts), routes_(routes), metrics_(m), acceptor_(net::make_strand(ioc)) {}
+
+http_server::~http_server() = default;
+
+tcp::endpoint http_server::listen() {
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(opts_.host, ec);
+  if (ec) throw std::system_error(ec, "AOUN_LISTEN: bad address '" + opts_.host + "'");
+  tcp::endpoint ep(addr, opts_.port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  acceptor_.bind(ep, ec);
+  if (ec) throw std::system_error(ec, "AOUN_LISTEN: cannot bind " + opts_.host + ":" + std::to_string(opts_.port));
+  acceptor_.listen(net::socket_base::max_listen_connections);
+  return acceptor_.local_endpoint();
+}
+
+void http_server::start() {
+  net::co_spawn(acceptor_.get_executor(), accept_loop(), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error("accept_loop_failed", {{"what", ex.what()}});
+      }
+    }
+  });
+}
+
+std::size_t http_server::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
+net::awaitable<void> http_server::accept_loop() {
+  for (;;) {
+    auto st = std::make_shared<session_state>(ioc_);
+    auto [ec, socket] = co_await acceptor_.async_accept(st->strand, use_tuple);
+    if (ec) {
+      if (stopping_ || ec == net::error::operation_aborted) co_return;
+      log::warn("accept_failed", {{"error", ec.message()}});
+      // Out of descriptors and the like: pause instead of spinning.
+      net::steady_timer t(acceptor_.get_executor(), std::chrono::milliseconds(50));
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) co_return;
+      sessions_.insert(st);
+    }
+    net::co_spawn(st->strand, session(std::move(socket), st), [this, st](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error("session_failed", {{"what", ex.what()}});
+        }
+      }
+      leave(st);
+    });
+  }
+}
+
+void http_server::leave(const std::shared_ptr<session_state>& st) {
+  {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(st);
+  }
+  check_drained();
+}
+
+void http_server::check_drained() {
+  std::function<void()> done;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ || !sessions_.empty() || !drained_) return;
+    done = std::move(drained_);
+    drained_ = nullptr;
+  }
+  if (grace_timer_) grace_timer_->cancel();
+  done();
+}
+
+void http_server::shutdown(std::function<void()> drained) {
+  std::vector<std::shared_ptr<session_state>> open;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_.exchange(true)) return;
+    drained_ = std::move(drained);
+    open.assign(sessions_.begin(), sessions_.end());
+  }
+  net::post(acceptor_.get_executor(), [this] {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  // Idle keep-alive connections are closed now; busy ones finish their request first.
+  for (auto& st : open)
+    net::post(st->strand, [st] {
+      if (st->idle && st->stream != nullptr) st->stream->cancel();
+    });
+  grace_timer_ = std::make_unique<net::steady_timer>(ioc_, opts_.shutdown_grace);
+  grace_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    std::function<void()> done;
+    {
+      std::lock_guard lock(mutex_);
+      done = std::move(drained_);
+      drained_ = nullptr;
+    }
+    if (done) {
+      log::warn("shutdown_grace_expired", {{"open_connections", static_cast<std::int64_t>(open_connections())}});
+      done();
+    }
+  });
+  check_drained();
+}
+
+net::awaitable<response> http_server::dispatch(request& req, const std::string& request_id, const std::string& remote,
+                                               std::string& route) {
+  auto target = std::string_view(req.target().data(), req.target().size());
+  auto qpos = target.find('?');
+  auto path = target.substr(0, qpos);
+  auto m = routes_.find(req.method(), path, false);
+  if (m.http == nullptr) {
+    if (!m.allow.empty()) {
+      route = "method_not_allowed";
+      auto res = error_response(req.version(), req.keep_alive(), api_error::bad_method,
+                                "method " + std::string(req.method_string()) + " not allowed here");
+      res.set(http::field::allow, m.allow);
+      co_return res;
+    }
+    route = "not_found";
+    co_return error_response(req.version(), req.keep_alive(), api_error::not_found, "no such resource");
+  }
+  route = m.route;
+  request_context ctx{req, path, qpos == std::string_view::npos ? std::map<std::string, std::string>{}
+                                                                : parse_query(target.substr(qpos + 1)),
+                      std::move(m.params), request_id, m.route, remote};
+  try {
+    co_return co_await (*m.http)(ctx);
+  } catch (const std::exception& e) {
+    // A handler bug must cost one 500, never the process.
+    log::error("handler_failed", {{"rid", request_id}, {"route", route}, {"what", e.what()}});
+  }
+  co_return error_response(req.version(), false, api_error::internal, "internal error");
+}
+
+net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<session_state> st) {
+  beast::tcp_stream stream(std::move(socket));
+  st->stream = &stream;
+  struct clear_on_exit {
+    session_state& s;
+    ~clear_on_exit() { s.stream = nullptr; }
+  } guard{*st};
+  std::string remote;
+  {
+    boost::system::error_code ec;
+    auto ep = stream.socket().remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+  }
+  beast::flat_buffer buffer;
+  bool first = true;
+  for (;;) {
+    if (stopping_) break;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(opts_.body_limit);
+    st->idle = true;
+    stream.expires_after(first ? opts_.header_timeout : opts_.idle_timeout);
+    first = false;
+    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+    st->idle = false;
+    auto started = std::chrono::steady_clock::now();
+    auto answer_error = [&](api_error e, std::string_view msg, const char* route) -> net::awaitable<void> {
+      auto res = error_response(11, false, e, msg);
+      stream.expires_after(std::chrono::seconds(5));
+      co_await http::async_write(stream, res, use_tuple);
+      metrics_.observe(route, res.result_int(),
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    };
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
+      } else if (ec == http::error::header_limit) {
+        co_await answer_error(api_error::malformed, "request header is too large", "malformed");
+      } else if (ec.category() == make_error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
+                 ec != http::error::partial_message) {
+        // A request line or header Beast could not parse: tell the client, then close.
+        co_await answer_error(api_error::malformed, "malformed request", "malformed");
+      } else if (!expected(ec)) {
+        log::debug("read_failed", {{"error", ec.message()}});
+      }
+      break;
+    }
+    stream.expires_after(opts_.body_timeout);
+    if (!parser.is_done()) {
+      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (bec) {
+        if (bec == http::error::body_limit)
+          co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
+        else if (bec.category() == make_error_code(http::error::end_of_stream).category() && bec != http::error::end_of_stream &&
+                 bec != http::error::partial_message)
+          co_await answer_error(api_error::malformed, "malformed request body", "malformed");
+        break;
+      }
+    }
+    request req = parser.release();
+    auto rid = new_request_id();
+    stream.expires_never();
+
+    if (websocket::is_upgrade(req)) {
+      auto target = std::string_view(req.target().data(), req.target().size());
+      auto qpos = target.find('?');
+      auto m = routes_.find(http::verb::get, target.substr(0, qpos), true);
+      if (m.ws != nullptr) {
+        request_context ctx{req, target.substr(0, qpos),
+                            qpos == std::string_view::npos ? std::map<std::string, std::string>{}
+                                                           : parse_query(target.substr(qpos + 1)),
+                            std::move(m.params), rid, m.route, remote};
+        metrics_.observe(m.route, 101, 0);
+        st->stream = nullptr;  // the WebSocket owns the connection now
+        co_await (*m.ws)(std::move(stream), ctx);
+        co_return;
+      }
+    }
+
+    std::string route;
+    response res = co_await dispatch(req, rid, remote, route);
+    bool keep_alive = req.keep_alive() && res.keep_alive() && !stopping_;
+    res.keep_alive(keep_alive);
+    res.set("X-Request-Id", rid);
+    if (req.method() == http::verb::head) res.body().clear();
+    stream.expires_after(opts_.body_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    metrics_.observe(route, res.result_int(), secs);
+    log::info("http", {{"rid", rid},
+                       {"method", std::string(req.method_string())},
+                       {"route", route},
+                       {"status", static_cast<std::int64_t>(res.result_int())},
+                       {"ms", secs * 1000.0}});
+    if (wec) {
+      if (!expected(wec)) log::debug("write_failed", {{"rid", rid}, {"error", wec.message()}});
+      break;
+    }
+    if (!keep_alive) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace aoun::bot

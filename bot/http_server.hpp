@@ -1,0 +1,60 @@
+#pragma once
+// The HTTP/1.1 server: one coroutine per connection (no explicit strand needed), keep-alive,
+// a fresh parser per request with header and body limits, header/body/idle timeouts, and a
+// graceful shutdown that stops accepting, closes idle connections, lets in-flight requests
+// finish (answered with Connection: close), then reports that it has drained.
+//
+// Thread-safety: start() and shutdown() may be called from any thread; the router and metrics
+// are shared read-only / internally locked.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "bot/config.hpp"
+#include "bot/metrics.hpp"
+#include "bot/net.hpp"
+#include "bot/router.hpp"
+
+namespace aoun::bot {
+
+class http_server {
+ public:
+  http_server(net::io_context& ioc, const server_options& opts, const router& routes, metrics& m);
+  ~http_server();
+
+  /// Binds and listens. Throws std::system_error naming the address if it cannot (start-up only).
+  tcp::endpoint listen();
+  void start();
+  /// Stops accepting and closes idle connections; `drained` runs (on an I/O thread) once no
+  /// request is in flight, or when `opts.shutdown_grace` has passed.
+  void shutdown(std::function<void()> drained);
+  bool stopping() const { return stopping_.load(); }
+  std::size_t open_connections() const;
+
+ private:
+  struct session_state;
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> session(tcp::socket socket, std::shared_ptr<session_state> st);
+  net::awaitable<response> dispatch(request& req, const std::string& request_id, const std::string& remote,
+                                    std::string& route);
+  void leave(const std::shared_ptr<session_state>& st);
+  void check_drained();
+
+  // Constant after construction.
+  net::io_context& ioc_;
+  const server_options opts_;
+  const router& routes_;
+  metrics& metrics_;
+  tcp::acceptor acceptor_;
+
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
+  std::function<void()> drained_;                      // GUARDED_BY(mutex_)
+  std::unique_ptr<net::steady_timer> grace_timer_;
+};
+
+}  // namespace aoun::bot

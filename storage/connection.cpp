@@ -1,0 +1,115 @@
+#include "storage/connection.hpp"
+
+#include <sqlite3.h>
+
+namespace aoun::storage {
+
+statement::~statement() {
+  if (stmt_ != nullptr) conn_->give_back(stmt_);
+}
+
+statement& statement::bind(int i, std::int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+statement& statement::bind(int i, double v) {
+  sqlite3_bind_double(stmt_, i, v);
+  return *this;
+}
+statement& statement::bind(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+statement& statement::bind_null(int i) {
+  sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+
+result<bool> statement::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return result<bool>(boost::system::in_place_error, from_sqlite(rc));
+}
+
+boost::system::error_code statement::exec() {
+  for (;;) {
+    auto r = step();
+    if (!r) return r.error();
+    if (!*r) return {};
+  }
+}
+
+std::int64_t statement::int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+double statement::real(int col) const { return sqlite3_column_double(stmt_, col); }
+std::string statement::text(int col) const {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  if (p == nullptr) return {};
+  return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+bool statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+result<std::unique_ptr<connection>> connection::open(const std::string& path, mode m) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  flags |= m == mode::read_write ? (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) : SQLITE_OPEN_READONLY;
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    auto ec = from_sqlite(rc);
+    sqlite3_close_v2(db);
+    return ec;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  // Readers may meet a checkpoint in progress; a short wait beats a spurious error.
+  sqlite3_busy_timeout(db, 5000);
+  return std::unique_ptr<connection>(new connection(db));
+}
+
+connection::~connection() {
+  for (auto& [sql, s] : idle_) sqlite3_finalize(s);
+  for (auto& [s, sql] : in_use_) sqlite3_finalize(s);
+  sqlite3_close_v2(db_);
+}
+
+boost::system::error_code connection::exec_script(const char* sql) {
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  return from_sqlite(rc);
+}
+
+result<statement> connection::prepare(std::string_view sql) {
+  auto it = idle_.find(sql);
+  sqlite3_stmt* s = nullptr;
+  std::string key(sql);
+  if (it != idle_.end()) {
+    s = it->second;
+    idle_.erase(it);
+  } else {
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                &s, &tail);
+    if (rc != SQLITE_OK) return from_sqlite(rc);
+    if (s == nullptr) return errc::invalid;  // empty SQL
+  }
+  in_use_.emplace(s, std::move(key));
+  return statement(s, this);
+}
+
+void connection::give_back(sqlite3_stmt* s) {
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  auto it = in_use_.find(s);
+  if (it == in_use_.end()) {
+    sqlite3_finalize(s);
+    return;
+  }
+  std::string sql = std::move(it->second);
+  in_use_.erase(it);
+  // A second borrower of the same SQL got its own statement; keep one cached, finalize the rest.
+  if (!idle_.emplace(std::move(sql), s).second) sqlite3_finalize(s);
+}
+
+std::int64_t connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+int connection::changes() const { return sqlite3_changes(db_); }
+std::string connection::last_error() const { return sqlite3_errmsg(db_); }
+
+}  // namespace aoun::storage

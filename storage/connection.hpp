@@ -1,0 +1,92 @@
+#pragma once
+// A SQLite connection with a cache of prepared statements. Every query in Aoun is a prepared
+// statement with bound parameters; no SQL text is ever built from input.
+//
+// Thread-compatible: one connection is used by one thread at a time (the writer thread, or one
+// reader thread). Not copyable.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "storage/error.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace aoun::storage {
+
+class connection;
+
+/// A prepared statement borrowed from a connection's cache. Reset and cleared on destruction,
+/// so the next user of the same SQL text finds it fresh.
+class statement {
+ public:
+  statement(statement&& o) noexcept : stmt_(o.stmt_), conn_(o.conn_) { o.stmt_ = nullptr; }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+  ~statement();
+
+  // Binders use 1-based indexes, as SQLite does. Return *this to chain.
+  statement& bind(int i, std::int64_t v);
+  statement& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+  statement& bind(int i, double v);
+  statement& bind(int i, std::string_view v);
+  statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
+  statement& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+  statement& bind_null(int i);
+  template <class T>
+  statement& bind(int i, const std::optional<T>& v) { return v ? bind(i, *v) : bind_null(i); }
+
+  /// Advances: true with a row available, false when done; an error for anything else.
+  result<bool> step();
+  /// Runs a statement that returns no rows.
+  boost::system::error_code exec();
+
+  std::int64_t int64(int col) const;
+  double real(int col) const;
+  std::string text(int col) const;
+  bool is_null(int col) const;
+
+ private:
+  friend class connection;
+  statement(sqlite3_stmt* s, connection* c) : stmt_(s), conn_(c) {}
+  sqlite3_stmt* stmt_;
+  connection* conn_;
+};
+
+class connection {
+ public:
+  enum class mode { read_write, read_only };
+
+  /// Opens (creating if needed in read_write mode) the database at `path`.
+  static result<std::unique_ptr<connection>> open(const std::string& path, mode m);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  /// Runs SQL text with no parameters (pragmas, DDL, BEGIN/COMMIT). Several statements allowed.
+  boost::system::error_code exec_script(const char* sql);
+  /// Prepares (or takes from the cache) one statement. REQUIRES: `sql` is a single statement.
+  result<statement> prepare(std::string_view sql);
+
+  std::int64_t last_insert_rowid() const;
+  int changes() const;
+  /// The last error message SQLite gave on this connection (for logs; never contains bound values).
+  std::string last_error() const;
+  sqlite3* handle() const { return db_; }
+
+ private:
+  friend class statement;
+  explicit connection(sqlite3* db) : db_(db) {}
+  void give_back(sqlite3_stmt* s);
+
+  sqlite3* db_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> idle_;  // cached statements not in use
+  std::multimap<sqlite3_stmt*, std::string> in_use_;        // borrowed ones, to return by text
+};
+
+}  // namespace aoun::storage

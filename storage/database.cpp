@@ -1,0 +1,198 @@
+#include "storage/database.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+#include "storage/schema.hpp"
+
+namespace aoun::storage {
+namespace {
+
+template <std::size_t N>
+void count_in(const std::uint64_t (&bounds)[N], std::uint64_t (&buckets)[N + 1], std::uint64_t v) {
+  std::size_t i = 0;
+  while (i < N && v > bounds[i]) ++i;
+  ++buckets[i];
+}
+
+}  // namespace
+
+result<std::unique_ptr<database>> database::open(const options& opts) {
+  std::unique_ptr<database> db(new database(opts));
+  auto w = connection::open(opts.path, connection::mode::read_write);
+  if (!w) return w.error();
+  db->writer_ = std::move(*w);
+  const bool memory = opts.path == ":memory:";
+  // WAL lets readers see the last commit while the writer works; FULL makes a commit durable
+  // when COMMIT returns (one fsync of the WAL per transaction, which group commit shares).
+  std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;";
+  if (!memory) pragmas += "PRAGMA journal_mode=WAL;";
+  pragmas += opts.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=OFF;";
+  if (auto ec = db->writer_->exec_script(pragmas.c_str())) return ec;
+  if (opts.migrate) {
+    auto v = migrate(*db->writer_);
+    if (!v) return v.error();
+    db->schema_version_ = *v;
+  } else {
+    auto q = db->writer_->prepare("PRAGMA user_version");
+    if (!q) return q.error();
+    if (auto r = q->step(); !r) return r.error();
+    db->schema_version_ = static_cast<int>(q->int64(0));
+  }
+  if (!memory) {
+    for (int i = 0; i < opts.readers; ++i) {
+      auto r = connection::open(opts.path, connection::mode::read_only);
+      if (!r) return r.error();
+      db->readers_.push_back(std::move(*r));
+    }
+  }
+  db->writer_thread_ = std::thread([p = db.get()] { p->writer_loop(); });
+  for (auto& r : db->readers_)
+    db->reader_threads_.emplace_back([p = db.get(), c = r.get()] { p->reader_loop(*c); });
+  return db;
+}
+
+database::~database() { close(); }
+
+void database::submit_write(write_job work, completion done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!closing_) {
+      writes_.push_back({std::move(work), std::move(done)});
+      writer_cv_.notify_one();
+      return;
+    }
+  }
+  done(errc::shutting_down);
+}
+
+void database::submit_read(read_job work, completion done) {
+  if (readers_.empty()) {  // ":memory:" or readers = 0: the writer serves reads in order.
+    submit_write(std::move(work), std::move(done));
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (!closing_) {
+      reads_.push_back({std::move(work), std::move(done)});
+      reader_cv_.notify_one();
+      return;
+    }
+  }
+  done(errc::shutting_down);
+}
+
+void database::writer_loop() {
+  std::vector<job> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      writer_cv_.wait(lock, [&] { return closing_ || !writes_.empty(); });
+      if (writes_.empty() && closing_) return;
+      std::size_t n = std::min(writes_.size(), opts_.max_batch);
+      batch.clear();
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(writes_.front()));
+        writes_.pop_front();
+      }
+    }
+    run_batch(batch);
+  }
+}
+
+void database::run_batch(std::vector<job>& batch) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<boost::system::error_code> results(batch.size());
+  auto& c = *writer_;
+  auto ec = c.exec_script("BEGIN IMMEDIATE");
+  if (!ec) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (auto sp = c.exec_script("SAVEPOINT job")) {
+        results[i] = sp;
+        continue;
+      }
+      boost::system::error_code jec;
+      try {
+        jec = batch[i].work(c);
+      } catch (...) {  // a job must not take the batch down with it
+        jec = errc::invalid;
+      }
+      if (jec) {
+        c.exec_script("ROLLBACK TO job");
+        results[i] = jec;
+      }
+      c.exec_script("RELEASE job");
+    }
+    ec = c.exec_script("COMMIT");
+    if (ec) c.exec_script("ROLLBACK");
+  }
+  // A failed BEGIN or COMMIT means nothing of the batch is on disk: every job fails.
+  if (ec)
+    for (auto& r : results)
+      if (!r) r = ec;
+  auto micros = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
+  std::uint64_t failed = 0;
+  for (auto& r : results) failed += r ? 1 : 0;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.commits += 1;
+    stats_.jobs += batch.size();
+    stats_.failed_jobs += failed;
+    stats_.commit_micros_total += micros;
+    stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.size());
+    count_in(stats::latency_bounds, stats_.latency_buckets, micros);
+    count_in(stats::batch_bounds, stats_.batch_buckets, batch.size());
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(results[i]);
+}
+
+void database::reader_loop(connection& conn) {
+  for (;;) {
+    job j;
+    {
+      std::unique_lock lock(mutex_);
+      reader_cv_.wait(lock, [&] { return closing_ || !reads_.empty(); });
+      if (reads_.empty() && closing_) return;
+      j = std::move(reads_.front());
+      reads_.pop_front();
+    }
+    boost::system::error_code ec;
+    // Each read job sees one snapshot of the database.
+    ec = conn.exec_script("BEGIN");
+    if (!ec) {
+      try {
+        ec = j.work(conn);
+      } catch (...) {
+        ec = errc::invalid;
+      }
+      conn.exec_script("COMMIT");
+    }
+    j.done(ec);
+  }
+}
+
+void database::close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (closing_ && !writer_thread_.joinable()) return;
+    closing_ = true;
+  }
+  writer_cv_.notify_all();
+  reader_cv_.notify_all();
+  if (writer_thread_.joinable()) writer_thread_.join();
+  for (auto& t : reader_threads_)
+    if (t.joinable()) t.join();
+  reader_threads_.clear();
+  readers_.clear();
+  if (writer_ && opts_.path != ":memory:") writer_->exec_script("PRAGMA wal_checkpoint(TRUNCATE)");
+  writer_.reset();
+}
+
+stats database::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+}  // namespace aoun::storage

@@ -1,0 +1,113 @@
+#pragma once
+// The Aoun database: one writer thread that group-commits, and a few reader threads.
+//
+// Writes: `submit_write(job, done)` queues `job` for the writer thread. The writer takes every
+// queued job (up to `options::max_batch`), opens ONE transaction, runs each job inside its own
+// SAVEPOINT (a failing job is rolled back alone), commits once with synchronous=FULL, and only
+// then calls each `done` with the job's own error. So `done(success)` means durable on disk, and
+// one fsync is shared by every job of the batch (group commit).
+//
+// Reads: `submit_read(job, done)` runs `job` on one of the reader threads, each with its own
+// read-only WAL connection (a consistent snapshot per job). With path ":memory:" there is no
+// file to share, so reads run on the writer thread instead.
+//
+// `done` runs on the writer or reader thread: it must be short and must not block (bot/ uses it
+// to post the result back to the caller's executor). Thread-safe: submit_* may be called from any
+// thread. Jobs submitted after close() begins complete with errc::shutting_down.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/connection.hpp"
+#include "storage/error.hpp"
+
+namespace aoun::storage {
+
+struct options {
+  /// Database file; ":memory:" for tests. The parent folder must exist.
+  std::string path = "./data/aoun.db";
+  /// Read-only connections (and threads) for API reads. 0 means reads run on the writer.
+  int readers = 2;
+  /// Most jobs committed in one transaction. Larger batches amortize the fsync further but make
+  /// the first job in a batch wait for the last one's work.
+  std::size_t max_batch = 1024;
+  /// synchronous=FULL (durable at commit). Only benchmarks turn it off, to show what it costs.
+  bool synchronous_full = true;
+  /// Apply pending migrations when opening. `aoun migrate` and `serve` both do.
+  bool migrate = true;
+};
+
+/// Counters for /metrics. Monotonic; read without locking (relaxed atomics inside).
+struct stats {
+  std::uint64_t commits = 0;
+  std::uint64_t jobs = 0;
+  std::uint64_t failed_jobs = 0;
+  std::uint64_t commit_micros_total = 0;
+  std::uint64_t largest_batch = 0;
+  /// Histogram of commit latency: bucket upper bounds in microseconds (last = +Inf).
+  static constexpr std::uint64_t latency_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
+  std::uint64_t latency_buckets[std::size(latency_bounds) + 1] = {};
+  /// Histogram of batch sizes.
+  static constexpr std::uint64_t batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+  std::uint64_t batch_buckets[std::size(batch_bounds) + 1] = {};
+};
+
+using write_job = std::function<boost::system::error_code(connection&)>;
+using read_job = std::function<boost::system::error_code(connection&)>;
+using completion = std::function<void(boost::system::error_code)>;
+
+class database {
+ public:
+  /// Opens the file, sets WAL and synchronous, applies migrations, starts the threads.
+  static result<std::unique_ptr<database>> open(const options& opts);
+  ~database();  ///< calls close()
+  database(const database&) = delete;
+  database& operator=(const database&) = delete;
+
+  void submit_write(write_job job, completion done);
+  void submit_read(read_job job, completion done);
+
+  /// Finishes every queued job, commits, checkpoints the WAL and joins the threads. Idempotent.
+  void close();
+
+  stats snapshot() const;
+  int schema_version() const { return schema_version_; }
+  const options& opts() const { return opts_; }
+
+ private:
+  struct job {
+    write_job work;
+    completion done;
+  };
+  explicit database(options opts) : opts_(std::move(opts)) {}
+  void writer_loop();
+  void reader_loop(connection& conn);
+  void run_batch(std::vector<job>& batch);
+
+  // Constant after construction.
+  options opts_;
+  int schema_version_ = 0;
+  std::unique_ptr<connection> writer_;
+  std::vector<std::unique_ptr<connection>> readers_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable writer_cv_;
+  std::condition_variable reader_cv_;
+  std::deque<job> writes_;   // GUARDED_BY(mutex_)
+  std::deque<job> reads_;    // GUARDED_BY(mutex_)
+  bool closing_ = false;     // GUARDED_BY(mutex_)
+  stats stats_;              // GUARDED_BY(mutex_)
+
+  std::thread writer_thread_;
+  std::vector<std::thread> reader_threads_;
+};
+
+}  // namespace aoun::storage

@@ -1,0 +1,227 @@
+#include "storage/schema.hpp"
+
+#include <string>
+#include <vector>
+
+namespace aoun::storage {
+namespace {
+
+// Times are unix seconds (INTEGER) unless the name ends in _ms. Addresses (phone numbers, chat
+// ids) and personal fields live only in the rows that need them, so that erasure is one place.
+const std::vector<const char*>& migrations() {
+  static const std::vector<const char*> list = {
+      // 1: the whole initial schema.
+      R"sql(
+CREATE TABLE beneficiaries (
+  id            INTEGER PRIMARY KEY,
+  channel       TEXT NOT NULL,
+  address       TEXT NOT NULL,            -- wa_id / chat id / E.164 / web session
+  display_name  TEXT NOT NULL DEFAULT '',
+  lang          TEXT NOT NULL DEFAULT 'ar',
+  consented_at  INTEGER,
+  created_at    INTEGER NOT NULL,
+  last_inbound_at INTEGER,
+  erased_at     INTEGER,
+  UNIQUE (channel, address)
+);
+
+CREATE TABLE conversations (
+  id              INTEGER PRIMARY KEY,
+  beneficiary_id  INTEGER NOT NULL REFERENCES beneficiaries(id),
+  mode            TEXT NOT NULL DEFAULT 'bot' CHECK (mode IN ('bot','waiting','staff','resolved')),
+  priority        INTEGER NOT NULL DEFAULT 0,   -- 1 = danger: head of the queue
+  queue_reason    TEXT,
+  queued_at       INTEGER,
+  assigned_staff_id INTEGER REFERENCES staff(id),
+  dialog_state    TEXT NOT NULL DEFAULT '{}',
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  last_message_at INTEGER,
+  first_staff_reply_at INTEGER,
+  resolved_at     INTEGER
+);
+CREATE INDEX conversations_by_beneficiary ON conversations(beneficiary_id, id);
+CREATE INDEX conversations_queue ON conversations(mode, priority DESC, queued_at);
+
+CREATE TABLE messages (
+  id              INTEGER PRIMARY KEY,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+  direction       TEXT NOT NULL CHECK (direction IN ('in','out')),
+  sender          TEXT NOT NULL CHECK (sender IN ('beneficiary','bot','staff','system')),
+  staff_id        INTEGER REFERENCES staff(id),
+  kind            TEXT NOT NULL DEFAULT 'text',
+  text            TEXT NOT NULL DEFAULT '',
+  payload         TEXT NOT NULL DEFAULT '{}',  -- choices offered, choice id, media ids, location
+  provider_id     TEXT,                         -- inbound: provider message id
+  created_at      INTEGER NOT NULL
+);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+
+-- Providers retry: an id seen once is never processed again, across restarts.
+CREATE TABLE processed_webhooks (
+  channel     TEXT NOT NULL,
+  provider_id TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (channel, provider_id)
+) WITHOUT ROWID;
+
+CREATE TABLE outbox (
+  id              INTEGER PRIMARY KEY,          -- also the send order per recipient
+  message_id      INTEGER REFERENCES messages(id),
+  conversation_id INTEGER REFERENCES conversations(id),
+  channel         TEXT NOT NULL,
+  recipient       TEXT NOT NULL,
+  payload         TEXT NOT NULL,                -- channels::outgoing as JSON
+  state           TEXT NOT NULL DEFAULT 'pending'
+                  CHECK (state IN ('pending','sending','sent','dead','uncertain')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,
+  last_error      TEXT,
+  provider_message_id TEXT,
+  delivery_status TEXT,                         -- sent / delivered / read / failed (provider webhooks)
+  created_at      INTEGER NOT NULL,
+  sent_at         INTEGER
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at_ms);
+CREATE INDEX outbox_by_recipient ON outbox(channel, recipient, id);
+CREATE INDEX outbox_by_provider_id ON outbox(provider_message_id);
+
+CREATE TABLE cases (
+  id              INTEGER PRIMARY KEY,
+  reference       TEXT NOT NULL UNIQUE,
+  beneficiary_id  INTEGER NOT NULL REFERENCES beneficiaries(id),
+  conversation_id INTEGER REFERENCES conversations(id),
+  channel         TEXT NOT NULL,
+  step            TEXT NOT NULL DEFAULT 'submitted'
+                  CHECK (step IN ('submitted','collecting_info','evaluating','approved','rejected','closed')),
+  verification_method TEXT CHECK (verification_method IN ('document_check','interview','field_visit')),
+  appointment     TEXT,
+  full_name       TEXT NOT NULL,
+  national_id     TEXT NOT NULL,
+  mobile          TEXT NOT NULL,
+  city            TEXT NOT NULL,
+  service_type    TEXT NOT NULL,
+  description     TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX cases_by_step ON cases(step);
+
+CREATE TABLE case_events (
+  id        INTEGER PRIMARY KEY,
+  case_id   INTEGER NOT NULL REFERENCES cases(id),
+  from_step TEXT,
+  to_step   TEXT NOT NULL,
+  staff_id  INTEGER REFERENCES staff(id),
+  note      TEXT NOT NULL DEFAULT '',
+  at        INTEGER NOT NULL
+);
+CREATE INDEX case_events_by_case ON case_events(case_id, id);
+
+CREATE TABLE case_documents (
+  id         INTEGER PRIMARY KEY,
+  case_id    INTEGER NOT NULL REFERENCES cases(id),
+  message_id INTEGER REFERENCES messages(id),
+  media_kind TEXT NOT NULL,
+  media_id   TEXT NOT NULL,
+  mime       TEXT NOT NULL DEFAULT '',
+  filename   TEXT NOT NULL DEFAULT '',
+  at         INTEGER NOT NULL
+);
+
+CREATE TABLE volunteers (
+  id             INTEGER PRIMARY KEY,
+  beneficiary_id INTEGER REFERENCES beneficiaries(id),
+  name           TEXT NOT NULL,
+  city           TEXT NOT NULL,
+  skills         TEXT NOT NULL,
+  availability   TEXT NOT NULL,
+  created_at     INTEGER NOT NULL
+);
+
+CREATE TABLE surveys (
+  id              INTEGER PRIMARY KEY,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+  case_id         INTEGER REFERENCES cases(id),
+  staff_id        INTEGER REFERENCES staff(id),
+  channel         TEXT NOT NULL,
+  service_type    TEXT,
+  trigger         TEXT NOT NULL CHECK (trigger IN ('case_closed','conversation_resolved')),
+  started_at      INTEGER NOT NULL,
+  completed_at    INTEGER,
+  overall         INTEGER CHECK (overall BETWEEN 1 AND 5),
+  speed           INTEGER CHECK (speed BETWEEN 1 AND 5),
+  courtesy        INTEGER CHECK (courtesy BETWEEN 1 AND 5),
+  comment         TEXT
+);
+
+CREATE TABLE staff (
+  id            INTEGER PRIMARY KEY,
+  username      TEXT NOT NULL UNIQUE,
+  display_name  TEXT NOT NULL,
+  role          TEXT NOT NULL CHECK (role IN ('agent','supervisor','admin')),
+  password_hash TEXT NOT NULL,
+  failed_logins INTEGER NOT NULL DEFAULT 0,
+  locked_until  INTEGER NOT NULL DEFAULT 0,
+  disabled      INTEGER NOT NULL DEFAULT 0,
+  created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE sessions (
+  token_hash TEXT PRIMARY KEY,                   -- SHA-256 of the bearer token; the token itself is never stored
+  staff_id   INTEGER NOT NULL REFERENCES staff(id),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE audit_log (
+  id       INTEGER PRIMARY KEY,
+  staff_id INTEGER REFERENCES staff(id),
+  action   TEXT NOT NULL,
+  target   TEXT NOT NULL DEFAULT '',
+  detail   TEXT NOT NULL DEFAULT '{}',
+  at       INTEGER NOT NULL
+);
+CREATE INDEX audit_by_time ON audit_log(at);
+
+CREATE TABLE counters (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
+  };
+  return list;
+}
+
+}  // namespace
+
+int latest_schema_version() { return static_cast<int>(migrations().size()); }
+
+result<int> migrate(connection& conn) {
+  int version = 0;
+  {
+    auto q = conn.prepare("PRAGMA user_version");
+    if (!q) return q.error();
+    auto row = q->step();
+    if (!row) return row.error();
+    version = static_cast<int>(q->int64(0));
+  }
+  if (version > latest_schema_version()) return errc::invalid;
+  const auto& list = migrations();
+  for (int v = version; v < latest_schema_version(); ++v) {
+    if (auto ec = conn.exec_script("BEGIN IMMEDIATE")) return ec;
+    auto ec = conn.exec_script(list[static_cast<std::size_t>(v)]);
+    if (!ec) {
+      std::string set = "PRAGMA user_version = " + std::to_string(v + 1);
+      ec = conn.exec_script(set.c_str());
+    }
+    if (ec) {
+      conn.exec_script("ROLLBACK");
+      return ec;
+    }
+    if (auto cec = conn.exec_script("COMMIT")) return cec;
+  }
+  return latest_schema_version();
+}
+
+}  // namespace aoun::storage

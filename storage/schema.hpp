@@ -1,0 +1,18 @@
+#pragma once
+// Versioned schema. Each migration is applied once, in order, in its own transaction, and
+// PRAGMA user_version records how far the file has come. Never edit a released migration:
+// append a new one.
+
+#include "storage/connection.hpp"
+#include "storage/error.hpp"
+
+namespace aoun::storage {
+
+/// The version a fully migrated database has.
+int latest_schema_version();
+
+/// Applies every migration newer than the file's user_version. Returns the resulting version.
+/// A file newer than this program (user_version > latest) is refused with errc::invalid.
+result<int> migrate(connection& conn);
+
+}  // namespace aoun::storage
