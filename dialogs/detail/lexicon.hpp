@@ -1,0 +1,33 @@
+#pragma once
+
+// Keyword matching used by the classifier, choice titles and danger words. Internal to dialogs/.
+// A keyword phrase is normalized and split into tokens; a token ending in '*' matches any word
+// that starts with it. Words are compared after removing common Arabic proclitics
+// (و ف ب ل ك ال وال بال فال لل كال), and with a small edit distance for typos
+// (1 for words of 4+ letters, 2 for 8+).
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aoun::dialogs::detail {
+
+struct phrase {
+  std::vector<std::u32string> tokens;
+  std::vector<bool> prefix;  // token i is a stem ("ساعد*")
+  std::size_t weight = 0;    // letters in the phrase: longer phrases are more specific
+};
+
+/// Builds a phrase from a keyword as written in a locale file; empty if it normalizes to "".
+phrase make_phrase(std::string_view keyword);
+
+/// The message as normalized tokens.
+std::vector<std::u32string> message_tokens(std::string_view text);
+
+/// 0 if `p` does not occur in `msg`; otherwise its weight (reduced a little for a fuzzy match).
+double match_phrase(const phrase& p, const std::vector<std::u32string>& msg);
+
+/// True if the two single words match (clitics, typo distance; no stems).
+bool word_matches(std::u32string_view keyword, std::u32string_view word);
+
+}  // namespace aoun::dialogs::detail

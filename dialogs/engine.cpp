@@ -1,0 +1,1206 @@
+#include "dialogs/engine.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "dialogs/detail/lexicon.hpp"
+#include "dialogs/normalize.hpp"
+#include "dialogs/validate.hpp"
+
+namespace aoun::dialogs {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// state
+
+std::string state::serialize() const {
+  json j = {{"lang", lang},         {"consented", consented},
+            {"flow", flow},         {"step", step},
+            {"slots", slots},       {"misunderstandings", misunderstandings},
+            {"last_activity", last_activity}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+state state::parse(std::string_view text) {
+  state s;
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return s;
+  state out;
+  try {
+    if (j.contains("lang") && j["lang"].is_string()) {
+      std::string l = j["lang"].get<std::string>();
+      if (l == "ar" || l == "en") out.lang = l;
+    }
+    if (j.contains("consented") && j["consented"].is_boolean()) out.consented = j["consented"].get<bool>();
+    if (j.contains("flow") && j["flow"].is_string()) out.flow = j["flow"].get<std::string>();
+    if (j.contains("step") && j["step"].is_string()) out.step = j["step"].get<std::string>();
+    if (j.contains("slots") && j["slots"].is_object()) out.slots = j["slots"];
+    if (j.contains("misunderstandings") && j["misunderstandings"].is_number_integer())
+      out.misunderstandings = std::clamp(j["misunderstandings"].get<int>(), 0, 100);
+    if (j.contains("last_activity") && j["last_activity"].is_number_integer())
+      out.last_activity = j["last_activity"].get<std::int64_t>();
+  } catch (const json::exception&) {
+    return s;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// loaded data
+
+namespace detail {
+
+struct choice_def {
+  std::string id, title, description;  // title/description are text keys
+  std::string next, action, value, words, say, intent, return_to;
+};
+
+struct step_def {
+  std::string name;
+  std::vector<std::string> prompt;  // text keys; the last one carries the choices
+  std::vector<choice_def> choices;
+  std::string validator, slot, next, action, on_enter, say, accept, question;
+  bool understands = false, silent = false, request_contact = false, request_document = false;
+};
+
+struct flow_def {
+  std::string name, start, file;
+  bool resumable = false;
+  std::map<std::string, step_def, std::less<>> steps;
+};
+
+struct route {
+  std::string say, next;
+};
+
+struct locale_data {
+  std::map<std::string, std::string, std::less<>> texts;
+  std::map<std::string, std::vector<std::string>> intents, topics, words;
+  std::vector<std::string> danger;
+};
+
+struct lexicon_entry {
+  std::string intent, topic;
+  phrase p;
+};
+
+struct engine_data {
+  settings cfg;
+  std::map<std::string, flow_def, std::less<>> flows;
+  std::map<std::string, route> intent_routes;  // from the flow file with "intents"
+  std::map<std::string, locale_data, std::less<>> locales;
+  std::vector<lexicon_entry> lexicon;  // intents and topics from every locale
+  std::vector<phrase> danger;
+  std::vector<phrase> question_markers;
+  std::map<std::string, std::vector<phrase>> words;  // both locales merged
+  std::vector<std::string> english_markers;
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::choice_def;
+using detail::engine_data;
+using detail::flow_def;
+using detail::step_def;
+
+const std::vector<std::string> known_intents = {
+    "greeting", "help_request", "inquiry", "track_request", "talk_to_staff", "volunteer", "danger",
+    "menu",     "cancel",       "delete_data", "switch_language", "thanks", "unknown"};
+const std::vector<std::string> known_topics = {"services", "eligibility", "documents",
+                                               "channels", "hours",       "contact"};
+
+// Named actions and the text keys each one says by itself (checked at load).
+const std::map<std::string, std::vector<std::string>, std::less<>>& action_table() {
+  static const std::map<std::string, std::vector<std::string>, std::less<>> t = {
+      {"consent", {}},
+      {"decline", {}},
+      {"toggle_language", {}},
+      {"route_mobile", {}},
+      {"use_channel_phone", {}},
+      {"add_document", {"intake.too_many_documents"}},
+      {"create_case", {}},
+      {"find_case", {"track.found", "track.appointment_line"}},
+      {"queue_for_staff", {"handoff.queued", "after_hours"}},
+      {"leave_queue", {}},
+      {"register_volunteer", {}},
+      {"survey_answer", {}},
+      {"survey_complete", {}},
+      {"attach_document", {}},
+      {"erase", {}},
+      {"go_back", {}},
+      {"resume", {}},
+      {"clear", {}},
+  };
+  return t;
+}
+
+// Text keys the engine itself uses (checked at load in both locales).
+const std::vector<std::string> engine_keys = {
+    "danger",          "not_understood",    "misunderstood_handoff", "language_switched",
+    "cancelled",       "nothing_to_cancel", "media_not_expected",    "handoff.left",
+    "queued",          "staff_joined",      "staff_left",            "after_hours",
+    "outside_window_notice", "thanks_reply", "survey.cancelled",
+    "case_step.submitted", "case_step.collecting_info", "case_step.evaluating",
+    "case_step.approved", "case_step.rejected", "case_step.closed", "method.document_check",
+    "method.interview", "method.field_visit", "service.legal", "service.psychological",
+    "service.social", "service.financial", "service.other"};
+
+[[noreturn]] void fail(const std::string& file, const std::string& what, const std::string& key) {
+  throw std::runtime_error(file + ": " + what + " '" + key + "'");
+}
+
+json read_json_file(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) fail(p.filename().string(), "cannot read file", p.string());
+  std::stringstream ss;
+  ss << f.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) fail(p.filename().string(), "invalid JSON in", p.filename().string());
+  return j;
+}
+
+void flatten(const json& j, const std::string& prefix, std::map<std::string, std::string, std::less<>>& out,
+             const std::string& file) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_string()) out[key] = it->get<std::string>();
+    else if (it->is_object()) flatten(*it, key, out, file);
+    else if (it->is_array()) {
+      std::string joined;
+      for (const auto& line : *it) {
+        if (!line.is_string()) fail(file, "text must be a string or an array of strings", key);
+        if (!joined.empty()) joined += "\n";
+        joined += line.get<std::string>();
+      }
+      out[key] = joined;
+    } else {
+      fail(file, "text must be a string", key);
+    }
+  }
+}
+
+std::vector<std::string> string_list(const json& j, const std::string& file, const std::string& key) {
+  std::vector<std::string> out;
+  if (!j.is_array()) fail(file, "expected a list of strings at", key);
+  for (const auto& e : j) {
+    if (!e.is_string()) fail(file, "expected a list of strings at", key);
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+std::string str_field(const json& j, const char* name, const std::string& file, const std::string& where) {
+  if (!j.contains(name)) return {};
+  if (!j[name].is_string()) fail(file, std::string("field '") + name + "' must be a string in", where);
+  return j[name].get<std::string>();
+}
+
+bool bool_field(const json& j, const char* name, const std::string& file, const std::string& where) {
+  if (!j.contains(name)) return false;
+  if (!j[name].is_boolean()) fail(file, std::string("field '") + name + "' must be true or false in", where);
+  return j[name].get<bool>();
+}
+
+detail::locale_data load_locale(const std::filesystem::path& p) {
+  std::string file = p.filename().string();
+  json j = read_json_file(p);
+  detail::locale_data l;
+  if (!j.contains("texts") || !j["texts"].is_object()) fail(file, "missing object", "texts");
+  flatten(j["texts"], "", l.texts, file);
+  auto lists = [&](const char* section, std::map<std::string, std::vector<std::string>>& out) {
+    if (!j.contains(section)) return;
+    if (!j[section].is_object()) fail(file, "expected an object at", section);
+    for (auto it = j[section].begin(); it != j[section].end(); ++it)
+      out[it.key()] = string_list(*it, file, std::string(section) + "." + it.key());
+  };
+  lists("intents", l.intents);
+  lists("topics", l.topics);
+  lists("words", l.words);
+  if (j.contains("danger")) l.danger = string_list(j["danger"], file, "danger");
+  for (const auto& [k, _] : l.intents)
+    if (std::find(known_intents.begin(), known_intents.end(), k) == known_intents.end())
+      fail(file, "unknown intent", k);
+  for (const auto& [k, _] : l.topics)
+    if (std::find(known_topics.begin(), known_topics.end(), k) == known_topics.end())
+      fail(file, "unknown topic", k);
+  return l;
+}
+
+std::vector<std::string> prompt_list(const json& j, const std::string& file, const std::string& where) {
+  if (!j.contains("prompt") || j["prompt"].is_null()) return {};
+  if (j["prompt"].is_string()) return {j["prompt"].get<std::string>()};
+  return string_list(j["prompt"], file, where + ".prompt");
+}
+
+flow_def load_flow(const std::filesystem::path& p, std::map<std::string, detail::route>& routes) {
+  std::string file = p.filename().string();
+  json j = read_json_file(p);
+  flow_def f;
+  f.file = file;
+  f.name = str_field(j, "flow", file, "flow");
+  if (f.name.empty()) fail(file, "missing field", "flow");
+  f.start = str_field(j, "start", file, "start");
+  f.resumable = bool_field(j, "resumable", file, "resumable");
+  if (!j.contains("steps") || !j["steps"].is_object()) fail(file, "missing object", "steps");
+  for (auto it = j["steps"].begin(); it != j["steps"].end(); ++it) {
+    const json& sj = *it;
+    std::string where = it.key();
+    if (!sj.is_object()) fail(file, "step must be an object", where);
+    step_def st;
+    st.name = it.key();
+    st.prompt = prompt_list(sj, file, where);
+    st.validator = str_field(sj, "validator", file, where);
+    st.slot = str_field(sj, "slot", file, where);
+    st.next = str_field(sj, "next", file, where);
+    st.action = str_field(sj, "action", file, where);
+    st.on_enter = str_field(sj, "on_enter", file, where);
+    st.say = str_field(sj, "say", file, where);
+    st.accept = str_field(sj, "accept", file, where);
+    st.question = str_field(sj, "question", file, where);
+    st.understands = bool_field(sj, "understands", file, where);
+    st.silent = bool_field(sj, "silent", file, where);
+    st.request_contact = bool_field(sj, "request_contact", file, where);
+    st.request_document = bool_field(sj, "request_document", file, where);
+    if (!st.accept.empty() && st.accept != "media") fail(file, "unknown input kind", st.accept);
+    if (sj.contains("choices")) {
+      if (!sj["choices"].is_array()) fail(file, "choices must be a list in", where);
+      for (const auto& cj : sj["choices"]) {
+        if (!cj.is_object()) fail(file, "choice must be an object in", where);
+        choice_def c;
+        c.id = str_field(cj, "id", file, where);
+        c.title = str_field(cj, "title", file, where);
+        c.description = str_field(cj, "description", file, where);
+        c.next = str_field(cj, "next", file, where);
+        c.action = str_field(cj, "action", file, where);
+        c.value = str_field(cj, "value", file, where);
+        c.words = str_field(cj, "words", file, where);
+        c.say = str_field(cj, "say", file, where);
+        c.intent = str_field(cj, "intent", file, where);
+        c.return_to = str_field(cj, "return_to", file, where);
+        if (c.id.empty()) fail(file, "choice without id in", where);
+        if (c.id.size() > 64) fail(file, "choice id longer than 64 bytes", c.id);
+        for (unsigned char ch : c.id)
+          if (ch >= 0x80 || ch <= 0x20) fail(file, "choice id must be printable ASCII", c.id);
+        if (c.title.empty()) fail(file, "choice without title", c.id);
+        st.choices.push_back(std::move(c));
+      }
+    }
+    f.steps.emplace(st.name, std::move(st));
+  }
+  if (f.start.empty() || !f.steps.count(f.start)) fail(file, "unknown step", f.start);
+  if (j.contains("intents")) {
+    if (!j["intents"].is_object()) fail(file, "expected an object at", "intents");
+    for (auto it = j["intents"].begin(); it != j["intents"].end(); ++it) {
+      if (std::find(known_intents.begin(), known_intents.end(), it.key()) == known_intents.end())
+        fail(file, "unknown intent", it.key());
+      routes[it.key()] = {str_field(*it, "say", file, it.key()), str_field(*it, "next", file, it.key())};
+    }
+  }
+  return f;
+}
+
+// "step", "flow/step" or "flow" → (flow, step); empty if unknown.
+std::pair<std::string, std::string> resolve(const engine_data& d, std::string_view current_flow,
+                                            std::string_view target) {
+  auto slash = target.find('/');
+  if (slash != std::string_view::npos) {
+    std::string fl(target.substr(0, slash)), st(target.substr(slash + 1));
+    auto f = d.flows.find(fl);
+    if (f == d.flows.end() || !f->second.steps.count(st)) return {};
+    return {fl, st};
+  }
+  auto cf = d.flows.find(current_flow);
+  if (cf != d.flows.end() && cf->second.steps.count(target))
+    return {std::string(current_flow), std::string(target)};
+  auto f = d.flows.find(target);
+  if (f != d.flows.end()) return {f->first, f->second.start};
+  return {};
+}
+
+void check_flows(const engine_data& d) {
+  auto has_key = [&](const std::string& key) {
+    for (const auto& [lang, l] : d.locales)
+      if (!l.texts.count(key)) return false;
+    return true;
+  };
+  auto check_key = [&](const std::string& file, const std::string& key) {
+    if (key.empty()) return;
+    if (key.find("{topic}") != std::string::npos) {
+      for (const auto& t : known_topics) {
+        std::string k = key;
+        k.replace(k.find("{topic}"), 7, t);
+        if (!has_key(k)) fail(file, "unknown text key", k);
+      }
+      return;
+    }
+    if (!has_key(key)) fail(file, "unknown text key", key);
+  };
+  auto check_target = [&](const flow_def& f, const std::string& target) {
+    if (target.empty()) return;
+    if (resolve(d, f.name, target).first.empty()) fail(f.file, "unknown step", target);
+  };
+  auto check_action = [&](const std::string& file, const std::string& a) {
+    if (a.empty()) return;
+    auto it = action_table().find(a);
+    if (it == action_table().end()) fail(file, "unknown action", a);
+    for (const auto& k : it->second) check_key(file, k);
+  };
+  auto check_words = [&](const std::string& file, const std::string& w) {
+    if (w.empty()) return;
+    for (const auto& [lang, l] : d.locales)
+      if (!l.words.count(w)) fail(file, "unknown word list", w);
+  };
+  for (const auto& [name, f] : d.flows) {
+    for (const auto& [sname, st] : f.steps) {
+      for (const auto& k : st.prompt) check_key(f.file, k);
+      check_key(f.file, st.say);
+      check_target(f, st.next);
+      check_action(f.file, st.action);
+      check_action(f.file, st.on_enter);
+      if (!st.validator.empty()) {
+        const auto& names = validator_names();
+        if (std::find(names.begin(), names.end(), st.validator) == names.end())
+          fail(f.file, "unknown validator", st.validator);
+        for (const auto& e : validator_errors(st.validator))
+          check_key(f.file, "invalid." + st.validator + "." + e);
+      }
+      std::set<std::string> ids;
+      for (const auto& c : st.choices) {
+        if (!ids.insert(c.id).second) fail(f.file, "duplicate choice id", c.id);
+        check_key(f.file, c.title);
+        check_key(f.file, c.description);
+        check_key(f.file, c.say);
+        check_target(f, c.next);
+        check_target(f, c.return_to);
+        check_action(f.file, c.action);
+        check_words(f.file, c.words);
+        if (!c.intent.empty() &&
+            std::find(known_intents.begin(), known_intents.end(), c.intent) == known_intents.end())
+          fail(f.file, "unknown intent", c.intent);
+      }
+    }
+  }
+  for (const auto& [intent, r] : d.intent_routes) {
+    // Routes are resolved from the menu flow.
+    const flow_def* menu = nullptr;
+    for (const auto& [n, f] : d.flows)
+      if (n == "menu") menu = &f;
+    std::string file = menu ? menu->file : "menu.json";
+    check_key(file, r.say);
+    if (!r.next.empty() && resolve(d, "menu", r.next).first.empty()) fail(file, "unknown step", r.next);
+  }
+  for (const char* needed : {"welcome", "menu", "handoff", "erase", "resume", "survey", "documents",
+                             "intake", "track", "inquiry", "volunteer"})
+    if (!d.flows.count(needed)) fail("flows", "missing flow", needed);
+  for (const char* st : {"main", "idle"})
+    if (!d.flows.at("menu").steps.count(st)) fail(d.flows.at("menu").file, "unknown step", st);
+  if (!d.flows.at("handoff").steps.count("waiting"))
+    fail(d.flows.at("handoff").file, "unknown step", "waiting");
+  for (const auto& k : engine_keys) {
+    for (const auto& [lang, l] : d.locales)
+      if (!l.texts.count(k)) fail(lang + ".json", "missing text key", k);
+  }
+  for (const auto& t : known_topics) check_key("locales", "faq." + t);
+}
+
+std::string lower_ascii(std::string s) {
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// load
+
+engine::engine(std::shared_ptr<const detail::engine_data> d) : d_(std::move(d)) {}
+engine::engine(engine&&) noexcept = default;
+engine& engine::operator=(engine&&) noexcept = default;
+engine::engine(const engine&) = default;
+engine& engine::operator=(const engine&) = default;
+engine::~engine() = default;
+
+const settings& engine::config() const { return d_->cfg; }
+
+engine engine::load(const std::string& dialogs_dir, const std::string& locales_dir, settings s) {
+  namespace fs = std::filesystem;
+  auto d = std::make_shared<engine_data>();
+  d->cfg = std::move(s);
+
+  for (const char* lang : {"ar", "en"}) {
+    fs::path p = fs::path(locales_dir) / (std::string(lang) + ".json");
+    if (!fs::exists(p)) fail(std::string(lang) + ".json", "missing locale file", p.string());
+    d->locales[lang] = load_locale(p);
+  }
+  // Every text key in both locales.
+  const auto& ar = d->locales["ar"];
+  const auto& en = d->locales["en"];
+  for (const auto& [k, _] : ar.texts)
+    if (!en.texts.count(k)) fail("en.json", "missing text key", k);
+  for (const auto& [k, _] : en.texts)
+    if (!ar.texts.count(k)) fail("ar.json", "missing text key", k);
+
+  fs::path flows_dir = fs::path(dialogs_dir) / "flows";
+  if (!fs::is_directory(flows_dir)) flows_dir = fs::path(dialogs_dir);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(flows_dir))
+    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& p : files) {
+    flow_def f = load_flow(p, d->intent_routes);
+    if (d->flows.count(f.name)) fail(f.file, "duplicate flow", f.name);
+    std::string name = f.name;
+    d->flows.emplace(name, std::move(f));
+  }
+  check_flows(*d);
+
+  // Lexicons: every locale contributes, because people mix languages.
+  for (const auto& [lang, l] : d->locales) {
+    for (const auto& [intent, kws] : l.intents) {
+      if (intent == "danger") continue;
+      for (const auto& kw : kws) {
+        auto p = detail::make_phrase(kw);
+        if (!p.tokens.empty()) d->lexicon.push_back({intent, "", std::move(p)});
+      }
+    }
+    for (const auto& [topic, kws] : l.topics)
+      for (const auto& kw : kws) {
+        auto p = detail::make_phrase(kw);
+        if (!p.tokens.empty()) d->lexicon.push_back({"inquiry", topic, std::move(p)});
+      }
+    auto add_danger = [&](const std::vector<std::string>& kws) {
+      for (const auto& kw : kws) {
+        auto p = detail::make_phrase(kw);
+        if (!p.tokens.empty()) d->danger.push_back(std::move(p));
+      }
+    };
+    add_danger(l.danger);
+    if (auto it = l.intents.find("danger"); it != l.intents.end()) add_danger(it->second);
+    for (const auto& [w, kws] : l.words)
+      for (const auto& kw : kws) {
+        auto p = detail::make_phrase(kw);
+        if (p.tokens.empty()) continue;
+        if (w == "question") d->question_markers.push_back(p);
+        d->words[w].push_back(std::move(p));
+      }
+  }
+  for (const auto& kw : d->cfg.danger_words) {
+    auto p = detail::make_phrase(kw);
+    if (!p.tokens.empty()) d->danger.push_back(std::move(p));
+  }
+  if (auto it = en.words.find("english"); it != en.words.end())
+    for (const auto& w : it->second) d->english_markers.push_back(normalize(w));
+  return engine(std::move(d));
+}
+
+// ---------------------------------------------------------------------------------------------
+// texts
+
+namespace {
+
+std::string fill(const std::string& tmpl, const std::map<std::string, std::string>& vars) {
+  // Placeholders are {name}. A line whose placeholders are all known but one of them is empty
+  // is dropped, so optional settings (phone, email ...) leave no empty labels behind.
+  std::string out;
+  std::size_t pos = 0;
+  while (pos <= tmpl.size()) {
+    std::size_t eol = tmpl.find('\n', pos);
+    if (eol == std::string::npos) eol = tmpl.size();
+    std::string line = tmpl.substr(pos, eol - pos);
+    std::string res;
+    bool drop = false;
+    std::size_t i = 0;
+    while (i < line.size()) {
+      if (line[i] == '{') {
+        std::size_t close = line.find('}', i);
+        if (close != std::string::npos) {
+          std::string name = line.substr(i + 1, close - i - 1);
+          auto it = vars.find(name);
+          if (it != vars.end()) {
+            if (it->second.empty()) drop = true;
+            res += it->second;
+            i = close + 1;
+            continue;
+          }
+        }
+      }
+      res.push_back(line[i]);
+      ++i;
+    }
+    if (!drop) {
+      if (!out.empty() || pos > 0) out += "\n";
+      out += res;
+    }
+    pos = eol + 1;
+  }
+  // Trim a leading newline produced by a dropped first line.
+  while (!out.empty() && out.front() == '\n') out.erase(out.begin());
+  return out;
+}
+
+}  // namespace
+
+std::string engine::text(std::string_view lang, std::string_view key,
+                         const std::map<std::string, std::string>& vars) const {
+  auto lit = d_->locales.find(lang);
+  if (lit == d_->locales.end()) lit = d_->locales.find("ar");
+  auto it = lit->second.texts.find(key);
+  if (it == lit->second.texts.end()) return std::string(key);
+  const settings& c = d_->cfg;
+  bool en = lit->first == "en";
+  std::map<std::string, std::string> all = {
+      {"association", en ? c.association_name_en : c.association_name},
+      {"emergency", c.emergency_numbers},
+      {"hours", en ? c.working_hours_en : c.working_hours},
+      {"phone", c.phone},
+      {"email", c.email},
+      {"website", c.website},
+      {"address", c.address},
+      {"retention_days", std::to_string(c.retention_days)}};
+  for (const auto& [k, v] : vars) all[k] = v;
+  return fill(it->second, all);
+}
+
+// ---------------------------------------------------------------------------------------------
+// understanding
+
+bool engine::is_danger(std::string_view text) const {
+  auto toks = detail::message_tokens(text);
+  if (toks.empty()) return false;
+  for (const auto& p : d_->danger)
+    if (detail::match_phrase(p, toks) > 0) return true;
+  return false;
+}
+
+classification engine::classify(std::string_view text) const {
+  auto toks = detail::message_tokens(text);
+  if (toks.empty()) return {"unknown", ""};
+  if (is_danger(text)) return {"danger", ""};
+  const auto& menu = d_->flows.at("menu").steps.at("main");
+  // A menu number or a menu button id.
+  if (auto n = parse_choice_number(text, static_cast<int>(menu.choices.size()))) {
+    const auto& c = menu.choices[static_cast<std::size_t>(*n - 1)];
+    return {c.intent, ""};
+  }
+  std::string lowered = lower_ascii(std::string(text));
+  for (const auto& c : menu.choices)
+    if (lowered == lower_ascii(c.id)) return {c.intent, ""};
+  // A case reference ("AWN-2026-000123") means tracking.
+  for (const auto& t : toks) {
+    std::string w = utf8_encode(t);
+    if (w.size() >= 3 && w.rfind("awn", 0) == 0 && std::any_of(w.begin(), w.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      return {"track_request", ""};
+  }
+
+  std::map<std::string, double> score;
+  std::map<std::string, double> topic_score;
+  for (const auto& e : d_->lexicon) {
+    double m = detail::match_phrase(e.p, toks);
+    if (m <= 0) continue;
+    if (!e.topic.empty()) topic_score[e.topic] = std::max(topic_score[e.topic], m) + 0.01 * m;
+    else score[e.intent] = std::max(score[e.intent], m) + 0.01 * m;
+  }
+  bool question = std::any_of(d_->question_markers.begin(), d_->question_markers.end(),
+                              [&](const detail::phrase& p) { return detail::match_phrase(p, toks) > 0; });
+  if (text.find('?') != std::string_view::npos || text.find("؟") != std::string_view::npos) question = true;
+  std::string best_topic;
+  double best_topic_score = 0;
+  for (const auto& [t, v] : topic_score)
+    if (v > best_topic_score) best_topic = t, best_topic_score = v;
+  if (!best_topic.empty()) {
+    double v = best_topic_score + (question ? 3.0 : 0.0);
+    score["inquiry"] = std::max(score["inquiry"], v);
+  }
+  // Greetings and thanks only win when nothing else is said.
+  for (const char* weak : {"greeting", "thanks"})
+    if (score.count(weak)) score[weak] *= 0.4;
+  // Ties: the more specific intent wins.
+  static const std::vector<std::string> priority = {
+      "delete_data", "switch_language", "talk_to_staff", "track_request", "volunteer",
+      "help_request", "inquiry", "cancel", "menu", "thanks", "greeting"};
+  std::string best;
+  double best_score = 0;
+  for (const auto& intent : priority) {
+    auto it = score.find(intent);
+    if (it != score.end() && it->second > best_score + 1e-9) best = intent, best_score = it->second;
+  }
+  if (best.empty()) return {"unknown", ""};
+  if (best == "inquiry") return {"inquiry", best_topic.empty() ? "services" : best_topic};
+  return {best, ""};
+}
+
+// ---------------------------------------------------------------------------------------------
+// the step machine
+
+namespace {
+
+const std::set<std::string, std::less<>> global_intents = {"menu", "cancel", "talk_to_staff",
+                                                           "switch_language", "delete_data"};
+
+struct runner {
+  runner(const engine& e, const engine_data& data, const context& c, const state& s)
+      : eng(e), d(data), ctx(c) {
+    res.next = s;
+  }
+  const engine& eng;
+  const engine_data& d;
+  const context& ctx;
+  step_result res;
+  bool misunderstood = false;
+
+  state& st() { return res.next; }
+  std::string t(std::string_view key, const std::map<std::string, std::string>& extra = {}) {
+    auto vars = slot_vars();
+    for (const auto& [k, v] : extra) vars[k] = v;
+    return eng.text(st().lang, key, vars);
+  }
+
+  std::map<std::string, std::string> slot_vars() {
+    std::map<std::string, std::string> vars;
+    for (auto it = st().slots.begin(); it != st().slots.end(); ++it) {
+      if (it->is_string()) vars[it.key()] = it->get<std::string>();
+      else if (it->is_number_integer()) vars[it.key()] = std::to_string(it->get<long long>());
+    }
+    if (auto it = vars.find("service_type"); it != vars.end())
+      vars["service_type_title"] = eng.text(st().lang, "service." + it->second);
+    std::size_t docs = st().slots.contains("documents") && st().slots["documents"].is_array()
+                           ? st().slots["documents"].size()
+                           : 0;
+    vars["documents_count"] = to_local_digits(std::to_string(docs));
+    return vars;
+  }
+
+  std::string to_local_digits(const std::string& s) {
+    if (st().lang != "ar") return s;
+    std::u32string out;
+    for (char c : s) out.push_back(c >= '0' && c <= '9' ? U'\u0660' + (c - '0') : static_cast<char32_t>(c));
+    return utf8_encode(out);
+  }
+
+  void say(std::string_view key, const std::map<std::string, std::string>& extra = {}) {
+    if (key.empty()) return;
+    res.replies.push_back({t(key, extra), {}, false, false});
+  }
+
+  void effect(std::string type, json data = json::object()) {
+    res.effects.push_back({std::move(type), std::move(data)});
+  }
+
+  const step_def* current() {
+    auto f = d.flows.find(st().flow);
+    if (f == d.flows.end()) return nullptr;
+    auto s = f->second.steps.find(st().step);
+    return s == f->second.steps.end() ? nullptr : &s->second;
+  }
+
+  std::vector<choice> render_choices(const step_def& s) {
+    std::vector<choice> out;
+    for (const auto& c : s.choices)
+      out.push_back({c.id, t(c.title), c.description.empty() ? std::string() : t(c.description)});
+    return out;
+  }
+
+  void prompt(const step_def& s) {
+    for (std::size_t i = 0; i < s.prompt.size(); ++i) {
+      reply r{t(s.prompt[i]), {}, false, false};
+      if (i + 1 == s.prompt.size()) {
+        r.choices = render_choices(s);
+        r.request_contact = s.request_contact && ctx.channel == "telegram";
+        r.request_document = s.request_document;
+      }
+      res.replies.push_back(std::move(r));
+    }
+  }
+
+  // Moves to `target` ("step", "flow/step" or "flow"), runs its on_enter action and prompts.
+  void enter(std::string_view target) {
+    for (int hops = 0; hops < 8; ++hops) {
+      auto [fl, sn] = resolve(d, st().flow, target);
+      if (fl.empty()) {
+        fl = "menu";
+        sn = "main";
+      }
+      st().flow = fl;
+      st().step = sn;
+      const step_def& s = d.flows.at(fl).steps.at(sn);
+      if (!s.on_enter.empty()) {
+        std::string redirect = act(s.on_enter, s, "");
+        if (redirect == "!stop") return;
+        if (!redirect.empty()) {
+          target = redirect_store(redirect);
+          continue;
+        }
+      }
+      prompt(s);
+      return;
+    }
+  }
+  std::string redirect_buf;
+  std::string_view redirect_store(std::string r) {
+    redirect_buf = std::move(r);
+    return redirect_buf;
+  }
+
+  void clear_slots() { st().slots = json::object(); }
+
+  // Moves on after a valid answer: to the pending "return to" step if one is set, else `next`.
+  void advance(const std::string& next) {
+    st().misunderstandings = 0;
+    if (st().slots.contains("_return") && st().slots["_return"].is_string()) {
+      std::string back = st().slots["_return"].get<std::string>();
+      st().slots.erase("_return");
+      enter(back);
+      return;
+    }
+    if (!next.empty()) enter(next);
+  }
+
+  // -- actions ------------------------------------------------------------------------------
+  // Returns "" to continue to the usual next step, a target to go there instead, or "!stop".
+  std::string act(const std::string& name, const step_def& s, const std::string& value) {
+    if (name.empty()) return {};
+    if (name == "consent") {
+      st().consented = true;
+      effect("consent_given");
+    } else if (name == "decline") {
+      clear_slots();
+    } else if (name == "toggle_language") {
+      st().lang = st().lang == "ar" ? "en" : "ar";
+      effect("language_changed", {{"lang", st().lang}});
+    } else if (name == "route_mobile") {
+      auto v = validate_mobile(ctx.channel_phone);
+      if (v.ok()) {
+        st().slots["_channel_mobile"] = v.value;
+        return "mobile_confirm";
+      }
+      return "mobile_ask";
+    } else if (name == "use_channel_phone") {
+      if (st().slots.contains("_channel_mobile")) st().slots["mobile"] = st().slots["_channel_mobile"];
+    } else if (name == "add_document" || name == "attach_document") {
+      return document_received(name == "attach_document");
+    } else if (name == "create_case") {
+      std::string ref = ctx.new_case_reference ? ctx.new_case_reference() : std::string();
+      json docs = json::array();
+      if (st().slots.contains("documents") && st().slots["documents"].is_array()) docs = st().slots["documents"];
+      auto get = [&](const char* k) {
+        return st().slots.contains(k) && st().slots[k].is_string() ? st().slots[k].get<std::string>() : std::string();
+      };
+      effect("create_case", {{"reference", ref},
+                             {"full_name", get("full_name")},
+                             {"national_id", get("national_id")},
+                             {"mobile", get("mobile")},
+                             {"city", get("city")},
+                             {"service_type", get("service_type")},
+                             {"description", get("description")},
+                             {"documents", docs}});
+      clear_slots();
+      st().slots["reference"] = ref;  // shown by the "say" text; cleared by the next flow
+    } else if (name == "find_case") {
+      auto get = [&](const char* k) {
+        return st().slots.contains(k) && st().slots[k].is_string() ? st().slots[k].get<std::string>() : std::string();
+      };
+      std::string ref = get("reference"), nid = get("national_id");
+      std::optional<case_status> found;
+      if (ctx.find_case) found = ctx.find_case(ref, nid);
+      clear_slots();  // the national ID is not kept in the dialog state
+      if (!found) return "not_found";
+      std::map<std::string, std::string> vars = {
+          {"reference", found->reference},
+          {"method", found->verification_method.empty() ? std::string()
+                                                        : t("method." + found->verification_method)},
+          {"appointment", found->appointment}};
+      std::string step_text = t("case_step." + found->step, vars);
+      if (step_text == "case_step." + found->step) step_text = found->step;
+      std::string appt = found->appointment.empty() ? std::string() : t("track.appointment_line", vars);
+      vars["status"] = step_text;
+      vars["appointment_line"] = appt;
+      res.replies.push_back({t("track.found", vars), {}, false, false});
+    } else if (name == "queue_for_staff") {
+      queue(value.empty() ? "requested" : value);
+      return "waiting";
+    } else if (name == "leave_queue") {
+      effect("leave_queue");
+    } else if (name == "register_volunteer") {
+      auto get = [&](const char* k) {
+        return st().slots.contains(k) && st().slots[k].is_string() ? st().slots[k].get<std::string>() : std::string();
+      };
+      effect("register_volunteer", {{"name", get("name")},
+                                    {"city", get("city")},
+                                    {"skills", get("skills")},
+                                    {"availability", get("availability")}});
+      clear_slots();
+    } else if (name == "survey_answer") {
+      int score = std::atoi(value.c_str());
+      if (score >= 1 && score <= 5 && !s.question.empty()) {
+        st().slots[s.question] = score;
+        effect("survey_answer", {{"question", s.question}, {"score", score}});
+      }
+    } else if (name == "survey_complete") {
+      json data = json::object();
+      for (const char* q : {"overall", "speed", "courtesy"})
+        data[q] = st().slots.contains(q) ? st().slots[q] : json(nullptr);
+      data["comment"] = st().slots.contains("comment") && st().slots["comment"].is_string()
+                            ? st().slots["comment"]
+                            : json("");
+      effect("survey_complete", data);
+      clear_slots();
+    } else if (name == "erase") {
+      effect("erase_data");
+      std::string lang = st().lang;
+      state fresh;
+      fresh.lang = lang;
+      st() = fresh;
+      say("erase.done");
+      return "!stop";
+    } else if (name == "go_back" || name == "resume") {
+      const char* key = name == "go_back" ? "_back" : "_resume";
+      std::string back = st().slots.contains(key) && st().slots[key].is_string()
+                             ? st().slots[key].get<std::string>()
+                             : std::string("menu/main");
+      st().slots.erase(key);
+      if (resolve(d, "", back).first.empty()) back = "menu/main";
+      return back;
+    } else if (name == "clear") {
+      clear_slots();
+    }
+    return {};
+  }
+
+  std::string document_received(bool attach) {
+    json docs = st().slots.contains("documents") && st().slots["documents"].is_array() ? st().slots["documents"]
+                                                                                       : json::array();
+    if (docs.size() >= 10) {
+      say("intake.too_many_documents");
+      return "!stop";
+    }
+    json doc = {{"media_id", pending_media.media_id},
+                {"media_kind", pending_media.media_kind},
+                {"mime", pending_media.media_mime},
+                {"filename", pending_media.media_filename}};
+    if (attach) {
+      json data = doc;
+      data["reference"] = st().slots.value("reference", std::string());
+      effect("attach_document", data);
+      // Only a count is kept: the document itself is with the case.
+      docs.push_back(json::object());
+    } else {
+      docs.push_back(doc);
+    }
+    st().slots["documents"] = docs;
+    return {};
+  }
+  input pending_media;
+
+  void queue(const std::string& reason) {
+    effect("queue_for_staff", {{"reason", reason}, {"priority", reason == "danger" ? 1 : 0}});
+    if (reason == "danger") return;
+    std::string msg = t(reason == "misunderstood" ? "misunderstood_handoff" : "handoff.queued");
+    if (!ctx.within_working_hours) msg += "\n" + t("after_hours");
+    res.replies.push_back({msg, {}, false, false});
+  }
+
+  // -- input handling ----------------------------------------------------------------------
+
+  void misunderstanding(const step_def& s, const std::string& key) {
+    misunderstood = true;
+    st().misunderstandings += 1;
+    if (st().misunderstandings >= 3) {
+      st().misunderstandings = 0;
+      clear_slots();
+      queue("misunderstood");
+      st().flow = "handoff";
+      st().step = "waiting";
+      return;
+    }
+    reply r{t(key), render_choices(s), false, false};
+    r.request_contact = s.request_contact && ctx.channel == "telegram";
+    r.request_document = s.request_document;
+    res.replies.push_back(std::move(r));
+  }
+
+  std::optional<std::size_t> match_choice(const step_def& s, const input& in, const std::string& text) {
+    if (s.choices.empty()) return std::nullopt;
+    if (in.type == input::kind::choice && !in.choice_id.empty()) {
+      for (std::size_t i = 0; i < s.choices.size(); ++i)
+        if (s.choices[i].id == in.choice_id) return i;
+    }
+    if (text.empty()) return std::nullopt;
+    if (auto n = parse_choice_number(text, static_cast<int>(s.choices.size())))
+      return static_cast<std::size_t>(*n - 1);
+    std::string low = lower_ascii(text);
+    for (std::size_t i = 0; i < s.choices.size(); ++i)
+      if (low == lower_ascii(s.choices[i].id)) return i;
+    std::string norm = normalize(text);
+    if (norm.empty()) return std::nullopt;
+    auto toks = detail::message_tokens(text);
+    // Exact title in either language, then the choice's word list, then a fuzzy title.
+    for (std::size_t i = 0; i < s.choices.size(); ++i)
+      for (const auto& [lang, l] : d.locales) {
+        auto it = l.texts.find(s.choices[i].title);
+        if (it != l.texts.end() && normalize(it->second) == norm) return i;
+      }
+    for (std::size_t i = 0; i < s.choices.size(); ++i) {
+      auto w = d.words.find(s.choices[i].words);
+      if (w == d.words.end()) continue;
+      for (const auto& p : w->second)
+        if (toks.size() <= p.tokens.size() + 1 && detail::match_phrase(p, toks) > 0) return i;
+    }
+    std::optional<std::size_t> best;
+    std::size_t best_d = 100;
+    auto u = utf8_decode(norm);
+    for (std::size_t i = 0; i < s.choices.size(); ++i)
+      for (const auto& [lang, l] : d.locales) {
+        auto it = l.texts.find(s.choices[i].title);
+        if (it == l.texts.end()) continue;
+        auto title = utf8_decode(normalize(it->second));
+        std::size_t tol = title.size() >= 8 ? 2 : title.size() >= 4 ? 1 : 0;
+        std::size_t dist = edit_distance(u, title);
+        if (dist <= tol && dist < best_d) best = i, best_d = dist;
+      }
+    return best;
+  }
+
+  void apply_choice(const step_def& s, const choice_def& c) {
+    st().misunderstandings = 0;
+    if (!c.return_to.empty()) st().slots["_return"] = resolve_full(c.return_to);
+    if (!s.slot.empty()) st().slots[s.slot] = c.value.empty() ? c.id : c.value;
+    std::string redirect = act(c.action, s, c.value.empty() ? c.id : c.value);
+    if (redirect == "!stop") return;
+    say(c.say);
+    if (!redirect.empty()) {
+      enter(redirect);
+      return;
+    }
+    advance(c.next.empty() ? s.next : c.next);
+  }
+
+  std::string resolve_full(const std::string& target) {
+    auto [fl, sn] = resolve(d, st().flow, target);
+    return fl + "/" + sn;
+  }
+
+  std::string here() { return st().flow + "/" + st().step; }
+
+  // Global words. Returns true if handled.
+  bool global(const std::string& intent, const std::string& text) {
+    const bool in_queue = st().flow == "handoff";
+    if (intent == "switch_language") {
+      std::string n = normalize(text);
+      std::string target = st().lang == "ar" ? "en" : "ar";
+      auto has = [&](const char* w) { return n.find(normalize(w)) != std::string::npos; };
+      if (has("english") || has("انجليزي") || has("انقليزي") || has("انجلش") || has("inglizi")) target = "en";
+      else if (has("عربي") || has("العربيه") || has("arabic") || has("3arabi") || has("arabi")) target = "ar";
+      if (target != st().lang) {
+        st().lang = target;
+        effect("language_changed", {{"lang", target}});
+      }
+      say("language_switched");
+      if (const step_def* s = current()) prompt(*s);
+      return true;
+    }
+    if (intent == "talk_to_staff") {
+      if (in_queue) return true;  // already queued: stay silent
+      clear_slots();
+      enter("handoff");
+      return true;
+    }
+    if (intent == "delete_data") {
+      std::string back = here();
+      if (in_queue) {
+        effect("leave_queue");
+        back = "menu/main";
+      }
+      if (!st().consented) back = "welcome/consent";
+      st().slots["_back"] = back;
+      enter("erase/confirm");
+      return true;
+    }
+    if (!st().consented) {
+      // Before consent, "menu" and "cancel" bring back the consent question.
+      enter("welcome/consent");
+      return true;
+    }
+    if (intent == "menu" || intent == "cancel") {
+      if (in_queue) {
+        effect("leave_queue");
+        say("handoff.left");
+      } else if (intent == "cancel") {
+        bool had = st().flow != "menu" && st().flow != "inquiry";
+        if (st().flow == "survey") say("survey.cancelled");
+        else say(had ? "cancelled" : "nothing_to_cancel");
+      }
+      clear_slots();
+      enter("menu/main");
+      return true;
+    }
+    return false;
+  }
+
+  void route_intent(const step_def& s, const classification& c) {
+    auto it = d.intent_routes.find(c.intent);
+    if (c.intent == "unknown" || it == d.intent_routes.end()) {
+      misunderstanding(s, "not_understood");
+      return;
+    }
+    st().misunderstandings = 0;
+    std::string say_key = it->second.say;
+    if (auto p = say_key.find("{topic}"); p != std::string::npos) say_key.replace(p, 7, c.topic);
+    clear_slots();
+    say(say_key);
+    if (!it->second.next.empty()) enter(it->second.next);
+  }
+
+  void handle(const input& in, const std::string& text) {
+    const step_def* s = current();
+    if (!s) {
+      enter(st().consented ? "menu/main" : "welcome/consent");
+      return;
+    }
+    if (auto i = match_choice(*s, in, text)) {
+      apply_choice(*s, s->choices[*i]);
+      return;
+    }
+    if (!text.empty() && in.type != input::kind::media) {
+      auto toks = detail::message_tokens(text);
+      if (toks.size() <= 6) {
+        auto c = eng.classify(text);
+        if (global_intents.count(c.intent) && global(c.intent, text)) return;
+      }
+      if (in.type == input::kind::choice) {
+        // An old button's id: the main menu's ids work from anywhere.
+        for (const auto& [id, intent] : std::initializer_list<std::pair<const char*, const char*>>{
+                 {"menu", "menu"}, {"cancel", "cancel"}, {"staff", "talk_to_staff"},
+                 {"lang.en", "switch_language"}, {"lang.ar", "switch_language"}})
+          if (in.choice_id == id && global(intent, in.choice_id == std::string("lang.en") ? "english" : in.choice_id == std::string("lang.ar") ? "عربي" : text)) return;
+      }
+    }
+    if (s->silent) return;
+    if (in.type == input::kind::media) {
+      if (s->accept == "media") {
+        pending_media = in;
+        std::string redirect = act(s->action, *s, "");
+        if (redirect == "!stop") return;
+        say(s->say);
+        advance(redirect.empty() ? s->next : redirect);
+        return;
+      }
+      misunderstanding(*s, "media_not_expected");
+      return;
+    }
+    if (!s->validator.empty() && (in.type == input::kind::text || in.type == input::kind::contact ||
+                                  in.type == input::kind::choice)) {
+      validation v = run_validator(s->validator, text);
+      if (v.ok()) {
+        if (!s->slot.empty()) st().slots[s->slot] = v.value;
+        std::string redirect = act(s->action, *s, v.value);
+        if (redirect == "!stop") return;
+        say(s->say);
+        if (!redirect.empty()) {
+          st().misunderstandings = 0;
+          enter(redirect);
+        } else {
+          advance(s->next);
+        }
+        return;
+      }
+      misunderstanding(*s, "invalid." + s->validator + "." + v.error);
+      return;
+    }
+    if (s->understands && in.type != input::kind::location) {
+      route_intent(*s, eng.classify(text));
+      return;
+    }
+    misunderstanding(*s, "not_understood");
+  }
+};
+
+bool looks_english(const engine_data& d, std::string_view text) {
+  if (has_arabic_letter(text) || !has_latin_letter(text)) return false;
+  for (const auto& t : tokenize(text))
+    if (std::find(d.english_markers.begin(), d.english_markers.end(), t) != d.english_markers.end())
+      return true;
+  return false;
+}
+
+}  // namespace
+
+step_result engine::step(const state& s, const input& in, const context& ctx) const {
+  runner r(*this, *d_, ctx, s);
+  std::string text = in.type == input::kind::contact ? in.contact_phone : in.text;
+  if (text.size() > 4096) text.resize(4096);  // bounded work on hostile input
+
+  auto finish = [&]() {
+    r.st().last_activity = ctx.now;
+    return std::move(r.res);
+  };
+
+  // 1. Danger, at any point, even before consent. The conversation otherwise stays where it is.
+  if (!text.empty() && is_danger(text)) {
+    r.say("danger");
+    r.effect("queue_for_staff", {{"reason", "danger"}, {"priority", 1}});
+    return finish();
+  }
+  // 2. A first message (or a state this engine does not know): welcome and consent.
+  if (s.flow.empty() || !r.current()) {
+    if (s.flow.empty() && looks_english(*d_, text) && r.st().lang != "en") r.st().lang = "en";
+    if (s.consented && !s.flow.empty()) {
+      r.clear_slots();
+      r.enter("menu/main");
+      return finish();
+    }
+    r.clear_slots();
+    r.enter("welcome/consent");
+    return finish();
+  }
+  // 3. Idle mid-flow: offer to resume or restart before anything else.
+  auto f = d_->flows.find(s.flow);
+  if (f != d_->flows.end() && f->second.resumable && s.last_activity > 0 &&
+      ctx.now - s.last_activity > d_->cfg.idle_timeout_seconds) {
+    std::string here = r.here();
+    r.st().slots["_resume"] = here;
+    r.st().misunderstandings = 0;
+    r.enter("resume/offer");
+    return finish();
+  }
+  r.handle(in, text);
+  return finish();
+}
+
+step_result engine::start_survey(const state& s, const context& ctx) const {
+  runner r(*this, *d_, ctx, s);
+  r.st().misunderstandings = 0;
+  r.clear_slots();
+  r.enter("survey");
+  r.st().last_activity = ctx.now;
+  return std::move(r.res);
+}
+
+step_result engine::request_documents(const state& s, std::string_view case_reference,
+                                      const context& ctx) const {
+  runner r(*this, *d_, ctx, s);
+  r.st().misunderstandings = 0;
+  r.clear_slots();
+  r.st().slots["reference"] = std::string(case_reference);
+  r.enter("documents");
+  r.st().last_activity = ctx.now;
+  return std::move(r.res);
+}
+
+step_result engine::back_to_bot(const state& s, const context& ctx) const {
+  runner r(*this, *d_, ctx, s);
+  r.st().misunderstandings = 0;
+  r.clear_slots();
+  r.enter(s.consented ? "menu/main" : "welcome/consent");
+  r.st().last_activity = ctx.now;
+  return std::move(r.res);
+}
+
+}  // namespace aoun::dialogs
