@@ -1,0 +1,301 @@
+#include "channels/sms.hpp"
+
+#include <algorithm>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "channels/crypto.hpp"
+#include "tests/unit/channels/fixture.hpp"
+
+using namespace aoun::channels;
+using aoun::test::fixture;
+using aoun::test::form_fixture;
+using aoun::test::json_fixture;
+using nlohmann::json;
+
+namespace {
+std::string official_params(bool duplicate) {
+  if (duplicate)
+    return crypto::build_form({{"Sid", "CA123"}, {"SidAccount", "AC123"}, {"Digits", "5678"}, {"Digits", "1234"}});
+  return crypto::build_form({{"CallSid", "CA1234567890ABCDE"}, {"Caller", "+14158675309"}, {"Digits", "1234"},
+                             {"From", "+14158675309"}, {"To", "+18005551212"}});
+}
+constexpr std::string_view official_url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+constexpr std::string_view fixture_token = "test_auth_token_12345";
+
+sms::config twilio_cfg() {
+  sms::config c;
+  c.account_sid = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  c.auth_token = "tok";
+  c.from = "MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  c.public_url = "https://bot.example.org/";
+  return c;
+}
+}  // namespace
+
+TEST_CASE("sms: official Twilio signature vectors") {
+  CHECK(sms::verify_twilio_signature(official_url, official_params(false), "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "12345"));
+  // The URL Twilio called had :443; the signature without port must validate, and vice versa.
+  CHECK(sms::verify_twilio_signature("https://mycompany.com:443/myapp.php?foo=1&bar=2", official_params(false),
+                                     "RSOYDt4T1cUTdK1PDd93/VVr8B8=", "12345"));
+  CHECK(sms::verify_twilio_signature(official_url, official_params(false), "kvajT1Ptam85bY51eRf/AJRuM3w=", "12345"));
+  CHECK(sms::verify_twilio_signature("https://mycompany.com:443/myapp.php?foo=1&bar=2", official_params(false),
+                                     "kvajT1Ptam85bY51eRf/AJRuM3w=", "12345"));
+  CHECK(sms::verify_twilio_signature(official_url, official_params(true), "IK+Dwps556ElfBT0I3Rgjkr1wJU=", "12345"));
+}
+
+TEST_CASE("sms: fixture Twilio signature vectors") {
+  CHECK(sms::verify_twilio_signature("https://bot.example.org/twilio/sms", form_fixture("twilio_inbound.txt"),
+                                     "zcsVjT6wMOqMoli3n7hFr1+3QR0=", fixture_token));
+  CHECK(sms::verify_twilio_signature("https://bot.example.org/twilio/sms", form_fixture("twilio_inbound_mms.txt"),
+                                     "BK7MwwDV+cycn6cyNcrdpztdccM=", fixture_token));
+  CHECK(sms::verify_twilio_signature("https://bot.example.org/twilio/status", form_fixture("twilio_status_delivered.txt"),
+                                     "OqH/GU/SLaNQheOx6A6ROOLlxuI=", fixture_token));
+  CHECK(sms::verify_twilio_signature("https://bot.example.org/twilio/status", form_fixture("twilio_status_undelivered.txt"),
+                                     "X+eBs6iXLVpdiH9sFTqBUdtjiZ8=", fixture_token));
+  // Field order in the body does not matter.
+  auto fields = crypto::parse_form(form_fixture("twilio_inbound.txt"));
+  std::reverse(fields.begin(), fields.end());
+  CHECK(sms::verify_twilio_signature("https://bot.example.org/twilio/sms", crypto::build_form(fields),
+                                     "zcsVjT6wMOqMoli3n7hFr1+3QR0=", fixture_token));
+}
+
+TEST_CASE("sms: bad and missing Twilio signatures are rejected") {
+  const std::string body = form_fixture("twilio_inbound.txt");
+  const std::string url = "https://bot.example.org/twilio/sms";
+  const std::string sig = "zcsVjT6wMOqMoli3n7hFr1+3QR0=";
+  CHECK_FALSE(sms::verify_twilio_signature(url, body, "", fixture_token));
+  CHECK_FALSE(sms::verify_twilio_signature(url, body, sig, ""));
+  CHECK_FALSE(sms::verify_twilio_signature(url, body, sig, "wrong"));
+  CHECK_FALSE(sms::verify_twilio_signature(url + "/", body, sig, fixture_token));
+  CHECK_FALSE(sms::verify_twilio_signature("http://bot.example.org/twilio/sms", body, sig, fixture_token));
+  CHECK_FALSE(sms::verify_twilio_signature("https://bot.example.org:8443/twilio/sms", body, sig + "x", fixture_token));
+  CHECK_FALSE(sms::verify_twilio_signature(url, body + "&Extra=1", sig, fixture_token));
+  std::string tampered = body;
+  tampered.replace(tampered.find("From=%2B966500000000"), 20, "From=%2B966500000001");
+  CHECK_FALSE(sms::verify_twilio_signature(url, tampered, sig, fixture_token));
+  CHECK_FALSE(sms::verify_twilio_signature(official_url, official_params(false), "RSOYDt4T1cUTdK1PDd93/VVr8B8", "12345"));
+}
+
+TEST_CASE("sms: inbound SMS fixture") {
+  const auto r = sms::parse_twilio(form_fixture("twilio_inbound.txt"));
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  const auto& e = r.events[0];
+  CHECK(e.channel == kind::sms);
+  CHECK(e.type == inbound_type::text);
+  CHECK(e.provider_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f");
+  CHECK(e.from == "+966500000000");
+  CHECK(e.text == "أريد معرفة حالة طلبي");
+  // The trailing newline of the file does not change the parse.
+  CHECK(sms::parse_twilio(fixture("twilio_inbound.txt")).events.at(0).text == e.text);
+}
+
+TEST_CASE("sms: inbound MMS fixture") {
+  const auto r = sms::parse_twilio(form_fixture("twilio_inbound_mms.txt"));
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  const auto& e = r.events[0];
+  CHECK(e.type == inbound_type::media);
+  CHECK(e.media_kind == "image");
+  CHECK(e.media_mime == "image/jpeg");
+  CHECK(e.media_id == "https://api.twilio.com/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages/"
+                      "MMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/Media/MEcccccccccccccccccccccccccccccccc");
+  CHECK(e.text == "أريد معرفة حالة طلبي");
+  CHECK(e.provider_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f");
+
+  auto two = form_fixture("twilio_inbound_mms.txt");
+  two.replace(two.find("NumMedia=1"), 10, "NumMedia=2");
+  two += "&MediaContentType1=application%2Fpdf&MediaUrl1=https%3A%2F%2Fx%2F1";
+  const auto r2 = sms::parse_twilio(two);
+  REQUIRE(r2.events.size() == 2);
+  CHECK(r2.events[1].provider_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f:1");
+  CHECK(r2.events[1].media_kind == "document");
+  CHECK(r2.events[1].text.empty());
+}
+
+TEST_CASE("sms: status callback fixtures") {
+  auto r = sms::parse_twilio(form_fixture("twilio_status_delivered.txt"));
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].type == inbound_type::status);
+  CHECK(r.events[0].status == "delivered");
+  CHECK(r.events[0].status_for == "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  CHECK(r.events[0].provider_id == "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:delivered");
+  CHECK(r.events[0].from == "+966500000000");
+  r = sms::parse_twilio(form_fixture("twilio_status_undelivered.txt"));
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].status == "failed");
+  CHECK(r.events[0].provider_id == "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:undelivered");
+  CHECK(r.events[0].status_error == "30003");
+}
+
+TEST_CASE("sms: malformed Twilio bodies") {
+  CHECK(sms::parse_twilio("").error == "no MessageSid");
+  CHECK(sms::parse_twilio("Body=hi&From=%2B1").error == "no MessageSid");
+  CHECK(sms::parse_twilio("MessageSid=SM1&Body=hi").error == "no From");
+  CHECK(sms::parse_twilio("%%%&&==&").error == "no MessageSid");
+  auto r = sms::parse_twilio("MessageSid=SM1&From=966500000000&Body=%ZZ&NumMedia=99999999999999999999");
+  REQUIRE(r.ok);
+  CHECK(r.events.at(0).from == "+966500000000");
+  CHECK(r.events.at(0).text == "%ZZ");
+  CHECK(r.events.at(0).type == inbound_type::text);
+  r = sms::parse_twilio("MessageSid=SM1&From=%2B1&NumMedia=-3");
+  CHECK(r.events.at(0).type == inbound_type::text);
+}
+
+TEST_CASE("sms: render Twilio request (twilio_send_request.txt shape)") {
+  outgoing m;
+  m.channel = kind::sms;
+  m.to = "+966500000000";
+  m.text = "تم استلام طلبك رقم 1234";
+  const auto req = sms::render(m, twilio_cfg());
+  CHECK(req.url == "https://api.twilio.com/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages.json");
+  CHECK(req.content_type == "application/x-www-form-urlencoded");
+  const auto auth = std::find_if(req.headers.begin(), req.headers.end(), [](auto& h) { return h.first == "Authorization"; });
+  REQUIRE(auth != req.headers.end());
+  CHECK(auth->second == "Basic " + crypto::base64_encode("ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:tok"));
+  // Same fields and values as the fixture's body.
+  const std::string fx = fixture("twilio_send_request.txt");
+  auto expected = crypto::parse_form(form_fixture("twilio_send_request.txt").substr(fx.find("\n\n") + 2));
+  auto got = crypto::parse_form(req.body);
+  // Our status callbacks come to SPEC §5's single SMS webhook, not the fixture's /twilio/status.
+  for (auto& [k, v] : expected)
+    if (k == "StatusCallback") v = "https://bot.example.org/webhooks/sms";
+  std::sort(expected.begin(), expected.end());
+  std::sort(got.begin(), got.end());
+  CHECK(got == expected);
+  // A phone number sender is sent as From.
+  auto cfg = twilio_cfg();
+  cfg.from = "+14155552345";
+  cfg.public_url.clear();
+  const auto f = crypto::parse_form(sms::render(m, cfg).body);
+  REQUIRE(f.size() == 3);
+  CHECK(f[1] == std::pair<std::string, std::string>{"From", "+14155552345"});
+}
+
+TEST_CASE("sms: render Unifonic request (unifonic_send_request.txt shape)") {
+  sms::config cfg;
+  cfg.outbound = sms::gateway::unifonic;
+  cfg.unifonic_app_sid = "<APP_SID>";
+  cfg.unifonic_sender = "<APPROVED_SENDER>";
+  outgoing m;
+  m.to = "+966507679351";
+  m.text = "Hello there";
+  const auto req = sms::render(m, cfg);
+  CHECK(req.url == "https://el.cloud.unifonic.com/rest/SMS/messages");
+  CHECK(req.content_type == "application/x-www-form-urlencoded");
+  const std::string fx = fixture("unifonic_send_request.txt");
+  const auto start = fx.find("AppSid=");
+  auto expected = crypto::parse_form(fx.substr(start, fx.find('\n', start) - start));
+  expected.erase(std::remove_if(expected.begin(), expected.end(), [](auto& p) { return p.first == "CorrelationID"; }),
+                 expected.end());
+  auto got = crypto::parse_form(req.body);
+  std::sort(expected.begin(), expected.end());
+  std::sort(got.begin(), got.end());
+  CHECK(got == expected);
+  m.to = "00966507679351";
+  CHECK(crypto::parse_form(sms::render(m, cfg).body)[3].second == "966507679351");
+}
+
+TEST_CASE("sms: render Taqnyat request (taqnyat_send_request.json)") {
+  sms::config cfg;
+  cfg.outbound = sms::gateway::taqnyat;
+  cfg.taqnyat_token = "TT";
+  cfg.taqnyat_sender = "SenderName";
+  outgoing m;
+  m.to = "+966500000000";
+  m.text = "رسالة تجريبية";
+  const auto req = sms::render(m, cfg);
+  CHECK(req.url == "https://api.taqnyat.sa/v1/messages");
+  CHECK(req.content_type == "application/json");
+  CHECK(std::find(req.headers.begin(), req.headers.end(), std::pair<std::string, std::string>{"Authorization", "Bearer TT"}) !=
+        req.headers.end());
+  CHECK(json::parse(req.body) == json_fixture("taqnyat_send_request.json"));
+}
+
+TEST_CASE("sms: choices become numbered lines; body clamped to 1600") {
+  outgoing m;
+  m.to = "+966500000000";
+  m.text = "اختر:";
+  m.choices = {{"a", "طلب مساعدة", ""}, {"b", "استفسار", ""}};
+  CHECK(sms::body_text(m) == "اختر:\n1. طلب مساعدة\n2. استفسار");
+  const auto f = crypto::parse_form(sms::render(m, twilio_cfg()).body);
+  CHECK(f[2].second == "اختر:\n1. طلب مساعدة\n2. استفسار");
+  m.choices.clear();
+  m.text.assign(2000, 'a');
+  CHECK(sms::body_text(m).size() == 1600);
+}
+
+TEST_CASE("sms: segments (GSM-7 vs UCS-2)") {
+  CHECK(sms::segments("") == 0);
+  CHECK(sms::segments(std::string(160, 'a')) == 1);
+  CHECK(sms::segments(std::string(161, 'a')) == 2);
+  CHECK(sms::segments(std::string(306, 'a')) == 2);
+  CHECK(sms::segments(std::string(307, 'a')) == 3);
+  CHECK(sms::segments("@£$¥èé") == 1);
+  // Extension characters take two septets: 80 × '{' = 160 septets = 1; 81 → 2 parts.
+  std::string braces(80, '{');
+  CHECK(sms::segments(braces) == 1);
+  CHECK(sms::segments(braces + "{") == 2);
+  // An extension character is not split across parts: 152 'a' + '€' needs 154 → still fits 2 parts
+  std::string s(152, 'a');
+  s += "€";
+  s += std::string(10, 'a');
+  CHECK(sms::segments(s) == 2);
+
+  std::string ar;
+  for (int i = 0; i < 70; ++i) ar += "ع";
+  CHECK(sms::segments(ar) == 1);
+  CHECK(sms::segments(ar + "ع") == 2);
+  std::string ar134;
+  for (int i = 0; i < 134; ++i) ar134 += "ع";
+  CHECK(sms::segments(ar134) == 2);
+  CHECK(sms::segments(ar134 + "ع") == 3);
+  // One Arabic letter switches the whole message to UCS-2.
+  CHECK(sms::segments(std::string(100, 'a')) == 1);
+  CHECK(sms::segments(std::string(100, 'a') + "ع") == 2);
+  // Emoji outside the BMP take two UTF-16 units: 35 emoji = 70 units = 1; 36 → 2.
+  std::string emoji;
+  for (int i = 0; i < 35; ++i) emoji += "😀";
+  CHECK(sms::segments(emoji) == 1);
+  CHECK(sms::segments(emoji + "😀") == 2);
+  CHECK(sms::segments("تم استلام طلبك رقم 1234") == 1);
+}
+
+TEST_CASE("sms: interpret gateway answers") {
+  auto r = sms::interpret(sms::gateway::twilio, 201, fixture("twilio_send_response.json"), "");
+  CHECK(r.outcome == send_outcome::sent);
+  CHECK(r.provider_message_id == "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  r = sms::interpret(sms::gateway::twilio, 400, fixture("twilio_error_response.json"), "");
+  CHECK(r.outcome == send_outcome::rejected);
+  CHECK(r.error == "http 400 code 21211");
+  r = sms::interpret(sms::gateway::twilio, 429, R"({"code":20429,"status":429})", "2");
+  CHECK(r.outcome == send_outcome::rate_limited);
+  CHECK(r.retry_after == std::chrono::seconds(2));
+  CHECK(sms::interpret(sms::gateway::twilio, 503, "", "").outcome == send_outcome::retry);
+  CHECK(sms::interpret(sms::gateway::twilio, 0, "", "").outcome == send_outcome::retry);
+  CHECK(sms::interpret(sms::gateway::twilio, 401, "{}", "").outcome == send_outcome::rejected);
+
+  r = sms::interpret(sms::gateway::unifonic, 200, R"({"success":true,"message":"","errorCode":"ER-00","data":{"MessageID":3001}})", "");
+  CHECK(r.outcome == send_outcome::sent);
+  CHECK(r.provider_message_id == "3001");
+  r = sms::interpret(sms::gateway::unifonic, 200, R"({"success":false,"message":"Invalid AppSid","errorCode":"ER-01"})", "");
+  CHECK(r.outcome == send_outcome::rejected);
+  CHECK(r.error == "http 200 code ER-01");
+  CHECK(sms::interpret(sms::gateway::unifonic, 500, "", "").outcome == send_outcome::retry);
+
+  r = sms::interpret(sms::gateway::taqnyat, 201, R"({"statusCode":201,"messageId":2917,"cost":0.05})", "");
+  CHECK(r.outcome == send_outcome::sent);
+  CHECK(r.provider_message_id == "2917");
+  CHECK(sms::interpret(sms::gateway::taqnyat, 401, R"({"statusCode":401,"message":"Unauthorized"})", "").outcome ==
+        send_outcome::rejected);
+  CHECK(sms::interpret(sms::gateway::taqnyat, 429, "", "").outcome == send_outcome::rate_limited);
+}
+
+TEST_CASE("sms: TwiML answers") {
+  CHECK(sms::twiml_empty() == fixture("twilio_twiml_empty.xml"));
+  CHECK(sms::twiml_message("شكراً لتواصلك معنا. سيتم الرد عليك قريباً.") == fixture("twilio_twiml_reply.xml"));
+  CHECK(sms::twiml_message("a<b>&\"'") .find("a&lt;b&gt;&amp;&quot;&apos;") != std::string::npos);
+}

@@ -1,0 +1,233 @@
+#include "channels/telegram.hpp"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "channels/crypto.hpp"
+#include "tests/unit/channels/fixture.hpp"
+
+using namespace aoun::channels;
+using aoun::test::fixture;
+using aoun::test::json_fixture;
+using nlohmann::json;
+
+namespace {
+const telegram::config cfg{"123:ABC", "s3cret_-token", "https://api.telegram.org"};
+
+inbound only_event(const std::string& body) {
+  const auto r = telegram::parse(body);
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  return r.events.front();
+}
+}  // namespace
+
+TEST_CASE("telegram: secret header") {
+  CHECK(telegram::verify_secret("s3cret_-token", "s3cret_-token"));
+  CHECK_FALSE(telegram::verify_secret("s3cret_-tokeN", "s3cret_-token"));
+  CHECK_FALSE(telegram::verify_secret("s3cret_-toke", "s3cret_-token"));
+  CHECK_FALSE(telegram::verify_secret("", "s3cret_-token"));
+  CHECK_FALSE(telegram::verify_secret("", ""));
+  CHECK_FALSE(telegram::verify_secret("x", ""));
+}
+
+TEST_CASE("telegram: text message fixture (/start is text)") {
+  const auto e = only_event(fixture("telegram_message.json"));
+  CHECK(e.channel == kind::telegram);
+  CHECK(e.type == inbound_type::text);
+  CHECK(e.provider_id == "10000");
+  CHECK(e.from == "1111111");
+  CHECK(e.display_name == "Test Firstname Test Lastname");
+  CHECK(e.timestamp == 1441645532);
+  CHECK(e.text == "/start");
+}
+
+TEST_CASE("telegram: callback_query fixtures") {
+  auto e = only_event(fixture("telegram_callback_query_message.json"));
+  CHECK(e.type == inbound_type::choice);
+  CHECK(e.provider_id == "10001");
+  CHECK(e.choice_id == "status:lookup");
+  CHECK(e.text == "حالة الطلب");  // the pressed button's title, from the message's keyboard
+  CHECK(e.callback_query_id == "4382bfdwdsb323b2d9");
+  CHECK(e.from == "1111111");
+  CHECK(e.reply_to == "1366");
+
+  // Inline-mode variant: no message, so from.id is the address.
+  e = only_event(fixture("telegram_callback_query.json"));
+  CHECK(e.type == inbound_type::choice);
+  CHECK(e.choice_id == "Data from button callback");
+  CHECK(e.callback_query_id == "4382bfdwdsb323b2d9");
+  CHECK(e.from == "1111111");
+  CHECK(e.text.empty());
+}
+
+TEST_CASE("telegram: callback_query without data is unsupported but keeps the id to acknowledge") {
+  json u = json_fixture("telegram_callback_query_message.json");
+  u["callback_query"].erase("data");
+  const auto e = only_event(u.dump());
+  CHECK(e.type == inbound_type::unsupported);
+  CHECK(e.callback_query_id == "4382bfdwdsb323b2d9");
+}
+
+TEST_CASE("telegram: contact fixture, own and someone else's") {
+  auto e = only_event(fixture("telegram_contact.json"));
+  CHECK(e.type == inbound_type::contact);
+  CHECK(e.provider_id == "10002");
+  CHECK(e.contact_phone == "966500000000");
+  CHECK(e.contact_is_sender);
+  CHECK(e.reply_to == "1366");
+  json u = json_fixture("telegram_contact.json");
+  u["message"]["contact"]["user_id"] = 2222222;
+  CHECK_FALSE(only_event(u.dump()).contact_is_sender);
+  u["message"]["contact"].erase("user_id");
+  CHECK_FALSE(only_event(u.dump()).contact_is_sender);
+}
+
+TEST_CASE("telegram: photo fixture takes the largest size") {
+  const auto e = only_event(fixture("telegram_photo.json"));
+  CHECK(e.type == inbound_type::media);
+  CHECK(e.media_kind == "image");
+  CHECK(e.media_id == "AgACAgQAAxkBAAIBXXXXXXXXXXXXXXXlarge");
+  CHECK(e.text == "صورة المستند");
+  CHECK(e.provider_id == "10003");
+}
+
+TEST_CASE("telegram: document fixture") {
+  const auto e = only_event(fixture("telegram_document.json"));
+  CHECK(e.type == inbound_type::media);
+  CHECK(e.media_kind == "document");
+  CHECK(e.media_id == "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX");
+  CHECK(e.media_filename == "Testfile.pdf");
+  CHECK(e.media_mime == "application/pdf");
+}
+
+TEST_CASE("telegram: location, edited_message, other updates, voice") {
+  json u = json_fixture("telegram_message.json");
+  u["message"].erase("text");
+  u["message"]["location"] = {{"latitude", 24.7136}, {"longitude", 46.6753}};
+  auto e = only_event(u.dump());
+  CHECK(e.type == inbound_type::location);
+  CHECK(e.latitude == doctest::Approx(24.7136));
+  CHECK(e.longitude == doctest::Approx(46.6753));
+
+  u["message"].erase("location");
+  u["message"]["voice"] = {{"file_id", "v"}};
+  e = only_event(u.dump());
+  CHECK(e.type == inbound_type::unsupported);
+  CHECK(e.raw_type == "voice");
+
+  json edited = json_fixture("telegram_message.json");
+  edited["edited_message"] = edited["message"];
+  edited.erase("message");
+  e = only_event(edited.dump());
+  CHECK(e.type == inbound_type::unsupported);
+  CHECK(e.raw_type == "edited_message");
+  CHECK(e.from == "1111111");
+  CHECK(e.provider_id == "10000");
+
+  e = only_event(R"({"update_id":5,"my_chat_member":{}})");
+  CHECK(e.type == inbound_type::unsupported);
+  CHECK(e.raw_type == "my_chat_member");
+  e = only_event(R"({"update_id":6})");
+  CHECK(e.type == inbound_type::unsupported);
+}
+
+TEST_CASE("telegram: malformed updates") {
+  const std::string msg = fixture("telegram_message.json");
+  CHECK(telegram::parse("").error == "malformed json");
+  CHECK(telegram::parse(msg.substr(0, 40)).error == "malformed json");
+  CHECK(telegram::parse("42").error == "not a json object");
+  CHECK(telegram::parse(R"({"message":{}})").error == "no integer update_id");
+  CHECK(telegram::parse(R"({"update_id":"10000"})").error == "no integer update_id");
+  CHECK(telegram::parse(R"({"update_id":1.5})").error == "no integer update_id");
+  CHECK(telegram::parse(R"({"update_id":18446744073709551615})").error == "update_id out of range");
+  CHECK(telegram::parse(R"({"update_id":1e999})").error == "malformed json");
+  // Wrong types inside are tolerated.
+  auto r = telegram::parse(R"({"update_id":7,"message":{"chat":{"id":"x"},"from":[],"text":5,"photo":"no","date":-1}})");
+  REQUIRE(r.ok);
+  CHECK(r.events.at(0).type == inbound_type::unsupported);
+  r = telegram::parse(R"({"update_id":8,"message":{"chat":{"id":99999999999999999999},"photo":[1,{"file_id":"a","width":1e300,"height":5}]}})");
+  REQUIRE(r.ok);
+  CHECK(r.events.at(0).media_id == "a");
+  CHECK(r.events.at(0).from.empty());
+  r = telegram::parse(R"({"update_id":9,"callback_query":{"id":1,"data":{}}})");
+  REQUIRE(r.ok);
+  CHECK(r.events.at(0).type == inbound_type::unsupported);
+  CHECK(r.events.at(0).callback_query_id == "1");
+}
+
+TEST_CASE("telegram: render inline keyboard matches telegram_send_message_inline_keyboard.json") {
+  outgoing m;
+  m.channel = kind::telegram;
+  m.to = "1111111";
+  m.text = "اختر الخدمة";
+  m.choices = {{"intake:start", "تقديم طلب", ""}, {"status:lookup", "حالة الطلب", ""}, {"handoff", "التحدث مع موظف", ""}};
+  const auto req = telegram::render(m, cfg);
+  CHECK(req.url == "https://api.telegram.org/bot123:ABC/sendMessage");
+  CHECK(req.content_type == "application/json");
+  CHECK(req.headers.empty());
+  CHECK(json::parse(req.body) == json_fixture("telegram_send_message_inline_keyboard.json"));
+}
+
+TEST_CASE("telegram: render contact request matches telegram_send_message_request_contact.json") {
+  outgoing m;
+  m.to = "1111111";
+  m.text = "يرجى مشاركة رقم جوالك";
+  m.request_contact = true;
+  CHECK(json::parse(telegram::render(m, cfg).body) == json_fixture("telegram_send_message_request_contact.json"));
+  m.choices = {{"share", "أرسل رقمي", ""}};
+  CHECK(json::parse(telegram::render(m, cfg).body)["reply_markup"]["keyboard"][0][0]["text"] == "أرسل رقمي");
+}
+
+TEST_CASE("telegram: render answerCallbackQuery matches telegram_answer_callback_query.json") {
+  outgoing m;
+  m.callback_query_id = "4382bfdwdsb323b2d9";
+  m.text = "تم";
+  m.choices = {{"ignored", "ignored", ""}};
+  const auto req = telegram::render(m, cfg);
+  CHECK(req.url == "https://api.telegram.org/bot123:ABC/answerCallbackQuery");
+  CHECK(json::parse(req.body) == json_fixture("telegram_answer_callback_query.json"));
+  m.text.clear();
+  CHECK_FALSE(json::parse(telegram::render(m, cfg).body).contains("text"));
+  for (int i = 0; i < 300; ++i) m.text += "ت";
+  CHECK(crypto::code_points(json::parse(telegram::render(m, cfg).body)["text"].get<std::string>()) == 200);
+}
+
+TEST_CASE("telegram: limits — callback_data 64 bytes, text 4096, non-numeric chat, reply") {
+  outgoing m;
+  m.to = "@channel";
+  m.text = std::string(5000, 'a');
+  m.choices = {{std::string(63, 'x') + "é", "t", ""}, {"", "", ""}};
+  m.reply_to = "1366";
+  const json j = json::parse(telegram::render(m, cfg).body);
+  CHECK(j["chat_id"] == "@channel");
+  CHECK(j["text"].get<std::string>().size() == 4096);
+  CHECK(j["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == std::string(63, 'x'));
+  CHECK(j["reply_markup"]["inline_keyboard"][1][0]["callback_data"] == "2");
+  CHECK(j["reply_markup"]["inline_keyboard"][1][0]["text"] == "2");
+  CHECK(j["reply_parameters"]["message_id"] == 1366);
+  m.to = "-1001234567890";
+  CHECK(json::parse(telegram::render(m, cfg).body)["chat_id"] == -1001234567890LL);
+}
+
+TEST_CASE("telegram: interpret answers") {
+  auto r = telegram::interpret(429, fixture("telegram_error_429.json"), "");
+  CHECK(r.outcome == send_outcome::rate_limited);
+  CHECK(r.retry_after == std::chrono::seconds(5));
+  CHECK(r.error == "http 429 code 429");
+  r = telegram::interpret(429, "", "3");
+  CHECK(r.retry_after == std::chrono::seconds(3));
+  r = telegram::interpret(200, fixture("telegram_ok_response.json"), "");
+  CHECK(r.outcome == send_outcome::sent);
+  r = telegram::interpret(200, R"({"ok":true,"result":{"message_id":1370,"chat":{"id":1}}})", "");
+  CHECK(r.outcome == send_outcome::sent);
+  CHECK(r.provider_message_id == "1370");
+  r = telegram::interpret(400, R"({"ok":false,"error_code":400,"description":"Bad Request: chat not found"})", "");
+  CHECK(r.outcome == send_outcome::rejected);
+  CHECK(r.error == "http 400 code 400");
+  CHECK(telegram::interpret(403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})", "").outcome ==
+        send_outcome::rejected);
+  CHECK(telegram::interpret(502, "Bad Gateway", "").outcome == send_outcome::retry);
+  CHECK(telegram::interpret(0, "", "").outcome == send_outcome::retry);
+  CHECK(telegram::interpret(200, R"({"ok":false,"error_code":400})", "").outcome == send_outcome::rejected);
+}
