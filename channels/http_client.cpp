@@ -172,12 +172,13 @@ net::awaitable<http_response> http_client::send(const provider_request& preq,
   }
   const auto deadline = clock_type::now() + timeout;
 
-  http::request<http::string_body> req;
-  req.method(http::string_to_verb(preq.method));
-  if (req.method() == http::verb::unknown) {
+  const http::verb verb = http::string_to_verb(preq.method);
+  if (verb == http::verb::unknown) {  // req.method(unknown) would throw
     out.ec = make_error_code(boost::system::errc::invalid_argument);
     co_return out;
   }
+  http::request<http::string_body> req;
+  req.method(verb);
   req.target(u->target);
   req.version(11);
   const bool ipv6 = u->host.find(':') != std::string::npos;
