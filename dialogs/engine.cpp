@@ -381,6 +381,7 @@ void check_flows(const engine_data& d) {
         check_target(f, c.return_to);
         check_action(f.file, c.action);
         check_words(f.file, c.words);
+        if (!c.value.empty() && c.value[0] == '@') check_key(f.file, c.value.substr(1));
         if (!c.intent.empty() &&
             std::find(known_intents.begin(), known_intents.end(), c.intent) == known_intents.end())
           fail(f.file, "unknown intent", c.intent);
@@ -594,9 +595,10 @@ classification engine::classify(std::string_view text) const {
   for (const auto& c : menu.choices)
     if (lowered == lower_ascii(c.id)) return {c.intent, ""};
   // A case reference ("AWN-2026-000123") means tracking.
-  for (const auto& t : toks) {
-    std::string w = utf8_encode(t);
-    if (w.size() >= 3 && w.rfind("awn", 0) == 0 && std::any_of(w.begin(), w.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+  for (std::size_t i = 0; i < toks.size(); ++i) {
+    std::string w = utf8_encode(toks[i]);
+    bool digits_follow = i + 1 < toks.size() && !toks[i + 1].empty() && toks[i + 1][0] >= U'0' && toks[i + 1][0] <= U'9';
+    if (w.rfind("awn", 0) == 0 && (digits_follow || (w.size() > 3 && w[3] >= '0' && w[3] <= '9')))
       return {"track_request", ""};
   }
 
@@ -728,6 +730,7 @@ struct runner {
         fl = "menu";
         sn = "main";
       }
+      if (fl == "menu") clear_slots();  // nothing collected outlives its flow
       st().flow = fl;
       st().step = sn;
       const step_def& s = d.flows.at(fl).steps.at(sn);
@@ -819,7 +822,9 @@ struct runner {
           {"appointment", found->appointment}};
       std::string step_text = t("case_step." + found->step, vars);
       if (step_text == "case_step." + found->step) step_text = found->step;
-      std::string appt = found->appointment.empty() ? std::string() : t("track.appointment_line", vars);
+      std::string appt = found->appointment.empty() || step_text.find(found->appointment) != std::string::npos
+                             ? std::string()
+                             : t("track.appointment_line", vars);
       vars["status"] = step_text;
       vars["appointment_line"] = appt;
       res.replies.push_back({t("track.found", vars), {}, false, false});
@@ -971,12 +976,18 @@ struct runner {
   void apply_choice(const step_def& s, const choice_def& c) {
     st().misunderstandings = 0;
     if (!c.return_to.empty()) st().slots["_return"] = resolve_full(c.return_to);
-    if (!s.slot.empty()) st().slots[s.slot] = c.value.empty() ? c.id : c.value;
+    // "value": "@text.key" stores that text as the person read it (e.g. an availability).
+    if (!s.slot.empty() && !c.value.empty())
+      st().slots[s.slot] = c.value[0] == '@' ? t(c.value.substr(1)) : c.value;
     std::string redirect = act(c.action, s, c.value.empty() ? c.id : c.value);
     if (redirect == "!stop") return;
     say(c.say);
     if (!redirect.empty()) {
       enter(redirect);
+      return;
+    }
+    if (!c.return_to.empty()) {
+      enter(c.next);  // editing one answer: the pending return applies after it
       return;
     }
     advance(c.next.empty() ? s.next : c.next);
@@ -1146,6 +1157,11 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
   if (!text.empty() && is_danger(text)) {
     r.say("danger");
     r.effect("queue_for_staff", {{"reason", "danger"}, {"priority", 1}});
+    // If the message is also a valid answer to the current question (a description that
+    // mentions a threat), take it, so nobody has to write it twice.
+    const step_def* cur = r.current();
+    if (cur && !cur->validator.empty() && !cur->silent && run_validator(cur->validator, text).ok())
+      r.handle(in, text);
     return finish();
   }
   // 2. A first message (or a state this engine does not know): welcome and consent.

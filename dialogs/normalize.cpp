@@ -170,10 +170,14 @@ std::string normalize(std::string_view s) {
     }
     if (c == prev) {
       ++run;
-      // Letters (not digits) repeated 3+ times are emphasis: "مرحباااا", "heyyy". Keep two
-      // letters in a row (Latin "ss", "oo"; Arabic shadda is written once anyway) ...
+      // A letter typed three or more times is emphasis ("مرحباااا", "heyyy"): keep one. Two in
+      // a row are kept, since they are real spelling ("good", "مؤسسة", "تتبع"); fuzzy matching
+      // absorbs a doubled letter. Digits are never collapsed.
       bool digit = c >= U'0' && c <= U'9';
-      if (!digit && run >= 2) continue;
+      if (!digit && run >= 2) {
+        if (run == 2) out.pop_back();  // the second copy was already written
+        continue;
+      }
     } else {
       run = 0;
     }
@@ -181,14 +185,7 @@ std::string normalize(std::string_view s) {
     prev = c;
   }
   while (!out.empty() && out.back() == U' ') out.pop_back();
-  // ... and then collapse the remaining Arabic doubles, which are never spelled in Arabic
-  // script (the shadda is a diacritic): "شكرر" → "شكر". Latin doubles stay ("good").
-  std::u32string res;
-  res.reserve(out.size());
-  for (char32_t c : out) {
-    if (!res.empty() && res.back() == c && is_arabic_letter(c)) continue;
-    res.push_back(c);
-  }
+  std::u32string& res = out;
   return utf8_encode(res);
 }
 

@@ -145,10 +145,16 @@ validation validate_reference(std::string_view text) {
   std::string out;
   for (char c : t) {
     if (c >= 'a' && c <= 'z') out.push_back(static_cast<char>(c - 'a' + 'A'));
-    else if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') out.push_back(c);
-    else if (c == ' ' || c == '#') continue;
+    else if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) out.push_back(c);
+    else if (c == '-') {
+      if (!out.empty() && out.back() != '-') out.push_back(c);
+    }
+    else if (c == ' ') {
+      if (!out.empty() && out.back() != '-') out.push_back('-');  // "AWN 2026 000123"
+    } else if (c == '#') continue;
     else return validation::bad("bad_format");
   }
+  while (!out.empty() && out.back() == '-') out.pop_back();
   if (out.size() < 4 || out.size() > 32) return validation::bad("bad_format");
   if (std::none_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return validation::bad("bad_format");
