@@ -58,7 +58,10 @@ phrase make_phrase(std::string_view keyword) {
     bool stem = !r.empty() && r.back() == '*';
     if (stem) r.pop_back();
     for (auto& t : tokenize(r)) {
-      p.tokens.push_back(utf8_decode(t));
+      std::u32string u = utf8_decode(t);
+      // The article is optional on both sides: words in messages are also tried without it.
+      if (u.size() >= 5 && u.substr(0, 2) == U"ال") u = u.substr(2);
+      p.tokens.push_back(u);
       p.prefix.push_back(false);
       p.weight += p.tokens.back().size();
     }
@@ -75,11 +78,22 @@ std::vector<std::u32string> message_tokens(std::string_view text) {
 
 double match_phrase(const phrase& p, const std::vector<std::u32string>& msg) {
   if (p.tokens.empty() || msg.size() < p.tokens.size()) return 0;
+  // Tokens in order; one extra word may sit between two of them ("احذف رقمي وبياناتي"),
+  // at a small cost.
   double best = 0;
-  for (std::size_t start = 0; start + p.tokens.size() <= msg.size(); ++start) {
-    double q = 1.0;
-    for (std::size_t k = 0; k < p.tokens.size() && q > 0; ++k)
-      q = std::min(q, token_match(p.tokens[k], p.prefix[k], msg[start + k]));
+  for (std::size_t start = 0; start < msg.size(); ++start) {
+    double q = token_match(p.tokens[0], p.prefix[0], msg[start]);
+    std::size_t pos = start;
+    for (std::size_t k = 1; k < p.tokens.size() && q > 0; ++k) {
+      double here = 0;
+      std::size_t at = pos;
+      for (std::size_t gap = 0; gap <= 1 && pos + 1 + gap < msg.size(); ++gap) {
+        double m = token_match(p.tokens[k], p.prefix[k], msg[pos + 1 + gap]) * (gap ? 0.9 : 1.0);
+        if (m > here) here = m, at = pos + 1 + gap;
+      }
+      q = std::min(q, here);
+      pos = at;
+    }
     if (q > best) best = q;
     if (best == 1.0) break;
   }
