@@ -201,12 +201,14 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
   beast::flat_buffer buffer;
   bool first = true;
   for (;;) {
-    if (stopping_) break;
     http::request_parser<http::string_body> parser;
     parser.header_limit(16 * 1024);
     parser.body_limit(opts_.body_limit);
     st->idle = true;
-    stream.expires_after(first ? opts_.header_timeout : opts_.idle_timeout);
+    // While stopping, a request already on the wire is still served (briefly waited for), so
+    // that nothing a client managed to send is dropped; an idle connection is simply closed.
+    stream.expires_after(stopping_ ? std::chrono::milliseconds(200)
+                                   : std::chrono::milliseconds(first ? opts_.header_timeout : opts_.idle_timeout));
     first = false;
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     st->idle = false;

@@ -5,7 +5,7 @@
 namespace aoun::storage {
 
 statement::~statement() {
-  if (stmt_ != nullptr) conn_->give_back(stmt_);
+  if (stmt_ != nullptr) conn_->give_back(stmt_, slot_);
 }
 
 statement& statement::bind(int i, std::int64_t v) {
@@ -66,8 +66,7 @@ result<std::unique_ptr<connection>> connection::open(const std::string& path, mo
 }
 
 connection::~connection() {
-  for (auto& [sql, s] : idle_) sqlite3_finalize(s);
-  for (auto& [s, sql] : in_use_) sqlite3_finalize(s);
+  for (auto* s : all_) sqlite3_finalize(s);
   sqlite3_close_v2(db_);
 }
 
@@ -77,35 +76,27 @@ boost::system::error_code connection::exec_script(const char* sql) {
 }
 
 result<statement> connection::prepare(std::string_view sql) {
-  auto it = idle_.find(sql);
-  sqlite3_stmt* s = nullptr;
-  std::string key(sql);
-  if (it != idle_.end()) {
-    s = it->second;
-    idle_.erase(it);
-  } else {
-    const char* tail = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                &s, &tail);
-    if (rc != SQLITE_OK) return from_sqlite(rc);
-    if (s == nullptr) return errc::invalid;  // empty SQL
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) it = cache_.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
+  auto& slot = it->second;
+  if (!slot.empty()) {
+    sqlite3_stmt* s = slot.back();
+    slot.pop_back();
+    return statement(s, this, &slot);
   }
-  in_use_.emplace(s, std::move(key));
-  return statement(s, this);
+  sqlite3_stmt* s = nullptr;
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, &tail);
+  if (rc != SQLITE_OK) return from_sqlite(rc);
+  if (s == nullptr) return errc::invalid;  // empty SQL
+  all_.push_back(s);
+  return statement(s, this, &slot);
 }
 
-void connection::give_back(sqlite3_stmt* s) {
+void connection::give_back(sqlite3_stmt* s, std::vector<sqlite3_stmt*>* slot) {
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
-  auto it = in_use_.find(s);
-  if (it == in_use_.end()) {
-    sqlite3_finalize(s);
-    return;
-  }
-  std::string sql = std::move(it->second);
-  in_use_.erase(it);
-  // A second borrower of the same SQL got its own statement; keep one cached, finalize the rest.
-  if (!idle_.emplace(std::move(sql), s).second) sqlite3_finalize(s);
+  slot->push_back(s);
 }
 
 std::int64_t connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }

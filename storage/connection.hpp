@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/error.hpp"
 
@@ -25,7 +26,7 @@ class connection;
 /// so the next user of the same SQL text finds it fresh.
 class statement {
  public:
-  statement(statement&& o) noexcept : stmt_(o.stmt_), conn_(o.conn_) { o.stmt_ = nullptr; }
+  statement(statement&& o) noexcept : stmt_(o.stmt_), conn_(o.conn_), slot_(o.slot_) { o.stmt_ = nullptr; }
   statement(const statement&) = delete;
   statement& operator=(const statement&) = delete;
   ~statement();
@@ -53,9 +54,10 @@ class statement {
 
  private:
   friend class connection;
-  statement(sqlite3_stmt* s, connection* c) : stmt_(s), conn_(c) {}
+  statement(sqlite3_stmt* s, connection* c, std::vector<sqlite3_stmt*>* slot) : stmt_(s), conn_(c), slot_(slot) {}
   sqlite3_stmt* stmt_;
   connection* conn_;
+  std::vector<sqlite3_stmt*>* slot_;  // the cache entry this statement returns to
 };
 
 class connection {
@@ -82,11 +84,14 @@ class connection {
  private:
   friend class statement;
   explicit connection(sqlite3* db) : db_(db) {}
-  void give_back(sqlite3_stmt* s);
+  void give_back(sqlite3_stmt* s, std::vector<sqlite3_stmt*>* slot);
 
   sqlite3* db_;
-  std::map<std::string, sqlite3_stmt*, std::less<>> idle_;  // cached statements not in use
-  std::multimap<sqlite3_stmt*, std::string> in_use_;        // borrowed ones, to return by text
+  // Cached statements by SQL text: each entry holds the idle ones (a statement in use is out
+  // of its vector). Map nodes are stable, so a borrowed statement keeps a pointer to its slot
+  // and neither prepare() nor give_back() allocates once warm.
+  std::map<std::string, std::vector<sqlite3_stmt*>, std::less<>> cache_;
+  std::vector<sqlite3_stmt*> all_;  // every statement ever prepared, finalized at close
 };
 
 }  // namespace aoun::storage

@@ -108,8 +108,10 @@ void database::run_batch(std::vector<job>& batch) {
   auto ec = c.exec_script("BEGIN IMMEDIATE");
   if (!ec) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (auto sp = c.exec_script("SAVEPOINT job")) {
-        results[i] = sp;
+      // Prepared once and cached: exec_script would re-parse these for every job.
+      auto savepoint = c.prepare("SAVEPOINT job");
+      if (!savepoint || savepoint->exec()) {
+        results[i] = savepoint ? boost::system::error_code(errc::io) : savepoint.error();
         continue;
       }
       boost::system::error_code jec;
@@ -119,10 +121,10 @@ void database::run_batch(std::vector<job>& batch) {
         jec = errc::invalid;
       }
       if (jec) {
-        c.exec_script("ROLLBACK TO job");
+        if (auto rb = c.prepare("ROLLBACK TO job")) rb->exec();
         results[i] = jec;
       }
-      c.exec_script("RELEASE job");
+      if (auto rel = c.prepare("RELEASE job")) rel->exec();
     }
     ec = c.exec_script("COMMIT");
     if (ec) c.exec_script("ROLLBACK");

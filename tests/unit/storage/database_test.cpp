@@ -1,0 +1,170 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "storage/database.hpp"
+#include "storage/schema.hpp"
+#include "storage/staff.hpp"
+
+using namespace aoun::storage;
+using boost::system::error_code;
+
+namespace {
+
+struct temp_file {
+  std::string path;
+  temp_file() {
+    char tmpl[] = "/tmp/aoun-unit-XXXXXX";
+    path = std::string(::mkdtemp(tmpl)) + "/t.db";
+  }
+  ~temp_file() { std::filesystem::remove_all(std::filesystem::path(path).parent_path()); }
+};
+
+error_code write_sync(database& db, write_job job) {
+  std::promise<error_code> p;
+  db.submit_write(std::move(job), [&](error_code ec) { p.set_value(ec); });
+  return p.get_future().get();
+}
+
+error_code read_sync(database& db, read_job job) {
+  std::promise<error_code> p;
+  db.submit_read(std::move(job), [&](error_code ec) { p.set_value(ec); });
+  return p.get_future().get();
+}
+
+std::int64_t count(database& db, const char* sql) {
+  std::int64_t n = -1;
+  auto ec = read_sync(db, [&](connection& c) -> error_code {
+    auto q = c.prepare(sql);
+    if (!q) return q.error();
+    auto r = q->step();
+    if (!r) return r.error();
+    n = q->int64(0);
+    return {};
+  });
+  REQUIRE(!ec);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("migrations bring a new file to the latest version, and are idempotent") {
+  temp_file f;
+  {
+    auto db = database::open({.path = f.path});
+    REQUIRE(db);
+    CHECK((*db)->schema_version() == latest_schema_version());
+  }
+  auto again = database::open({.path = f.path});
+  REQUIRE(again);
+  CHECK((*again)->schema_version() == latest_schema_version());
+}
+
+TEST_CASE("a file newer than the program is refused") {
+  temp_file f;
+  {
+    auto c = connection::open(f.path, connection::mode::read_write);
+    REQUIRE(c);
+    REQUIRE(!(*c)->exec_script("PRAGMA user_version = 999"));
+  }
+  auto db = database::open({.path = f.path});
+  REQUIRE(!db);
+  CHECK(db.error() == errc::invalid);
+}
+
+TEST_CASE("one failing job in a batch is rolled back alone") {
+  temp_file f;
+  auto db = std::move(*database::open({.path = f.path}));
+  std::vector<std::promise<error_code>> done(50);
+  for (int i = 0; i < 50; ++i) {
+    db->submit_write(
+        [i](connection& c) -> error_code {
+          staff_row s{.username = "user" + std::to_string(i % 2 == 0 ? i : 0), .display_name = "x", .role = "agent",
+                      .password_hash = "h"};
+          auto r = insert_staff(c, s);
+          return r ? error_code{} : r.error();
+        },
+        [&done, i](error_code ec) { done[static_cast<std::size_t>(i)].set_value(ec); });
+  }
+  int ok = 0, constraint = 0;
+  for (auto& p : done) {
+    auto ec = p.get_future().get();
+    if (!ec) ++ok;
+    else if (ec == errc::constraint) ++constraint;
+  }
+  // user0 is inserted by i = 0, and every odd i tries "user0" again.
+  CHECK(ok == 25);
+  CHECK(constraint == 25);
+  CHECK(count(*db, "SELECT count(*) FROM staff") == 25);
+}
+
+TEST_CASE("concurrent writers are group-committed: fewer commits than jobs, none lost") {
+  temp_file f;
+  auto db = std::move(*database::open({.path = f.path}));
+  constexpr int threads = 8, per_thread = 200;
+  std::atomic<int> acked{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        std::promise<error_code> p;
+        auto fut = p.get_future();
+        db->submit_write(
+            [t, i](connection& c) -> error_code {
+              auto q = c.prepare("INSERT INTO processed_webhooks (channel, provider_id, received_at) VALUES (?, ?, 0)");
+              if (!q) return q.error();
+              return q->bind(1, "t").bind(2, std::to_string(t) + ":" + std::to_string(i)).exec();
+            },
+            [&p](error_code ec) { p.set_value(ec); });
+        if (!fut.get()) ++acked;
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(acked == threads * per_thread);
+  CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == threads * per_thread);
+  auto s = db->snapshot();
+  CHECK(s.jobs == threads * per_thread + 0u);
+  CHECK(s.commits < s.jobs);
+  CHECK(s.largest_batch > 1);
+}
+
+TEST_CASE("acknowledged writes survive reopening the file") {
+  temp_file f;
+  {
+    auto db = std::move(*database::open({.path = f.path}));
+    for (int i = 0; i < 10; ++i)
+      REQUIRE(!write_sync(*db, [i](connection& c) -> error_code {
+        auto q = c.prepare("INSERT INTO processed_webhooks VALUES ('x', ?, 0)");
+        return q->bind(1, std::to_string(i)).exec();
+      }));
+  }
+  auto db = std::move(*database::open({.path = f.path}));
+  CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 10);
+}
+
+TEST_CASE("not found is its own value") {
+  auto db = std::move(*database::open({.path = ":memory:"}));
+  error_code got;
+  write_sync(*db, [&](connection& c) -> error_code {
+    auto r = find_staff_by_username(c, "nobody");
+    got = r ? error_code{} : r.error();
+    return {};
+  });
+  CHECK(got == errc::not_found);
+  CHECK(got.message() == "not found");
+}
+
+TEST_CASE("jobs submitted after close fail with shutting_down") {
+  auto db = std::move(*database::open({.path = ":memory:"}));
+  db->close();
+  CHECK(write_sync(*db, [](connection&) { return error_code{}; }) == errc::shutting_down);
+}
+
+TEST_CASE("a job that throws fails alone and the writer goes on") {
+  auto db = std::move(*database::open({.path = ":memory:"}));
+  CHECK(write_sync(*db, [](connection&) -> error_code { throw std::runtime_error("boom"); }) == errc::invalid);
+  CHECK(!write_sync(*db, [](connection&) { return error_code{}; }));
+}
