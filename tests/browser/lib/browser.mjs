@@ -1,0 +1,25 @@
+// Launches Debian's chromium through playwright-core (no bundled browser download).
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const CHROMIUM = process.env.AOUN_CHROMIUM || '/usr/bin/chromium';
+
+export async function launch() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aoun-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1366, height: 860 },
+    locale: 'ar-SA',
+    timezoneId: 'Asia/Riyadh',
+  });
+  const close = async () => {
+    try { await context.close(); } catch { /* already gone */ }
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  };
+  return { context, close };
+}

@@ -1,0 +1,159 @@
+// Website chat (web-chat channel). One WebSocket to /chat/ws?session=<id>; the id is kept in
+// localStorage so a reload or a reconnect shows the same conversation (the server replays the
+// history on connect). Choices are buttons; only the latest message's buttons are active.
+const texts = {
+  ar: { title: 'المحادثة مع الجمعية', subtitle: 'محادثة سرية. يمكنكم طلب التحدث مع موظف في أي وقت.', forget: 'إنهاء على هذا الجهاز',
+    label: 'رسالتكم', placeholder: 'اكتبوا رسالتكم…', send: 'إرسال', typing: 'يكتب…', connecting: 'جارٍ الاتصال…',
+    reconnecting: 'انقطع الاتصال. جارٍ إعادة الاتصال…', you: 'أنتم', them: 'الجمعية', choices: 'اختاروا إجابة',
+    forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English' },
+  en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
+    label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
+    reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
+    forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية' },
+};
+let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
+const $ = (id) => document.getElementById(id);
+const list = $('messages'), input = $('text'), sendBtn = $('send'), banner = $('banner'), typing = $('typing');
+let ws = null, attempt = 0, timer = null, typingTimer = null, connected = false;
+
+function tr(k) { return texts[lang][k]; }
+function applyLang() {
+  document.documentElement.lang = lang;
+  document.documentElement.dir = lang === 'ar' ? 'rtl' : 'ltr';
+  document.title = tr('title');
+  document.querySelectorAll('[data-t]').forEach((el) => { el.textContent = tr(el.dataset.t); });
+  document.querySelectorAll('[data-tp]').forEach((el) => { el.setAttribute(el.dataset.tp, tr(el.dataset.tp)); });
+  const ls = $('lang-switch');
+  ls.textContent = tr('lang'); ls.lang = lang === 'ar' ? 'en' : 'ar'; ls.setAttribute('aria-label', tr('lang_label'));
+  list.querySelectorAll('.who').forEach((el) => { el.textContent = tr(el.dataset.who); });
+}
+
+function sessionId() {
+  let id = localStorage.getItem('aoun.chat.session');
+  if (!id || !/^[A-Za-z0-9-]{16,64}$/.test(id)) {
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    id = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem('aoun.chat.session', id);
+  }
+  return id;
+}
+
+function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+function fmt(ts) {
+  const d = ts ? new Date(ts * 1000) : new Date();
+  return new Intl.DateTimeFormat(lang === 'ar' ? 'ar-SA-u-ca-gregory-nu-latn' : 'en-GB', { timeStyle: 'short' }).format(d);
+}
+
+function render(m) {
+  const out = m.direction === 'out'; // from the association (bot or staff)
+  const li = el('li', `msg ${out ? 'from-them' : 'from-me'}`);
+  const bubble = el('div', 'bubble');
+  const who = el('span', 'who sr-only', tr(out ? 'them' : 'you'));
+  who.dataset.who = out ? 'them' : 'you';
+  bubble.append(who);
+  if (m.text) { const p = el('p', 'text', m.text); p.dir = 'auto'; bubble.append(p); }
+  const time = el('time', 'time', fmt(m.created_at));
+  bubble.append(time);
+  li.append(bubble);
+  if (out && m.choices?.length) {
+    const group = el('div', 'choices');
+    group.setAttribute('role', 'group');
+    group.setAttribute('aria-label', tr('choices'));
+    for (const c of m.choices) {
+      const b = el('button', 'choice', c.title);
+      b.type = 'button'; b.dir = 'auto'; b.dataset.choiceId = c.id;
+      b.addEventListener('click', () => choose(c, group));
+      group.append(b);
+    }
+    li.append(group);
+  }
+  return li;
+}
+
+function refreshChoices() {
+  const groups = [...list.querySelectorAll('.choices')];
+  const lastMsg = list.lastElementChild;
+  groups.forEach((g) => {
+    const active = g.parentElement === lastMsg;
+    g.classList.toggle('stale', !active);
+    g.querySelectorAll('button').forEach((b) => { b.disabled = !active || !connected; });
+  });
+}
+
+function addMessage(m, scroll = true) {
+  list.append(render(m));
+  refreshChoices();
+  if (scroll) list.scrollTop = list.scrollHeight;
+}
+
+function showTyping(on) {
+  typing.hidden = !on;
+  clearTimeout(typingTimer);
+  if (on) typingTimer = setTimeout(() => { typing.hidden = true; }, 12000);
+}
+
+function choose(c, group) {
+  if (!connected) return;
+  ws.send(JSON.stringify({ type: 'choice', id: c.id, title: c.title }));
+  group.querySelectorAll('button').forEach((b) => { b.disabled = true; if (b.dataset.choiceId === c.id) b.classList.add('picked'); });
+  addMessage({ direction: 'in', text: c.title, created_at: Date.now() / 1000 });
+  showTyping(true);
+  input.focus();
+}
+
+function setBanner(text) { banner.hidden = !text; $('banner-text').textContent = text || ''; }
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const sock = new WebSocket(`${proto}//${location.host}/chat/ws?session=${encodeURIComponent(sessionId())}`);
+  ws = sock;
+  sock.onopen = () => { attempt = 0; connected = true; setBanner(null); sendBtn.disabled = false; refreshChoices(); };
+  sock.onmessage = (e) => {
+    let ev; try { ev = JSON.parse(e.data); } catch { return; }
+    if (ev.type === 'history') {
+      list.textContent = '';
+      for (const m of ev.messages || []) list.append(render(m));
+      refreshChoices();
+      list.scrollTop = list.scrollHeight;
+    } else if (ev.type === 'message' && ev.message) {
+      showTyping(false);
+      addMessage({ direction: 'out', ...ev.message });
+    }
+  };
+  sock.onclose = () => {
+    if (ws !== sock) return;
+    connected = false; sendBtn.disabled = true; refreshChoices(); showTyping(false);
+    const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+    attempt++;
+    setBanner(tr('reconnecting'));
+    clearTimeout(timer);
+    timer = setTimeout(connect, delay);
+  };
+}
+
+$('composer').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = input.value.trim();
+  if (!text || !connected) return;
+  ws.send(JSON.stringify({ type: 'text', text }));
+  addMessage({ direction: 'in', text, created_at: Date.now() / 1000 });
+  input.value = ''; autosize();
+  showTyping(true);
+});
+input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }
+});
+function autosize() { input.style.blockSize = 'auto'; input.style.blockSize = `${Math.min(input.scrollHeight + 2, 140)}px`; }
+input.addEventListener('input', autosize);
+$('lang-switch').addEventListener('click', () => { lang = lang === 'ar' ? 'en' : 'ar'; localStorage.setItem('aoun.chat.lang', lang); applyLang(); });
+$('forget').addEventListener('click', () => {
+  if (!confirm(tr('forget_confirm'))) return;
+  localStorage.removeItem('aoun.chat.session');
+  ws?.close(); location.reload();
+});
+
+applyLang();
+sendBtn.disabled = true;
+setBanner(tr('connecting'));
+connect();
+input.focus();

@@ -1,0 +1,44 @@
+// Tiny DOM helpers. Text is always set with textContent (never innerHTML) so nothing a
+// beneficiary writes can become markup.
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k in el && typeof v !== 'string' && k !== 'list') el[k] = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+export function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+
+const SVG = 'http://www.w3.org/2000/svg';
+export function s(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === 'text') el.textContent = v; else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat(Infinity)) if (c) el.append(c);
+  return el;
+}
+
+// Saudi national ID / iqama: 10 digits starting with 1 or 2 (ASCII, Arabic-Indic or Eastern
+// Arabic digits). Lists and previews mask them; only the case panel shows the number.
+const ID_RE = /(?<![0-9٠-٩۰-۹])[12١٢۱۲][0-9٠-٩۰-۹]{9}(?![0-9٠-٩۰-۹])/g;
+export function maskIds(text) {
+  return String(text ?? '').replace(ID_RE, '••••••••••');
+}
