@@ -1,0 +1,77 @@
+// The website chat page against the real aoun binary: a visitor completes the help-request
+// intake with buttons and typed answers, gets a reference, and sees the history after a reload.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch } from '../lib/browser.mjs';
+import { startAoun, startFakeGraph, nationalId, ADMIN, REPO } from '../lib/server.mjs';
+
+const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
+const SHOTS = path.join(REPO, 'docs/screenshots');
+let graph, aoun, browser, page;
+
+const theirs = () => page.locator('#messages .from-them').count();
+async function say(text) {
+  const n = await theirs();
+  await page.fill('#text', text);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((k) => document.querySelectorAll('#messages .from-them').length > k, n);
+}
+async function choose(id) {
+  const b = page.locator(`#messages .choice[data-choice-id="${id}"]:not([disabled])`).last();
+  await b.waitFor();
+  await b.click();
+}
+
+describe('website chat', () => {
+  before(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    graph = await startFakeGraph();
+    aoun = await startAoun(BIN, graph.base);
+    browser = await launch();
+    page = browser.context.pages()[0] || await browser.context.newPage();
+    page.setDefaultTimeout(15000);
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+  });
+  after(async () => {
+    await browser?.close();
+    await aoun?.stop();
+    await graph?.close();
+  });
+
+  test('a visitor completes an intake in /chat/ and gets a reference', async () => {
+    await page.setViewportSize({ width: 430, height: 900 });
+    await page.goto(`${aoun.base}/chat/`);
+    assert.equal(await page.getAttribute('html', 'dir'), 'rtl');
+    await choose('consent.yes');
+    await choose('menu.help');
+    await say('سلمى أحمد الغامدي');
+    await say(nationalId());
+    await say('0551234567');
+    await say('جدة');
+    await choose('service.psychological');
+    await say('أحتاج من يسمعني بعد ما تعرضت له');
+    await choose('docs.skip');
+    await page.locator('#messages .from-them', { hasText: 'سلمى' }).last().waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'chat-summary.png') });
+    await choose('intake.confirm');
+    const created = page.locator('#messages .from-them', { hasText: /AWN-\d{4}-\d+/ }).last();
+    await created.waitFor();
+    const reference = /AWN-\d{4}-\d+/.exec(await created.innerText())[0];
+    await page.screenshot({ path: path.join(SHOTS, 'chat.png') });
+
+    // the case exists, on the web-chat channel
+    const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();
+    const k = await (await fetch(`${aoun.base}/api/v1/cases/${reference}`, { headers: { Authorization: `Bearer ${login.token}` } })).json();
+    assert.equal(k.reference, reference);
+    assert.equal(k.channel, 'webchat');
+    assert.equal(k.service_type, 'psychological');
+
+    // a reload reconnects and shows the history
+    await page.reload();
+    await page.locator('#messages .from-them', { hasText: reference }).waitFor();
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.screenshot({ path: path.join(SHOTS, 'chat-desktop.png') });
+  });
+});
