@@ -5,16 +5,18 @@ const texts = {
   ar: { title: 'المحادثة مع الجمعية', subtitle: 'محادثة سرية. يمكنكم طلب التحدث مع موظف في أي وقت.', forget: 'إنهاء على هذا الجهاز',
     label: 'رسالتكم', placeholder: 'اكتبوا رسالتكم…', send: 'إرسال', typing: 'يكتب…', connecting: 'جارٍ الاتصال…',
     reconnecting: 'انقطع الاتصال. جارٍ إعادة الاتصال…', you: 'أنتم', them: 'الجمعية', choices: 'اختاروا إجابة',
-    forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English' },
+    forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English', error: 'لم تصل رسالتكم، فضلًا أرسلوها مرة أخرى.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
-    forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية' },
+    forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية', error: 'Your message did not arrive, please send it again.' },
 };
 let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
 const list = $('messages'), input = $('text'), sendBtn = $('send'), banner = $('banner'), typing = $('typing');
 let ws = null, attempt = 0, timer = null, typingTimer = null, connected = false;
+const seen = new Set(); // message ids already shown (the server may send one twice around a reconnect)
+const clientId = () => Array.from(crypto.getRandomValues(new Uint8Array(8)), (x) => x.toString(16).padStart(2, '0')).join('');
 
 function tr(k) { return texts[lang][k]; }
 function applyLang() {
@@ -81,9 +83,17 @@ function refreshChoices() {
 }
 
 function addMessage(m, scroll = true) {
+  if (m.id !== undefined && m.id !== null) { if (seen.has(m.id)) return; seen.add(m.id); }
   list.append(render(m));
   refreshChoices();
   if (scroll) list.scrollTop = list.scrollHeight;
+}
+
+function addNotice(text) {
+  const li = el('li', 'notice', text);
+  li.setAttribute('role', 'alert');
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
 }
 
 function showTyping(on) {
@@ -94,7 +104,7 @@ function showTyping(on) {
 
 function choose(c, group) {
   if (!connected) return;
-  ws.send(JSON.stringify({ type: 'choice', id: c.id, title: c.title }));
+  ws.send(JSON.stringify({ type: 'choice', id: c.id, title: c.title, client_id: clientId() }));
   group.querySelectorAll('button').forEach((b) => { b.disabled = true; if (b.dataset.choiceId === c.id) b.classList.add('picked'); });
   addMessage({ direction: 'in', text: c.title, created_at: Date.now() / 1000 });
   showTyping(true);
@@ -111,13 +121,16 @@ function connect() {
   sock.onmessage = (e) => {
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'history') {
-      list.textContent = '';
-      for (const m of ev.messages || []) list.append(render(m));
+      list.textContent = ''; seen.clear();
+      for (const m of ev.messages || []) { if (m.id !== undefined && m.id !== null) seen.add(m.id); list.append(render(m)); }
       refreshChoices();
       list.scrollTop = list.scrollHeight;
     } else if (ev.type === 'message' && ev.message) {
       showTyping(false);
       addMessage({ direction: 'out', ...ev.message });
+    } else if (ev.type === 'error') {
+      showTyping(false);
+      addNotice(ev.message || tr('error'));
     }
   };
   sock.onclose = () => {
@@ -135,7 +148,7 @@ $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = input.value.trim();
   if (!text || !connected) return;
-  ws.send(JSON.stringify({ type: 'text', text }));
+  ws.send(JSON.stringify({ type: 'text', text, client_id: clientId() }));
   addMessage({ direction: 'in', text, created_at: Date.now() / 1000 });
   input.value = ''; autosize();
   showTyping(true);
