@@ -332,12 +332,13 @@ function renderInbox(main, convId) {
         h('h2', { id: 'queue-heading', class: 'sr-only', text: t('queue.label') }),
         h('div', { role: 'tablist', class: 'tabs', 'aria-label': t('queue.label') },
           ['waiting', 'mine', 'all'].map((tab, i) => h('button', {
-            type: 'button', role: 'tab', id: `tab-${tab}`, 'aria-controls': 'queue-list', class: 'tab',
+            type: 'button', role: 'tab', id: `tab-${tab}`, 'aria-controls': 'queue-panel', class: 'tab',
             'aria-selected': String(state.tab === tab), tabindex: state.tab === tab ? '0' : '-1',
             onclick: () => selectTab(tab),
             onkeydown: (e) => tabKeys(e, i) },
           h('span', { text: t(`queue.${tab}`) }), h('span', { class: 'count', id: `count-${tab}` })))),
-        h('ul', { id: 'queue-list', class: 'queue-list', role: 'tabpanel', 'aria-labelledby': `tab-${state.tab}`, 'aria-busy': String(!state.listsLoaded) })),
+        h('div', { id: 'queue-panel', role: 'tabpanel', 'aria-labelledby': `tab-${state.tab}`, class: 'queue-panel' },
+          h('ul', { id: 'queue-list', class: 'queue-list', 'aria-busy': String(!state.listsLoaded) }))),
       h('section', { class: 'conv-pane', id: 'conv-pane', 'aria-label': t('conv.transcript') }),
       h('aside', { class: 'case-pane', id: 'case-pane', 'aria-label': t('case.panel') }),
       h('div', { id: 'sr-announce', class: 'sr-only', 'aria-live': 'polite' }));
@@ -353,7 +354,7 @@ function selectTab(tab) {
     const on = b.id === `tab-${tab}`;
     b.setAttribute('aria-selected', String(on)); b.tabIndex = on ? 0 : -1;
   });
-  document.getElementById('queue-list')?.setAttribute('aria-labelledby', `tab-${tab}`);
+  document.getElementById('queue-panel')?.setAttribute('aria-labelledby', `tab-${tab}`);
   renderQueueList();
 }
 
@@ -434,7 +435,7 @@ async function openConversation(id) {
   pane.append(
     h('div', { class: 'conv-header', id: 'conv-header' }),
     h('div', { class: 'notice-area', id: 'conv-notice' }),
-    h('ol', { class: 'transcript', id: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': t('conv.transcript'), tabindex: '0' },
+    h('ol', { class: 'transcript', id: 'transcript', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': t('conv.transcript'), tabindex: '0' },
       h('li', { class: 'empty', text: t('common.loading') })),
     composer());
   try {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from '../lib/browser.mjs';
+import { axeViolations, formatViolations } from '../lib/a11y.mjs';
 import { startAoun, startFakeGraph, nationalId, ADMIN, REPO } from '../lib/server.mjs';
 
 const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
@@ -60,6 +61,8 @@ describe('website chat', () => {
     await created.waitFor();
     const reference = /AWN-\d{4}-\d+/.exec(await created.innerText())[0];
     await page.screenshot({ path: path.join(SHOTS, 'chat.png') });
+    const v = await axeViolations(page);
+    assert.equal(v.length, 0, `accessibility of the chat page:\n${formatViolations(v)}`);
 
     // the case exists, on the web-chat channel
     const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from '../lib/browser.mjs';
+import { axeViolations, formatViolations } from '../lib/a11y.mjs';
 import { startAoun, startFakeGraph, whatsappUser, nationalId, outboundText, ADMIN, REPO } from '../lib/server.mjs';
 
 const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
@@ -19,6 +20,11 @@ const beneficiary = { waId: '966501112233', name: 'هدى العتيبي' };
 let reference = null;
 
 const shot = (name, opts = {}) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), ...opts });
+// WCAG 2.1 A/AA rules through axe-core: no serious or critical violation on any screen.
+const accessible = async (screen) => {
+  const v = await axeViolations(page);
+  assert.equal(v.length, 0, `accessibility of ${screen}:\n${formatViolations(v)}`);
+};
 const said = (needle) => (p) => outboundText(p).includes(needle);
 
 describe('staff console', () => {
@@ -43,6 +49,7 @@ describe('staff console', () => {
     assert.equal(await page.getAttribute('html', 'lang'), 'ar');
     await page.waitForSelector('#login-username');
     await shot('console-login');
+    await accessible('console-login');
     await page.fill('#login-username', ADMIN.username);
     await page.fill('#login-password', 'not-the-password');
     await page.click('form button[type=submit]');
@@ -82,6 +89,7 @@ describe('staff console', () => {
     assert.ok(!listText.includes(nid), 'no national ID in the queue list');
     assert.match(await item.innerText(), /واتساب/);
     await shot('console-queue');
+    await accessible('console-queue');
   });
 
   test('the staff member takes over and replies; the reply reaches the provider', async () => {
@@ -101,6 +109,7 @@ describe('staff console', () => {
     await shot('console-canned');
     await page.keyboard.press('Escape');
     await shot('console-conversation');
+    await accessible('console-conversation');
   });
 
   test('the case moves through its steps, offering only valid transitions', async () => {
@@ -129,6 +138,7 @@ describe('staff console', () => {
     await graph.waitFor(said(line(ar.case_step.approved)), 15000, 'the approval notification');
     assert.deepEqual(await offered(), ['closed']);
     await shot('console-case');
+    await accessible('console-case');
     await move('closed');
     assert.deepEqual(await offered(), []);
     assert.equal(await panel.locator('.history li').count(), 5, 'four transitions plus the submission in the history');
@@ -157,6 +167,7 @@ describe('staff console', () => {
     assert.match(overall, /5\.00/);
     await page.waitForTimeout(200);
     await shot('console-dashboard', { fullPage: true });
+    await accessible('console-dashboard');
   });
 
   test('an admin adds a staff member', async () => {
@@ -168,6 +179,7 @@ describe('staff console', () => {
     await page.click('.staff-form button[type=submit]');
     await page.locator('#staff-table', { hasText: 'sara' }).waitFor();
     await shot('console-staff');
+    await accessible('console-staff');
   });
 
   test('a dropped live connection shows "reconnecting" and recovers', async () => {
@@ -199,6 +211,7 @@ describe('staff console', () => {
     await page.locator('#queue-list .queue-item', { hasText: 'فهد' }).click();
     await page.waitForSelector('#btn-takeover');
     await shot('console-english');
+    await accessible('console-english');
     await page.click('#lang-switch');
     assert.equal(await page.getAttribute('html', 'dir'), 'rtl');
     await page.setViewportSize({ width: 390, height: 844 });
