@@ -5,10 +5,12 @@ const texts = {
   ar: { title: 'المحادثة مع الجمعية', subtitle: 'محادثة سرية. يمكنكم طلب التحدث مع موظف في أي وقت.', forget: 'إنهاء على هذا الجهاز',
     label: 'رسالتكم', placeholder: 'اكتبوا رسالتكم…', send: 'إرسال', typing: 'يكتب…', connecting: 'جارٍ الاتصال…',
     reconnecting: 'انقطع الاتصال. جارٍ إعادة الاتصال…', you: 'أنتم', them: 'الجمعية', choices: 'اختاروا إجابة',
+    empty: 'مرحبًا بكم. اكتبوا رسالتكم بالطريقة التي تناسبكم، أو اضغطوا «ابدأ المحادثة».', start: 'ابدأ المحادثة', hello: 'السلام عليكم',
     forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English', error: 'لم تصل رسالتكم، فضلًا أرسلوها مرة أخرى.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
+    empty: 'Welcome. Write your message in your own words, or press "Start the conversation".', start: 'Start the conversation', hello: 'Hello',
     forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية', error: 'Your message did not arrive, please send it again.' },
 };
 let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
@@ -72,7 +74,21 @@ function render(m) {
   return li;
 }
 
+// A new visitor has no history: the bot speaks once they write, so offer a start button.
+function emptyState() {
+  if (list.querySelector('.msg') || list.querySelector('.empty-state')) return;
+  const li = el('li', 'empty-state');
+  li.append(el('p', '', tr('empty')));
+  const b = el('button', 'choice start', tr('start'));
+  b.type = 'button'; b.id = 'start';
+  b.disabled = !connected;
+  b.addEventListener('click', () => { if (connected) { list.querySelector('.empty-state')?.remove(); sendText(tr('hello')); } });
+  li.append(b);
+  list.append(li);
+}
+
 function refreshChoices() {
+  const start = $('start'); if (start) start.disabled = !connected;
   const groups = [...list.querySelectorAll('.choices')];
   const lastMsg = list.lastElementChild;
   groups.forEach((g) => {
@@ -83,6 +99,7 @@ function refreshChoices() {
 }
 
 function addMessage(m, scroll = true) {
+  list.querySelector('.empty-state')?.remove();
   if (m.id !== undefined && m.id !== null) { if (seen.has(m.id)) return; seen.add(m.id); }
   list.append(render(m));
   refreshChoices();
@@ -123,6 +140,7 @@ function connect() {
     if (ev.type === 'history') {
       list.textContent = ''; seen.clear();
       for (const m of ev.messages || []) { if (m.id !== undefined && m.id !== null) seen.add(m.id); list.append(render(m)); }
+      emptyState();
       refreshChoices();
       list.scrollTop = list.scrollHeight;
     } else if (ev.type === 'message' && ev.message) {
@@ -148,11 +166,14 @@ $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = input.value.trim();
   if (!text || !connected) return;
+  sendText(text);
+  input.value = ''; autosize();
+});
+function sendText(text) {
   ws.send(JSON.stringify({ type: 'text', text, client_id: clientId() }));
   addMessage({ direction: 'in', text, created_at: Date.now() / 1000 });
-  input.value = ''; autosize();
   showTyping(true);
-});
+}
 input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }
 });

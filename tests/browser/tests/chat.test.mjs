@@ -45,6 +45,9 @@ describe('website chat', () => {
     await page.setViewportSize({ width: 430, height: 900 });
     await page.goto(`${aoun.base}/chat/`);
     assert.equal(await page.getAttribute('html', 'dir'), 'rtl');
+    await page.locator('#start:not([disabled])').waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'chat-start.png') });
+    await page.click('#start');
     await choose('consent.yes');
     await choose('menu.help');
     await say('سلمى أحمد الغامدي');
