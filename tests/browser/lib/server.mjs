@@ -25,7 +25,7 @@ export async function startFakeGraph() {
         posts.push({ path: req.url, auth: req.headers.authorization, body: json ?? body });
         for (const w of [...waiters]) w();
         res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ messaging_product: 'whatsapp', contacts: [], messages: [{ id: `wamid.out.${++n}` }] }));
+        res.end(JSON.stringify({ messaging_product: 'whatsapp', messages: [{ id: `wamid.out.${++n}` }] }));
         return;
       }
       res.writeHead(200, { 'Content-Type': 'application/json' });
