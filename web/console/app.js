@@ -257,8 +257,12 @@ function handleEvent(ev) {
   if (ev.type === 'conversation.waiting' || ev.type === 'conversation.updated') {
     const c = ev.conversation;
     if (!c) return;
+    const before = JSON.stringify(state.convs.get(c.id)?.cases || []);
     upsertConv(c);
-    if (c.id === state.currentId) renderConvHeader();
+    if (c.id === state.currentId) {
+      renderConvHeader();
+      if (c.cases && JSON.stringify(c.cases) !== before) renderCasePane();
+    }
     if (ev.type === 'conversation.waiting' && c.mode === 'waiting') {
       announce(`${t('queue.waiting')}: ${convTitle(c)}${c.priority === 1 ? ` — ${t('reason.danger')}` : ''}`);
     }
