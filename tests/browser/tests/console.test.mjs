@@ -182,6 +182,18 @@ describe('staff console', () => {
     await accessible('console-staff');
   });
 
+  test('the queues and conversations work from the keyboard', async () => {
+    await page.click('#nav-inbox');
+    await page.waitForSelector('#tab-waiting');
+    await page.keyboard.press('Alt+3');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'tab-all');
+    await page.keyboard.press('Tab');
+    assert.ok(await page.evaluate(() => document.activeElement.classList.contains('queue-item')), 'Tab reaches the list');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#conv-title');
+    assert.match(page.url(), /#\/inbox\/\d+$/);
+  });
+
   test('a dropped live connection shows "reconnecting" and recovers', async () => {
     const sockets = [];
     await page.routeWebSocket(/\/api\/v1\/stream/, (ws) => { ws.connectToServer(); sockets.push(ws); });
