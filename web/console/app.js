@@ -276,6 +276,12 @@ function handleEvent(ev) {
       renderQueueList();
     }
     if (id === state.currentId && m) addMessage(m);
+  } else if (ev.type === 'message.status') {
+    // delivery progress of an outgoing message: {conversation_id, message_id, delivery_status}
+    if (ev.conversation_id === state.currentId) {
+      const m = state.messages.find((x) => x.id === ev.message_id);
+      if (m) addMessage({ ...m, delivery_status: ev.delivery_status });
+    }
   } else if (ev.type === 'case.updated') {
     const k = ev.case;
     if (!k?.reference) return;
