@@ -48,7 +48,9 @@ try {
   await page.goto(`${base}/console/#/inbox/2`); await page.waitForSelector('.case');
   await shot('console-phone-conversation', { fullPage: true });
   await page.setViewportSize({ width: 430, height: 900 });
-  await page.goto(`${base}/chat/`); await page.click('.choice[data-choice-id="consent.yes"]');
+  await page.goto(`${base}/chat/`); await page.locator('#start:not([disabled])').waitFor();
+  await shot('chat-start');
+  await page.click('#start'); await page.click('.choice[data-choice-id="consent.yes"]');
   await page.waitForSelector('.choice[data-choice-id="menu.help"]');
   await shot('chat');
 } finally {

@@ -144,8 +144,13 @@ server.on('upgrade', (req, socket) => {
     const history = [];
     const say = (text, choices = []) => { const msg = { direction: 'out', text, choices, created_at: now() }; history.push(msg); c.send(JSON.stringify({ type: 'message', message: msg })); };
     c.send(JSON.stringify({ type: 'history', messages: history }));
-    say('مرحبًا بكم. قبل أن نبدأ، نحتاج موافقتكم على إشعار الخصوصية.', [{ id: 'consent.yes', title: 'أوافق' }, { id: 'consent.no', title: 'لا أوافق' }, { id: 'lang.toggle', title: 'English' }]);
-    c.onmessage = (raw) => { const m = JSON.parse(raw); setTimeout(() => say(`وصلتنا: ${m.title || m.text}`, [{ id: 'menu.help', title: 'تقديم طلب مساعدة' }, { id: 'menu.staff', title: 'التحدث مع موظف' }]), 300); };
+    // like the real server: the bot speaks once the visitor has written
+    c.onmessage = (raw) => {
+      const m = JSON.parse(raw);
+      setTimeout(() => (history.length === 0
+        ? say('مرحبًا بكم. قبل أن نبدأ، نحتاج موافقتكم على إشعار الخصوصية.', [{ id: 'consent.yes', title: 'أوافق' }, { id: 'consent.no', title: 'لا أوافق' }, { id: 'lang.toggle', title: 'English' }])
+        : say(`وصلتنا: ${m.title || m.text}`, [{ id: 'menu.help', title: 'تقديم طلب مساعدة' }, { id: 'menu.staff', title: 'التحدث مع موظف' }])), 300);
+    };
   } else socket.destroy();
 });
 
