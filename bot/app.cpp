@@ -13,14 +13,41 @@
 #include "storage/staff.hpp"
 
 namespace aoun::bot {
-namespace {
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-}  // namespace
+std::shared_ptr<const dialogs::engine> app::load_engine(const config& cfg) {
+  dialogs::settings st;
+  st.association_name = cfg.association_name;
+  st.association_name_en = cfg.association_name_en;
+  st.emergency_numbers = cfg.emergency_numbers;
+  st.phone = cfg.phone;
+  st.email = cfg.email;
+  st.website = cfg.website;
+  st.address = cfg.address;
+  st.danger_words = cfg.danger_words;
+  st.idle_timeout_seconds = cfg.idle_timeout_seconds;
+  st.retention_days = cfg.retention_days;
+  auto hhmm = [](int m) {
+    char b[8];
+    std::snprintf(b, sizeof b, "%02d:%02d", m / 60, m % 60);
+    return std::string(b);
+  };
+  static const char* days_ar[] = {"الأحد", "الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت"};
+  static const char* days_en[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  if (!cfg.work_days.empty()) {
+    int d0 = cfg.work_days.front(), d1 = cfg.work_days.back();
+    st.working_hours = std::string(days_ar[d0]) + "–" + days_ar[d1] + " " + hhmm(cfg.work_start_minute) + "–" +
+                       hhmm(cfg.work_end_minute);
+    st.working_hours_en = std::string(days_en[d0]) + "–" + days_en[d1] + " " + hhmm(cfg.work_start_minute) + "–" +
+                          hhmm(cfg.work_end_minute);
+  }
+  return std::make_shared<const dialogs::engine>(
+      dialogs::engine::load(cfg.source_dir + "/dialogs", cfg.source_dir + "/locales", st));
+}
 
 app::app(config cfg) : cfg_(std::move(cfg)) {
   if (cfg_.db_path != ":memory:") {
@@ -35,6 +62,9 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   if (!db) throw config_error("AOUN_DB: cannot open '" + cfg_.db_path + "': " + db.error().message());
   db_ = std::move(*db);
   bootstrap_admin();
+  ops_ = std::make_unique<conversation_ops>(cfg_, load_engine(cfg_));
+  outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_);
+  services_ = std::unique_ptr<services>(new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_});
   build_routes();
 }
 
@@ -81,6 +111,9 @@ void app::bootstrap_admin() {
 void app::build_routes() {
   routes_.add(http::verb::get, "/healthz", [this](request_context& c) { return healthz(c); });
   routes_.add(http::verb::get, "/metrics", [this](request_context& c) { return render_metrics(c); });
+  add_webhook_routes(routes_, *services_);
+  add_webchat_routes(routes_, *services_);
+  add_static_routes(routes_, *services_);
 }
 
 net::awaitable<response> app::healthz(request_context& ctx) {
@@ -143,6 +176,7 @@ int app::run() {
   server_ = std::make_unique<http_server>(ioc_, cfg_.server, routes_, metrics_);
   auto ep = server_->listen();
   server_->start();
+  outbox_->start();
   std::string base = "http://" + ep.address().to_string() + ":" + std::to_string(ep.port());
   log::info("listening", {{"address", ep.address().to_string()}, {"port", static_cast<std::int64_t>(ep.port())}});
   std::cout << "Aoun " << AOUN_VERSION << " listening on " << base << "\n"
@@ -154,12 +188,28 @@ int app::run() {
   signals.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     log::info("shutdown_started", {{"signal", static_cast<std::int64_t>(sig)}});
+    stopping_ = true;
     server_->shutdown([this] {
-      // Every request has been answered; the writer drains and the file is closed after the
-      // threads join (below), so nothing acknowledged is lost.
-      ioc_.stop();
+      // Every request has been answered. The outbox finishes the sends in flight and records
+      // their outcome; pending rows stay in the database for the next start. The writer then
+      // drains and the file is closed after the threads join (below).
+      outbox_->stop([this] { ioc_.stop(); });
     });
   });
+  // SIGHUP reloads dialogs/ and locales/ (a supervisor edited a text or an FAQ answer). A
+  // broken edit is refused and the running engine is kept.
+  net::signal_set reload(ioc_, SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_hup = [this, &reload, &on_hup](boost::system::error_code ec, int) {
+    if (ec) return;
+    try {
+      ops_->set_engine(load_engine(cfg_));
+      log::info("dialogs_reloaded");
+    } catch (const std::exception& e) {
+      log::error("dialogs_reload_failed", {{"what", e.what()}});
+    }
+    reload.async_wait(on_hup);
+  };
+  reload.async_wait(on_hup);
 
   int n = cfg_.server.threads > 0 ? cfg_.server.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;
@@ -167,6 +217,7 @@ int app::run() {
   for (int i = 1; i < n; ++i) threads.emplace_back([this] { ioc_.run(); });
   ioc_.run();
   for (auto& t : threads) t.join();
+  reload.cancel();
   db_->close();
   log::info("shutdown_complete");
   return 0;

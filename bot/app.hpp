@@ -8,6 +8,11 @@
 #include <vector>
 
 #include "bot/config.hpp"
+#include "bot/conversation_ops.hpp"
+#include "bot/event_hub.hpp"
+#include "bot/outbox.hpp"
+#include "bot/services.hpp"
+#include "dialogs/engine.hpp"
 #include "bot/http_server.hpp"
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
@@ -30,6 +35,10 @@ class app {
   storage::database& db() { return *db_; }
   net::io_context& ioc() { return ioc_; }
   metrics& stats() { return metrics_; }
+  const services& svc() const { return *services_; }
+
+  /// Loads dialogs/ and locales/ from AOUN_HOME. Throws std::runtime_error naming file and key.
+  static std::shared_ptr<const dialogs::engine> load_engine(const config& cfg);
 
  private:
   void build_routes();
@@ -43,6 +52,11 @@ class app {
   net::io_context ioc_;
   metrics metrics_;
   router routes_;
+  event_hub hub_;
+  std::unique_ptr<conversation_ops> ops_;
+  std::unique_ptr<outbox_worker> outbox_;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<services> services_;
   std::unique_ptr<http_server> server_;
 };
 

@@ -5,8 +5,12 @@
 //   auto r = co_await db_write<std::int64_t>(db, [&](storage::connection& c) -> storage::result<std::int64_t> {...});
 //
 // For writes, success means committed with synchronous=FULL. REQUIRES: T default-constructible.
-// The job must not capture references to coroutine locals that it outlives: it runs before the
-// co_await returns, so capturing the caller's locals by reference is safe.
+// The job runs before the co_await returns, so capturing the caller's locals by reference is
+// safe.
+//
+// These are plain functions around async_initiate, not coroutines: GCC 12 destroys by-value
+// parameters of coroutines twice when they hold non-trivial captures (seen as a
+// heap-use-after-free under ASan), so the job must never be a coroutine parameter.
 
 #include <memory>
 #include <optional>
@@ -18,12 +22,12 @@ namespace aoun::bot {
 
 namespace detail {
 template <class T, class F, class Submit>
-net::awaitable<storage::result<T>> db_run(Submit submit, F f) {
-  auto out = std::make_shared<T>();
-  auto [ec] = co_await net::async_initiate<decltype(use_tuple), void(boost::system::error_code)>(
-      [&](auto handler) {
+auto db_run(Submit submit, F f) {
+  return net::async_initiate<decltype(net::use_awaitable), void(storage::result<T>)>(
+      [submit](auto handler, F f) {
         auto ex = net::get_associated_executor(handler);
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        auto out = std::make_shared<T>();
         submit(
             [f = std::move(f), out](storage::connection& c) -> boost::system::error_code {
               storage::result<T> r = f(c);
@@ -31,22 +35,27 @@ net::awaitable<storage::result<T>> db_run(Submit submit, F f) {
               *out = std::move(*r);
               return {};
             },
-            [h, ex](boost::system::error_code ec) { net::post(ex, [h, ec]() mutable { (*h)(ec); }); });
+            [h, ex, out](boost::system::error_code ec) {
+              net::post(ex, [h, ec, out]() mutable {
+                if (ec)
+                  (*h)(storage::result<T>(boost::system::in_place_error, ec));
+                else
+                  (*h)(storage::result<T>(boost::system::in_place_value, std::move(*out)));
+              });
+            });
       },
-      use_tuple);
-  if (ec) co_return ec;
-  co_return std::move(*out);
+      net::use_awaitable, std::move(f));
 }
 }  // namespace detail
 
 template <class T, class F>
-net::awaitable<storage::result<T>> db_write(storage::database& db, F f) {
+auto db_write(storage::database& db, F f) {
   return detail::db_run<T>([&db](auto job, auto done) { db.submit_write(std::move(job), std::move(done)); },
                            std::move(f));
 }
 
 template <class T, class F>
-net::awaitable<storage::result<T>> db_read(storage::database& db, F f) {
+auto db_read(storage::database& db, F f) {
   return detail::db_run<T>([&db](auto job, auto done) { db.submit_read(std::move(job), std::move(done)); },
                            std::move(f));
 }

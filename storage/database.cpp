@@ -147,7 +147,12 @@ void database::run_batch(std::vector<job>& batch) {
     count_in(stats::latency_bounds, stats_.latency_buckets, micros);
     count_in(stats::batch_bounds, stats_.batch_buckets, batch.size());
   }
-  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(results[i]);
+  // Release each job's captures on this thread before its owner resumes.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    batch[i].work = nullptr;
+    batch[i].done(results[i]);
+  }
+  batch.clear();
 }
 
 void database::reader_loop(connection& conn) {
@@ -171,7 +176,10 @@ void database::reader_loop(connection& conn) {
       }
       conn.exec_script("COMMIT");
     }
-    j.done(ec);
+    j.work = nullptr;
+    auto done = std::move(j.done);
+    j = {};
+    done(ec);
   }
 }
 

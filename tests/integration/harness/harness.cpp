@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <sqlite3.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
@@ -434,6 +435,40 @@ std::string hmac_sha1_base64(const std::string& key, const std::string& data) {
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b.data()), out, static_cast<int>(len));
   b.resize(static_cast<std::size_t>(n));
   return b;
+}
+
+}  // namespace aoun::test
+
+namespace aoun::test {
+
+std::string db_text(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::string out;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      auto* t = sqlite3_column_text(st, 0);
+      if (t != nullptr) out = reinterpret_cast<const char*>(t);
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+long long db_value(const std::string& db_path, const std::string& sql) {
+  auto t = db_text(db_path, sql);
+  return t.empty() ? -1 : std::stoll(t);
+}
+
+bool eventually(const std::function<bool()>& f, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return f();
 }
 
 }  // namespace aoun::test

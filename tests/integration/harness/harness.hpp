@@ -112,6 +112,11 @@ class fake_provider {
 };
 
 std::string read_file(const std::string& path);
+/// Runs a single-value query on the database file (read-only; fine while the server runs: WAL).
+long long db_value(const std::string& db_path, const std::string& sql);
+std::string db_text(const std::string& db_path, const std::string& sql);
+/// Polls `f` every 20 ms until it is true or `timeout` passes.
+bool eventually(const std::function<bool()>& f, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 std::string fixture(const std::string& name);  ///< tests/fixtures/channels/<name>
 std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 std::string hmac_sha1_base64(const std::string& key, const std::string& data);

@@ -1,0 +1,471 @@
+#include "bot/conversation_ops.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "bot/outgoing_json.hpp"
+#include "storage/outbox.hpp"
+#include "storage/staff.hpp"
+
+namespace aoun::bot {
+namespace {
+
+using boost::system::error_code;
+using nlohmann::json;
+
+constexpr std::int64_t riyadh_offset = 3 * 3600;  // Asia/Riyadh has no daylight saving time
+constexpr std::int64_t window_seconds = 24 * 3600;
+
+std::string json_str(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+channels::kind channel_of(const storage::conversation_row& conv) {
+  return channels::kind_from_string(conv.channel).value_or(channels::kind::webchat);
+}
+
+json inbound_payload(const channels::inbound& in) {
+  json p = json::object();
+  if (!in.choice_id.empty()) p["choice_id"] = in.choice_id;
+  if (in.type == channels::inbound_type::media)
+    p["media"] = {{"kind", in.media_kind}, {"id", in.media_id}, {"mime", in.media_mime}, {"filename", in.media_filename}};
+  if (in.type == channels::inbound_type::location) p["location"] = {{"latitude", in.latitude}, {"longitude", in.longitude}};
+  if (in.type == channels::inbound_type::contact) p["contact"] = {{"phone", in.contact_phone}, {"is_sender", in.contact_is_sender}};
+  if (in.type == channels::inbound_type::unsupported) p["raw_type"] = in.raw_type;
+  return p;
+}
+
+dialogs::input to_input(const channels::inbound& in) {
+  dialogs::input d;
+  d.text = in.text;
+  switch (in.type) {
+    case channels::inbound_type::choice:
+      d.type = dialogs::input::kind::choice;
+      d.choice_id = in.choice_id;
+      break;
+    case channels::inbound_type::contact:
+      d.type = dialogs::input::kind::contact;
+      d.contact_phone = in.contact_phone;
+      d.contact_is_sender = in.contact_is_sender;
+      break;
+    case channels::inbound_type::location: d.type = dialogs::input::kind::location; break;
+    case channels::inbound_type::media:
+      d.type = dialogs::input::kind::media;
+      d.media_id = in.media_id;
+      d.media_kind = in.media_kind;
+      d.media_mime = in.media_mime;
+      d.media_filename = in.media_filename;
+      break;
+    default: d.type = dialogs::input::kind::text;
+  }
+  return d;
+}
+
+}  // namespace
+
+conversation_ops::conversation_ops(const config& cfg, std::shared_ptr<const dialogs::engine> engine)
+    : cfg_(cfg), engine_(std::move(engine)) {}
+
+std::shared_ptr<const dialogs::engine> conversation_ops::engine() const {
+  std::lock_guard lock(engine_mutex_);
+  return engine_;
+}
+
+void conversation_ops::set_engine(std::shared_ptr<const dialogs::engine> e) {
+  std::lock_guard lock(engine_mutex_);
+  engine_ = std::move(e);
+}
+
+bool conversation_ops::within_working_hours(std::int64_t now) const {
+  std::int64_t local = now + riyadh_offset;
+  int day = static_cast<int>(((local / 86400) + 4) % 7);  // 1970-01-01 was a Thursday (4)
+  int minute = static_cast<int>((local % 86400) / 60);
+  if (std::find(cfg_.work_days.begin(), cfg_.work_days.end(), day) == cfg_.work_days.end()) return false;
+  return minute >= cfg_.work_start_minute && minute < cfg_.work_end_minute;
+}
+
+bool conversation_ops::window_open(const storage::conversation_row& conv, std::int64_t now) {
+  if (conv.channel != "whatsapp") return true;
+  return conv.last_inbound_at && now - *conv.last_inbound_at < window_seconds;
+}
+
+dialogs::context conversation_ops::make_context(storage::connection& c, const storage::conversation_row& conv,
+                                                std::int64_t now) const {
+  dialogs::context ctx;
+  ctx.now = now;
+  ctx.channel = conv.channel;
+  if (conv.channel == "whatsapp" && !conv.address.empty() &&
+      std::all_of(conv.address.begin(), conv.address.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    ctx.channel_phone = "+" + conv.address;
+  else if (conv.channel == "sms")
+    ctx.channel_phone = conv.address;
+  ctx.within_working_hours = within_working_hours(now);
+  // Both run inside the caller's transaction, on the writer thread, before it returns.
+  ctx.new_case_reference = [&c, now]() -> std::string {
+    auto n = storage::next_counter(c, "case_reference");
+    std::int64_t year = 1970 + (now + riyadh_offset) / 31556952;  // reference readability only
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "AWN-%lld-%06lld", static_cast<long long>(year),
+                  static_cast<long long>(n ? *n : 0));
+    return buf;
+  };
+  ctx.find_case = [&c](std::string_view reference, std::string_view national_id) -> std::optional<dialogs::case_status> {
+    auto k = storage::find_case_by_reference(c, reference);
+    if (!k || k->national_id != national_id) return std::nullopt;
+    return dialogs::case_status{k->reference, k->step, k->verification_method.value_or(""), k->appointment.value_or("")};
+  };
+  return ctx;
+}
+
+void conversation_ops::queue(storage::conversation_row& conv, std::string_view reason, int priority,
+                             std::int64_t now) const {
+  conv.priority = std::max(conv.priority, priority);
+  if (conv.mode == "staff") return;  // already with a person; the priority still rises
+  if (conv.mode != "waiting") {
+    conv.mode = "waiting";
+    conv.queued_at = now;
+    conv.queue_reason = std::string(reason);
+  } else if (priority > 0) {
+    conv.queue_reason = std::string(reason);
+  }
+}
+
+storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, const channels::inbound& in,
+                                                       std::int64_t now, after_commit& fx) const {
+  const auto channel = std::string(channels::to_string(in.channel));
+  if (in.type == channels::inbound_type::status) {
+    // Statuses are deduped by "<id>:<status>"; applying one twice is harmless anyway.
+    if (auto ec = storage::outbox_delivery_status(c, in.status_for, in.status))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    return true;
+  }
+  if (!in.provider_id.empty()) {
+    auto fresh = storage::mark_processed(c, channel, in.provider_id, now);
+    if (!fresh) return fresh;
+    if (!*fresh) return false;
+  }
+  if (in.from.empty()) return storage::result<bool>(boost::system::in_place_error, storage::errc::invalid);
+  auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
+  if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
+  auto convr = storage::conversation_for(c, b->id, now);
+  if (!convr) return storage::result<bool>(boost::system::in_place_error, convr.error());
+  auto conv = std::move(*convr);
+
+  storage::message_row m;
+  m.conversation_id = conv.id;
+  m.direction = "in";
+  m.sender = "beneficiary";
+  m.kind = std::string(channels::to_string(in.type));
+  m.text = in.text;
+  m.payload = inbound_payload(in).dump();
+  m.provider_id = in.provider_id;
+  m.created_at = now;
+  auto mid = storage::insert_message(c, m);
+  if (!mid) return storage::result<bool>(boost::system::in_place_error, mid.error());
+  m.id = *mid;
+  conv.last_message_at = now;
+  conv.updated_at = now;
+  fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
+
+  // A button press on Telegram shows a spinner until it is acknowledged, whatever happens next.
+  if (!in.callback_query_id.empty()) {
+    channels::outgoing ack;
+    ack.channel = in.channel;
+    ack.to = in.from;
+    ack.callback_query_id = in.callback_query_id;
+    storage::outbox_row row;
+    row.conversation_id = conv.id;
+    row.channel = channel;
+    row.recipient = in.from;
+    row.payload = to_json(ack).dump();
+    row.created_at = now;
+    if (auto r = storage::outbox_enqueue(c, row); !r) return storage::result<bool>(boost::system::in_place_error, r.error());
+    fx.wake_outbox = true;
+  }
+
+  auto eng = engine();
+  std::string previous_mode = conv.mode;
+  if (in.type == channels::inbound_type::unsupported) {
+    // Reactions, orders, system notices: recorded for staff, not a dialog turn.
+  } else if (conv.mode == "staff") {
+    // The person holding the conversation answers; the bot stays silent, except that danger
+    // words still get the emergency numbers at once and raise the conversation's priority.
+    if (in.type == channels::inbound_type::text && eng->is_danger(in.text)) {
+      channels::outgoing o;
+      o.channel = in.channel;
+      o.to = conv.address;
+      o.text = eng->text(conv.lang, "danger");
+      if (auto r = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !r)
+        return storage::result<bool>(boost::system::in_place_error, r.error());
+      conv.priority = 1;
+      conv.queue_reason = "danger";
+    }
+  } else {
+    if (conv.mode == "resolved") conv.mode = "bot";  // a new message reopens it (a survey answer, say)
+    auto st = dialogs::state::parse(conv.dialog_state);
+    auto ctx = make_context(c, conv, now);
+    auto r = eng->step(st, to_input(in), ctx);
+    if (auto ec = apply(c, conv, r, m.id, now, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
+  }
+  if (auto ec = storage::save_conversation(c, conv)) return storage::result<bool>(boost::system::in_place_error, ec);
+  conversation_event(c, conv, now, fx,
+                     conv.mode == "waiting" && previous_mode != "waiting" ? "conversation.waiting" : "conversation.updated");
+  return true;
+}
+
+error_code conversation_ops::apply(storage::connection& c, storage::conversation_row& conv,
+                                   const dialogs::step_result& r, std::optional<std::int64_t> inbound_message_id,
+                                   std::int64_t now, after_commit& fx) const {
+  for (const auto& e : r.effects) {
+    const auto& d = e.data;
+    if (e.type == "consent_given") {
+      if (auto ec = storage::set_consented(c, conv.beneficiary_id, now)) return ec;
+    } else if (e.type == "language_changed") {
+      conv.lang = json_str(d, "lang") == "en" ? "en" : "ar";
+      if (auto ec = storage::set_beneficiary_lang(c, conv.beneficiary_id, conv.lang)) return ec;
+    } else if (e.type == "create_case") {
+      storage::case_row k;
+      k.reference = json_str(d, "reference");
+      k.beneficiary_id = conv.beneficiary_id;
+      k.conversation_id = conv.id;
+      k.channel = conv.channel;
+      k.full_name = json_str(d, "full_name");
+      k.national_id = json_str(d, "national_id");
+      k.mobile = json_str(d, "mobile");
+      k.city = json_str(d, "city");
+      k.service_type = json_str(d, "service_type");
+      k.description = json_str(d, "description");
+      k.created_at = now;
+      auto id = storage::insert_case(c, k);
+      if (!id) return id.error();
+      k.id = *id;
+      if (auto ec = storage::insert_case_event(c, k.id, std::nullopt, "submitted", std::nullopt, "", now)) return ec;
+      if (d.contains("documents") && d["documents"].is_array())
+        for (auto& doc : d["documents"]) {
+          storage::case_document_row row{k.id, std::nullopt, json_str(doc, "media_kind"), json_str(doc, "media_id"),
+                                         json_str(doc, "mime"), json_str(doc, "filename"), now};
+          if (auto ec = storage::insert_case_document(c, row)) return ec;
+        }
+      fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_json(k)}}.dump()});
+    } else if (e.type == "queue_for_staff") {
+      int priority = d.value("priority", 0);
+      queue(conv, json_str(d, "reason").empty() ? "requested" : json_str(d, "reason"), priority, now);
+    } else if (e.type == "leave_queue") {
+      if (conv.mode == "waiting") {
+        conv.mode = "bot";
+        conv.queued_at.reset();
+        conv.priority = 0;
+        conv.queue_reason.clear();
+      }
+    } else if (e.type == "register_volunteer") {
+      storage::volunteer_row v{conv.beneficiary_id, json_str(d, "name"), json_str(d, "city"), json_str(d, "skills"),
+                               json_str(d, "availability"), now};
+      if (auto ec = storage::insert_volunteer(c, v)) return ec;
+    } else if (e.type == "survey_answer") {
+      if (auto ec = storage::survey_answer(c, conv.id, json_str(d, "question"), d.value("score", 0))) return ec;
+    } else if (e.type == "survey_complete") {
+      if (auto ec = storage::survey_complete(c, conv.id, json_str(d, "comment"), now)) return ec;
+    } else if (e.type == "attach_document") {
+      auto k = storage::find_case_by_reference(c, json_str(d, "reference"));
+      // Only to a case of this beneficiary; anything else is ignored rather than misfiled.
+      if (k && k->beneficiary_id == conv.beneficiary_id) {
+        storage::case_document_row row{k->id, inbound_message_id, json_str(d, "media_kind"), json_str(d, "media_id"),
+                                       json_str(d, "mime"), json_str(d, "filename"), now};
+        if (auto ec = storage::insert_case_document(c, row)) return ec;
+        fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_json(*k)}}.dump()});
+      }
+    } else if (e.type == "erase_data") {
+      if (auto ec = storage::erase_beneficiary(c, conv.beneficiary_id, now)) return ec;
+      conv.display_name.clear();
+    }
+  }
+  conv.dialog_state = r.next.serialize();
+  if (r.next.lang != conv.lang && (r.next.lang == "ar" || r.next.lang == "en")) {
+    conv.lang = r.next.lang;
+    if (auto ec = storage::set_beneficiary_lang(c, conv.beneficiary_id, conv.lang)) return ec;
+  }
+  for (const auto& reply : r.replies) {
+    auto o = to_outgoing(reply, channel_of(conv), conv.address, conv.lang);
+    if (auto id = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !id) return id.error();
+  }
+  return {};
+}
+
+storage::result<std::int64_t> conversation_ops::record_outbound(storage::connection& c,
+                                                                storage::conversation_row& conv,
+                                                                const channels::outgoing& o, std::string_view sender,
+                                                                std::optional<std::int64_t> staff_id, std::int64_t now,
+                                                                after_commit& fx) const {
+  storage::message_row m;
+  m.conversation_id = conv.id;
+  m.direction = "out";
+  m.sender = std::string(sender);
+  m.staff_id = staff_id;
+  m.kind = o.template_name.empty() ? "text" : "template";
+  m.text = o.text;
+  json p = json::object();
+  if (!o.choices.empty()) {
+    p["choices"] = json::array();
+    for (auto& ch : o.choices) p["choices"].push_back({{"id", ch.id}, {"title", ch.title}});
+  }
+  if (o.request_contact) p["request_contact"] = true;
+  if (!o.template_name.empty()) p["template"] = o.template_name;
+  m.payload = p.dump();
+  m.created_at = now;
+  auto mid = storage::insert_message(c, m);
+  if (!mid) return mid.error();
+  m.id = *mid;
+  storage::outbox_row row;
+  row.message_id = m.id;
+  row.conversation_id = conv.id;
+  row.channel = conv.channel;
+  row.recipient = conv.address;
+  row.payload = to_json(o).dump();
+  row.created_at = now;
+  if (auto r = storage::outbox_enqueue(c, row); !r) return r.error();
+  m.outbox_state = "pending";
+  conv.last_message_at = now;
+  fx.wake_outbox = true;
+  {
+    auto mj = message_json(m);
+    if (staff_id) {
+      if (auto s = storage::find_staff(c, *staff_id)) mj["staff_name"] = s->display_name;
+    }
+    fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", mj}}.dump()});
+    fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", mj}}.dump()});
+  }
+  return m.id;
+}
+
+storage::result<std::int64_t> conversation_ops::send(storage::connection& c, storage::conversation_row& conv,
+                                                     const channels::outgoing& o, std::string_view sender,
+                                                     std::optional<std::int64_t> staff_id, std::int64_t now,
+                                                     after_commit& fx) const {
+  auto id = record_outbound(c, conv, o, sender, staff_id, now, fx);
+  if (!id) return id;
+  if (auto ec = storage::save_conversation(c, conv)) return ec;
+  return id;
+}
+
+error_code conversation_ops::notify(storage::connection& c, storage::conversation_row& conv, std::string_view key,
+                                    const std::map<std::string, std::string>& vars, std::int64_t now,
+                                    after_commit& fx) const {
+  channels::outgoing o;
+  o.channel = channel_of(conv);
+  o.to = conv.address;
+  o.text = engine()->text(conv.lang, key, vars);
+  auto id = record_outbound(c, conv, o, "system", std::nullopt, now, fx);
+  return id ? error_code{} : id.error();
+}
+
+error_code conversation_ops::start_survey(storage::connection& c, storage::conversation_row& conv,
+                                          std::string_view trigger, std::optional<std::int64_t> case_id,
+                                          std::optional<std::int64_t> staff_id, std::optional<std::string> service_type,
+                                          std::int64_t now, after_commit& fx) const {
+  auto sid = storage::open_survey(c, conv.id, case_id, staff_id, conv.channel, std::move(service_type), trigger, now);
+  if (!sid) return sid.error();
+  auto eng = engine();
+  auto r = eng->start_survey(dialogs::state::parse(conv.dialog_state), make_context(c, conv, now));
+  return apply(c, conv, r, std::nullopt, now, fx);
+}
+
+error_code conversation_ops::request_documents(storage::connection& c, storage::conversation_row& conv,
+                                               std::string_view reference, std::int64_t now, after_commit& fx) const {
+  auto eng = engine();
+  auto r = eng->request_documents(dialogs::state::parse(conv.dialog_state), reference, make_context(c, conv, now));
+  return apply(c, conv, r, std::nullopt, now, fx);
+}
+
+error_code conversation_ops::back_to_bot(storage::connection& c, storage::conversation_row& conv, std::int64_t now,
+                                         after_commit& fx) const {
+  auto eng = engine();
+  auto r = eng->back_to_bot(dialogs::state::parse(conv.dialog_state), make_context(c, conv, now));
+  return apply(c, conv, r, std::nullopt, now, fx);
+}
+
+json conversation_ops::message_json(const storage::message_row& m) {
+  json p = json::parse(m.payload, nullptr, false);
+  if (p.is_discarded() || !p.is_object()) p = json::object();
+  json j{{"id", m.id},
+         {"conversation_id", m.conversation_id},
+         {"direction", m.direction},
+         {"sender", m.sender},
+         {"staff_name", m.staff_name},
+         {"kind", m.kind},
+         {"text", m.text},
+         {"choices", p.contains("choices") ? p["choices"] : json::array()},
+         {"media", p.contains("media") ? p["media"] : json(nullptr)},
+         {"created_at", m.created_at}};
+  if (p.contains("location")) j["location"] = p["location"];
+  if (p.contains("choice_id")) j["choice_id"] = p["choice_id"];
+  if (m.direction == "out") {
+    std::string st = m.outbox_state.value_or("");
+    if (st == "sent" && m.delivery_status) st = *m.delivery_status;
+    if (st == "sending" || st == "uncertain") st = "pending";
+    j["delivery_status"] = st.empty() ? json(nullptr) : json(st);
+  } else {
+    j["delivery_status"] = nullptr;
+  }
+  return j;
+}
+
+json conversation_ops::case_json(const storage::case_row& k) {
+  return json{{"reference", k.reference},
+              {"channel", k.channel},
+              {"step", k.step},
+              {"verification_method", k.verification_method ? json(*k.verification_method) : json(nullptr)},
+              {"appointment", k.appointment ? json(*k.appointment) : json(nullptr)},
+              {"full_name", k.full_name},
+              {"national_id", k.national_id},
+              {"mobile", k.mobile},
+              {"city", k.city},
+              {"service_type", k.service_type},
+              {"description", k.description},
+              {"conversation_id", k.conversation_id ? json(*k.conversation_id) : json(nullptr)},
+              {"created_at", k.created_at},
+              {"updated_at", k.updated_at}};
+}
+
+json conversation_ops::conversation_json(storage::connection& c, const storage::conversation_row& conv,
+                                         std::int64_t now) const {
+  json assigned = nullptr;
+  if (conv.assigned_staff_id)
+    if (auto s = storage::find_staff(c, *conv.assigned_staff_id))
+      assigned = {{"id", s->id}, {"display_name", s->display_name}};
+  std::string preview;
+  if (auto q = c.prepare("SELECT text FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1")) {
+    q->bind(1, conv.id);
+    if (auto r = q->step(); r && *r) preview = q->text(0);
+  }
+  if (preview.size() > 120) {
+    std::size_t cut = 120;
+    while (cut > 0 && (static_cast<unsigned char>(preview[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+    preview = preview.substr(0, cut) + "…";
+  }
+  json refs = json::array();
+  if (auto ks = storage::cases_of_conversation(c, conv.id))
+    for (auto& k : *ks) refs.push_back(k.reference);
+  auto opt = [](const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  return json{{"id", conv.id},
+              {"channel", conv.channel},
+              {"address", conv.address},
+              {"display_name", conv.display_name},
+              {"mode", conv.mode},
+              {"priority", conv.priority},
+              {"queue_reason", conv.queue_reason.empty() ? json(nullptr) : json(conv.queue_reason)},
+              {"queued_at", opt(conv.queued_at)},
+              {"assigned_staff", assigned},
+              {"last_message_at", opt(conv.last_message_at)},
+              {"last_inbound_at", opt(conv.last_inbound_at)},
+              {"last_message_preview", preview},
+              {"lang", conv.lang},
+              {"window_open", window_open(conv, now)},
+              {"cases", refs}};
+}
+
+void conversation_ops::conversation_event(storage::connection& c, const storage::conversation_row& conv,
+                                          std::int64_t now, after_commit& fx, const char* type) const {
+  fx.events.push_back({"staff", json{{"type", type}, {"conversation", conversation_json(c, conv, now)}}.dump()});
+}
+
+}  // namespace aoun::bot

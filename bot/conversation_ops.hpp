@@ -1,0 +1,98 @@
+#pragma once
+// What happens to a conversation, as steps inside one database write job: an inbound event
+// (store, dedupe, dialog step, effects, replies into the outbox) and the staff side's actions
+// (notify, survey, request documents, hand back to the bot). Every function here runs on the
+// storage writer thread inside the caller's transaction; after the commit the caller publishes
+// `after_commit::events` and wakes the outbox.
+//
+// Thread-safety: const after construction except the engine, which is swapped atomically on
+// reload (a step uses the engine it started with).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bot/config.hpp"
+#include "bot/event_hub.hpp"
+#include "channels/message.hpp"
+#include "dialogs/engine.hpp"
+#include "storage/connection.hpp"
+#include "storage/conversations.hpp"
+
+namespace aoun::bot {
+
+/// Collected inside a write job, acted on after its commit.
+struct after_commit {
+  std::vector<event> events;
+  bool wake_outbox = false;
+};
+
+class conversation_ops {
+ public:
+  conversation_ops(const config& cfg, std::shared_ptr<const dialogs::engine> engine);
+
+  std::shared_ptr<const dialogs::engine> engine() const;
+  void set_engine(std::shared_ptr<const dialogs::engine> e);
+
+  /// One inbound provider event. Statuses update our outbound rows; duplicates (seen provider
+  /// id) change nothing and return false; everything else is stored and routed.
+  storage::result<bool> handle_inbound(storage::connection& c, const channels::inbound& in, std::int64_t now,
+                                       after_commit& fx) const;
+
+  /// Queues a text (and choices) to the beneficiary: transcript row + outbox row.
+  storage::result<std::int64_t> send(storage::connection& c, storage::conversation_row& conv,
+                                     const channels::outgoing& o, std::string_view sender,
+                                     std::optional<std::int64_t> staff_id, std::int64_t now, after_commit& fx) const;
+  /// A locale text (key, vars) in the beneficiary's language, sent by "system".
+  boost::system::error_code notify(storage::connection& c, storage::conversation_row& conv, std::string_view key,
+                                   const std::map<std::string, std::string>& vars, std::int64_t now,
+                                   after_commit& fx) const;
+  /// Opens a survey row and asks its first question.
+  boost::system::error_code start_survey(storage::connection& c, storage::conversation_row& conv,
+                                         std::string_view trigger, std::optional<std::int64_t> case_id,
+                                         std::optional<std::int64_t> staff_id, std::optional<std::string> service_type,
+                                         std::int64_t now, after_commit& fx) const;
+  boost::system::error_code request_documents(storage::connection& c, storage::conversation_row& conv,
+                                              std::string_view reference, std::int64_t now, after_commit& fx) const;
+  boost::system::error_code back_to_bot(storage::connection& c, storage::conversation_row& conv, std::int64_t now,
+                                        after_commit& fx) const;
+
+  /// Whether `now` (unix s) falls in the configured working hours, Asia/Riyadh (UTC+3).
+  bool within_working_hours(std::int64_t now) const;
+  /// WhatsApp's 24-hour customer-service window is open for this conversation.
+  static bool window_open(const storage::conversation_row& conv, std::int64_t now);
+
+  /// API shapes (SPEC §5); the console and the stream use the same ones.
+  nlohmann::json conversation_json(storage::connection& c, const storage::conversation_row& conv,
+                                   std::int64_t now) const;
+  static nlohmann::json message_json(const storage::message_row& m);
+  static nlohmann::json case_json(const storage::case_row& k);
+
+  /// Publishes an updated conversation to the staff stream (and waiting if queued).
+  void conversation_event(storage::connection& c, const storage::conversation_row& conv, std::int64_t now,
+                          after_commit& fx, const char* type = "conversation.updated") const;
+
+ private:
+  dialogs::context make_context(storage::connection& c, const storage::conversation_row& conv, std::int64_t now) const;
+  boost::system::error_code apply(storage::connection& c, storage::conversation_row& conv,
+                                  const dialogs::step_result& r, std::optional<std::int64_t> inbound_message_id,
+                                  std::int64_t now, after_commit& fx) const;
+  storage::result<std::int64_t> record_outbound(storage::connection& c, storage::conversation_row& conv,
+                                                const channels::outgoing& o, std::string_view sender,
+                                                std::optional<std::int64_t> staff_id, std::int64_t now,
+                                                after_commit& fx) const;
+  void queue(storage::conversation_row& conv, std::string_view reason, int priority, std::int64_t now) const;
+
+  // Constant after construction.
+  const config& cfg_;
+  mutable std::mutex engine_mutex_;
+  std::shared_ptr<const dialogs::engine> engine_;  // GUARDED_BY(engine_mutex_)
+};
+
+}  // namespace aoun::bot

@@ -1,0 +1,320 @@
+#include "bot/outbox.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "bot/db.hpp"
+#include "bot/log.hpp"
+#include "bot/outgoing_json.hpp"
+#include "channels/sms.hpp"
+#include "channels/telegram.hpp"
+#include "channels/whatsapp.hpp"
+
+namespace aoun::bot {
+namespace {
+
+using clock = std::chrono::steady_clock;
+constexpr int claim_batch = 64;
+constexpr int max_in_flight = 256;
+
+std::int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+channels::whatsapp::config whatsapp_config(const config& c) {
+  return {c.secret.whatsapp_verify_token, c.secret.whatsapp_app_secret, c.secret.whatsapp_token,
+          c.whatsapp_phone_number_id, c.whatsapp_api_base};
+}
+channels::telegram::config telegram_config(const config& c) {
+  channels::telegram::config t;
+  t.token = c.secret.telegram_token;
+  t.secret = c.secret.telegram_secret;
+  t.api_base = c.telegram_api_base;
+  return t;
+}
+channels::sms::config sms_config(const config& c) {
+  channels::sms::config s;
+  s.outbound = c.sms_gateway == "unifonic"  ? channels::sms::gateway::unifonic
+               : c.sms_gateway == "taqnyat" ? channels::sms::gateway::taqnyat
+                                            : channels::sms::gateway::twilio;
+  s.account_sid = c.twilio_account_sid;
+  s.auth_token = c.secret.twilio_auth_token;
+  s.from = c.twilio_from;
+  s.api_base = c.twilio_api_base;
+  s.public_url = c.public_url;
+  s.unifonic_app_sid = c.secret.unifonic_app_sid;
+  s.unifonic_sender = c.unifonic_sender;
+  s.unifonic_api_base = c.unifonic_api_base;
+  s.taqnyat_token = c.secret.taqnyat_token;
+  s.taqnyat_sender = c.taqnyat_sender;
+  s.taqnyat_api_base = c.taqnyat_api_base;
+  return s;
+}
+
+}  // namespace
+
+// Token buckets: one per channel, and Telegram's one-message-per-second-per-chat rule.
+struct outbox_worker::limiter {
+  struct bucket {
+    double rate = 1, tokens = 1, burst = 1;
+    clock::time_point last = clock::now();
+    // Time to wait before one token is available (and take it).
+    clock::duration take() {
+      auto now = clock::now();
+      tokens = std::min(burst, tokens + rate * std::chrono::duration<double>(now - last).count());
+      last = now;
+      tokens -= 1;
+      if (tokens >= 0) return clock::duration::zero();
+      return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(-tokens / rate));
+    }
+  };
+  std::map<std::string, bucket> channels;
+  std::map<std::string, clock::time_point> telegram_chats;
+};
+
+outbox_worker::outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub,
+                             metrics& m)
+    : ioc_(ioc),
+      db_(db),
+      cfg_(cfg),
+      hub_(hub),
+      metrics_(m),
+      strand_(net::make_strand(ioc)),
+      tls_(net::ssl::context::tls_client),
+      timer_(strand_),
+      limits_(std::make_unique<limiter>()) {
+  tls_.set_default_verify_paths();
+  tls_.set_verify_mode(net::ssl::verify_peer);
+  client_ = std::make_unique<channels::http_client>(strand_, tls_);
+  auto add = [&](const char* name, double rate) {
+    limiter::bucket b;
+    b.rate = rate;
+    b.burst = std::max(1.0, rate);  // at most one second's worth at once
+    b.tokens = b.burst;
+    limits_->channels[name] = b;
+  };
+  add("whatsapp", cfg.outbox.whatsapp_rate);
+  add("telegram", cfg.outbox.telegram_rate);
+  add("sms", cfg.outbox.sms_rate);
+}
+
+outbox_worker::~outbox_worker() = default;
+
+void outbox_worker::start() {
+  net::co_spawn(strand_, loop(), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error("outbox_loop_failed", {{"what", ex.what()}});
+      }
+    }
+  });
+}
+
+void outbox_worker::wake() {
+  net::post(strand_, [this] {
+    woken_ = true;
+    timer_.cancel();
+  });
+}
+
+void outbox_worker::stop(std::function<void()> done) {
+  net::post(strand_, [this, done = std::move(done)]() mutable {
+    stopping_ = true;
+    on_stopped_ = std::move(done);
+    timer_.cancel();
+    if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
+  });
+}
+
+void outbox_worker::finished_one() {
+  --in_flight_;
+  if (stopping_) {
+    if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
+  } else {
+    woken_ = true;  // a recipient's next message may now be due
+    timer_.cancel();
+  }
+}
+
+std::chrono::milliseconds outbox_worker::backoff(int attempts) const {
+  // Exponential with "full jitter" (AWS architecture blog): uniform in [base/2, base * 2^(n-1)].
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  auto cap = cfg_.outbox.max_backoff.count();
+  long long exp = cfg_.outbox.base_backoff.count() << std::min(attempts - 1, 20);
+  exp = std::min<long long>(exp, cap);
+  std::uniform_int_distribution<long long> d(std::max<long long>(1, exp / 2), std::max<long long>(1, exp));
+  return std::chrono::milliseconds(d(rng));
+}
+
+channels::provider_request outbox_worker::render(const storage::outbox_row& row) const {
+  auto j = nlohmann::json::parse(row.payload, nullptr, false);
+  auto kind = channels::kind_from_string(row.channel).value_or(channels::kind::webchat);
+  auto o = outgoing_from_json(j, kind, row.recipient);
+  switch (kind) {
+    case channels::kind::whatsapp: return channels::whatsapp::render(o, whatsapp_config(cfg_));
+    case channels::kind::telegram: return channels::telegram::render(o, telegram_config(cfg_));
+    case channels::kind::sms: return channels::sms::render(o, sms_config(cfg_));
+    case channels::kind::webchat: break;
+  }
+  return {};
+}
+
+channels::send_result outbox_worker::interpret(const std::string& channel, const channels::http_response& r) const {
+  if (r.status == 0) {
+    channels::send_result s;
+    s.outcome = channels::send_outcome::retry;
+    s.error = "network: " + r.ec.message();
+    return s;
+  }
+  if (channel == "whatsapp") return channels::whatsapp::interpret(r.status, r.body, r.retry_after);
+  if (channel == "telegram") return channels::telegram::interpret(r.status, r.body, r.retry_after);
+  return channels::sms::interpret(sms_config(cfg_).outbound, r.status, r.body, r.retry_after);
+}
+
+net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row) {
+  auto it = limits_->channels.find(row.channel);
+  clock::duration wait = it == limits_->channels.end() ? clock::duration::zero() : it->second.take();
+  if (row.channel == "telegram") {
+    auto& next = limits_->telegram_chats[row.recipient];
+    auto now = clock::now();
+    auto gap = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / cfg_.outbox.telegram_per_chat_rate));
+    auto at = std::max(now + wait, next);
+    next = at + gap;
+    wait = at - now;
+    if (limits_->telegram_chats.size() > 10000) limits_->telegram_chats.clear();  // bound the map
+  }
+  if (wait > clock::duration::zero()) {
+    net::steady_timer t(strand_, wait);
+    co_await t.async_wait(use_tuple);
+  }
+}
+
+net::awaitable<void> outbox_worker::loop() {
+  {
+    auto r = co_await db_write<int>(db_, [](storage::connection& c) { return storage::outbox_recover(c); });
+    if (r && *r > 0) log::warn("outbox_recovered_uncertain", {{"rows", static_cast<std::int64_t>(*r)}});
+  }
+  while (!stopping_) {
+    woken_ = false;
+    int room = max_in_flight - in_flight_.load();
+    std::vector<storage::outbox_row> rows;
+    if (room > 0) {
+      auto claimed = co_await db_write<std::vector<storage::outbox_row>>(
+          db_, [n = std::min(room, claim_batch)](storage::connection& c) { return storage::outbox_claim(c, now_ms(), n); });
+      // (n is an int: trivially destructible captures only.)
+      if (claimed) rows = std::move(*claimed);
+      else log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
+    }
+    for (auto& row : rows) {
+      ++in_flight_;
+      net::co_spawn(strand_, deliver(std::move(row)), [this](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            log::error("outbox_deliver_failed", {{"what", ex.what()}});
+          }
+        }
+        finished_one();
+      });
+    }
+    if (static_cast<int>(rows.size()) == claim_batch && in_flight_ < max_in_flight) continue;  // more may be due
+    if (woken_ || stopping_) continue;
+    // Sleep until the next retry is due, or until woken.
+    auto next = co_await db_read<std::optional<std::int64_t>>(db_, [](storage::connection& c) { return storage::outbox_next_due(c); });
+    if (woken_ || stopping_) continue;
+    auto wait = std::chrono::milliseconds(60000);
+    if (next && *next) wait = std::chrono::milliseconds(std::clamp<std::int64_t>(**next - now_ms(), 0, 60000));
+    if (wait.count() == 0) continue;
+    timer_.expires_after(wait);
+    co_await timer_.async_wait(use_tuple);
+  }
+  loop_done_ = true;
+  if (in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
+}
+
+net::awaitable<void> outbox_worker::deliver(storage::outbox_row row) {
+  auto started = clock::now();
+  channels::send_result result;
+  if (row.channel == "webchat") {
+    // The visitor's page got the message live at commit time (event hub) and reloads the
+    // history from the transcript on reconnect: nothing to send to a provider.
+    result.outcome = channels::send_outcome::sent;
+  } else {
+    co_await pace(row);
+    auto req = render(row);
+    if (req.url.empty()) {
+      result.outcome = channels::send_outcome::rejected;
+      result.error = "channel not configured";
+    } else {
+      auto resp = co_await client_->send(req, cfg_.outbox.send_timeout);
+      result = interpret(row.channel, resp);
+    }
+  }
+  std::string outcome;
+  auto ms = now_ms();
+  // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
+  // non-trivial captures of lambdas that live across a co_await.
+  auto write = [this](auto job) {
+    return db_write<int>(db_, [job](storage::connection& c) -> storage::result<int> {
+      if (auto ec = job(c)) return ec;
+      return 0;
+    });
+  };
+  storage::result<int> recorded = 0;
+  switch (result.outcome) {
+    case channels::send_outcome::sent:
+      outcome = "sent";
+      recorded = co_await write([&](storage::connection& c) {
+        return storage::outbox_mark_sent(c, row.id, result.provider_message_id, now_s());
+      });
+      break;
+    case channels::send_outcome::retry:
+    case channels::send_outcome::rate_limited: {
+      bool limited = result.outcome == channels::send_outcome::rate_limited;
+      // 429s are the provider asking us to slow down, not a failure of this message: they get
+      // three times the attempts before the row is dead-lettered.
+      int limit = limited ? cfg_.outbox.max_attempts * 3 : cfg_.outbox.max_attempts;
+      if (row.attempts >= limit) {
+        outcome = "dead";
+        recorded = co_await write([&](storage::connection& c) { return storage::outbox_dead(c, row.id, result.error); });
+      } else {
+        outcome = limited ? "rate_limited" : "retry";
+        auto delay = limited ? std::max(result.retry_after, std::chrono::milliseconds(1000)) : backoff(row.attempts);
+        if (limited && result.retry_after.count() > 0) delay = result.retry_after;
+        std::int64_t next = ms + delay.count();
+        recorded = co_await write([&](storage::connection& c) { return storage::outbox_retry(c, row.id, next, result.error); });
+      }
+      break;
+    }
+    case channels::send_outcome::rejected:
+      outcome = "dead";
+      if (result.outside_window) result.error = "outside_24h_window: " + result.error;
+      recorded = co_await write([&](storage::connection& c) { return storage::outbox_dead(c, row.id, result.error); });
+      break;
+  }
+  if (!recorded) log::error("outbox_record_failed", {{"id", row.id}, {"error", recorded.error().message()}});
+  metrics_.count("outbox_" + outcome);
+  log::info("outbox_send", {{"id", row.id},
+                            {"channel", row.channel},
+                            {"outcome", outcome},
+                            {"attempt", static_cast<std::int64_t>(row.attempts)},
+                            {"ms", std::chrono::duration<double, std::milli>(clock::now() - started).count()}});
+  if (row.message_id && (outcome == "sent" || outcome == "dead")) {
+    nlohmann::json ev{{"type", "message.status"},
+                      {"conversation_id", row.conversation_id.value_or(0)},
+                      {"message_id", *row.message_id},
+                      {"delivery_status", outcome}};
+    hub_.publish({"staff", ev.dump()});
+  }
+}
+
+}  // namespace aoun::bot

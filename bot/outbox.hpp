@@ -1,0 +1,68 @@
+#pragma once
+// The outbox worker: takes due rows from the persistent outbox (head of line per recipient, so
+// order is kept), paces them per channel (token bucket; Telegram also per chat), sends them with
+// the channel's client, and records the answer: sent, retried with exponential backoff and
+// jitter (5xx, timeouts), retried after the provider's retry-after (429), or dead-lettered.
+// A row is marked `sending` in a committed transaction BEFORE its request leaves, and `sent`
+// right after the answer: see docs/outbox.md for what a crash in between means.
+//
+// Runs on the application's io_context; wake() and stop() are thread-safe.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "bot/config.hpp"
+#include "bot/event_hub.hpp"
+#include "bot/metrics.hpp"
+#include "bot/net.hpp"
+#include "channels/http_client.hpp"
+#include "channels/provider.hpp"
+#include "storage/database.hpp"
+#include "storage/outbox.hpp"
+
+namespace aoun::bot {
+
+class outbox_worker {
+ public:
+  outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub, metrics& m);
+  ~outbox_worker();
+  /// Recovers rows left `sending` by a crash, then starts the loop.
+  void start();
+  /// Something was enqueued: look now instead of at the next timer.
+  void wake();
+  /// Stops claiming; `done` runs once the in-flight sends have recorded their outcome.
+  void stop(std::function<void()> done);
+
+  /// Builds the provider request for one row (exposed for tests).
+  channels::provider_request render(const storage::outbox_row& row) const;
+
+ private:
+  struct limiter;
+  net::awaitable<void> loop();
+  net::awaitable<void> deliver(storage::outbox_row row);
+  net::awaitable<void> pace(const storage::outbox_row& row);
+  channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
+  std::chrono::milliseconds backoff(int attempts) const;
+  void finished_one();
+
+  net::io_context& ioc_;
+  storage::database& db_;
+  const config& cfg_;
+  event_hub& hub_;
+  metrics& metrics_;
+  net::strand<net::io_context::executor_type> strand_;
+  net::ssl::context tls_;
+  std::unique_ptr<channels::http_client> client_;
+  net::steady_timer timer_;                      // touched only on strand_
+  bool woken_ = false;                           // touched only on strand_
+  std::unique_ptr<limiter> limits_;              // touched only on strand_
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::function<void()> on_stopped_;             // touched only on strand_
+  bool loop_done_ = false;                       // touched only on strand_
+};
+
+}  // namespace aoun::bot

@@ -1,0 +1,43 @@
+#pragma once
+// The running services that route handlers share. Built by `app`, referenced by the handler
+// groups (webhooks, web chat, staff API). Lifetime: the app's.
+
+#include <memory>
+
+#include "bot/config.hpp"
+#include "bot/conversation_ops.hpp"
+#include "bot/event_hub.hpp"
+#include "bot/metrics.hpp"
+#include "bot/net.hpp"
+#include "bot/outbox.hpp"
+#include "bot/router.hpp"
+#include "storage/database.hpp"
+
+namespace aoun::bot {
+
+struct services {
+  const config& cfg;
+  storage::database& db;
+  conversation_ops& ops;
+  event_hub& hub;
+  outbox_worker& outbox;
+  metrics& stats;
+  /// Set by the server while it shuts down; long-lived WebSockets close when it is true.
+  const std::atomic<bool>& stopping;
+
+  /// Publishes what a committed job collected and wakes the outbox.
+  void after(const after_commit& fx) const {
+    hub.publish(fx.events);
+    if (fx.wake_outbox) outbox.wake();
+  }
+};
+
+std::int64_t unix_now();
+
+/// POST/GET /webhooks/{whatsapp,telegram,sms}.
+void add_webhook_routes(router& r, const services& s);
+/// /chat/ws (web-chat WebSocket) and the static pages under /chat/ and /console/.
+void add_webchat_routes(router& r, const services& s);
+void add_static_routes(router& r, const services& s);
+
+}  // namespace aoun::bot

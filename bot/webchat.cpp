@@ -1,0 +1,202 @@
+// The website chat: static pages under /chat/ (and the console's under /console/), and the
+// visitor's WebSocket /chat/ws?session=<id>. A session id is a random string the page keeps in
+// localStorage; it is the visitor's address on the "webchat" channel, so a reconnect (or a
+// reload) shows the history and continues the same conversation.
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "bot/db.hpp"
+#include "bot/http_error.hpp"
+#include "bot/log.hpp"
+#include "bot/services.hpp"
+#include "bot/ws_channel.hpp"
+#include "storage/conversations.hpp"
+
+namespace aoun::bot {
+namespace {
+
+using nlohmann::json;
+
+bool valid_session(const std::string& s) {
+  if (s.size() < 16 || s.size() > 64) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  return true;
+}
+
+std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng());
+}
+
+net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream, request_context& ctx) {
+  auto session = ctx.query.count("session") ? ctx.query.at("session") : std::string();
+  if (!valid_session(session)) {
+    auto res = error_response(ctx.req.version(), false, api_error::malformed,
+                              "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
+    co_await http::async_write(stream, res, use_tuple);
+    co_return;
+  }
+  auto ch = std::make_shared<ws_channel>(std::move(stream));
+  auto& ws = ch->ws();
+  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  ws.read_message_max(16 * 1024);
+  auto [aec] = co_await ws.async_accept(ctx.req, use_tuple);
+  if (aec) co_return;
+
+  // Subscribe before reading the history so that nothing committed in between is missed
+  // (a message may then arrive twice; the page ignores ids it already shows).
+  auto sub = s.hub.subscribe("webchat:" + session, [ch](const std::string& payload) { ch->send(payload); });
+  auto history = co_await db_read<json>(s.db, [&session](storage::connection& c) -> storage::result<json> {
+    json msgs = json::array();
+    auto q = c.prepare(
+        "SELECT c.id FROM conversations c JOIN beneficiaries b ON b.id = c.beneficiary_id "
+        "WHERE b.channel = 'webchat' AND b.address = ? ORDER BY c.id DESC LIMIT 1");
+    if (!q) return q.error();
+    q->bind(1, session);
+    auto row = q->step();
+    if (!row) return row.error();
+    if (!*row) return msgs;
+    auto list = storage::list_messages(c, q->int64(0), 200);
+    if (!list) return list.error();
+    for (auto& m : *list) msgs.push_back(conversation_ops::message_json(m));
+    return msgs;
+  });
+  ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
+
+  beast::flat_buffer buf;
+  while (!s.stopping) {
+    auto [ec, n] = co_await ws.async_read(buf, use_tuple);
+    if (ec) break;
+    auto text = beast::buffers_to_string(buf.data());
+    buf.consume(buf.size());
+    auto j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string()) {
+      ch->send(json{{"type", "error"}, {"message", "malformed message"}}.dump());
+      continue;
+    }
+    channels::inbound in;
+    in.channel = channels::kind::webchat;
+    in.from = session;
+    // The page may send its own id so that a resend after a reconnect is not processed twice.
+    std::string client_id = j.contains("client_id") && j["client_id"].is_string() ? j["client_id"].get<std::string>() : "";
+    in.provider_id = "web:" + session + ":" + (client_id.empty() ? random_suffix() : client_id.substr(0, 64));
+    in.timestamp = unix_now();
+    auto type = j["type"].get<std::string>();
+    if (type == "text" && j.contains("text") && j["text"].is_string()) {
+      in.type = channels::inbound_type::text;
+      in.text = j["text"].get<std::string>().substr(0, 4096);
+    } else if (type == "choice" && j.contains("id") && j["id"].is_string()) {
+      in.type = channels::inbound_type::choice;
+      in.choice_id = j["id"].get<std::string>().substr(0, 64);
+      in.text = j.contains("title") && j["title"].is_string() ? j["title"].get<std::string>().substr(0, 200) : "";
+    } else {
+      ch->send(json{{"type", "error"}, {"message", "unknown message type"}}.dump());
+      continue;
+    }
+    if (in.type == channels::inbound_type::text && in.text.empty()) continue;
+    after_commit fx;
+    auto now = unix_now();
+    auto r = co_await db_write<int>(s.db, [&s, &in, &fx, now](storage::connection& c) -> storage::result<int> {
+      auto h = s.ops.handle_inbound(c, in, now, fx);
+      if (!h) return h.error();
+      return 1;
+    });
+    if (!r) {
+      ch->send(json{{"type", "error"}, {"message", "could not store your message, please send it again"}}.dump());
+      continue;
+    }
+    // The visitor's own message, echoed with its stored id, then the replies (via the hub).
+    ch->send(json{{"type", "ack"}, {"client_id", client_id}}.dump());
+    s.after(fx);
+  }
+  ch->close();
+}
+
+struct static_cache {
+  std::mutex mutex;
+  std::map<std::string, std::pair<std::string, std::string>> files;  // path -> (type, content)
+};
+
+const char* mime_of(const std::string& path) {
+  auto ext = std::filesystem::path(path).extension().string();
+  if (ext == ".html") return "text/html; charset=utf-8";
+  if (ext == ".js" || ext == ".mjs") return "text/javascript; charset=utf-8";
+  if (ext == ".css") return "text/css; charset=utf-8";
+  if (ext == ".json") return "application/json; charset=utf-8";
+  if (ext == ".svg") return "image/svg+xml";
+  if (ext == ".png") return "image/png";
+  if (ext == ".ico") return "image/x-icon";
+  if (ext == ".woff2") return "font/woff2";
+  return "application/octet-stream";
+}
+
+}  // namespace
+
+void add_webchat_routes(router& r, const services& s) {
+  if (!s.cfg.webchat_enabled) return;
+  r.add_websocket("/chat/ws", [&s](beast::tcp_stream stream, request_context& ctx) {
+    return webchat_session(s, std::move(stream), ctx);
+  });
+}
+
+void add_static_routes(router& r, const services& s) {
+  auto cache = std::make_shared<static_cache>();
+  auto serve = [&s, cache](std::string prefix, std::string dir) {
+    return [&s, cache, prefix, dir](request_context& ctx) -> net::awaitable<response> {
+      std::string rel(ctx.path.size() > prefix.size() ? ctx.path.substr(prefix.size()) : std::string_view());
+      if (rel.empty() || rel.back() == '/') rel += "index.html";
+      // No way out of the folder: reject "..", backslashes and NULs outright.
+      if (rel.find("..") != std::string::npos || rel.find('\\') != std::string::npos ||
+          rel.find('\0') != std::string::npos)
+        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "no such file");
+      std::string path = s.cfg.source_dir + "/" + dir + "/" + rel;
+      std::pair<std::string, std::string> file;
+      bool found = false;
+      {
+        std::lock_guard lock(cache->mutex);
+        if (auto it = cache->files.find(path); it != cache->files.end()) {
+          file = it->second;
+          found = true;
+        }
+      }
+      if (!found) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in || std::filesystem::is_directory(path))
+          co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "no such file");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        file = {mime_of(path), ss.str()};
+        std::lock_guard lock(cache->mutex);
+        cache->files[path] = file;
+      }
+      response res{http::status::ok, ctx.req.version()};
+      res.set(http::field::content_type, file.first);
+      res.set(http::field::cache_control, "no-cache");
+      res.set("X-Content-Type-Options", "nosniff");
+      res.set("Content-Security-Policy",
+              "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'");
+      res.keep_alive(ctx.req.keep_alive());
+      res.body() = std::move(file.second);
+      res.prepare_payload();
+      co_return res;
+    };
+  };
+  r.add_prefix("/console/", serve("/console/", "web/console"));
+  r.add_prefix("/chat/", serve("/chat/", "web/chat"));
+  r.add_prefix("/vendor/", serve("/vendor/", "web/vendor"));
+  r.add(http::verb::get, "/", [](request_context& ctx) -> net::awaitable<response> {
+    response res{http::status::found, ctx.req.version()};
+    res.set(http::field::location, "/console/");
+    res.keep_alive(ctx.req.keep_alive());
+    res.prepare_payload();
+    co_return res;
+  });
+}
+
+}  // namespace aoun::bot

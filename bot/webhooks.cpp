@@ -1,0 +1,128 @@
+// Provider webhooks: verify the signature on the raw bytes, parse, then commit every event of
+// the request in one write job (dedupe, transcript, dialog step, replies into the outbox) and
+// only then answer 200. A failed commit answers 503 so the provider retries.
+#include <nlohmann/json.hpp>
+
+#include "bot/db.hpp"
+#include "bot/http_error.hpp"
+#include "bot/log.hpp"
+#include "bot/services.hpp"
+#include "channels/sms.hpp"
+#include "channels/telegram.hpp"
+#include "channels/whatsapp.hpp"
+
+namespace aoun::bot {
+namespace {
+
+response text_response(const request& req, http::status st, std::string body, const char* type = "text/plain") {
+  response res{st, req.version()};
+  res.set(http::field::content_type, type);
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+std::string header(const request& req, std::string_view name) {
+  auto it = req.find(name);
+  return it == req.end() ? std::string() : std::string(it->value());
+}
+
+// Commits all events of one webhook; returns the response to give the provider.
+net::awaitable<response> commit_events(const services& s, request_context& ctx, std::vector<channels::inbound> events,
+                                       std::string_view channel, response ok) {
+  if (events.empty()) co_return ok;  // nothing we act on (e.g. an edited message): still 200
+  after_commit fx;
+  auto now = unix_now();
+  // Captures are references only: the job runs before the co_await returns, and GCC 12
+  // mishandles lambdas with non-trivial captures inside co_await expressions.
+  auto r = co_await db_write<int>(s.db, [&s, &events, &fx, now](storage::connection& c) -> storage::result<int> {
+    int fresh = 0;
+    for (const auto& e : events) {
+      auto handled = s.ops.handle_inbound(c, e, now, fx);
+      if (!handled) return handled.error();
+      fresh += *handled ? 1 : 0;
+    }
+    return fresh;
+  });
+  if (!r) {
+    log::error("webhook_commit_failed", {{"rid", ctx.request_id}, {"channel", channel}, {"error", r.error().message()}});
+    co_return error_response(ctx.req.version(), false, api_error::unavailable, "could not store the message; retry");
+  }
+  s.after(fx);
+  s.stats.count(std::string("webhook_events_") + std::string(channel), events.size());
+  if (static_cast<std::size_t>(*r) < events.size())
+    s.stats.count("webhook_duplicates", events.size() - static_cast<std::size_t>(*r));
+  co_return ok;
+}
+
+}  // namespace
+
+void add_webhook_routes(router& r, const services& s) {
+  const auto& cfg = s.cfg;
+  auto disabled = [](request_context& ctx) -> net::awaitable<response> {
+    co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "channel not configured");
+  };
+
+  // WhatsApp (Meta Cloud API).
+  if (cfg.whatsapp_enabled) {
+    r.add(http::verb::get, "/webhooks/whatsapp", [&s](request_context& ctx) -> net::awaitable<response> {
+      auto q = [&](const char* k) { return ctx.query.count(k) ? ctx.query.at(k) : std::string(); };
+      auto challenge = channels::whatsapp::verify_handshake(q("hub.mode"), q("hub.verify_token"), q("hub.challenge"),
+                                                            s.cfg.secret.whatsapp_verify_token);
+      if (!challenge)
+        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::forbidden, "verification failed");
+      co_return text_response(ctx.req, http::status::ok, *challenge);
+    });
+    r.add(http::verb::post, "/webhooks/whatsapp", [&s](request_context& ctx) -> net::awaitable<response> {
+      const auto& body = ctx.req.body();
+      if (!channels::whatsapp::verify_signature(body, header(ctx.req, "X-Hub-Signature-256"),
+                                                s.cfg.secret.whatsapp_app_secret))
+        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
+                                 "missing or invalid X-Hub-Signature-256");
+      auto parsed = channels::whatsapp::parse(body);
+      if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
+      co_return co_await commit_events(s, ctx, std::move(parsed.events), "whatsapp",
+                                       text_response(ctx.req, http::status::ok, "ok"));
+    });
+  } else {
+    r.add(http::verb::get, "/webhooks/whatsapp", disabled);
+    r.add(http::verb::post, "/webhooks/whatsapp", disabled);
+  }
+
+  // Telegram Bot API.
+  if (cfg.telegram_enabled) {
+    r.add(http::verb::post, "/webhooks/telegram", [&s](request_context& ctx) -> net::awaitable<response> {
+      if (!channels::telegram::verify_secret(header(ctx.req, "X-Telegram-Bot-Api-Secret-Token"), s.cfg.secret.telegram_secret))
+        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
+                                 "missing or invalid X-Telegram-Bot-Api-Secret-Token");
+      auto parsed = channels::telegram::parse(ctx.req.body());
+      if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
+      co_return co_await commit_events(s, ctx, std::move(parsed.events), "telegram",
+                                       text_response(ctx.req, http::status::ok, "ok"));
+    });
+  } else {
+    r.add(http::verb::post, "/webhooks/telegram", disabled);
+  }
+
+  // SMS through Twilio (inbound and status callbacks).
+  if (cfg.sms_enabled) {
+    r.add(http::verb::post, "/webhooks/sms", [&s](request_context& ctx) -> net::awaitable<response> {
+      // Twilio signs the URL it called: our public base plus the path and query as received.
+      std::string url = s.cfg.public_url + std::string(ctx.req.target());
+      if (!channels::sms::verify_twilio_signature(url, ctx.req.body(), header(ctx.req, "X-Twilio-Signature"),
+                                                  s.cfg.secret.twilio_auth_token))
+        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
+                                 "missing or invalid X-Twilio-Signature");
+      auto parsed = channels::sms::parse_twilio(ctx.req.body());
+      if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
+      // Replies leave through the outbox (REST API), so the TwiML answer is empty.
+      co_return co_await commit_events(s, ctx, std::move(parsed.events), "sms",
+                                       text_response(ctx.req, http::status::ok, channels::sms::twiml_empty(), "text/xml"));
+    });
+  } else {
+    r.add(http::verb::post, "/webhooks/sms", disabled);
+  }
+}
+
+}  // namespace aoun::bot

@@ -1,0 +1,375 @@
+#include "storage/conversations.hpp"
+
+namespace aoun::storage {
+namespace {
+
+using boost::system::error_code;
+
+template <class T>
+std::optional<T> opt_int(const statement& s, int col) {
+  if (s.is_null(col)) return std::nullopt;
+  return static_cast<T>(s.int64(col));
+}
+std::optional<std::string> opt_text(const statement& s, int col) {
+  if (s.is_null(col)) return std::nullopt;
+  return s.text(col);
+}
+
+constexpr const char* conversation_select =
+    "SELECT c.id, c.beneficiary_id, c.mode, c.priority, COALESCE(c.queue_reason, ''), c.queued_at, "
+    "c.assigned_staff_id, c.last_message_at, c.first_staff_reply_at, c.resolved_at, c.dialog_state, "
+    "c.created_at, c.updated_at, b.channel, b.address, b.display_name, b.lang, b.last_inbound_at "
+    "FROM conversations c JOIN beneficiaries b ON b.id = c.beneficiary_id ";
+
+conversation_row read_conversation(const statement& s) {
+  conversation_row r;
+  r.id = s.int64(0);
+  r.beneficiary_id = s.int64(1);
+  r.mode = s.text(2);
+  r.priority = static_cast<int>(s.int64(3));
+  r.queue_reason = s.text(4);
+  r.queued_at = opt_int<std::int64_t>(s, 5);
+  r.assigned_staff_id = opt_int<std::int64_t>(s, 6);
+  r.last_message_at = opt_int<std::int64_t>(s, 7);
+  r.first_staff_reply_at = opt_int<std::int64_t>(s, 8);
+  r.resolved_at = opt_int<std::int64_t>(s, 9);
+  r.dialog_state = s.text(10);
+  r.created_at = s.int64(11);
+  r.updated_at = s.int64(12);
+  r.channel = s.text(13);
+  r.address = s.text(14);
+  r.display_name = s.text(15);
+  r.lang = s.text(16);
+  r.last_inbound_at = opt_int<std::int64_t>(s, 17);
+  return r;
+}
+
+constexpr const char* message_select =
+    "SELECT m.id, m.conversation_id, m.direction, m.sender, m.staff_id, m.kind, m.text, m.payload, m.provider_id, "
+    "m.created_at, COALESCE(s.display_name, ''), o.state, o.delivery_status FROM messages m "
+    "LEFT JOIN staff s ON s.id = m.staff_id LEFT JOIN outbox o ON o.message_id = m.id ";
+
+message_row read_message(const statement& s) {
+  message_row m;
+  m.id = s.int64(0);
+  m.conversation_id = s.int64(1);
+  m.direction = s.text(2);
+  m.sender = s.text(3);
+  m.staff_id = opt_int<std::int64_t>(s, 4);
+  m.kind = s.text(5);
+  m.text = s.text(6);
+  m.payload = s.text(7);
+  m.provider_id = opt_text(s, 8);
+  m.created_at = s.int64(9);
+  m.staff_name = s.text(10);
+  m.outbox_state = opt_text(s, 11);
+  m.delivery_status = opt_text(s, 12);
+  return m;
+}
+
+constexpr const char* case_select =
+    "SELECT id, reference, beneficiary_id, conversation_id, channel, step, verification_method, appointment, "
+    "full_name, national_id, mobile, city, service_type, description, created_at, updated_at FROM cases ";
+
+case_row read_case(const statement& s) {
+  case_row k;
+  k.id = s.int64(0);
+  k.reference = s.text(1);
+  k.beneficiary_id = s.int64(2);
+  k.conversation_id = opt_int<std::int64_t>(s, 3);
+  k.channel = s.text(4);
+  k.step = s.text(5);
+  k.verification_method = opt_text(s, 6);
+  k.appointment = opt_text(s, 7);
+  k.full_name = s.text(8);
+  k.national_id = s.text(9);
+  k.mobile = s.text(10);
+  k.city = s.text(11);
+  k.service_type = s.text(12);
+  k.description = s.text(13);
+  k.created_at = s.int64(14);
+  k.updated_at = s.int64(15);
+  return k;
+}
+
+template <class Row, class Read>
+result<Row> one(result<statement>& q, Read read) {
+  if (!q) return q.error();
+  auto r = q->step();
+  if (!r) return r.error();
+  if (!*r) return errc::not_found;
+  return read(*q);
+}
+
+template <class Row, class Read>
+result<std::vector<Row>> many(result<statement>& q, Read read) {
+  if (!q) return q.error();
+  std::vector<Row> out;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) return out;
+    out.push_back(read(*q));
+  }
+}
+
+}  // namespace
+
+result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now) {
+  auto q = c.prepare("INSERT OR IGNORE INTO processed_webhooks (channel, provider_id, received_at) VALUES (?, ?, ?)");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  if (auto ec = q->bind(1, channel).bind(2, provider_id).bind(3, now).exec())
+    return result<bool>(boost::system::in_place_error, ec);
+  return c.changes() == 1;
+}
+
+result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
+                                           std::string_view display_name, std::int64_t now, bool inbound) {
+  {
+    auto q = c.prepare(
+        "INSERT INTO beneficiaries (channel, address, display_name, created_at, last_inbound_at) "
+        "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END) ON CONFLICT (channel, address) DO UPDATE SET "
+        "display_name = CASE WHEN ?3 <> '' AND erased_at IS NULL THEN ?3 ELSE display_name END, "
+        "last_inbound_at = CASE WHEN ?5 THEN ?4 ELSE last_inbound_at END");
+    if (!q) return q.error();
+    if (auto ec = q->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, now).bind(5, inbound ? 1 : 0).exec())
+      return ec;
+  }
+  auto q = c.prepare(
+      "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at "
+      "FROM beneficiaries WHERE channel = ? AND address = ?");
+  if (q) q->bind(1, channel).bind(2, address);
+  return one<beneficiary_row>(q, [](const statement& s) {
+    beneficiary_row b;
+    b.id = s.int64(0);
+    b.channel = s.text(1);
+    b.address = s.text(2);
+    b.display_name = s.text(3);
+    b.lang = s.text(4);
+    b.consented_at = opt_int<std::int64_t>(s, 5);
+    b.last_inbound_at = opt_int<std::int64_t>(s, 6);
+    b.erased_at = opt_int<std::int64_t>(s, 7);
+    b.created_at = s.int64(8);
+    return b;
+  });
+}
+
+result<conversation_row> conversation_for(connection& c, std::int64_t beneficiary_id, std::int64_t now) {
+  {
+    auto q = c.prepare(std::string(conversation_select) + "WHERE c.beneficiary_id = ? ORDER BY c.id DESC LIMIT 1");
+    if (q) q->bind(1, beneficiary_id);
+    auto r = one<conversation_row>(q, read_conversation);
+    if (r || r.error() != errc::not_found) return r;
+  }
+  auto ins = c.prepare("INSERT INTO conversations (beneficiary_id, created_at, updated_at) VALUES (?, ?, ?)");
+  if (!ins) return ins.error();
+  if (auto ec = ins->bind(1, beneficiary_id).bind(2, now).bind(3, now).exec()) return ec;
+  return find_conversation(c, c.last_insert_rowid());
+}
+
+result<conversation_row> find_conversation(connection& c, std::int64_t id) {
+  auto q = c.prepare(std::string(conversation_select) + "WHERE c.id = ?");
+  if (q) q->bind(1, id);
+  return one<conversation_row>(q, read_conversation);
+}
+
+result<std::vector<conversation_row>> list_conversations(connection& c, std::string_view mode,
+                                                         std::optional<std::int64_t> assigned_to, int limit) {
+  std::string sql = conversation_select;
+  sql += "WHERE (?1 = 'all' OR c.mode = ?1) AND (?2 IS NULL OR c.assigned_staff_id = ?2) ";
+  sql += mode == "waiting" ? "ORDER BY c.priority DESC, c.queued_at, c.id " : "ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC ";
+  sql += "LIMIT ?3";
+  auto q = c.prepare(sql);
+  if (q) q->bind(1, mode).bind(2, assigned_to).bind(3, limit);
+  return many<conversation_row>(q, read_conversation);
+}
+
+error_code save_conversation(connection& c, const conversation_row& v) {
+  auto q = c.prepare(
+      "UPDATE conversations SET mode = ?, priority = ?, queue_reason = NULLIF(?, ''), queued_at = ?, "
+      "assigned_staff_id = ?, dialog_state = ?, updated_at = ?, last_message_at = ?, first_staff_reply_at = ?, "
+      "resolved_at = ? WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, v.mode)
+      .bind(2, v.priority)
+      .bind(3, v.queue_reason)
+      .bind(4, v.queued_at)
+      .bind(5, v.assigned_staff_id)
+      .bind(6, v.dialog_state)
+      .bind(7, v.updated_at)
+      .bind(8, v.last_message_at)
+      .bind(9, v.first_staff_reply_at)
+      .bind(10, v.resolved_at)
+      .bind(11, v.id)
+      .exec();
+}
+
+error_code set_beneficiary_lang(connection& c, std::int64_t id, std::string_view lang) {
+  auto q = c.prepare("UPDATE beneficiaries SET lang = ? WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, lang).bind(2, id).exec();
+}
+
+error_code set_consented(connection& c, std::int64_t id, std::int64_t now) {
+  auto q = c.prepare("UPDATE beneficiaries SET consented_at = COALESCE(consented_at, ?) WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, now).bind(2, id).exec();
+}
+
+result<std::int64_t> insert_message(connection& c, const message_row& m) {
+  auto q = c.prepare(
+      "INSERT INTO messages (conversation_id, direction, sender, staff_id, kind, text, payload, provider_id, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, m.conversation_id)
+                    .bind(2, m.direction)
+                    .bind(3, m.sender)
+                    .bind(4, m.staff_id)
+                    .bind(5, m.kind)
+                    .bind(6, m.text)
+                    .bind(7, m.payload)
+                    .bind(8, m.provider_id)
+                    .bind(9, m.created_at)
+                    .exec())
+    return ec;
+  return c.last_insert_rowid();
+}
+
+result<std::vector<message_row>> list_messages(connection& c, std::int64_t conversation_id, int limit) {
+  // The newest `limit` messages, returned oldest first.
+  auto q = c.prepare("SELECT * FROM (" + std::string(message_select) +
+                     "WHERE m.conversation_id = ? ORDER BY m.id DESC LIMIT ?) ORDER BY 1");
+  if (q) q->bind(1, conversation_id).bind(2, limit);
+  return many<message_row>(q, read_message);
+}
+
+result<message_row> find_message(connection& c, std::int64_t id) {
+  auto q = c.prepare(std::string(message_select) + "WHERE m.id = ?");
+  if (q) q->bind(1, id);
+  return one<message_row>(q, read_message);
+}
+
+result<std::int64_t> next_counter(connection& c, std::string_view name) {
+  auto q = c.prepare(
+      "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 "
+      "RETURNING value");
+  if (!q) return q.error();
+  q->bind(1, name);
+  auto r = q->step();
+  if (!r) return r.error();
+  if (!*r) return errc::invalid;
+  auto v = q->int64(0);
+  if (auto ec = q->exec()) return ec;  // finish the statement
+  return v;
+}
+
+result<std::int64_t> insert_case(connection& c, const case_row& k) {
+  auto q = c.prepare(
+      "INSERT INTO cases (reference, beneficiary_id, conversation_id, channel, step, full_name, national_id, mobile, "
+      "city, service_type, description, created_at, updated_at) VALUES (?, ?, ?, ?, 'submitted', ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, k.reference)
+                    .bind(2, k.beneficiary_id)
+                    .bind(3, k.conversation_id)
+                    .bind(4, k.channel)
+                    .bind(5, k.full_name)
+                    .bind(6, k.national_id)
+                    .bind(7, k.mobile)
+                    .bind(8, k.city)
+                    .bind(9, k.service_type)
+                    .bind(10, k.description)
+                    .bind(11, k.created_at)
+                    .bind(12, k.created_at)
+                    .exec())
+    return ec;
+  return c.last_insert_rowid();
+}
+
+result<case_row> find_case_by_reference(connection& c, std::string_view reference) {
+  auto q = c.prepare(std::string(case_select) + "WHERE reference = ?");
+  if (q) q->bind(1, reference);
+  return one<case_row>(q, read_case);
+}
+
+result<std::vector<case_row>> cases_of_conversation(connection& c, std::int64_t conversation_id) {
+  auto q = c.prepare(std::string(case_select) + "WHERE conversation_id = ? ORDER BY id");
+  if (q) q->bind(1, conversation_id);
+  return many<case_row>(q, read_case);
+}
+
+error_code insert_case_event(connection& c, std::int64_t case_id, std::optional<std::string> from, std::string_view to,
+                             std::optional<std::int64_t> staff_id, std::string_view note, std::int64_t at) {
+  auto q = c.prepare("INSERT INTO case_events (case_id, from_step, to_step, staff_id, note, at) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  return q->bind(1, case_id).bind(2, from).bind(3, to).bind(4, staff_id).bind(5, note).bind(6, at).exec();
+}
+
+error_code insert_case_document(connection& c, const case_document_row& d) {
+  auto q = c.prepare(
+      "INSERT INTO case_documents (case_id, message_id, media_kind, media_id, mime, filename, at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  return q->bind(1, d.case_id).bind(2, d.message_id).bind(3, d.media_kind).bind(4, d.media_id).bind(5, d.mime)
+      .bind(6, d.filename).bind(7, d.at).exec();
+}
+
+error_code insert_volunteer(connection& c, const volunteer_row& v) {
+  auto q = c.prepare(
+      "INSERT INTO volunteers (beneficiary_id, name, city, skills, availability, created_at) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  return q->bind(1, v.beneficiary_id).bind(2, v.name).bind(3, v.city).bind(4, v.skills).bind(5, v.availability)
+      .bind(6, v.created_at).exec();
+}
+
+result<std::int64_t> open_survey(connection& c, std::int64_t conversation_id, std::optional<std::int64_t> case_id,
+                                 std::optional<std::int64_t> staff_id, std::string_view channel,
+                                 std::optional<std::string> service_type, std::string_view trigger, std::int64_t now) {
+  auto q = c.prepare(
+      "INSERT INTO surveys (conversation_id, case_id, staff_id, channel, service_type, trigger, started_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, conversation_id).bind(2, case_id).bind(3, staff_id).bind(4, channel).bind(5, service_type)
+                    .bind(6, trigger).bind(7, now).exec())
+    return ec;
+  return c.last_insert_rowid();
+}
+
+error_code survey_answer(connection& c, std::int64_t conversation_id, std::string_view question, int score) {
+  // The column name comes from a fixed list, never from input.
+  const char* sql = question == "overall" ? "UPDATE surveys SET overall = ?1 WHERE id = (SELECT max(id) FROM surveys WHERE conversation_id = ?2 AND completed_at IS NULL)"
+                    : question == "speed" ? "UPDATE surveys SET speed = ?1 WHERE id = (SELECT max(id) FROM surveys WHERE conversation_id = ?2 AND completed_at IS NULL)"
+                    : question == "courtesy" ? "UPDATE surveys SET courtesy = ?1 WHERE id = (SELECT max(id) FROM surveys WHERE conversation_id = ?2 AND completed_at IS NULL)"
+                                             : nullptr;
+  if (sql == nullptr || score < 1 || score > 5) return errc::invalid;
+  auto q = c.prepare(sql);
+  if (!q) return q.error();
+  return q->bind(1, score).bind(2, conversation_id).exec();
+}
+
+error_code survey_complete(connection& c, std::int64_t conversation_id, std::string_view comment, std::int64_t now) {
+  auto q = c.prepare(
+      "UPDATE surveys SET completed_at = ?1, comment = NULLIF(?2, '') WHERE id = (SELECT max(id) FROM surveys "
+      "WHERE conversation_id = ?3 AND completed_at IS NULL)");
+  if (!q) return q.error();
+  return q->bind(1, now).bind(2, comment).bind(3, conversation_id).exec();
+}
+
+error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::int64_t now) {
+  const char* steps[] = {
+      "UPDATE messages SET text = '', payload = '{}' WHERE conversation_id IN (SELECT id FROM conversations WHERE beneficiary_id = ?1)",
+      "UPDATE cases SET full_name = '[erased]', national_id = '', mobile = '', city = '', description = '' WHERE beneficiary_id = ?1",
+      "DELETE FROM case_documents WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
+      "DELETE FROM volunteers WHERE beneficiary_id = ?1",
+      "UPDATE surveys SET comment = NULL WHERE conversation_id IN (SELECT id FROM conversations WHERE beneficiary_id = ?1)",
+      "UPDATE conversations SET dialog_state = '{}' WHERE beneficiary_id = ?1",
+  };
+  for (const char* sql : steps) {
+    auto q = c.prepare(sql);
+    if (!q) return q.error();
+    if (auto ec = q->bind(1, beneficiary_id).exec()) return ec;
+  }
+  auto q = c.prepare("UPDATE beneficiaries SET display_name = '', consented_at = NULL, erased_at = ?2 WHERE id = ?1");
+  if (!q) return q.error();
+  return q->bind(1, beneficiary_id).bind(2, now).exec();
+}
+
+}  // namespace aoun::storage

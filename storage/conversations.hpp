@@ -1,0 +1,123 @@
+#pragma once
+// Beneficiaries, their conversation, its transcript, webhook dedupe, cases created by the bot,
+// volunteers, surveys and erasure. REQUIRES for every write: called inside a database write job
+// (the caller's transaction). Rows carry personal data: never log their fields.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/connection.hpp"
+
+namespace aoun::storage {
+
+struct beneficiary_row {
+  std::int64_t id = 0;
+  std::string channel, address, display_name, lang = "ar";
+  std::optional<std::int64_t> consented_at, last_inbound_at, erased_at;
+  std::int64_t created_at = 0;
+};
+
+struct conversation_row {
+  std::int64_t id = 0;
+  std::int64_t beneficiary_id = 0;
+  std::string mode = "bot";  // bot | waiting | staff | resolved
+  int priority = 0;
+  std::string queue_reason;
+  std::optional<std::int64_t> queued_at, assigned_staff_id, last_message_at, first_staff_reply_at, resolved_at;
+  std::string dialog_state = "{}";
+  std::int64_t created_at = 0, updated_at = 0;
+  // joined from beneficiaries
+  std::string channel, address, display_name, lang;
+  std::optional<std::int64_t> last_inbound_at;
+};
+
+struct message_row {
+  std::int64_t id = 0;
+  std::int64_t conversation_id = 0;
+  std::string direction, sender;  // in|out ; beneficiary|bot|staff|system
+  std::optional<std::int64_t> staff_id;
+  std::string kind = "text", text, payload = "{}";
+  std::optional<std::string> provider_id;
+  std::int64_t created_at = 0;
+  // joined
+  std::string staff_name;
+  std::optional<std::string> outbox_state, delivery_status;
+};
+
+/// Records a provider event id. False if it was seen before (a duplicate to drop).
+result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now);
+
+/// Finds or creates the beneficiary for (channel, address); refreshes display_name and
+/// last_inbound_at when `inbound` is set.
+result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
+                                           std::string_view display_name, std::int64_t now, bool inbound);
+/// The beneficiary's conversation (one per beneficiary), created on first use.
+result<conversation_row> conversation_for(connection& c, std::int64_t beneficiary_id, std::int64_t now);
+/// errc::not_found if there is no such conversation.
+result<conversation_row> find_conversation(connection& c, std::int64_t id);
+/// mode = "all" or one of the modes; waiting ones come in queue order (danger first, then oldest).
+result<std::vector<conversation_row>> list_conversations(connection& c, std::string_view mode,
+                                                         std::optional<std::int64_t> assigned_to, int limit);
+
+/// Writes mode, priority, queue fields, assignment, state and timestamps from `conv`.
+boost::system::error_code save_conversation(connection& c, const conversation_row& conv);
+boost::system::error_code set_beneficiary_lang(connection& c, std::int64_t id, std::string_view lang);
+boost::system::error_code set_consented(connection& c, std::int64_t id, std::int64_t now);
+
+result<std::int64_t> insert_message(connection& c, const message_row& m);
+result<std::vector<message_row>> list_messages(connection& c, std::int64_t conversation_id, int limit);
+result<message_row> find_message(connection& c, std::int64_t id);
+
+/// Next value of a named counter (case reference numbers). Starts at 1.
+result<std::int64_t> next_counter(connection& c, std::string_view name);
+
+struct case_row {
+  std::int64_t id = 0;
+  std::string reference;
+  std::int64_t beneficiary_id = 0;
+  std::optional<std::int64_t> conversation_id;
+  std::string channel, step = "submitted";
+  std::optional<std::string> verification_method, appointment;
+  std::string full_name, national_id, mobile, city, service_type, description;
+  std::int64_t created_at = 0, updated_at = 0;
+};
+struct case_document_row {
+  std::int64_t case_id = 0;
+  std::optional<std::int64_t> message_id;
+  std::string media_kind, media_id, mime, filename;
+  std::int64_t at = 0;
+};
+
+result<std::int64_t> insert_case(connection& c, const case_row& k);
+result<case_row> find_case_by_reference(connection& c, std::string_view reference);
+result<std::vector<case_row>> cases_of_conversation(connection& c, std::int64_t conversation_id);
+boost::system::error_code insert_case_event(connection& c, std::int64_t case_id, std::optional<std::string> from,
+                                            std::string_view to, std::optional<std::int64_t> staff_id,
+                                            std::string_view note, std::int64_t at);
+boost::system::error_code insert_case_document(connection& c, const case_document_row& d);
+
+struct volunteer_row {
+  std::optional<std::int64_t> beneficiary_id;
+  std::string name, city, skills, availability;
+  std::int64_t created_at = 0;
+};
+boost::system::error_code insert_volunteer(connection& c, const volunteer_row& v);
+
+/// Opens a survey invitation for a conversation (trigger: case_closed | conversation_resolved).
+result<std::int64_t> open_survey(connection& c, std::int64_t conversation_id, std::optional<std::int64_t> case_id,
+                                 std::optional<std::int64_t> staff_id, std::string_view channel,
+                                 std::optional<std::string> service_type, std::string_view trigger, std::int64_t now);
+/// Records one answer (question: overall | speed | courtesy) on the conversation's latest open survey.
+boost::system::error_code survey_answer(connection& c, std::int64_t conversation_id, std::string_view question,
+                                        int score);
+boost::system::error_code survey_complete(connection& c, std::int64_t conversation_id, std::string_view comment,
+                                          std::int64_t now);
+
+/// Erases the beneficiary's personal data: transcript texts and payloads, display name, case
+/// personal fields, volunteer rows. Keeps ids, timestamps and anonymous survey scores so that
+/// reports stay correct. Sets erased_at.
+boost::system::error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::int64_t now);
+
+}  // namespace aoun::storage

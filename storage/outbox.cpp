@@ -1,0 +1,151 @@
+#include "storage/outbox.hpp"
+
+namespace aoun::storage {
+namespace {
+
+using boost::system::error_code;
+
+constexpr const char* outbox_select =
+    "SELECT id, message_id, conversation_id, channel, recipient, payload, state, attempts, next_attempt_at_ms, "
+    "COALESCE(last_error, ''), provider_message_id, delivery_status, created_at FROM outbox ";
+
+outbox_row read_row(const statement& s) {
+  outbox_row r;
+  r.id = s.int64(0);
+  if (!s.is_null(1)) r.message_id = s.int64(1);
+  if (!s.is_null(2)) r.conversation_id = s.int64(2);
+  r.channel = s.text(3);
+  r.recipient = s.text(4);
+  r.payload = s.text(5);
+  r.state = s.text(6);
+  r.attempts = static_cast<int>(s.int64(7));
+  r.next_attempt_at_ms = s.int64(8);
+  r.last_error = s.text(9);
+  if (!s.is_null(10)) r.provider_message_id = s.text(10);
+  if (!s.is_null(11)) r.delivery_status = s.text(11);
+  r.created_at = s.int64(12);
+  r.uncertain = r.last_error.rfind("uncertain", 0) == 0;
+  return r;
+}
+
+int rank(std::string_view status) {
+  if (status == "sent") return 1;
+  if (status == "delivered") return 2;
+  if (status == "read") return 3;
+  if (status == "failed") return 4;
+  return 0;
+}
+
+}  // namespace
+
+result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
+  auto q = c.prepare(
+      "INSERT INTO outbox (message_id, conversation_id, channel, recipient, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, r.message_id).bind(2, r.conversation_id).bind(3, r.channel).bind(4, r.recipient)
+                    .bind(5, r.payload).bind(6, r.created_at).exec())
+    return ec;
+  return c.last_insert_rowid();
+}
+
+result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit) {
+  std::vector<outbox_row> rows;
+  {
+    // Head of line per recipient: no older row of the same recipient is still unsent.
+    auto q = c.prepare(std::string(outbox_select) +
+                       "WHERE state = 'pending' AND next_attempt_at_ms <= ?1 AND NOT EXISTS ("
+                       "SELECT 1 FROM outbox p WHERE p.channel = outbox.channel AND p.recipient = outbox.recipient "
+                       "AND p.id < outbox.id AND p.state IN ('pending', 'sending')) ORDER BY id LIMIT ?2");
+    if (!q) return q.error();
+    q->bind(1, now_ms).bind(2, limit);
+    for (;;) {
+      auto r = q->step();
+      if (!r) return r.error();
+      if (!*r) break;
+      rows.push_back(read_row(*q));
+    }
+  }
+  auto upd = c.prepare("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?");
+  if (!upd) return upd.error();
+  for (auto& r : rows) {
+    if (auto ec = upd->bind(1, r.id).exec()) return ec;
+    r.state = "sending";
+    r.attempts += 1;
+  }
+  return rows;
+}
+
+result<std::optional<std::int64_t>> outbox_next_due(connection& c) {
+  auto q = c.prepare("SELECT min(next_attempt_at_ms) FROM outbox WHERE state = 'pending'");
+  if (!q) return q.error();
+  auto r = q->step();
+  if (!r) return r.error();
+  if (q->is_null(0)) return std::optional<std::int64_t>{};
+  return std::optional<std::int64_t>(q->int64(0));
+}
+
+error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id, std::int64_t now) {
+  auto q = c.prepare(
+      "UPDATE outbox SET state = 'sent', provider_message_id = NULLIF(?, ''), sent_at = ?, "
+      "delivery_status = COALESCE(delivery_status, 'sent') WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, provider_message_id).bind(2, now).bind(3, id).exec();
+}
+
+error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error) {
+  // An uncertain row keeps its flag in last_error so staff can still see it.
+  auto q = c.prepare(
+      "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?, last_error = CASE WHEN last_error LIKE "
+      "'uncertain%' THEN 'uncertain; ' || ? ELSE ? END WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, next_ms).bind(2, error).bind(3, error).bind(4, id).exec();
+}
+
+error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
+  auto q = c.prepare("UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, error).bind(2, id).exec();
+}
+
+error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
+  auto q = c.prepare(
+      "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ? WHERE id = ? AND state = 'dead'");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, now_ms).bind(2, id).exec()) return ec;
+  return c.changes() == 1 ? error_code{} : error_code(errc::not_found);
+}
+
+result<int> outbox_recover(connection& c) {
+  auto q = c.prepare(
+      "UPDATE outbox SET state = 'pending', last_error = 'uncertain: in flight when the server stopped' "
+      "WHERE state = 'sending'");
+  if (!q) return q.error();
+  if (auto ec = q->exec()) return ec;
+  return c.changes();
+}
+
+error_code outbox_delivery_status(connection& c, std::string_view provider_message_id, std::string_view status) {
+  int r = rank(status);
+  if (r == 0) return {};
+  auto q = c.prepare(
+      "UPDATE outbox SET delivery_status = ?1 WHERE provider_message_id = ?2 AND "
+      "(delivery_status IS NULL OR (delivery_status <> 'failed' AND CASE delivery_status WHEN 'sent' THEN 1 "
+      "WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END < ?3))");
+  if (!q) return q.error();
+  return q->bind(1, status).bind(2, provider_message_id).bind(3, r).exec();
+}
+
+result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit) {
+  auto q = c.prepare(std::string(outbox_select) + "WHERE (?1 = 'all' OR state = ?1) ORDER BY id DESC LIMIT ?2");
+  if (!q) return q.error();
+  q->bind(1, state).bind(2, limit);
+  std::vector<outbox_row> out;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) return out;
+    out.push_back(read_row(*q));
+  }
+}
+
+}  // namespace aoun::storage

@@ -1,0 +1,51 @@
+#pragma once
+// The persistent outbox. A row moves pending → sending → sent, or back to pending with a later
+// next_attempt_at_ms, or to dead after the last attempt. A row found in `sending` when the
+// process starts was handed to the provider by a process that died before recording the answer:
+// it becomes `uncertain` (flagged) and is sent again — see docs/outbox.md for the guarantee.
+// REQUIRES for writes: called inside a database write job.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/connection.hpp"
+
+namespace aoun::storage {
+
+struct outbox_row {
+  std::int64_t id = 0;
+  std::optional<std::int64_t> message_id, conversation_id;
+  std::string channel, recipient, payload, state;
+  int attempts = 0;
+  std::int64_t next_attempt_at_ms = 0;
+  std::string last_error;
+  std::optional<std::string> provider_message_id, delivery_status;
+  bool uncertain = false;  ///< was in flight during a crash: may be a duplicate at the provider
+  std::int64_t created_at = 0;
+};
+
+result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r);
+
+/// Rows due now, each the oldest unsent row of its recipient (order per recipient is kept), at
+/// most `limit`, oldest first. Marks them `sending` and counts the attempt.
+result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit);
+/// The earliest next_attempt_at_ms of a pending row, if any.
+result<std::optional<std::int64_t>> outbox_next_due(connection& c);
+
+boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id,
+                                           std::int64_t now);
+/// Back to pending, to be tried at `next_ms`.
+boost::system::error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error);
+boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::string_view error);
+/// Staff retry of a dead row: pending again, attempts reset.
+boost::system::error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms);
+/// At start-up: rows left in `sending` become `uncertain` and pending again. Returns how many.
+result<int> outbox_recover(connection& c);
+/// A provider delivery status for our message (monotonic: sent < delivered < read; failed final).
+boost::system::error_code outbox_delivery_status(connection& c, std::string_view provider_message_id,
+                                                 std::string_view status);
+result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit);
+
+}  // namespace aoun::storage

@@ -1,0 +1,124 @@
+#pragma once
+// Builders for signed provider webhooks, shared by the integration tests.
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/harness.hpp"
+
+namespace aoun::test {
+
+inline const std::string wa_secret = "test_app_secret";
+inline const std::string tg_secret = "tg-secret_123";
+inline const std::string twilio_token = "test_auth_token_12345";
+
+/// Server environment with all three provider channels pointed at fake providers.
+inline std::map<std::string, std::string> channel_env(const fake_provider& graph, const fake_provider& tg,
+                                                      const fake_provider& twilio) {
+  return {{"AOUN_WHATSAPP_VERIFY_TOKEN", "verify-me"},
+          {"AOUN_WHATSAPP_APP_SECRET", wa_secret},
+          {"AOUN_WHATSAPP_TOKEN", "graph-token"},
+          {"AOUN_WHATSAPP_PHONE_NUMBER_ID", "106540352242922"},
+          {"AOUN_WHATSAPP_API_BASE", graph.base() + "/v21.0"},
+          {"AOUN_TELEGRAM_TOKEN", "123:ABC"},
+          {"AOUN_TELEGRAM_SECRET", tg_secret},
+          {"AOUN_TELEGRAM_API_BASE", tg.base()},
+          {"AOUN_TWILIO_ACCOUNT_SID", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+          {"AOUN_TWILIO_AUTH_TOKEN", twilio_token},
+          {"AOUN_TWILIO_FROM", "+966110000000"},
+          {"AOUN_TWILIO_API_BASE", twilio.base()},
+          {"AOUN_PUBLIC_URL", "https://bot.example.org"},
+          {"AOUN_OUTBOX_BACKOFF_MS", "50"},
+          {"AOUN_OUTBOX_MAX_BACKOFF_MS", "200"},
+          {"AOUN_SMS_RATE", "1000"},
+          {"AOUN_TELEGRAM_CHAT_RATE", "1000"}};
+}
+
+/// A WhatsApp text webhook from `from` with message id `wamid`.
+inline std::string wa_text(const std::string& from, const std::string& wamid, const std::string& text) {
+  auto j = nlohmann::json::parse(fixture("whatsapp_text.json"));
+  auto& v = j["entry"][0]["changes"][0]["value"];
+  v["contacts"][0]["wa_id"] = from;
+  v["messages"][0]["from"] = from;
+  v["messages"][0]["id"] = wamid;
+  v["messages"][0]["text"]["body"] = text;
+  return j.dump();
+}
+
+inline std::string wa_button(const std::string& from, const std::string& wamid, const std::string& id,
+                             const std::string& title) {
+  auto j = nlohmann::json::parse(fixture("whatsapp_button_reply.json"));
+  auto& v = j["entry"][0]["changes"][0]["value"];
+  v["contacts"][0]["wa_id"] = from;
+  v["messages"][0]["from"] = from;
+  v["messages"][0]["id"] = wamid;
+  v["messages"][0]["interactive"]["button_reply"] = {{"id", id}, {"title", title}};
+  return j.dump();
+}
+
+inline http_result post_wa(unsigned short port, const std::string& body, const std::string& secret = wa_secret) {
+  return http_call(port, "POST", "/webhooks/whatsapp", body,
+                   {{"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(secret, body)}});
+}
+
+inline std::string tg_text(long long update_id, long long chat, const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(fixture("telegram_message.json"));
+  j["update_id"] = update_id;
+  j["message"]["chat"]["id"] = chat;
+  j["message"]["from"]["id"] = chat;
+  j["message"]["text"] = text;
+  return j.dump();
+}
+
+inline http_result post_tg(unsigned short port, const std::string& body, const std::string& secret = tg_secret) {
+  return http_call(port, "POST", "/webhooks/telegram", body, {{"X-Telegram-Bot-Api-Secret-Token", secret}});
+}
+
+/// A Twilio inbound SMS form body and its signature for URL https://bot.example.org/webhooks/sms.
+inline http_result post_sms(unsigned short port, const std::map<std::string, std::string>& params,
+                            const std::string& token = twilio_token) {
+  std::string form, signed_data = "https://bot.example.org/webhooks/sms";
+  auto enc = [](const std::string& s) {
+    std::string o;
+    const char* hx = "0123456789ABCDEF";
+    for (unsigned char c : s) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') o += static_cast<char>(c);
+      else if (c == ' ') o += '+';
+      else {
+        o += '%';
+        o += hx[c >> 4];
+        o += hx[c & 15];
+      }
+    }
+    return o;
+  };
+  for (auto& [k, v] : params) {  // std::map: already sorted by name, as Twilio signs them
+    form += (form.empty() ? "" : "&") + enc(k) + "=" + enc(v);
+    signed_data += k + v;
+  }
+  return http_call(port, "POST", "/webhooks/sms", form,
+                   {{"Content-Type", "application/x-www-form-urlencoded"},
+                    {"X-Twilio-Signature", hmac_sha1_base64(token, signed_data)}});
+}
+
+/// The Graph API message sends recorded by a fake provider, as JSON (mark-as-read excluded).
+inline std::vector<nlohmann::json> wa_sends(fake_provider& graph, const std::string& to = "") {
+  std::vector<nlohmann::json> out;
+  for (auto& r : graph.requests()) {
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.contains("to")) continue;
+    if (!to.empty() && j["to"] != to) continue;
+    out.push_back(j);
+  }
+  return out;
+}
+
+/// The visible text of a WhatsApp send (text body or interactive body).
+inline std::string wa_body(const nlohmann::json& j) {
+  if (j.contains("text")) return j["text"].value("body", "");
+  if (j.contains("interactive")) return j["interactive"]["body"].value("text", "");
+  return "";
+}
+
+}  // namespace aoun::test

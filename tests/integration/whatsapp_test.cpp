@@ -1,0 +1,122 @@
+// WhatsApp end to end: signed webhooks into the real server, replies out to a fake Graph API.
+#include <doctest/doctest.h>
+
+#include "channels_helpers.hpp"
+
+using namespace aoun::test;
+using nlohmann::json;
+
+namespace {
+struct env {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  std::unique_ptr<server_process> srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
+  unsigned short port() const { return srv->port(); }
+  void restart() {
+    srv->stop(15);
+    srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
+  }
+};
+}  // namespace
+
+TEST_CASE("WhatsApp verification handshake") {
+  env e;
+  auto ok = http_call(e.port(), "GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444");
+  CHECK(ok.status == 200);
+  CHECK(ok.body == "1158201444");
+  auto bad = http_call(e.port(), "GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1");
+  CHECK(bad.status == 403);
+}
+
+TEST_CASE("WhatsApp: a signed message is stored, answered 200, and the reply reaches the Graph API") {
+  env e;
+  auto body = wa_text("966500000001", "wamid.A1", "السلام عليكم");
+  auto r = post_wa(e.port(), body);
+  CHECK(r.status == 200);
+  // Committed before the 200: the message is in the database now.
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND provider_id = 'wamid.A1'") == 1);
+  REQUIRE(e.graph.wait_for(1));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  auto sends = wa_sends(e.graph, "966500000001");
+  REQUIRE(!sends.empty());
+  auto req = e.graph.requests()[0];
+  CHECK(req.target == "/v21.0/106540352242922/messages");
+  CHECK(req.headers["authorization"] == "Bearer graph-token");
+  // The welcome carries the privacy notice and asks for consent with buttons.
+  bool consent_buttons = false;
+  for (auto& s : sends)
+    if (s.contains("interactive")) consent_buttons = true;
+  CHECK(consent_buttons);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == (long long)sends.size());
+}
+
+TEST_CASE("WhatsApp: bad or missing signature is 401 and nothing is stored") {
+  env e;
+  auto body = wa_text("966500000002", "wamid.B1", "hello");
+  CHECK(post_wa(e.port(), body, "wrong-secret").status == 401);
+  CHECK(http_call(e.port(), "POST", "/webhooks/whatsapp", body).status == 401);
+  auto tampered = body;
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'a' ? 'b' : 'a';
+  CHECK(http_call(e.port(), "POST", "/webhooks/whatsapp", tampered,
+                  {{"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(wa_secret, body)}})
+            .status == 401);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM processed_webhooks") == 0);
+}
+
+TEST_CASE("WhatsApp: malformed JSON with a valid signature is 400 and nothing is stored") {
+  env e;
+  for (std::string body : {std::string("{"), std::string("[]"), std::string("{\"object\":\"whatsapp_business_account\",\"entry\":5}"),
+                           std::string("\xff\xfe")}) {
+    CHECK(post_wa(e.port(), body).status == 400);
+  }
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == 0);
+}
+
+TEST_CASE("WhatsApp: every official sample payload is accepted with 200") {
+  env e;
+  for (const char* f : {"whatsapp_text.json", "whatsapp_button_reply.json", "whatsapp_list_reply.json",
+                        "whatsapp_image.json", "whatsapp_document.json", "whatsapp_location.json",
+                        "whatsapp_status_sent.json", "whatsapp_status_delivered.json", "whatsapp_status_read.json",
+                        "whatsapp_status_failed.json"}) {
+    CAPTURE(f);
+    CHECK(post_wa(e.port(), fixture(f)).status == 200);
+  }
+  // The fixtures share one wamid for text/image/document/location: the later ones are duplicates.
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 2);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND kind = 'text'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND kind = 'choice'") == 1);
+}
+
+TEST_CASE("WhatsApp: duplicates are dropped, also after a restart") {
+  env e;
+  auto body = wa_text("966500000003", "wamid.C1", "مرحبا");
+  CHECK(post_wa(e.port(), body).status == 200);
+  REQUIRE(e.graph.wait_for(1));
+  CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  auto replies = db_value(e.db, "SELECT count(*) FROM outbox");
+  CHECK(post_wa(e.port(), body).status == 200);  // provider retry
+  e.restart();
+  CHECK(post_wa(e.port(), body).status == 200);  // retry after our restart
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == replies);
+}
+
+TEST_CASE("WhatsApp: a delivery status updates our outbound message") {
+  env e;
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.OUT1"}]})"};
+  });
+  CHECK(post_wa(e.port(), wa_text("16505551234", "wamid.D1", "hi")).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.OUT1'") >= 1; }));
+  auto status = fixture("whatsapp_status_read.json");
+  auto j = json::parse(status);
+  j["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.OUT1";
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_text(e.db, "SELECT delivery_status FROM outbox WHERE provider_message_id = 'wamid.OUT1' LIMIT 1") == "read");
+  // A late "delivered" does not move it back.
+  j["entry"][0]["changes"][0]["value"]["statuses"][0]["status"] = "delivered";
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_text(e.db, "SELECT delivery_status FROM outbox WHERE provider_message_id = 'wamid.OUT1' LIMIT 1") == "read");
+}
