@@ -114,6 +114,7 @@ void app::build_routes() {
   add_webhook_routes(routes_, *services_);
   add_webchat_routes(routes_, *services_);
   add_static_routes(routes_, *services_);
+  add_staff_routes(routes_, *services_);
 }
 
 net::awaitable<response> app::healthz(request_context& ctx) {

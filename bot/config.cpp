@@ -125,6 +125,11 @@ config load_config(const lookup_fn& get) {
   c.secret.whatsapp_token = str("AOUN_WHATSAPP_TOKEN", "");
   c.whatsapp_phone_number_id = str("AOUN_WHATSAPP_PHONE_NUMBER_ID", "");
   c.whatsapp_api_base = url(get, "AOUN_WHATSAPP_API_BASE", c.whatsapp_api_base);
+  c.whatsapp_template = trim(str("AOUN_WHATSAPP_TEMPLATE", c.whatsapp_template));
+  if (c.whatsapp_template.empty() || c.whatsapp_template.size() > 512 ||
+      !std::all_of(c.whatsapp_template.begin(), c.whatsapp_template.end(),
+                   [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'; }))
+    bad("AOUN_WHATSAPP_TEMPLATE", "a template name of lower-case letters, digits and '_'", c.whatsapp_template);
 
   c.telegram_enabled = channel_on(get, {"AOUN_TELEGRAM_TOKEN", "AOUN_TELEGRAM_SECRET"});
   c.secret.telegram_token = str("AOUN_TELEGRAM_TOKEN", "");

@@ -67,6 +67,9 @@ struct config {
   bool whatsapp_enabled = false;
   std::string whatsapp_phone_number_id;
   std::string whatsapp_api_base = "https://graph.facebook.com/v21.0";
+  /// The approved message template staff send outside WhatsApp's 24-hour customer-service
+  /// window (AOUN_WHATSAPP_TEMPLATE); it must exist, approved, in the WhatsApp Business account.
+  std::string whatsapp_template = "aoun_followup";
   bool telegram_enabled = false;
   std::string telegram_api_base = "https://api.telegram.org";
   bool sms_enabled = false;

@@ -39,5 +39,8 @@ void add_webhook_routes(router& r, const services& s);
 /// /chat/ws (web-chat WebSocket) and the static pages under /chat/ and /console/.
 void add_webchat_routes(router& r, const services& s);
 void add_static_routes(router& r, const services& s);
+/// /api/v1/...: the staff API and its WebSocket stream (bot/staff_api.cpp, bot/stream.cpp).
+/// Throws config_error at start-up if locales/canned.json is missing or malformed.
+void add_staff_routes(router& r, const services& s);
 
 }  // namespace aoun::bot

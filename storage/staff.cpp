@@ -105,10 +105,49 @@ result<staff_row> find_session_staff(connection& c, std::string_view token_hash,
   return one_staff(std::move(q));
 }
 
+result<std::int64_t> session_expiry(connection& c, std::string_view token_hash, std::int64_t now) {
+  auto q = c.prepare(
+      "SELECT x.expires_at FROM sessions x JOIN staff s ON s.id = x.staff_id WHERE x.token_hash = ? AND "
+      "x.expires_at > ? AND s.disabled = 0");
+  if (!q) return q.error();
+  q->bind(1, token_hash).bind(2, now);
+  auto row = q->step();
+  if (!row) return row.error();
+  if (!*row) return errc::not_found;
+  return q->int64(0);
+}
+
 boost::system::error_code delete_session(connection& c, std::string_view token_hash) {
   auto q = c.prepare("DELETE FROM sessions WHERE token_hash = ?");
   if (!q) return q.error();
   return q->bind(1, token_hash).exec();
+}
+
+boost::system::error_code update_staff(connection& c, std::int64_t id, const std::optional<std::string>& role,
+                                       const std::optional<std::string>& display_name, std::optional<bool> disabled,
+                                       const std::optional<std::string>& password_hash) {
+  auto q = c.prepare(
+      "UPDATE staff SET role = COALESCE(?2, role), display_name = COALESCE(?3, display_name), "
+      "disabled = COALESCE(?4, disabled), password_hash = COALESCE(?5, password_hash), "
+      "failed_logins = CASE WHEN ?5 IS NULL THEN failed_logins ELSE 0 END, "
+      "locked_until = CASE WHEN ?5 IS NULL THEN locked_until ELSE 0 END WHERE id = ?1");
+  if (!q) return q.error();
+  std::optional<std::int64_t> dis;
+  if (disabled) dis = *disabled ? 1 : 0;
+  if (auto ec = q->bind(1, id).bind(2, role).bind(3, display_name).bind(4, dis).bind(5, password_hash).exec()) return ec;
+  return c.changes() == 1 ? boost::system::error_code{} : boost::system::error_code(errc::not_found);
+}
+
+boost::system::error_code delete_sessions_of(connection& c, std::int64_t staff_id) {
+  auto q = c.prepare("DELETE FROM sessions WHERE staff_id = ?");
+  if (!q) return q.error();
+  return q->bind(1, staff_id).exec();
+}
+
+boost::system::error_code delete_expired_sessions(connection& c, std::int64_t now) {
+  auto q = c.prepare("DELETE FROM sessions WHERE expires_at <= ?");
+  if (!q) return q.error();
+  return q->bind(1, now).exec();
 }
 
 boost::system::error_code audit(connection& c, std::optional<std::int64_t> staff_id, std::string_view action,

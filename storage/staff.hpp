@@ -34,7 +34,18 @@ boost::system::error_code insert_session(connection& c, std::string_view token_h
                                          std::int64_t now, std::int64_t expires_at);
 /// The staff member a live (unexpired) session belongs to; errc::not_found otherwise.
 result<staff_row> find_session_staff(connection& c, std::string_view token_hash, std::int64_t now);
+/// When a live session ends (unix s); errc::not_found if it is unknown or expired.
+result<std::int64_t> session_expiry(connection& c, std::string_view token_hash, std::int64_t now);
 boost::system::error_code delete_session(connection& c, std::string_view token_hash);
+
+/// Changes the fields that are set. errc::not_found if there is no such staff member.
+boost::system::error_code update_staff(connection& c, std::int64_t id, const std::optional<std::string>& role,
+                                       const std::optional<std::string>& display_name, std::optional<bool> disabled,
+                                       const std::optional<std::string>& password_hash);
+/// Ends every session of a staff member (disabled account, changed password).
+boost::system::error_code delete_sessions_of(connection& c, std::int64_t staff_id);
+/// Removes expired sessions (housekeeping on login).
+boost::system::error_code delete_expired_sessions(connection& c, std::int64_t now);
 
 boost::system::error_code audit(connection& c, std::optional<std::int64_t> staff_id, std::string_view action,
                                 std::string_view target, std::string_view detail_json, std::int64_t now);
