@@ -28,6 +28,9 @@ statement& statement::bind_null(int i) {
 result<bool> statement::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
+  // Reset when done so the statement can be re-bound and run again: binding a statement that
+  // is not reset fails (SQLITE_MISUSE) and the next step would silently reuse the old values.
+  sqlite3_reset(stmt_);
   if (rc == SQLITE_DONE) return false;
   return result<bool>(boost::system::in_place_error, from_sqlite(rc));
 }

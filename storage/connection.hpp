@@ -42,7 +42,8 @@ class statement {
   template <class T>
   statement& bind(int i, const std::optional<T>& v) { return v ? bind(i, *v) : bind_null(i); }
 
-  /// Advances: true with a row available, false when done; an error for anything else.
+  /// Advances: true with a row available, false when done; an error for anything else. When
+  /// done (or failed) the statement is reset, so it can be bound again and re-run in a loop.
   result<bool> step();
   /// Runs a statement that returns no rows.
   boost::system::error_code exec();

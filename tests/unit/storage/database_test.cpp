@@ -168,3 +168,17 @@ TEST_CASE("a job that throws fails alone and the writer goes on") {
   CHECK(write_sync(*db, [](connection&) -> error_code { throw std::runtime_error("boom"); }) == errc::invalid);
   CHECK(!write_sync(*db, [](connection&) { return error_code{}; }));
 }
+
+TEST_CASE("regression: a statement re-bound in a loop runs with the new values each time") {
+  // outbox_claim marked only its first row `sending`: binding a statement that was not reset
+  // failed silently and the next step reused the first row's id, so rows were sent twice.
+  auto db = std::move(*database::open({.path = ":memory:"}));
+  error_code ec = write_sync(*db, [](connection& c) -> error_code {
+    auto ins = c.prepare("INSERT INTO processed_webhooks (channel, provider_id, received_at) VALUES ('t', ?, 0)");
+    for (int i = 0; i < 3; ++i)
+      if (auto e = ins->bind(1, std::to_string(i)).exec()) return e;
+    return {};
+  });
+  CHECK(!ec);
+  CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 3);
+}

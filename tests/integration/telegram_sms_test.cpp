@@ -1,0 +1,124 @@
+// Telegram and SMS webhooks: authentication, every official sample, duplicates across a restart.
+#include <doctest/doctest.h>
+
+#include "channels_helpers.hpp"
+
+using namespace aoun::test;
+
+namespace {
+struct env {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  std::unique_ptr<server_process> srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
+  unsigned short port() const { return srv->port(); }
+  void restart() {
+    CHECK(srv->stop(15) == 0);
+    srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
+  }
+};
+
+// The fixture's form body, signed for our public URL (fixtures/signatures.md signs another URL).
+http_result post_sms_fixture(unsigned short port, const std::string& name,
+                             const std::map<std::string, std::string>& overrides = {}) {
+  auto body = fixture(name);
+  while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+  std::map<std::string, std::string> params;
+  std::size_t i = 0;
+  auto decode = [](std::string s) {
+    std::string o;
+    for (std::size_t k = 0; k < s.size(); ++k) {
+      if (s[k] == '+') o += ' ';
+      else if (s[k] == '%' && k + 2 < s.size()) {
+        o += static_cast<char>(std::stoi(s.substr(k + 1, 2), nullptr, 16));
+        k += 2;
+      } else o += s[k];
+    }
+    return o;
+  };
+  while (i <= body.size()) {
+    auto j = body.find('&', i);
+    if (j == std::string::npos) j = body.size();
+    auto part = body.substr(i, j - i);
+    auto eq = part.find('=');
+    if (eq != std::string::npos) params[decode(part.substr(0, eq))] = decode(part.substr(eq + 1));
+    i = j + 1;
+  }
+  for (auto& [k, v] : overrides) params[k] = v;
+  return post_sms(port, params);
+}
+}  // namespace
+
+TEST_CASE("Telegram: the secret token header is required") {
+  env e;
+  auto body = tg_text(1, 42, "مرحبا");
+  CHECK(post_tg(e.port(), body, "wrong").status == 401);
+  CHECK(http_call(e.port(), "POST", "/webhooks/telegram", body).status == 401);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == 0);
+  CHECK(post_tg(e.port(), body).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
+}
+
+TEST_CASE("Telegram: every official sample is accepted; malformed bodies are 400") {
+  env e;
+  for (const char* f : {"telegram_message.json", "telegram_callback_query.json", "telegram_callback_query_message.json",
+                        "telegram_contact.json", "telegram_photo.json", "telegram_document.json"}) {
+    CAPTURE(f);
+    CHECK(post_tg(e.port(), fixture(f)).status == 200);
+  }
+  CHECK(post_tg(e.port(), "{").status == 400);
+  CHECK(post_tg(e.port(), "{\"update_id\":\"x\"}").status == 400);
+  // update_id 10000 appears in three samples: two of them are duplicates of the first.
+  CHECK(db_value(e.db, "SELECT count(*) FROM processed_webhooks WHERE channel = 'telegram'") == 4);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND kind = 'contact'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND kind = 'media'") == 1);
+}
+
+TEST_CASE("Telegram: an update is processed once, also after a restart") {
+  env e;
+  auto body = tg_text(9001, 55, "hello");
+  CHECK(post_tg(e.port(), body).status == 200);
+  CHECK(post_tg(e.port(), body).status == 200);
+  e.restart();
+  CHECK(post_tg(e.port(), body).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
+}
+
+TEST_CASE("SMS: Twilio's signature is required") {
+  env e;
+  std::map<std::string, std::string> p{{"MessageSid", "SM00000000000000000000000000000001"}, {"From", "+966500000000"},
+                                       {"To", "+966110000000"}, {"Body", "مرحبا"}};
+  CHECK(post_sms(e.port(), p, "wrong-token").status == 401);
+  CHECK(http_call(e.port(), "POST", "/webhooks/sms", "From=%2B966500000000&Body=x",
+                  {{"Content-Type", "application/x-www-form-urlencoded"}})
+            .status == 401);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == 0);
+  CHECK(post_sms(e.port(), p).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
+}
+
+TEST_CASE("SMS: every official sample is accepted, and a duplicate MessageSid is dropped across a restart") {
+  env e;
+  for (const char* f : {"twilio_inbound.txt", "twilio_inbound_mms.txt", "twilio_status_delivered.txt",
+                        "twilio_status_undelivered.txt"}) {
+    CAPTURE(f);
+    CHECK(post_sms_fixture(e.port(), f).status == 200);
+  }
+  // The MMS sample reuses the SMS sample's MessageSid: it is dropped as a duplicate.
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
+  CHECK(post_sms_fixture(e.port(), "twilio_inbound_mms.txt", {{"MessageSid", "MM00000000000000000000000000000002"}}).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 2);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND kind = 'media'") == 1);
+  e.restart();
+  CHECK(post_sms_fixture(e.port(), "twilio_inbound.txt").status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 2);
+}
+
+TEST_CASE("a channel without secrets is off: its webhook answers 404") {
+  temp_dir dir;
+  server_process srv(dir.path + "/aoun.db");
+  CHECK(http_call(srv.port(), "POST", "/webhooks/whatsapp", "{}").status == 404);
+  CHECK(http_call(srv.port(), "GET", "/webhooks/whatsapp?hub.mode=subscribe").status == 404);
+  CHECK(http_call(srv.port(), "POST", "/webhooks/telegram", "{}").status == 404);
+  CHECK(http_call(srv.port(), "POST", "/webhooks/sms", "a=b").status == 404);
+}
