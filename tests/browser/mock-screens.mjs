@@ -38,8 +38,6 @@ try {
   await shot('console-dashboard', { fullPage: true });
   await page.goto(`${base}/console/#/staff`); await page.waitForSelector('#staff-table');
   await shot('console-staff');
-  await page.goto(`${base}/console/#/cases`); await page.waitForSelector('table.data');
-  await shot('console-cases');
   await page.click('#lang-switch'); await page.goto(`${base}/console/#/inbox/2`); await page.waitForSelector('.case');
   await shot('console-english'); await page.click('#lang-switch');
   await page.setViewportSize({ width: 390, height: 844 });

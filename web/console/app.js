@@ -33,6 +33,7 @@ function toast(text, kind = 'info') {
   if (!region) return;
   const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', text });
   region.append(el);
+  while (region.children.length > 3) region.firstElementChild.remove();
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
 
