@@ -165,7 +165,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   m.id = *mid;
   conv.last_message_at = now;
   conv.updated_at = now;
-  fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
+  if (fx.staff_listening)
+    fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
 
   // A button press on Telegram shows a spinner until it is acknowledged, whatever happens next.
   if (!in.callback_query_id.empty()) {
@@ -465,6 +466,7 @@ json conversation_ops::conversation_json(storage::connection& c, const storage::
 
 void conversation_ops::conversation_event(storage::connection& c, const storage::conversation_row& conv,
                                           std::int64_t now, after_commit& fx, const char* type) const {
+  if (!fx.staff_listening) return;
   fx.events.push_back({"staff", json{{"type", type}, {"conversation", conversation_json(c, conv, now)}}.dump()});
 }
 

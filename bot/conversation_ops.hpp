@@ -31,6 +31,9 @@ namespace aoun::bot {
 struct after_commit {
   std::vector<event> events;
   bool wake_outbox = false;
+  /// False when no console is connected: the staff-stream events (which cost extra queries
+  /// per message) are then not built. Nothing is lost: the console loads state on connect.
+  bool staff_listening = true;
 };
 
 class conversation_ops {

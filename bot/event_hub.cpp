@@ -34,3 +34,12 @@ std::size_t event_hub::subscribers() const {
 }
 
 }  // namespace aoun::bot
+
+namespace aoun::bot {
+bool event_hub::has_subscribers(std::string_view topic) const {
+  std::lock_guard lock(mutex_);
+  for (auto& w : subs_)
+    if (auto s = w.lock(); s && s->topic == topic) return true;
+  return false;
+}
+}  // namespace aoun::bot

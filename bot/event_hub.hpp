@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace aoun::bot {
@@ -28,6 +29,8 @@ class event_hub {
   void publish(const event& e);
   void publish(const std::vector<event>& events);
   std::size_t subscribers() const;
+  /// Whether anyone listens on `topic` now (cheap; a hint, races are harmless).
+  bool has_subscribers(std::string_view topic) const;
 
  private:
   mutable std::mutex mutex_;

@@ -101,6 +101,7 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
     }
     if (in.type == channels::inbound_type::text && in.text.empty()) continue;
     after_commit fx;
+    fx.staff_listening = s.hub.has_subscribers("staff");
     auto now = unix_now();
     auto r = co_await db_write<int>(s.db, [&s, &in, &fx, now](storage::connection& c) -> storage::result<int> {
       auto h = s.ops.handle_inbound(c, in, now, fx);

@@ -33,6 +33,7 @@ net::awaitable<response> commit_events(const services& s, request_context& ctx, 
                                        std::string_view channel, response ok) {
   if (events.empty()) co_return ok;  // nothing we act on (e.g. an edited message): still 200
   after_commit fx;
+  fx.staff_listening = s.hub.has_subscribers("staff");
   auto now = unix_now();
   // Captures are references only: the job runs before the co_await returns, and GCC 12
   // mishandles lambdas with non-trivial captures inside co_await expressions.
