@@ -1,14 +1,20 @@
 // Classifier accuracy on the labelled corpus tests/understanding/messages.tsv.
-// Usage: bench_understanding [messages.tsv] [dialogs_dir] [locales_dir]
+// Usage: bench_understanding [--via-cli path/to/aoun] [messages.tsv] [dialogs_dir] [locales_dir]
+// With --via-cli the corpus goes through `aoun classify` (one line in, one JSON line out), the
+// command SPEC §5 defines, instead of calling engine::classify in-process; figures must match.
 // Prints accuracy overall / per split / per intent, and every misclassified line.
 // A program, not a test: the figures go to docs/understanding.md.
 
 #include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "dialogs/engine.hpp"
 
@@ -34,6 +40,12 @@ std::vector<std::string> split_tabs(const std::string& line) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string cli;
+  if (argc > 2 && std::string(argv[1]) == "--via-cli") {
+    cli = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
   std::string src = AOUN_SOURCE_DIR;
   std::string tsv = argc > 1 ? argv[1] : src + "/tests/understanding/messages.tsv";
   std::string dialogs = argc > 2 ? argv[2] : src + "/dialogs";
@@ -60,13 +72,45 @@ int main(int argc, char** argv) {
     c.resize(4);
     rows.push_back({c[0], c[1], c[2], c[3]});
   }
+  // Through the command line: every text on stdin, one JSON object per line back.
+  std::vector<aoun::dialogs::classification> via_cli;
+  if (!cli.empty()) {
+    std::string in = "/tmp/aoun-understanding-" + std::to_string(::getpid()) + ".txt";
+    {
+      std::ofstream o(in);
+      for (const auto& r : rows) o << r.text << "\n";
+    }
+    std::string cmd = "AOUN_HOME='" + src + "' '" + cli + "' classify < '" + in + "'";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return EXIT_FAILURE;
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    int rc = ::pclose(p);
+    std::remove(in.c_str());
+    std::size_t i = 0;
+    while (i < out.size()) {
+      auto j = out.find('\n', i);
+      if (j == std::string::npos) j = out.size();
+      auto js = nlohmann::json::parse(out.substr(i, j - i), nullptr, false);
+      if (!js.is_discarded())
+        via_cli.push_back({js.value("intent", ""), js["topic"].is_string() ? js["topic"].get<std::string>() : ""});
+      i = j + 1;
+    }
+    if (rc != 0 || via_cli.size() != rows.size()) {
+      std::cerr << "aoun classify failed or returned " << via_cli.size() << " lines for " << rows.size() << "\n";
+      return EXIT_FAILURE;
+    }
+    std::printf("classified through: %s classify\n", cli.c_str());
+  }
   struct tally {
     int n = 0, ok = 0;
   };
   std::map<std::string, tally> by_split, by_intent_heldout, by_intent_all;
   std::vector<std::string> wrong;
-  for (const auto& r : rows) {
-    auto got = eng.classify(r.text);
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    const auto& r = rows[k];
+    auto got = cli.empty() ? eng.classify(r.text) : via_cli[k];
     bool ok = got.intent == r.intent && (r.intent != "inquiry" || got.topic == r.topic);
     for (auto* m : {&by_split}) {
       (*m)[r.split].n++;
