@@ -1,0 +1,58 @@
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "bot/config.hpp"
+
+using aoun::bot::config_error;
+using aoun::bot::load_config;
+
+namespace {
+aoun::bot::config load(std::map<std::string, std::string> env) {
+  return load_config([&](const std::string& k) -> std::optional<std::string> {
+    if (auto it = env.find(k); it != env.end()) return it->second;
+    return std::nullopt;
+  });
+}
+}  // namespace
+
+TEST_CASE("config defaults are SPEC §5's") {
+  auto c = load({});
+  CHECK(c.server.host == "127.0.0.1");
+  CHECK(c.server.port == 8080);
+  CHECK(c.db_path == "./data/aoun.db");
+  CHECK(c.public_url == "http://127.0.0.1:8080");
+  CHECK(c.whatsapp_api_base == "https://graph.facebook.com/v21.0");
+  CHECK(c.telegram_api_base == "https://api.telegram.org");
+  CHECK(c.twilio_api_base == "https://api.twilio.com");
+  CHECK(!c.whatsapp_enabled);
+  CHECK(!c.telegram_enabled);
+  CHECK(!c.sms_enabled);
+  CHECK(c.server.body_limit == 1024 * 1024);
+}
+
+TEST_CASE("a wrong value stops start-up with one line naming the variable") {
+  CHECK_THROWS_WITH_AS(load({{"AOUN_LISTEN", "localhost"}}), "AOUN_LISTEN: expected host:port, got 'localhost'",
+                       config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_LISTEN", "127.0.0.1:99999"}}),
+                       "AOUN_LISTEN: expected host:port, got '127.0.0.1:99999'", config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_PUBLIC_URL", "ftp://x"}}),
+                       "AOUN_PUBLIC_URL: expected an http:// or https:// URL, got 'ftp://x'", config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_THREADS", "many"}}),
+                       "AOUN_THREADS: expected an integer from 0 to 256, got 'many'", config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_SMS_GATEWAY", "carrier-pigeon"}}),
+                       "AOUN_SMS_GATEWAY: expected twilio, unifonic or taqnyat, got 'carrier-pigeon'", config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_WORKING_HOURS", "0-4 16:00-08:00"}}),
+                       "AOUN_WORKING_HOURS: expected a start before the end, got '0-4 16:00-08:00'", config_error);
+}
+
+TEST_CASE("a half-configured channel is an error naming the missing secret") {
+  CHECK_THROWS_WITH_AS(load({{"AOUN_TELEGRAM_TOKEN", "123:abc"}}),
+                       "AOUN_TELEGRAM_SECRET: must be set because AOUN_TELEGRAM_TOKEN is set (a channel needs all of its secrets)",
+                       config_error);
+  auto c = load({{"AOUN_TELEGRAM_TOKEN", "123:abc"}, {"AOUN_TELEGRAM_SECRET", "s"}, {"AOUN_LISTEN", "0.0.0.0:9000"},
+                 {"AOUN_TELEGRAM_API_BASE", "http://127.0.0.1:5000/"}});
+  CHECK(c.telegram_enabled);
+  CHECK(c.server.port == 9000);
+  CHECK(c.telegram_api_base == "http://127.0.0.1:5000");  // trailing slash dropped
+}
