@@ -1,0 +1,182 @@
+// Cases through the staff API: a help request made on WhatsApp, every workflow transition with
+// the beneficiary's notification at the fake Graph API, invalid transitions, documents asked
+// for through the bot, and WhatsApp's 24-hour rule for staff replies.
+#include <doctest/doctest.h>
+
+#include "staff_helpers.hpp"
+
+using namespace aoun::test;
+using nlohmann::json;
+
+namespace {
+
+/// The whole intake of tests/transcripts/01 over WhatsApp; returns the case reference.
+std::string submit_help_request(staff_env& e, wa_user& b, const std::string& admin) {
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("١");
+  b.text("نورة محمد السبيعي");
+  b.text("١٧٥٧٤٩١١٨٦");
+  b.text("نعم");
+  b.text("الرياض");
+  b.button("service.legal", "استشارة قانونية");
+  b.text("سرقوا سيارتي من أمام البيت وأحتاج استشارة");
+  b.button("docs.skip", "تخطي");
+  b.button("intake.confirm", "تأكيد");
+  auto cases = as_json(api(e.port(), "GET", "/api/v1/cases", admin));
+  REQUIRE_MESSAGE(cases["cases"].size() == 1, cases.dump());
+  return cases["cases"][0]["reference"].get<std::string>();
+}
+
+http_result transition(staff_env& e, const std::string& token, const std::string& ref, const json& body) {
+  return api(e.port(), "POST", "/api/v1/cases/" + ref + "/transition", token, body);
+}
+
+}  // namespace
+
+TEST_CASE("cases: every transition is recorded, audited and told to the beneficiary; invalid ones are 409") {
+  staff_env e;
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");
+  wa_user b{e.port(), "966501234567"};
+  auto ref = submit_help_request(e, b, admin);
+
+  auto k = as_json(api(e.port(), "GET", "/api/v1/cases/" + ref, agent));
+  CHECK(k["reference"] == ref);
+  CHECK(k["step"] == "submitted");
+  CHECK(k["national_id"] == "1757491186");  // ASCII digits
+  CHECK(k["full_name"] == "نورة محمد السبيعي");
+  CHECK(k["service_type"] == "legal");
+  CHECK(k["channel"] == "whatsapp");
+  CHECK(k["allowed_transitions"] == json::array({"collecting_info"}));
+  REQUIRE(k["events"].size() == 1);
+  CHECK(k["events"][0]["to"] == "submitted");
+  CHECK(k["events"][0]["staff_name"].is_null());
+  CHECK(as_json(api(e.port(), "GET", "/api/v1/cases?step=submitted", agent))["cases"].size() == 1);
+  CHECK(as_json(api(e.port(), "GET", "/api/v1/cases?step=closed", agent))["cases"].empty());
+  CHECK(api(e.port(), "GET", "/api/v1/cases?step=nope", agent).status == 400);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/AWN-1999-000000", agent).status == 404);
+
+  // Invalid: skipping a step, a bad body, a bad method or appointment.
+  auto skip = transition(e, agent, ref, {{"to", "evaluating"}, {"note", "x"}});
+  CHECK(skip.status == 409);
+  CHECK(as_json(skip)["allowed_transitions"] == json::array({"collecting_info"}));
+  CHECK(transition(e, agent, ref, {{"to", "approved"}}).status == 409);
+  CHECK(transition(e, agent, ref, {{"to", "collecting_info"}}).status == 400);  // method required
+  CHECK(transition(e, agent, ref, {{"to", "collecting_info"}, {"verification_method", "phone"}}).status == 400);
+  CHECK(transition(e, agent, ref, {{"to", "collecting_info"}, {"verification_method", "interview"},
+                                   {"appointment", "next Tuesday"}}).status == 400);
+  CHECK(transition(e, agent, ref, {{"to", "somewhere"}}).status == 400);
+  CHECK(transition(e, agent, ref, {{"note", "no target"}}).status == 400);
+  CHECK(api(e.port(), "POST", "/api/v1/cases/" + ref + "/transition", agent, std::string("{not json")).status == 400);
+  CHECK(transition(e, agent, "AWN-1999-000000", {{"to", "collecting_info"}, {"verification_method", "interview"}}).status == 404);
+  CHECK(db_value(e.db, "SELECT count(*) FROM case_events") == 1);
+
+  // submitted → collecting_info (field visit with an appointment).
+  auto t1 = transition(e, agent, ref, {{"to", "collecting_info"}, {"note", "نحتاج زيارة"},
+                                       {"verification_method", "field_visit"}, {"appointment", "2026-05-03T10:00:00+03:00"}});
+  REQUIRE_MESSAGE(t1.status == 200, t1.body);
+  CHECK(as_json(t1)["step"] == "collecting_info");
+  CHECK(as_json(t1)["verification_method"] == "field_visit");
+  CHECK(as_json(t1)["allowed_transitions"] == json::array({"evaluating"}));
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, "زيارة ميدانية"); }));
+  CHECK(wa_sent_containing(e.graph, b.from, "2026-05-03 10:00"));
+
+  // Documents asked for through the bot are attached to the case.
+  auto cid = conversation_of(e.db, b.from);
+  auto rd = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/request-documents", agent,
+                json{{"reference", ref}});
+  REQUIRE_MESSAGE(rd.status == 200, rd.body);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/request-documents", agent,
+            json{{"reference", "AWN-1999-000000"}}).status == 404);
+  b.image();
+  auto withdoc = as_json(api(e.port(), "GET", "/api/v1/cases/" + ref, agent));
+  REQUIRE(withdoc["documents"].size() == 1);
+  CHECK(withdoc["documents"][0]["media_kind"] == "image");
+  b.button("docs.done", "انتهيت");
+
+  // collecting_info → evaluating → approved → closed, each told to the beneficiary.
+  REQUIRE(transition(e, agent, ref, {{"to", "evaluating"}}).status == 200);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.evaluating")); }));
+  REQUIRE(transition(e, agent, ref, {{"to", "approved"}, {"note", "مستوفٍ للشروط"}}).status == 200);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.approved")); }));
+  CHECK(transition(e, agent, ref, {{"to", "rejected"}}).status == 409);
+  auto closed = transition(e, agent, ref, {{"to", "closed"}});
+  REQUIRE_MESSAGE(closed.status == 200, closed.body);
+  CHECK(as_json(closed)["allowed_transitions"].empty());
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.closed")); }));
+  // A closed case starts the satisfaction survey.
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "survey.overall")); }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys WHERE trigger = 'case_closed' AND service_type = 'legal'") == 1);
+  CHECK(transition(e, agent, ref, {{"to", "closed"}}).status == 409);
+
+  auto hist = as_json(api(e.port(), "GET", "/api/v1/cases/" + ref, agent));
+  REQUIRE(hist["events"].size() == 5);
+  CHECK(hist["events"][1]["from"] == "submitted");
+  CHECK(hist["events"][1]["to"] == "collecting_info");
+  CHECK(hist["events"][1]["staff_name"] == "نورة العتيبي");
+  CHECK(hist["events"][1]["note"] == "نحتاج زيارة");
+  CHECK(hist["events"][3]["note"] == "مستوفٍ للشروط");
+  CHECK(hist["events"][4]["to"] == "closed");
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'case.transition' AND target = 'case:" + ref + "'") == 4);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.request_documents'") == 1);
+  auto rep = as_json(api(e.port(), "GET", "/api/v1/reports/cases", agent));
+  CHECK(rep["by_step"]["closed"] == 1);
+  CHECK(rep["by_step"]["submitted"] == 0);
+}
+
+TEST_CASE("cases: the rejected branch, and the notification follows the beneficiary's language") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966501234568"};
+  auto ref = submit_help_request(e, b, admin);
+  db_exec(e.db, "UPDATE beneficiaries SET lang = 'en' WHERE address = '" + b.from + "'");
+  REQUIRE(transition(e, admin, ref, {{"to", "collecting_info"}, {"verification_method", "document_check"}}).status == 200);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("en", "method.document_check")); }));
+  REQUIRE(transition(e, admin, ref, {{"to", "evaluating"}}).status == 200);
+  REQUIRE(transition(e, admin, ref, {{"to", "rejected"}, {"note", "outside the conditions"}}).status == 200);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("en", "case_step.rejected")); }));
+  CHECK(transition(e, admin, ref, {{"to", "approved"}}).status == 409);
+  CHECK(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
+}
+
+TEST_CASE("WhatsApp 24-hour rule: a reply outside the window is refused with the template; the template goes out") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966500000501"};
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");
+  auto cid = conversation_of(e.db, b.from);
+  auto conv = "/api/v1/conversations/" + std::to_string(cid);
+  REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
+  REQUIRE(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "inside the window"}}).status == 200);
+
+  // The beneficiary last wrote 25 hours ago.
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  db_exec(e.db, "UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - 25 * 3600) + " WHERE address = '" +
+                    b.from + "'");
+  CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == false);
+  auto outbox_before = db_value(e.db, "SELECT count(*) FROM outbox");
+  auto r = api(e.port(), "POST", conv + "/messages", admin, json{{"text", "are you there?"}});
+  CHECK(r.status == 409);
+  CHECK(as_json(r)["error"] == "conflict");
+  CHECK(as_json(r)["template"] == "aoun_followup");
+  CHECK(as_json(r)["message"].get<std::string>().find("24-hour") != std::string::npos);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == outbox_before);  // nothing sent
+
+  CHECK(api(e.port(), "POST", conv + "/template", admin, json{{"name", "not_approved"}}).status == 400);
+  auto t = api(e.port(), "POST", conv + "/template", admin, json{{"name", "aoun_followup"}, {"params", json::array()}});
+  REQUIRE_MESSAGE(t.status == 200, t.body);
+  CHECK(as_json(t)["kind"] == "template");
+  REQUIRE(eventually([&] {
+    for (auto& s : wa_sends(e.graph, b.from))
+      if (s.value("type", "") == "template" && s["template"]["name"] == "aoun_followup") return true;
+    return false;
+  }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.template'") == 1);
+
+  // Once the beneficiary answers, the window is open again.
+  b.text("نعم أنا هنا");
+  CHECK(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "thanks for answering"}}).status == 200);
+}

@@ -1,0 +1,247 @@
+// The staff takeover story over a real WhatsApp webhook channel against the fake Graph API:
+// queue → takeover → live messages → reply → release → takeover → resolve → survey → report.
+#include <doctest/doctest.h>
+
+#include "staff_helpers.hpp"
+
+using namespace aoun::test;
+using nlohmann::json;
+
+namespace {
+
+json find_conversation(const json& list, long long id) {
+  for (auto& c : list["conversations"])
+    if (c["id"] == id) return c;
+  return nullptr;
+}
+
+long long count(const std::string& db, const std::string& where) {
+  return db_value(db, "SELECT count(*) FROM " + where);
+}
+
+}  // namespace
+
+TEST_CASE("staff takeover: queue, take over, talk, release, take again, resolve, survey, report") {
+  staff_env e(env_vars{{"AOUN_REPORT_MIN_RESPONSES", "1"}});
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");
+  auto other = add_staff(e.port(), admin, "khalid", "agent", "خالد الشهري");
+  wa_user b{e.port(), "966500000101"};
+
+  // The beneficiary consents and asks for a person.
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");
+  auto cid = conversation_of(e.db, b.from);
+  REQUIRE(cid > 0);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "handoff.queued").substr(0, 40)); }));
+  auto waiting = as_json(api(e.port(), "GET", "/api/v1/conversations?mode=waiting", agent));
+  auto c = find_conversation(waiting, cid);
+  REQUIRE(c.is_object());
+  CHECK(c["mode"] == "waiting");
+  CHECK(c["channel"] == "whatsapp");
+  CHECK(c["address"] == b.from);
+  CHECK(c["queue_reason"] == "requested");
+
+  // Live stream for the agent, opened before anything else happens.
+  stream_client live(e.port(), "/api/v1/stream?token=" + agent);
+  REQUIRE(live.status == 101);
+
+  // Take over: the beneficiary hears the first name only.
+  auto t = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", agent);
+  REQUIRE_MESSAGE(t.status == 200, t.body);
+  CHECK(as_json(t)["mode"] == "staff");
+  CHECK(as_json(t)["assigned_staff"]["display_name"] == "نورة العتيبي");
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, "انضم إليكم نورة من فريق الجمعية"); }));
+  CHECK_FALSE(wa_sent_containing(e.graph, b.from, "العتيبي"));
+  CHECK(live.wait_for([&](const json& ev) {
+    return ev["type"] == "conversation.updated" && ev["conversation"]["id"] == cid && ev["conversation"]["mode"] == "staff";
+  }));
+  // Someone else cannot take it, and an agent cannot override.
+  auto clash = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", other);
+  CHECK(clash.status == 409);
+  CHECK(as_json(clash)["held_by"]["display_name"] == "نورة العتيبي");
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", other,
+            json{{"override", true}}).status == 403);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", other,
+            json{{"text", "hello"}}).status == 403);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/release", other).status == 403);
+
+  // The beneficiary writes: staff see it (list and stream), the bot stays silent.
+  auto bot_before = count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'");
+  b.text("عندي سؤال عن طلبي لو سمحتم");
+  auto msgs = as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent));
+  REQUIRE(msgs["messages"].is_array());
+  CHECK(msgs["messages"].back()["text"] == "عندي سؤال عن طلبي لو سمحتم");
+  CHECK(msgs["messages"].back()["sender"] == "beneficiary");
+  CHECK(live.wait_for([&](const json& ev) {
+    return ev["type"] == "message.new" && ev["message"]["text"] == "عندي سؤال عن طلبي لو سمحتم";
+  }, std::chrono::seconds(1)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'") == bot_before);
+
+  // The staff reply goes out on WhatsApp, with the staff member's name in the transcript.
+  auto bad = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent, json{{"text", ""}});
+  CHECK(bad.status == 400);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent,
+            json{{"text", std::string(4097, 'a')}}).status == 400);
+  auto reply = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent,
+                   json{{"text", "أهلًا بكم، أنا معكم. ما رقم طلبكم؟"}});
+  REQUIRE_MESSAGE(reply.status == 200, reply.body);
+  CHECK(as_json(reply)["sender"] == "staff");
+  CHECK(as_json(reply)["staff_name"] == "نورة العتيبي");
+  CHECK(as_json(reply)["direction"] == "out");
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, "أهلًا بكم، أنا معكم. ما رقم طلبكم؟"); }));
+  CHECK(db_value(e.db, "SELECT first_staff_reply_at IS NOT NULL FROM conversations WHERE id = " + std::to_string(cid)) == 1);
+
+  // Release: the beneficiary is told, gets the menu, and the bot answers again.
+  auto rel = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/release", agent);
+  REQUIRE_MESSAGE(rel.status == 200, rel.body);
+  CHECK(as_json(rel)["mode"] == "bot");
+  CHECK(as_json(rel)["assigned_staff"].is_null());
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "staff_left")); }));
+  auto bot_after_release = count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'");
+  CHECK(bot_after_release > bot_before);  // the main menu
+  b.text("قائمة");
+  CHECK(count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'") > bot_after_release);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent,
+            json{{"text", "still there?"}}).status == 409);  // not held any more
+
+  // Asked again, taken again, resolved: the survey's first question reaches the beneficiary.
+  b.text("موظف");
+  CHECK(as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(cid), agent))["mode"] == "waiting");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", agent).status == 200);
+  auto mine = as_json(api(e.port(), "GET", "/api/v1/conversations?mode=staff&mine=1", agent));
+  CHECK(find_conversation(mine, cid).is_object());
+  CHECK(find_conversation(as_json(api(e.port(), "GET", "/api/v1/conversations?mode=staff&mine=1", other)), cid).is_null());
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent,
+              json{{"text", "تم، طلبكم قيد المتابعة."}}).status == 200);
+  auto res = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/resolve", agent);
+  REQUIRE_MESSAGE(res.status == 200, res.body);
+  CHECK(as_json(res)["mode"] == "resolved");
+  auto overall_q = locale_text("ar", "survey.overall");
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, overall_q); }));
+  CHECK(count(e.db, "surveys WHERE trigger = 'conversation_resolved' AND conversation_id = " + std::to_string(cid)) == 1);
+
+  b.text("5");
+  b.text("4");
+  b.text("٥");
+  b.text("شكرًا لكم على سرعة التجاوب");
+  CHECK(db_value(e.db, "SELECT overall * 100 + speed * 10 + courtesy FROM surveys WHERE conversation_id = " +
+                           std::to_string(cid)) == 545);
+  CHECK(db_value(e.db, "SELECT completed_at IS NOT NULL FROM surveys WHERE conversation_id = " + std::to_string(cid)) == 1);
+
+  auto rep = api(e.port(), "GET", "/api/v1/reports/satisfaction", admin);
+  REQUIRE_MESSAGE(rep.status == 200, rep.body);
+  auto r = as_json(rep);
+  CHECK(r["invited"] == 1);
+  CHECK(r["responses"] == 1);
+  CHECK(r["response_rate"] == 1.0);
+  CHECK(r["averages"]["overall"] == 5.0);
+  CHECK(r["averages"]["speed"] == 4.0);
+  CHECK(r["averages"]["courtesy"] == 5.0);
+  CHECK(r["distribution"]["speed"]["4"] == 1);
+  CHECK(r["by_channel"]["whatsapp"]["responses"] == 1);
+  REQUIRE(r["by_staff"].size() == 1);
+  CHECK(r["by_staff"][0]["display_name"] == "نورة العتيبي");
+  CHECK(rep.body.find("شكرًا لكم على سرعة التجاوب") == std::string::npos);  // no comments, no beneficiary
+  CHECK(rep.body.find(b.from) == std::string::npos);
+  auto agent_rep = as_json(api(e.port(), "GET", "/api/v1/reports/satisfaction", agent));
+  CHECK_FALSE(agent_rep.contains("by_staff"));
+  CHECK(agent_rep["responses"] == 1);
+  // A date range that excludes today has no surveys.
+  auto old = as_json(api(e.port(), "GET", "/api/v1/reports/satisfaction?from=2020-01-01&to=2020-01-31", admin));
+  CHECK(old["invited"] == 0);
+  CHECK(api(e.port(), "GET", "/api/v1/reports/satisfaction?from=2020-13-01", admin).status == 400);
+
+  auto cases = as_json(api(e.port(), "GET", "/api/v1/reports/cases", agent));
+  CHECK(cases["median_first_response_seconds"].is_number());
+  CHECK(cases["by_step"]["submitted"] == 0);
+
+  // Every staff action is in the audit log.
+  auto audited = [&](const std::string& action) {
+    return count(e.db, "audit_log WHERE action = '" + action + "' AND target = 'conversation:" + std::to_string(cid) + "'");
+  };
+  CHECK(audited("conversation.takeover") == 2);
+  CHECK(audited("conversation.message") == 2);
+  CHECK(audited("conversation.release") == 1);
+  CHECK(audited("conversation.resolve") == 1);
+}
+
+TEST_CASE("staff takeover: a supervisor may override; queue order puts danger first") {
+  staff_env e;
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");
+  auto sup = add_staff(e.port(), admin, "sara", "supervisor", "Sara Alqahtani");
+  wa_user a{e.port(), "966500000201"}, d{e.port(), "966500000202"};
+  a.text("السلام عليكم");
+  a.button("consent.yes", "أوافق");
+  a.text("موظف");
+  d.text("السلام عليكم");
+  d.button("consent.yes", "أوافق");
+  d.text("أبي أنتحر");  // danger words: head of the queue
+  auto q = as_json(api(e.port(), "GET", "/api/v1/conversations?mode=waiting", agent))["conversations"];
+  REQUIRE(q.size() == 2);
+  CHECK(q[0]["address"] == d.from);
+  CHECK(q[0]["priority"] == 1);
+  CHECK(q[1]["address"] == a.from);
+
+  auto cid = conversation_of(e.db, a.from);
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", agent).status == 200);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", sup).status == 409);
+  auto o = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", sup, json{{"override", true}});
+  REQUIRE_MESSAGE(o.status == 200, o.body);
+  CHECK(as_json(o)["assigned_staff"]["display_name"] == "Sara Alqahtani");
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, a.from, "انضم إليكم Sara من فريق الجمعية"); }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.override'") == 1);
+  // The former holder can no longer reply; the supervisor can.
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent,
+            json{{"text", "hi"}}).status == 403);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", sup,
+            json{{"text", "hi"}}).status == 200);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/999999/takeover", agent).status == 404);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/abc/takeover", agent).status == 404);
+}
+
+TEST_CASE("staff: outside working hours the queued beneficiary is told when staff return") {
+  // Working days that exclude today (Asia/Riyadh).
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  int today = static_cast<int>(((now + 3 * 3600) / 86400 + 4) % 7);
+  std::string days = today == 0 ? "1-6" : today == 6 ? "0-5" : "0-" + std::to_string(today - 1);
+  staff_env e(env_vars{{"AOUN_WORKING_HOURS", days + " 08:00-16:00"}});
+  wa_user b{e.port(), "966500000301"};
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, "خارج أوقات العمل"); }));
+  // Taking over works the same outside working hours.
+  auto admin = login(e.port());
+  auto cid = conversation_of(e.db, b.from);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", admin).status == 200);
+}
+
+TEST_CASE("staff: dead-lettered outbox messages are listed and retried by a supervisor") {
+  staff_env e(env_vars{{"AOUN_OUTBOX_MAX_ATTEMPTS", "1"}});
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{400, R"({"error":{"message":"(#131000) Something went wrong","code":131000}})"};
+  });
+  wa_user b{e.port(), "966500000401"};
+  b.text("السلام عليكم");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead'") >= 1; }));
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");
+  auto sup = add_staff(e.port(), admin, "sara", "supervisor", "Sara");
+  CHECK(api(e.port(), "GET", "/api/v1/outbox?state=dead", agent).status == 403);
+  auto list = as_json(api(e.port(), "GET", "/api/v1/outbox?state=dead", sup));
+  REQUIRE(!list["outbox"].empty());
+  auto id = list["outbox"][0]["id"].get<long long>();
+  CHECK(list["outbox"][0]["state"] == "dead");
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.RETRY"}]})"};
+  });
+  auto r = api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(id) + "/retry", sup);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  REQUIRE(eventually([&] { return db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(id)) == "sent"; }));
+  CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(id) + "/retry", sup).status == 404);  // not dead now
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'outbox.retry'") == 1);
+}
