@@ -56,3 +56,17 @@ TEST_CASE("stream: closes when the token expires") {
   REQUIRE(live.status == 101);
   CHECK(eventually([&] { return live.closed(); }, std::chrono::seconds(5)));
 }
+
+TEST_CASE("stream: an open stream does not hold up a graceful shutdown") {
+  staff_env e;
+  auto token = login(e.port());
+  stream_client live(e.port(), "/api/v1/stream?token=" + token);
+  REQUIRE(live.status == 101);
+  REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(e.srv->stop(15) == 0);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  CAPTURE(took);
+  CHECK(took < 5000);
+  CHECK(eventually([&] { return live.closed(); }, std::chrono::seconds(2)));
+}
