@@ -180,8 +180,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     row.recipient = in.from;
     row.payload = to_json(ack).dump();
     row.created_at = now;
-    if (auto r = storage::outbox_enqueue(c, row); !r) return storage::result<bool>(boost::system::in_place_error, r.error());
-    fx.wake_outbox = true;
+    if (auto ec = enqueue(c, row, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
 
   auto eng = engine();
@@ -323,7 +322,7 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   row.recipient = conv.address;
   row.payload = to_json(o).dump();
   row.created_at = now;
-  if (auto r = storage::outbox_enqueue(c, row); !r) return r.error();
+  if (auto ec = enqueue(c, row, fx)) return ec;
   m.outbox_state = "pending";
   conv.last_message_at = now;
   fx.wake_outbox = true;
@@ -336,6 +335,30 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
     fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", mj}}.dump()});
   }
   return m.id;
+}
+
+error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row& row, after_commit& fx) const {
+  // Claim at once when nothing older is waiting for this recipient (or what is waiting was
+  // claimed by this same job): the worker gets the row right after the commit, with no claim
+  // transaction and no claim query on the reply's path. Otherwise the row waits its turn.
+  std::string key = row.channel + "\n" + row.recipient;
+  bool claim = fx.chains.count(key) > 0;
+  if (!claim) {
+    auto busy = storage::outbox_has_unsent(c, row.channel, row.recipient);
+    if (!busy) return busy.error();
+    claim = !*busy;
+  }
+  auto id = storage::outbox_enqueue(c, row);
+  if (!id) return id.error();
+  row.id = *id;
+  fx.wake_outbox = true;
+  if (!claim) return {};
+  if (auto ec = storage::outbox_mark_sending(c, row.id)) return ec;
+  row.state = "sending";
+  row.attempts = 1;
+  fx.chains.insert(key);
+  fx.claimed.push_back(row);
+  return {};
 }
 
 storage::result<std::int64_t> conversation_ops::send(storage::connection& c, storage::conversation_row& conv,

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "dialogs/engine.hpp"
 #include "storage/connection.hpp"
 #include "storage/conversations.hpp"
+#include "storage/outbox.hpp"
 
 namespace aoun::bot {
 
@@ -31,6 +33,12 @@ namespace aoun::bot {
 struct after_commit {
   std::vector<event> events;
   bool wake_outbox = false;
+  /// Outbox rows this job wrote AND marked `sending`: handed to the worker right after the
+  /// commit, in order, without waiting for a claim (the fast path of a reply).
+  std::vector<storage::outbox_row> claimed;
+  /// Recipients ("channel\naddress") whose rows this job claimed: their later rows in the
+  /// same job follow them.
+  std::set<std::string> chains;
   /// False when no console is connected: the staff-stream events (which cost extra queries
   /// per message) are then not built. Nothing is lost: the console loads state on connect.
   bool staff_listening = true;
@@ -90,6 +98,7 @@ class conversation_ops {
                                                 const channels::outgoing& o, std::string_view sender,
                                                 std::optional<std::int64_t> staff_id, std::int64_t now,
                                                 after_commit& fx) const;
+  boost::system::error_code enqueue(storage::connection& c, storage::outbox_row& row, after_commit& fx) const;
   void queue(storage::conversation_row& conv, std::string_view reason, int priority, std::int64_t now) const;
 
   // Constant after construction.

@@ -215,10 +215,10 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     auto started = std::chrono::steady_clock::now();
     auto answer_error = [&](api_error e, std::string_view msg, const char* route) -> net::awaitable<void> {
       auto res = error_response(11, false, e, msg);
-      stream.expires_after(std::chrono::seconds(5));
-      co_await http::async_write(stream, res, use_tuple);
       metrics_.observe(route, res.result_int(),
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      stream.expires_after(std::chrono::seconds(5));
+      co_await http::async_write(stream, res, use_tuple);
     };
     if (ec) {
       if (ec == http::error::body_limit) {
@@ -272,10 +272,12 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     res.keep_alive(keep_alive);
     res.set("X-Request-Id", rid);
     if (req.method() == http::verb::head) res.body().clear();
-    stream.expires_after(opts_.body_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+    // Counted before the write, so a client that reads /metrics right after this response
+    // already sees it (the latency covers reading the request and the handler).
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.observe(route, res.result_int(), secs);
+    stream.expires_after(opts_.body_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
     log::info("http", {{"rid", rid},
                        {"method", std::string(req.method_string())},
                        {"route", route},

@@ -91,7 +91,11 @@ outbox_worker::outbox_worker(net::io_context& ioc, storage::database& db, const 
       limits_(std::make_unique<limiter>()) {
   tls_.set_default_verify_paths();
   tls_.set_verify_mode(net::ssl::verify_peer);
-  client_ = std::make_unique<channels::http_client>(strand_, tls_);
+  // One pooled connection per send in flight: with fewer, most sends would open (and, on
+  // https, handshake) a new connection (seen in bench/webhook: 14,644 connections for 15,616 sends).
+  channels::http_client_options copts;
+  copts.max_idle_per_host = max_in_flight;
+  client_ = std::make_unique<channels::http_client>(strand_, tls_, copts);
   auto add = [&](const char* name, double rate) {
     limiter::bucket b;
     b.rate = rate;
@@ -123,6 +127,51 @@ void outbox_worker::wake() {
     woken_ = true;
     timer_.cancel();
   });
+}
+
+void outbox_worker::deliver_claimed(std::vector<storage::outbox_row> rows) {
+  net::post(strand_, [this, rows = std::move(rows)]() mutable {
+    // Split into per-recipient chains, keeping each recipient's order.
+    std::vector<std::vector<storage::outbox_row>> chains;
+    std::map<std::string, std::size_t> index;
+    for (auto& r : rows) {
+      auto key = r.channel + "\n" + r.recipient;
+      auto [it, fresh] = index.emplace(key, chains.size());
+      if (fresh) chains.emplace_back();
+      chains[it->second].push_back(std::move(r));
+    }
+    for (auto& c : chains) spawn_chain(std::move(c));
+  });
+}
+
+void outbox_worker::spawn_chain(std::vector<storage::outbox_row> rows) {
+  ++in_flight_;
+  net::co_spawn(strand_, deliver_chain(std::move(rows)), [this](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error("outbox_deliver_failed", {{"what", ex.what()}});
+      }
+    }
+    finished_one();
+  });
+}
+
+net::awaitable<void> outbox_worker::deliver_chain(std::vector<storage::outbox_row> rows) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (co_await deliver(rows[i])) continue;
+    // This row waits for a retry: the recipient's later rows must not overtake it.
+    for (std::size_t k = i + 1; k < rows.size(); ++k) {
+      std::int64_t id = rows[k].id;
+      auto r = co_await db_write<int>(db_, [id](storage::connection& c) -> storage::result<int> {
+        if (auto ec = storage::outbox_release(c, id)) return ec;
+        return 0;
+      });
+      if (!r) log::error("outbox_release_failed", {{"id", id}, {"error", r.error().message()}});
+    }
+    break;
+  }
 }
 
 void outbox_worker::stop(std::function<void()> done) {
@@ -213,19 +262,7 @@ net::awaitable<void> outbox_worker::loop() {
       if (claimed) rows = std::move(*claimed);
       else log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
     }
-    for (auto& row : rows) {
-      ++in_flight_;
-      net::co_spawn(strand_, deliver(std::move(row)), [this](std::exception_ptr e) {
-        if (e) {
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            log::error("outbox_deliver_failed", {{"what", ex.what()}});
-          }
-        }
-        finished_one();
-      });
-    }
+    for (auto& row : rows) spawn_chain({std::move(row)});
     if (static_cast<int>(rows.size()) == claim_batch && in_flight_ < max_in_flight) continue;  // more may be due
     if (woken_ || stopping_) continue;
     // Sleep until the next retry is due, or until woken.
@@ -241,7 +278,7 @@ net::awaitable<void> outbox_worker::loop() {
   if (in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
 }
 
-net::awaitable<void> outbox_worker::deliver(storage::outbox_row row) {
+net::awaitable<bool> outbox_worker::deliver(storage::outbox_row row) {
   auto started = clock::now();
   channels::send_result result;
   if (row.channel == "webchat") {
@@ -315,6 +352,7 @@ net::awaitable<void> outbox_worker::deliver(storage::outbox_row row) {
                       {"delivery_status", outcome}};
     hub_.publish({"staff", ev.dump()});
   }
+  co_return outcome == "sent" || outcome == "dead";
 }
 
 }  // namespace aoun::bot

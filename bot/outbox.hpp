@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <vector>
 #include <memory>
 
 #include "bot/config.hpp"
@@ -33,6 +34,9 @@ class outbox_worker {
   void start();
   /// Something was enqueued: look now instead of at the next timer.
   void wake();
+  /// Rows a committed job already marked `sending` (conversation_ops::enqueue): sent now, in
+  /// order per recipient. Thread-safe.
+  void deliver_claimed(std::vector<storage::outbox_row> rows);
   /// Stops claiming; `done` runs once the in-flight sends have recorded their outcome.
   void stop(std::function<void()> done);
 
@@ -42,7 +46,12 @@ class outbox_worker {
  private:
   struct limiter;
   net::awaitable<void> loop();
-  net::awaitable<void> deliver(storage::outbox_row row);
+  /// Sends one row and records the outcome; false if the recipient's next rows must wait
+  /// (this one is to be retried later).
+  net::awaitable<bool> deliver(storage::outbox_row row);
+  /// Sends a recipient's rows one after the other; releases the rest if one must be retried.
+  net::awaitable<void> deliver_chain(std::vector<storage::outbox_row> rows);
+  void spawn_chain(std::vector<storage::outbox_row> rows);
   net::awaitable<void> pace(const storage::outbox_row& row);
   channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
   std::chrono::milliseconds backoff(int attempts) const;

@@ -28,7 +28,8 @@ struct services {
   /// Publishes what a committed job collected and wakes the outbox.
   void after(const after_commit& fx) const {
     hub.publish(fx.events);
-    if (fx.wake_outbox) outbox.wake();
+    if (!fx.claimed.empty()) outbox.deliver_claimed(fx.claimed);
+    else if (fx.wake_outbox) outbox.wake();
   }
 };
 

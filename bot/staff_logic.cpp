@@ -145,9 +145,51 @@ bool valid_iso8601(std::string_view s) {
 }
 
 std::string appointment_display(std::string_view iso) {
-  if (iso.size() >= 16 && (iso[10] == 'T' || iso[10] == ' '))
+  // Shown to the beneficiary in Riyadh time (UTC+3, no DST). A time with an offset ("Z",
+  // "+00:00") is converted; one without an offset is taken as Riyadh time already.
+  if (iso.size() < 16 || (iso[10] != 'T' && iso[10] != ' '))
+    return std::string(iso.substr(0, std::min<std::size_t>(iso.size(), 10)));
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0;
+  if (std::sscanf(std::string(iso.substr(0, 16)).c_str(), "%d-%d-%d%*c%d:%d", &y, &mo, &d, &h, &mi) != 5)
     return std::string(iso.substr(0, 10)) + " " + std::string(iso.substr(11, 5));
-  return std::string(iso.substr(0, std::min<std::size_t>(iso.size(), 10)));
+  std::string_view rest = iso.substr(16);
+  if (rest.size() >= 3 && rest[0] == ':') rest.remove_prefix(3);          // seconds
+  if (!rest.empty() && rest[0] == '.')                                     // fraction
+    while (!rest.empty() && rest[0] != 'Z' && rest[0] != '+' && rest[0] != '-') rest.remove_prefix(1);
+  int offset_min = 180;  // no offset: already Riyadh time
+  if (!rest.empty() && rest[0] == 'Z') {
+    offset_min = 0;
+  } else if (rest.size() >= 6 && (rest[0] == '+' || rest[0] == '-')) {
+    int oh = std::atoi(std::string(rest.substr(1, 2)).c_str());
+    int om = std::atoi(std::string(rest.substr(4, 2)).c_str());
+    offset_min = (rest[0] == '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  // Days from civil (H. Hinnant's algorithm), then shift by (Riyadh - offset).
+  auto days_from_civil = [](int yy, unsigned m, unsigned dd) {
+    yy -= m <= 2;
+    const int era = (yy >= 0 ? yy : yy - 399) / 400;
+    const unsigned yoe = static_cast<unsigned>(yy - era * 400);
+    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + dd - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<int>(doe) - 719468;
+  };
+  long long minutes = static_cast<long long>(days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d))) * 1440 +
+                      h * 60 + mi + (180 - offset_min);
+  long long days = minutes >= 0 ? minutes / 1440 : (minutes - 1439) / 1440;
+  int mod = static_cast<int>(minutes - days * 1440);
+  // Civil from days.
+  long long z = days + 719468;
+  const long long era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned dd = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned mm = mp < 10 ? mp + 3 : mp - 9;
+  long long yy = static_cast<long long>(yoe) + era * 400 + (mm <= 2);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02d:%02d", yy, mm, dd, mod / 60, mod % 60);
+  return buf;
 }
 
 std::string first_name(std::string_view name) {

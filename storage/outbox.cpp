@@ -51,11 +51,13 @@ result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
 result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit) {
   std::vector<outbox_row> rows;
   {
-    // Head of line per recipient: no older row of the same recipient is still unsent.
+    // Head of line per recipient: the oldest unsent row of each recipient, if it is pending and
+    // due. Both halves use partial indexes over unsent rows only, so the cost follows the
+    // backlog of unsent rows, never the history.
     auto q = c.prepare(std::string(outbox_select) +
-                       "WHERE state = 'pending' AND next_attempt_at_ms <= ?1 AND NOT EXISTS ("
-                       "SELECT 1 FROM outbox p WHERE p.channel = outbox.channel AND p.recipient = outbox.recipient "
-                       "AND p.id < outbox.id AND p.state IN ('pending', 'sending')) ORDER BY id LIMIT ?2");
+                       "WHERE id IN (SELECT min(id) FROM outbox WHERE state IN ('pending', 'sending') "
+                       "GROUP BY channel, recipient) AND state = 'pending' AND next_attempt_at_ms <= ?1 "
+                       "ORDER BY id LIMIT ?2");
     if (!q) return q.error();
     q->bind(1, now_ms).bind(2, limit);
     for (;;) {
@@ -75,13 +77,40 @@ result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms,
   return rows;
 }
 
+result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::string_view recipient) {
+  auto q = c.prepare(
+      "SELECT 1 FROM outbox WHERE channel = ? AND recipient = ? AND state IN ('pending', 'sending') LIMIT 1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  q->bind(1, channel).bind(2, recipient);
+  auto r = q->step();
+  if (!r) return r;
+  bool found = *r;
+  if (found) q->exec();  // finish (and reset) the statement
+  return found;
+}
+
+error_code outbox_mark_sending(connection& c, std::int64_t id) {
+  auto q = c.prepare("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, id).exec();
+}
+
+error_code outbox_release(connection& c, std::int64_t id) {
+  auto q = c.prepare(
+      "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'sending'");
+  if (!q) return q.error();
+  return q->bind(1, id).exec();
+}
+
 result<std::optional<std::int64_t>> outbox_next_due(connection& c) {
-  auto q = c.prepare("SELECT min(next_attempt_at_ms) FROM outbox WHERE state = 'pending'");
+  auto q = c.prepare("SELECT next_attempt_at_ms FROM outbox WHERE state = 'pending' ORDER BY next_attempt_at_ms LIMIT 1");
   if (!q) return q.error();
   auto r = q->step();
   if (!r) return r.error();
-  if (q->is_null(0)) return std::optional<std::int64_t>{};
-  return std::optional<std::int64_t>(q->int64(0));
+  if (!*r) return std::optional<std::int64_t>{};
+  std::optional<std::int64_t> v = q->int64(0);
+  q->exec();
+  return v;
 }
 
 error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id, std::int64_t now) {

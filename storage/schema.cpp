@@ -189,6 +189,11 @@ CREATE TABLE counters (
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+      // 2: the unsent rows, by recipient: head-of-line checks and claims touch only these.
+      R"sql(
+CREATE INDEX outbox_unsent ON outbox(channel, recipient, id) WHERE state IN ('pending', 'sending');
+CREATE INDEX outbox_pending_due ON outbox(next_attempt_at_ms, id) WHERE state = 'pending';
+)sql",
   };
   return list;
 }

@@ -47,6 +47,12 @@ TEST_CASE("ISO 8601 appointments") {
     CHECK_MESSAGE(!sl::valid_iso8601(bad), bad);
   CHECK(sl::appointment_display("2026-05-03T10:00:00+03:00") == "2026-05-03 10:00");
   CHECK(sl::appointment_display("2026-05-03") == "2026-05-03");
+  // Regression (browser test): the console sends UTC, and 10:30 in Riyadh reached the
+  // beneficiary as "07:30". Times with an offset are shown in Riyadh time.
+  CHECK(sl::appointment_display("2026-05-03T07:30:00.000Z") == "2026-05-03 10:30");
+  CHECK(sl::appointment_display("2026-12-31T22:15Z") == "2027-01-01 01:15");
+  CHECK(sl::appointment_display("2026-05-03T10:00") == "2026-05-03 10:00");
+  CHECK(sl::appointment_display("2026-05-03T09:00:00+02:00") == "2026-05-03 10:00");
 }
 
 TEST_CASE("first name only, lengths and digits") {
