@@ -1,6 +1,7 @@
 #pragma once
 // Builders for signed provider webhooks, shared by the integration tests.
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,22 @@ inline std::map<std::string, std::string> channel_env(const fake_provider& graph
           {"AOUN_SMS_RATE", "1000"},
           {"AOUN_TELEGRAM_CHAT_RATE", "1000"}};
 }
+
+/// The real server with all three provider channels aimed at fake providers, and a database
+/// that survives restart().
+struct channel_server {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  std::unique_ptr<server_process> srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
+  unsigned short port() const { return srv->port(); }
+  /// Graceful stop (must exit 0), then a new process on the same database.
+  int restart() {
+    int rc = srv->stop(15);
+    srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
+    return rc;
+  }
+};
 
 /// A WhatsApp text webhook from `from` with message id `wamid`.
 inline std::string wa_text(const std::string& from, const std::string& wamid, const std::string& text) {

@@ -9,12 +9,7 @@ using nlohmann::json;
 
 namespace {
 
-struct env {
-  temp_dir dir;
-  fake_provider graph, tg, twilio;
-  std::string db = dir.path + "/aoun.db";
-  server_process srv{db, channel_env(graph, tg, twilio)};
-};
+using env = channel_server;
 
 std::string case_field(const std::string& db, const std::string& channel, const std::string& field) {
   return db_text(db, "SELECT " + field + " FROM cases WHERE channel = '" + channel + "' ORDER BY id DESC LIMIT 1");
@@ -26,10 +21,10 @@ TEST_CASE("intake over WhatsApp: buttons, Arabic-Indic digits, the mobile taken 
   env e;
   int n = 0;
   auto say = [&](const std::string& text) {
-    CHECK(post_wa(e.srv.port(), wa_text("966501234567", "wamid.I" + std::to_string(++n), text)).status == 200);
+    CHECK(post_wa(e.port(), wa_text("966501234567", "wamid.I" + std::to_string(++n), text)).status == 200);
   };
   auto press = [&](const std::string& id, const std::string& title) {
-    CHECK(post_wa(e.srv.port(), wa_button("966501234567", "wamid.I" + std::to_string(++n), id, title)).status == 200);
+    CHECK(post_wa(e.port(), wa_button("966501234567", "wamid.I" + std::to_string(++n), id, title)).status == 200);
   };
   say("السلام عليكم");
   press("consent.yes", "أوافق");
@@ -65,7 +60,7 @@ TEST_CASE("intake over Telegram: inline-keyboard presses are acknowledged, the m
   env e;
   long long update = 5000;
   const long long chat = 777001;
-  auto say = [&](const std::string& text) { CHECK(post_tg(e.srv.port(), tg_text(++update, chat, text)).status == 200); };
+  auto say = [&](const std::string& text) { CHECK(post_tg(e.port(), tg_text(++update, chat, text)).status == 200); };
   auto press = [&](const std::string& data) {
     auto j = json::parse(fixture("telegram_callback_query_message.json"));
     j["update_id"] = ++update;
@@ -73,7 +68,7 @@ TEST_CASE("intake over Telegram: inline-keyboard presses are acknowledged, the m
     j["callback_query"]["from"]["id"] = chat;
     j["callback_query"]["message"]["chat"]["id"] = chat;
     j["callback_query"]["data"] = data;
-    CHECK(post_tg(e.srv.port(), j.dump()).status == 200);
+    CHECK(post_tg(e.port(), j.dump()).status == 200);
   };
   say("/start");
   press("consent.yes");
@@ -110,7 +105,7 @@ TEST_CASE("intake over SMS: numbered answers, replies through the Twilio Message
   auto say = [&](const std::string& text) {
     char sid[40];
     std::snprintf(sid, sizeof sid, "SM%032d", ++n);
-    auto r = post_sms(e.srv.port(), {{"MessageSid", sid}, {"From", "+966509876543"}, {"To", "+966110000000"},
+    auto r = post_sms(e.port(), {{"MessageSid", sid}, {"From", "+966509876543"}, {"To", "+966110000000"},
                                      {"Body", text}, {"NumMedia", "0"}, {"AccountSid", "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}});
     CHECK(r.status == 200);
     CHECK(r.headers["content-type"].find("xml") != std::string::npos);

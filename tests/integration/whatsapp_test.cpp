@@ -7,17 +7,7 @@ using namespace aoun::test;
 using nlohmann::json;
 
 namespace {
-struct env {
-  temp_dir dir;
-  fake_provider graph, tg, twilio;
-  std::string db = dir.path + "/aoun.db";
-  std::unique_ptr<server_process> srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
-  unsigned short port() const { return srv->port(); }
-  void restart() {
-    srv->stop(15);
-    srv = std::make_unique<server_process>(db, channel_env(graph, tg, twilio));
-  }
-};
+using env = channel_server;
 }  // namespace
 
 TEST_CASE("WhatsApp verification handshake") {
@@ -97,7 +87,7 @@ TEST_CASE("WhatsApp: duplicates are dropped, also after a restart") {
   CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
   auto replies = db_value(e.db, "SELECT count(*) FROM outbox");
   CHECK(post_wa(e.port(), body).status == 200);  // provider retry
-  e.restart();
+  CHECK(e.restart() == 0);
   CHECK(post_wa(e.port(), body).status == 200);  // retry after our restart
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == replies);
