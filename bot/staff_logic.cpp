@@ -187,7 +187,7 @@ std::string appointment_display(std::string_view iso) {
   const unsigned dd = doy - (153 * mp + 2) / 5 + 1;
   const unsigned mm = mp < 10 ? mp + 3 : mp - 9;
   long long yy = static_cast<long long>(yoe) + era * 400 + (mm <= 2);
-  char buf[32];
+  char buf[48];
   std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02d:%02d", yy, mm, dd, mod / 60, mod % 60);
   return buf;
 }
