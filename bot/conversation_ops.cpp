@@ -326,13 +326,16 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   m.outbox_state = "pending";
   conv.last_message_at = now;
   fx.wake_outbox = true;
-  {
+  // Events only for someone who can receive them: the console stream, or the visitor's page.
+  bool webchat = conv.channel == "webchat";
+  if (fx.staff_listening || webchat) {
     auto mj = message_json(m);
     if (staff_id) {
       if (auto s = storage::find_staff(c, *staff_id)) mj["staff_name"] = s->display_name;
     }
-    fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", mj}}.dump()});
-    fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", mj}}.dump()});
+    if (fx.staff_listening)
+      fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", mj}}.dump()});
+    if (webchat) fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", mj}}.dump()});
   }
   return m.id;
 }

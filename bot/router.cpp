@@ -97,8 +97,8 @@ router::match router::find(http::verb method, std::string_view path, bool upgrad
     std::map<std::string, std::string> params;
     if (!matches(e, segs, params)) continue;
     bool is_ws = static_cast<bool>(e.ws);
-    if (e.method == method && (is_ws == upgrade || (!is_ws && !upgrade))) {
-      if (is_ws && !upgrade) continue;
+    if (is_ws != upgrade) continue;  // a WebSocket route answers only upgrades, and vice versa
+    if (e.method == method) {
       m.route = e.pattern;
       m.params = std::move(params);
       if (is_ws)
@@ -107,12 +107,8 @@ router::match router::find(http::verb method, std::string_view path, bool upgrad
         m.http = &e.http;
       return m;
     }
-    if (!is_ws) {
-      auto name = std::string(http::to_string(e.method));
-      if (allow.find(name) == std::string::npos) allow += (allow.empty() ? "" : ", ") + name;
-    } else if (allow.find("GET") == std::string::npos) {
-      allow += (allow.empty() ? "" : ", ") + std::string("GET");
-    }
+    auto name = std::string(http::to_string(e.method));
+    if (allow.find(name) == std::string::npos) allow += (allow.empty() ? "" : ", ") + name;
   }
   for (const auto& [prefix, h] : prefixes_) {
     if (path.substr(0, prefix.size()) == prefix || path == std::string_view(prefix).substr(0, prefix.size() - 1)) {
