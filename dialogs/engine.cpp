@@ -596,8 +596,9 @@ classification engine::classify(std::string_view text) const {
     if (lowered == lower_ascii(c.id)) return {c.intent, ""};
   // A case reference ("AWN-2026-000123") means tracking.
   for (std::size_t i = 0; i < toks.size(); ++i) {
-    std::string w = utf8_encode(toks[i]);
-    bool digits_follow = i + 1 < toks.size() && !toks[i + 1].empty() && toks[i + 1][0] >= U'0' && toks[i + 1][0] <= U'9';
+    std::string w = utf8_encode(toks.words[i].text);
+    bool digits_follow = i + 1 < toks.size() && !toks.words[i + 1].text.empty() &&
+                         toks.words[i + 1].text[0] >= U'0' && toks.words[i + 1].text[0] <= U'9';
     if (w.rfind("awn", 0) == 0 && (digits_follow || (w.size() > 3 && w[3] >= '0' && w[3] <= '9')))
       return {"track_request", ""};
   }

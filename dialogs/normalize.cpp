@@ -146,7 +146,7 @@ std::string to_ascii_digits(std::string_view s) {
   return utf8_encode(cps);
 }
 
-std::string normalize(std::string_view s) {
+std::u32string normalize_u32(std::string_view s) {
   std::u32string in = utf8_decode(s);
   std::u32string out;
   out.reserve(in.size());
@@ -185,9 +185,10 @@ std::string normalize(std::string_view s) {
     prev = c;
   }
   while (!out.empty() && out.back() == U' ') out.pop_back();
-  std::u32string& res = out;
-  return utf8_encode(res);
+  return out;
 }
+
+std::string normalize(std::string_view s) { return utf8_encode(normalize_u32(s)); }
 
 std::vector<std::string> tokenize(std::string_view s) {
   std::string n = normalize(s);
@@ -219,6 +220,45 @@ std::size_t edit_distance(std::u32string_view a, std::u32string_view b) {
     std::swap(prev, cur);
   }
   return prev[m];
+}
+
+std::size_t edit_distance_at_most(std::u32string_view a, std::u32string_view b, std::size_t max) {
+  // The same recurrence as edit_distance(). A row's minimum never decreases from one row to the
+  // next (a transposition reaches back two rows, but the row between is at most one more), so
+  // once a whole row is above `max` the result is too. Keywords and words are short: the rows
+  // live on the stack.
+  const std::size_t n = a.size(), m = b.size();
+  if ((n > m ? n - m : m - n) > max) return max + 1;
+  if (n == 0 || m == 0) return std::max(n, m);
+  constexpr std::size_t inline_cols = 64;
+  std::size_t buf[3 * inline_cols];
+  std::vector<std::size_t> heap;
+  std::size_t* rows = buf;
+  if (m + 1 > inline_cols) {
+    heap.resize(3 * (m + 1));
+    rows = heap.data();
+  }
+  std::size_t* prev2 = rows;
+  std::size_t* prev = rows + (m + 1);
+  std::size_t* cur = rows + 2 * (m + 1);
+  for (std::size_t j = 0; j <= m; ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= n; ++i) {
+    cur[0] = i;
+    std::size_t row_min = i;
+    for (std::size_t j = 1; j <= m; ++j) {
+      std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      std::size_t v = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) v = std::min(v, prev2[j - 2] + 1);
+      cur[j] = v;
+      row_min = std::min(row_min, v);
+    }
+    if (row_min > max) return max + 1;
+    std::size_t* t = prev2;
+    prev2 = prev;
+    prev = cur;
+    cur = t;
+  }
+  return std::min(prev[m], max + 1);
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {

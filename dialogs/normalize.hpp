@@ -28,12 +28,18 @@ std::string to_ascii_digits(std::string_view s);
 /// Digits and ASCII letters are kept (Latin-script Arabic uses 3, 7, 2 ... as letters).
 std::string normalize(std::string_view s);
 
+/// normalize() as code points: utf8_decode(normalize(s)) without the round trip.
+std::u32string normalize_u32(std::string_view s);
+
 /// normalize(), then split on spaces.
 std::vector<std::string> tokenize(std::string_view s);
 
-/// Levenshtein distance on code points.
+/// Levenshtein distance on code points (adjacent transpositions count 1).
 std::size_t edit_distance(std::u32string_view a, std::u32string_view b);
 std::size_t edit_distance(std::string_view a, std::string_view b);
+/// min(edit_distance(a, b), max + 1), stopping as soon as the distance must exceed `max`.
+/// Allocates nothing for words up to 63 code points.
+std::size_t edit_distance_at_most(std::u32string_view a, std::u32string_view b, std::size_t max);
 
 /// True if `s` contains at least one Arabic letter / one ASCII letter.
 bool has_arabic_letter(std::string_view s);

@@ -8,36 +8,47 @@ namespace aoun::dialogs::detail {
 
 namespace {
 
-// Variants of a word with a proclitic removed, longest first; the word itself included.
-std::vector<std::u32string_view> variants(std::u32string_view w) {
-  static const std::u32string prefixes[] = {U"وبال", U"وال", U"بال", U"فال", U"كال", U"لل", U"ال",
-                                            U"و", U"ف", U"ب", U"ل"};
-  std::vector<std::u32string_view> out{w};
-  for (const auto& p : prefixes) {
-    if (w.size() >= p.size() + 2 && w.substr(0, p.size()) == p) out.push_back(w.substr(p.size()));
-  }
+// Proclitics, longest first.
+const std::u32string_view proclitics[] = {U"وبال", U"وال", U"بال", U"فال", U"كال", U"لل", U"ال",
+                                          U"و", U"ف", U"ب", U"ل"};
+
+message_word make_word(std::u32string_view w) {
+  message_word out;
+  out.text = w;
+  for (auto p : proclitics)
+    if (w.size() >= p.size() + 2 && w.substr(0, p.size()) == p)
+      out.skip[out.variants++] = static_cast<std::uint8_t>(p.size());
   return out;
 }
 
 std::size_t tolerance(std::size_t len) { return len >= 8 ? 2 : len >= 4 ? 1 : 0; }
 
-// 1.0 exact, 0.8 fuzzy, 0 no match.
-double token_match(std::u32string_view kw, bool prefix, std::u32string_view word) {
-  double best = 0;
-  for (auto v : variants(word)) {
-    if (prefix) {
+// 1.0 exact, 0.8 fuzzy, 0 no match. Every variant of the word (the word itself, or without a
+// proclitic) is tried; an exact match with any of them wins over a fuzzy one.
+double token_match(std::u32string_view kw, bool prefix, const message_word& word) {
+  const std::u32string_view w = word.text;
+  if (prefix) {
+    for (std::uint8_t k = 0; k < word.variants; ++k) {
+      auto v = w.substr(word.skip[k]);
       if (v.size() >= kw.size() && v.substr(0, kw.size()) == kw) return 1.0;
-      if (kw.size() >= 4 && v.size() >= kw.size() &&
-          edit_distance(kw, v.substr(0, kw.size())) <= 1)
-        best = 0.8;
-    } else {
-      if (v == kw) return 1.0;
-      std::size_t tol = tolerance(kw.size());
-      std::size_t diff = v.size() > kw.size() ? v.size() - kw.size() : kw.size() - v.size();
-      if (tol > 0 && diff <= tol && edit_distance(kw, v) <= tol) best = 0.8;
     }
+    if (kw.size() < 4) return 0;
+    for (std::uint8_t k = 0; k < word.variants; ++k) {
+      auto v = w.substr(word.skip[k]);
+      if (v.size() >= kw.size() && edit_distance_at_most(kw, v.substr(0, kw.size()), 1) <= 1) return 0.8;
+    }
+    return 0;
   }
-  return best;
+  for (std::uint8_t k = 0; k < word.variants; ++k)
+    if (w.substr(word.skip[k]) == kw) return 1.0;
+  const std::size_t tol = tolerance(kw.size());
+  if (tol == 0) return 0;
+  for (std::uint8_t k = 0; k < word.variants; ++k) {
+    auto v = w.substr(word.skip[k]);
+    std::size_t diff = v.size() > kw.size() ? v.size() - kw.size() : kw.size() - v.size();
+    if (diff <= tol && edit_distance_at_most(kw, v, tol) <= tol) return 0.8;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -70,25 +81,33 @@ phrase make_phrase(std::string_view keyword) {
   return p;
 }
 
-std::vector<std::u32string> message_tokens(std::string_view text) {
-  std::vector<std::u32string> out;
-  for (auto& t : tokenize(text)) out.push_back(utf8_decode(t));
+message make_message(std::u32string_view normalized) {
+  message out;
+  std::size_t i = 0;
+  while (i < normalized.size()) {
+    std::size_t j = normalized.find(U' ', i);
+    if (j == std::u32string_view::npos) j = normalized.size();
+    if (j > i) out.words.push_back(make_word(normalized.substr(i, j - i)));
+    i = j + 1;
+  }
   return out;
 }
 
-double match_phrase(const phrase& p, const std::vector<std::u32string>& msg) {
+message message_tokens(std::string_view text) { return make_message(normalize_u32(text)); }
+
+double match_phrase(const phrase& p, const message& msg) {
   if (p.tokens.empty() || msg.size() < p.tokens.size()) return 0;
   // Tokens in order; one extra word may sit between two of them ("احذف رقمي وبياناتي"),
   // at a small cost.
   double best = 0;
   for (std::size_t start = 0; start < msg.size(); ++start) {
-    double q = token_match(p.tokens[0], p.prefix[0], msg[start]);
+    double q = token_match(p.tokens[0], p.prefix[0], msg.words[start]);
     std::size_t pos = start;
     for (std::size_t k = 1; k < p.tokens.size() && q > 0; ++k) {
       double here = 0;
       std::size_t at = pos;
       for (std::size_t gap = 0; gap <= 1 && pos + 1 + gap < msg.size(); ++gap) {
-        double m = token_match(p.tokens[k], p.prefix[k], msg[pos + 1 + gap]) * (gap ? 0.9 : 1.0);
+        double m = token_match(p.tokens[k], p.prefix[k], msg.words[pos + 1 + gap]) * (gap ? 0.9 : 1.0);
         if (m > here) here = m, at = pos + 1 + gap;
       }
       q = std::min(q, here);
@@ -101,7 +120,7 @@ double match_phrase(const phrase& p, const std::vector<std::u32string>& msg) {
 }
 
 bool word_matches(std::u32string_view keyword, std::u32string_view word) {
-  return token_match(keyword, false, word) > 0;
+  return token_match(keyword, false, make_word(word)) > 0;
 }
 
 }  // namespace aoun::dialogs::detail
