@@ -1,6 +1,7 @@
 #include "dialogs/detail/lexicon.hpp"
 
 #include <algorithm>
+#include <bit>
 
 #include "dialogs/normalize.hpp"
 
@@ -15,17 +16,31 @@ const std::u32string_view proclitics[] = {U"وبال", U"وال", U"بال", U"�
 message_word make_word(std::u32string_view w) {
   message_word out;
   out.text = w;
+  out.mask[0] = letters_mask(w);
   for (auto p : proclitics)
-    if (w.size() >= p.size() + 2 && w.substr(0, p.size()) == p)
+    if (w.size() >= p.size() + 2 && w.substr(0, p.size()) == p) {
+      out.mask[out.variants] = letters_mask(w.substr(p.size()));
       out.skip[out.variants++] = static_cast<std::uint8_t>(p.size());
+    }
   return out;
 }
 
 std::size_t tolerance(std::size_t len) { return len >= 8 ? 2 : len >= 4 ? 1 : 0; }
 
+// edit_distance(a, b) <= 1 for words of the same length: equal, one substitution, or one
+// adjacent transposition (an insertion needs a deletion too, which makes 2).
+bool within_one_same_length(std::u32string_view a, std::u32string_view b) {
+  std::size_t i = 0;
+  const std::size_t n = a.size();
+  while (i < n && a[i] == b[i]) ++i;
+  if (i == n) return true;
+  if (a.substr(i + 1) == b.substr(i + 1)) return true;
+  return i + 1 < n && a[i] == b[i + 1] && a[i + 1] == b[i] && a.substr(i + 2) == b.substr(i + 2);
+}
+
 // 1.0 exact, 0.8 fuzzy, 0 no match. Every variant of the word (the word itself, or without a
 // proclitic) is tried; an exact match with any of them wins over a fuzzy one.
-double token_match(std::u32string_view kw, bool prefix, const message_word& word) {
+double token_match(std::u32string_view kw, std::uint64_t kw_mask, bool prefix, const message_word& word) {
   const std::u32string_view w = word.text;
   if (prefix) {
     for (std::uint8_t k = 0; k < word.variants; ++k) {
@@ -35,7 +50,7 @@ double token_match(std::u32string_view kw, bool prefix, const message_word& word
     if (kw.size() < 4) return 0;
     for (std::uint8_t k = 0; k < word.variants; ++k) {
       auto v = w.substr(word.skip[k]);
-      if (v.size() >= kw.size() && edit_distance_at_most(kw, v.substr(0, kw.size()), 1) <= 1) return 0.8;
+      if (v.size() >= kw.size() && within_one_same_length(kw, v.substr(0, kw.size()))) return 0.8;
     }
     return 0;
   }
@@ -46,12 +61,22 @@ double token_match(std::u32string_view kw, bool prefix, const message_word& word
   for (std::uint8_t k = 0; k < word.variants; ++k) {
     auto v = w.substr(word.skip[k]);
     std::size_t diff = v.size() > kw.size() ? v.size() - kw.size() : kw.size() - v.size();
-    if (diff <= tol && edit_distance_at_most(kw, v, tol) <= tol) return 0.8;
+    if (diff > tol) continue;
+    const std::uint64_t vm = word.mask[k];
+    if (static_cast<std::size_t>(std::max(std::popcount(kw_mask & ~vm), std::popcount(vm & ~kw_mask))) > tol)
+      continue;
+    if (edit_distance_at_most(kw, v, tol) <= tol) return 0.8;
   }
   return 0;
 }
 
 }  // namespace
+
+std::uint64_t letters_mask(std::u32string_view w) {
+  std::uint64_t m = 0;
+  for (char32_t c : w) m |= std::uint64_t{1} << (c & 63);
+  return m;
+}
 
 phrase make_phrase(std::string_view keyword) {
   phrase p;
@@ -78,6 +103,7 @@ phrase make_phrase(std::string_view keyword) {
     }
     if (stem && !p.prefix.empty()) p.prefix.back() = true;
   }
+  for (const auto& t : p.tokens) p.masks.push_back(letters_mask(t));
   return p;
 }
 
@@ -97,17 +123,18 @@ message message_tokens(std::string_view text) { return make_message(normalize_u3
 
 double match_phrase(const phrase& p, const message& msg) {
   if (p.tokens.empty() || msg.size() < p.tokens.size()) return 0;
+  auto mask = [&](std::size_t k) { return k < p.masks.size() ? p.masks[k] : letters_mask(p.tokens[k]); };
   // Tokens in order; one extra word may sit between two of them ("احذف رقمي وبياناتي"),
   // at a small cost.
   double best = 0;
   for (std::size_t start = 0; start < msg.size(); ++start) {
-    double q = token_match(p.tokens[0], p.prefix[0], msg.words[start]);
+    double q = token_match(p.tokens[0], mask(0), p.prefix[0], msg.words[start]);
     std::size_t pos = start;
     for (std::size_t k = 1; k < p.tokens.size() && q > 0; ++k) {
       double here = 0;
       std::size_t at = pos;
       for (std::size_t gap = 0; gap <= 1 && pos + 1 + gap < msg.size(); ++gap) {
-        double m = token_match(p.tokens[k], p.prefix[k], msg.words[pos + 1 + gap]) * (gap ? 0.9 : 1.0);
+        double m = token_match(p.tokens[k], mask(k), p.prefix[k], msg.words[pos + 1 + gap]) * (gap ? 0.9 : 1.0);
         if (m > here) here = m, at = pos + 1 + gap;
       }
       q = std::min(q, here);
@@ -120,7 +147,7 @@ double match_phrase(const phrase& p, const message& msg) {
 }
 
 bool word_matches(std::u32string_view keyword, std::u32string_view word) {
-  return token_match(keyword, false, make_word(word)) > 0;
+  return token_match(keyword, letters_mask(keyword), false, make_word(word)) > 0;
 }
 
 }  // namespace aoun::dialogs::detail

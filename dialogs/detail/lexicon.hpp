@@ -17,7 +17,12 @@ struct phrase {
   std::vector<std::u32string> tokens;
   std::vector<bool> prefix;  // token i is a stem ("ساعد*")
   std::size_t weight = 0;    // letters in the phrase: longer phrases are more specific
+  std::vector<std::uint64_t> masks;  // letters_mask(tokens[i]), set by make_phrase()
 };
+
+/// One bit per letter (code point mod 64; Arabic letters do not collide). A word needs at least
+/// popcount(mask(a) & ~mask(b)) edits to become another, which rules most pairs out at once.
+std::uint64_t letters_mask(std::u32string_view w);
 
 /// Builds a phrase from a keyword as written in a locale file; empty if it normalizes to "".
 phrase make_phrase(std::string_view keyword);
@@ -29,6 +34,7 @@ struct message_word {
   // Variant k is text.substr(skip[k]); skip[0] == 0 is the word itself.
   std::uint8_t variants = 1;
   std::uint8_t skip[12] = {};
+  std::uint64_t mask[12] = {};  // letters_mask() of each variant
 };
 
 /// The message as normalized words. Cheap to match many phrases against.
