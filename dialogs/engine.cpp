@@ -1,6 +1,7 @@
 #include "dialogs/engine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -58,6 +59,12 @@ namespace detail {
 struct choice_def {
   std::string id, title, description;  // title/description are text keys
   std::string next, action, value, words, say, intent, return_to;
+  // Set once at load, for matching what people type: the id in lower case, the title
+  // normalized in each locale (in locale order), and the `words` list (null if none).
+  std::string id_lower;
+  std::vector<std::string> title_norm;
+  std::vector<std::u32string> title_u32;
+  const std::vector<phrase>* word_list = nullptr;  // points into engine_data::words
 };
 
 struct step_def {
@@ -78,8 +85,17 @@ struct route {
   std::string say, next;
 };
 
+// A locale text ready to say: `fixed` texts have no placeholder and are said as `text` is
+// (the leading newlines fill() would trim already trimmed).
+struct text_template {
+  std::string text;
+  bool fixed = false;
+};
+
 struct locale_data {
   std::map<std::string, std::string, std::less<>> texts;
+  std::map<std::string, text_template, std::less<>> templates;       // the same texts, at load
+  std::vector<std::pair<std::string, std::string>> settings_vars;  // {association} ... {retention_days}
   std::map<std::string, std::vector<std::string>> intents, topics, words;
   std::vector<std::string> danger;
 };
@@ -87,6 +103,8 @@ struct locale_data {
 struct lexicon_entry {
   std::string intent, topic;
   phrase p;
+  std::size_t intent_index = 0;  // in known_intents
+  std::size_t topic_index = 0;   // in known_topics, if topic is set
 };
 
 struct engine_data {
@@ -417,6 +435,61 @@ std::string lower_ascii(std::string s) {
   return s;
 }
 
+// lower_ascii(a) == b, for b already in lower case, without a copy.
+bool equals_lower_ascii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char c = a[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+std::size_t index_of(const std::vector<std::string>& names, const std::string& name) {
+  return static_cast<std::size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+}
+
+// Everything a turn would otherwise work out again on every message: text templates, the
+// settings' placeholder values, choice titles as typed answers, classifier score slots.
+void prepare(engine_data& d) {
+  const settings& c = d.cfg;
+  for (auto& [lang, l] : d.locales) {
+    bool en = lang == "en";
+    l.settings_vars = {{"association", en ? c.association_name_en : c.association_name},
+                       {"emergency", c.emergency_numbers},
+                       {"hours", en ? c.working_hours_en : c.working_hours},
+                       {"phone", c.phone},
+                       {"email", c.email},
+                       {"website", c.website},
+                       {"address", c.address},
+                       {"retention_days", std::to_string(c.retention_days)}};
+    for (const auto& [key, text] : l.texts) {
+      detail::text_template t;
+      t.fixed = text.find('{') == std::string::npos;
+      t.text = t.fixed ? text.substr(std::min(text.find_first_not_of('\n'), text.size())) : text;
+      l.templates.emplace(key, std::move(t));
+    }
+  }
+  for (auto& [fname, f] : d.flows)
+    for (auto& [sname, st] : f.steps)
+      for (auto& ch : st.choices) {
+        ch.id_lower = lower_ascii(ch.id);
+        for (const auto& [lang, l] : d.locales) {
+          auto it = l.texts.find(ch.title);
+          std::u32string u = it == l.texts.end() ? std::u32string() : normalize_u32(it->second);
+          ch.title_norm.push_back(utf8_encode(u));
+          ch.title_u32.push_back(std::move(u));
+        }
+        auto w = d.words.find(ch.words);
+        ch.word_list = w == d.words.end() ? nullptr : &w->second;
+      }
+  for (auto& e : d.lexicon) {
+    e.intent_index = index_of(known_intents, e.intent);
+    if (!e.topic.empty()) e.topic_index = index_of(known_topics, e.topic);
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -499,6 +572,7 @@ engine engine::load(const std::string& dialogs_dir, const std::string& locales_d
   }
   if (auto it = en.words.find("english"); it != en.words.end())
     for (const auto& w : it->second) d->english_markers.push_back(normalize(w));
+  prepare(*d);
   return engine(std::move(d));
 }
 
@@ -507,137 +581,168 @@ engine engine::load(const std::string& dialogs_dir, const std::string& locales_d
 
 namespace {
 
-std::string fill(const std::string& tmpl, const std::map<std::string, std::string>& vars) {
-  // Placeholders are {name}. A line whose placeholders are all known but one of them is empty
-  // is dropped, so optional settings (phone, email ...) leave no empty labels behind.
+// Placeholders are {name}. A line whose placeholders are all known but one of them is empty
+// is dropped, so optional settings (phone, email ...) leave no empty labels behind.
+// `lookup(name, scratch)` returns the value of a placeholder, or null if it is not one; it may
+// point into `scratch`, whose value is used before the next call.
+template <class Lookup>
+std::string fill(std::string_view tmpl, Lookup&& lookup) {
   std::string out;
+  out.reserve(tmpl.size() + 32);
+  std::string scratch;
   std::size_t pos = 0;
   while (pos <= tmpl.size()) {
     std::size_t eol = tmpl.find('\n', pos);
-    if (eol == std::string::npos) eol = tmpl.size();
-    std::string line = tmpl.substr(pos, eol - pos);
-    std::string res;
+    if (eol == std::string_view::npos) eol = tmpl.size();
+    const std::string_view line = tmpl.substr(pos, eol - pos);
+    const std::size_t mark = out.size();
+    if (!out.empty() || pos > 0) out += '\n';
     bool drop = false;
     std::size_t i = 0;
     while (i < line.size()) {
       if (line[i] == '{') {
         std::size_t close = line.find('}', i);
-        if (close != std::string::npos) {
-          std::string name = line.substr(i + 1, close - i - 1);
-          auto it = vars.find(name);
-          if (it != vars.end()) {
-            if (it->second.empty()) drop = true;
-            res += it->second;
+        if (close != std::string_view::npos) {
+          if (const std::string* v = lookup(line.substr(i + 1, close - i - 1), scratch)) {
+            if (v->empty()) drop = true;
+            out += *v;
             i = close + 1;
             continue;
           }
         }
       }
-      res.push_back(line[i]);
-      ++i;
+      // Up to the next '{' (a '{' that named nothing is kept as it is).
+      std::size_t next = line.find('{', i + 1);
+      if (next == std::string_view::npos) next = line.size();
+      out.append(line.substr(i, next - i));
+      i = next;
     }
-    if (!drop) {
-      if (!out.empty() || pos > 0) out += "\n";
-      out += res;
-    }
+    if (drop) out.resize(mark);
     pos = eol + 1;
   }
   // Trim a leading newline produced by a dropped first line.
-  while (!out.empty() && out.front() == '\n') out.erase(out.begin());
+  std::size_t lead = out.find_first_not_of('\n');
+  out.erase(0, lead == std::string::npos ? out.size() : lead);
   return out;
+}
+
+// The text `key` in `lang` ("ar" if unknown; the key itself if there is no such text), its
+// placeholders filled by `lookup` first, then from the settings.
+template <class Lookup>
+std::string render(const engine_data& d, std::string_view lang, std::string_view key, Lookup&& lookup) {
+  auto lit = d.locales.find(lang);
+  if (lit == d.locales.end()) lit = d.locales.find("ar");
+  const detail::locale_data& l = lit->second;
+  auto it = l.templates.find(key);
+  if (it == l.templates.end()) return std::string(key);
+  if (it->second.fixed) return it->second.text;
+  return fill(it->second.text, [&](std::string_view name, std::string& scratch) -> const std::string* {
+    if (const std::string* v = lookup(name, scratch)) return v;
+    for (const auto& [k, v] : l.settings_vars)
+      if (k == name) return &v;
+    return nullptr;
+  });
 }
 
 }  // namespace
 
 std::string engine::text(std::string_view lang, std::string_view key,
                          const std::map<std::string, std::string>& vars) const {
-  auto lit = d_->locales.find(lang);
-  if (lit == d_->locales.end()) lit = d_->locales.find("ar");
-  auto it = lit->second.texts.find(key);
-  if (it == lit->second.texts.end()) return std::string(key);
-  const settings& c = d_->cfg;
-  bool en = lit->first == "en";
-  std::map<std::string, std::string> all = {
-      {"association", en ? c.association_name_en : c.association_name},
-      {"emergency", c.emergency_numbers},
-      {"hours", en ? c.working_hours_en : c.working_hours},
-      {"phone", c.phone},
-      {"email", c.email},
-      {"website", c.website},
-      {"address", c.address},
-      {"retention_days", std::to_string(c.retention_days)}};
-  for (const auto& [k, v] : vars) all[k] = v;
-  return fill(it->second, all);
+  return render(*d_, lang, key, [&](std::string_view name, std::string&) -> const std::string* {
+    if (vars.empty()) return nullptr;
+    auto it = vars.find(std::string(name));
+    return it == vars.end() ? nullptr : &it->second;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
 // understanding
 
-bool engine::is_danger(std::string_view text) const {
-  auto toks = detail::message_tokens(text);
+namespace {
+
+bool danger_in(const engine_data& d, const detail::message& toks) {
   if (toks.empty()) return false;
-  for (const auto& p : d_->danger)
+  for (const auto& p : d.danger)
     if (detail::match_phrase(p, toks) > 0) return true;
   return false;
 }
 
-classification engine::classify(std::string_view text) const {
-  auto toks = detail::message_tokens(text);
+// classify() for a message already split into words (toks == message_tokens(text)).
+classification classify_in(const engine_data& d, std::string_view text, const detail::message& toks) {
   if (toks.empty()) return {"unknown", ""};
-  if (is_danger(text)) return {"danger", ""};
-  const auto& menu = d_->flows.at("menu").steps.at("main");
+  if (danger_in(d, toks)) return {"danger", ""};
+  const auto& menu = d.flows.at("menu").steps.at("main");
   // A menu number or a menu button id.
   if (auto n = parse_choice_number(text, static_cast<int>(menu.choices.size()))) {
     const auto& c = menu.choices[static_cast<std::size_t>(*n - 1)];
     return {c.intent, ""};
   }
-  std::string lowered = lower_ascii(std::string(text));
   for (const auto& c : menu.choices)
-    if (lowered == lower_ascii(c.id)) return {c.intent, ""};
+    if (equals_lower_ascii(text, c.id_lower)) return {c.intent, ""};
   // A case reference ("AWN-2026-000123") means tracking.
   for (std::size_t i = 0; i < toks.size(); ++i) {
-    std::string w = utf8_encode(toks.words[i].text);
+    const std::u32string& w = toks.words[i].text;
     bool digits_follow = i + 1 < toks.size() && !toks.words[i + 1].text.empty() &&
                          toks.words[i + 1].text[0] >= U'0' && toks.words[i + 1].text[0] <= U'9';
-    if (w.rfind("awn", 0) == 0 && (digits_follow || (w.size() > 3 && w[3] >= '0' && w[3] <= '9')))
+    if (w.size() >= 3 && w[0] == U'a' && w[1] == U'w' && w[2] == U'n' &&
+        (digits_follow || (w.size() > 3 && w[3] >= U'0' && w[3] <= U'9')))
       return {"track_request", ""};
   }
 
-  std::map<std::string, double> score;
-  std::map<std::string, double> topic_score;
-  for (const auto& e : d_->lexicon) {
+  // Scores by index in known_intents / known_topics; 0 is "not said".
+  std::array<double, 16> score{};  // known_intents and known_topics are shorter
+  std::array<double, 16> topic_score{};
+  for (const auto& e : d.lexicon) {
     double m = detail::match_phrase(e.p, toks);
     if (m <= 0) continue;
-    if (!e.topic.empty()) topic_score[e.topic] = std::max(topic_score[e.topic], m) + 0.01 * m;
-    else score[e.intent] = std::max(score[e.intent], m) + 0.01 * m;
+    double& slot = e.topic.empty() ? score[e.intent_index] : topic_score[e.topic_index];
+    slot = std::max(slot, m) + 0.01 * m;
   }
-  bool question = std::any_of(d_->question_markers.begin(), d_->question_markers.end(),
-                              [&](const detail::phrase& p) { return detail::match_phrase(p, toks) > 0; });
-  if (text.find('?') != std::string_view::npos || text.find("؟") != std::string_view::npos) question = true;
-  std::string best_topic;
+  // The best topic; a tie goes to the first in alphabetical order.
+  static const std::vector<std::size_t> topics_by_name = [] {
+    std::vector<std::size_t> v(known_topics.size());
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = i;
+    std::sort(v.begin(), v.end(), [](std::size_t a, std::size_t b) { return known_topics[a] < known_topics[b]; });
+    return v;
+  }();
+  std::size_t best_topic = known_topics.size();
   double best_topic_score = 0;
-  for (const auto& [t, v] : topic_score)
-    if (v > best_topic_score) best_topic = t, best_topic_score = v;
-  if (!best_topic.empty()) {
+  for (std::size_t t : topics_by_name)
+    if (topic_score[t] > best_topic_score) best_topic = t, best_topic_score = topic_score[t];
+  if (best_topic != known_topics.size()) {
+    bool question = text.find('?') != std::string_view::npos || text.find("؟") != std::string_view::npos ||
+                    std::any_of(d.question_markers.begin(), d.question_markers.end(),
+                                [&](const detail::phrase& p) { return detail::match_phrase(p, toks) > 0; });
     double v = best_topic_score + (question ? 3.0 : 0.0);
-    score["inquiry"] = std::max(score["inquiry"], v);
+    double& inquiry = score[index_of(known_intents, "inquiry")];
+    inquiry = std::max(inquiry, v);
   }
   // Greetings and thanks only win when nothing else is said.
-  for (const char* weak : {"greeting", "thanks"})
-    if (score.count(weak)) score[weak] *= 0.4;
+  for (const char* weak : {"greeting", "thanks"}) score[index_of(known_intents, weak)] *= 0.4;
   // Ties: the more specific intent wins.
-  static const std::vector<std::string> priority = {
-      "delete_data", "switch_language", "talk_to_staff", "track_request", "volunteer",
-      "help_request", "inquiry", "cancel", "menu", "thanks", "greeting"};
-  std::string best;
+  static const std::vector<std::size_t> priority = [] {
+    std::vector<std::size_t> v;
+    for (const char* i : {"delete_data", "switch_language", "talk_to_staff", "track_request", "volunteer",
+                          "help_request", "inquiry", "cancel", "menu", "thanks", "greeting"})
+      v.push_back(index_of(known_intents, i));
+    return v;
+  }();
+  std::size_t best = known_intents.size();
   double best_score = 0;
-  for (const auto& intent : priority) {
-    auto it = score.find(intent);
-    if (it != score.end() && it->second > best_score + 1e-9) best = intent, best_score = it->second;
-  }
-  if (best.empty()) return {"unknown", ""};
-  if (best == "inquiry") return {"inquiry", best_topic.empty() ? "services" : best_topic};
-  return {best, ""};
+  for (std::size_t intent : priority)
+    if (score[intent] > best_score + 1e-9) best = intent, best_score = score[intent];
+  if (best == known_intents.size()) return {"unknown", ""};
+  if (known_intents[best] == "inquiry")
+    return {"inquiry", best_topic == known_topics.size() ? "services" : known_topics[best_topic]};
+  return {known_intents[best], ""};
+}
+
+}  // namespace
+
+bool engine::is_danger(std::string_view text) const { return danger_in(*d_, detail::message_tokens(text)); }
+
+classification engine::classify(std::string_view text) const {
+  return classify_in(*d_, text, detail::message_tokens(text));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -659,26 +764,65 @@ struct runner {
   step_result res;
   bool misunderstood = false;
 
-  state& st() { return res.next; }
-  std::string t(std::string_view key, const std::map<std::string, std::string>& extra = {}) {
-    auto vars = slot_vars();
-    for (const auto& [k, v] : extra) vars[k] = v;
-    return eng.text(st().lang, key, vars);
+  // The message, normalized and split once per turn, for danger words, choices and the
+  // classifier alike.
+  struct analysis {
+    std::string text;  // what it was made from
+    std::u32string norm32;
+    std::string norm;
+    detail::message msg;
+    std::optional<classification> intent;
+  };
+  std::optional<analysis> analysis_;
+  const analysis& analyse(std::string_view text) {
+    if (!analysis_ || analysis_->text != text) {
+      analysis_.emplace();
+      analysis_->text = text;
+      analysis_->norm32 = normalize_u32(text);
+      analysis_->norm = utf8_encode(analysis_->norm32);
+      analysis_->msg = detail::make_message(analysis_->norm32);
+    }
+    return *analysis_;
+  }
+  const classification& classified(std::string_view text) {
+    analyse(text);
+    if (!analysis_->intent) analysis_->intent = classify_in(d, text, analysis_->msg);
+    return *analysis_->intent;
   }
 
-  std::map<std::string, std::string> slot_vars() {
-    std::map<std::string, std::string> vars;
-    for (auto it = st().slots.begin(); it != st().slots.end(); ++it) {
-      if (it->is_string()) vars[it.key()] = it->get<std::string>();
-      else if (it->is_number_integer()) vars[it.key()] = std::to_string(it->get<long long>());
+  state& st() { return res.next; }
+  // A text in the conversation's language. Placeholders come from `extra`, then the slots
+  // (strings and integers, plus {documents_count} and {service_type_title}), then the settings.
+  std::string t(std::string_view key, const std::map<std::string, std::string>& extra = {}) {
+    return render(d, st().lang, key, [&](std::string_view name, std::string& scratch) -> const std::string* {
+      if (!extra.empty())
+        if (auto it = extra.find(std::string(name)); it != extra.end()) return &it->second;
+      const json& slots = st().slots;
+      if (name == "documents_count") {
+        auto docs = slots.find("documents");
+        scratch = to_local_digits(std::to_string(docs != slots.end() && docs->is_array() ? docs->size() : 0));
+        return &scratch;
+      }
+      if (name == "service_type_title") {
+        if (const std::string* type = slot_text(slots, "service_type", scratch)) {
+          scratch = eng.text(st().lang, "service." + *type);
+          return &scratch;
+        }
+      }
+      return slot_text(slots, name, scratch);
+    });
+  }
+
+  // A slot as a placeholder value: strings as they are, integers in ASCII digits.
+  static const std::string* slot_text(const json& slots, std::string_view name, std::string& scratch) {
+    auto it = slots.find(name);
+    if (it == slots.end()) return nullptr;
+    if (it->is_string()) return &it->get_ref<const std::string&>();
+    if (it->is_number_integer()) {
+      scratch = std::to_string(it->get<long long>());
+      return &scratch;
     }
-    if (auto it = vars.find("service_type"); it != vars.end())
-      vars["service_type_title"] = eng.text(st().lang, "service." + it->second);
-    std::size_t docs = st().slots.contains("documents") && st().slots["documents"].is_array()
-                           ? st().slots["documents"].size()
-                           : 0;
-    vars["documents_count"] = to_local_digits(std::to_string(docs));
-    return vars;
+    return nullptr;
   }
 
   std::string to_local_digits(const std::string& s) {
@@ -941,34 +1085,25 @@ struct runner {
     if (text.empty()) return std::nullopt;
     if (auto n = parse_choice_number(text, static_cast<int>(s.choices.size())))
       return static_cast<std::size_t>(*n - 1);
-    std::string low = lower_ascii(text);
     for (std::size_t i = 0; i < s.choices.size(); ++i)
-      if (low == lower_ascii(s.choices[i].id)) return i;
-    std::string norm = normalize(text);
-    if (norm.empty()) return std::nullopt;
-    auto toks = detail::message_tokens(text);
+      if (equals_lower_ascii(text, s.choices[i].id_lower)) return i;
+    const analysis& a = analyse(text);
+    if (a.norm.empty()) return std::nullopt;
     // Exact title in either language, then the choice's word list, then a fuzzy title.
     for (std::size_t i = 0; i < s.choices.size(); ++i)
-      for (const auto& [lang, l] : d.locales) {
-        auto it = l.texts.find(s.choices[i].title);
-        if (it != l.texts.end() && normalize(it->second) == norm) return i;
-      }
+      for (const auto& title : s.choices[i].title_norm)
+        if (title == a.norm) return i;
     for (std::size_t i = 0; i < s.choices.size(); ++i) {
-      auto w = d.words.find(s.choices[i].words);
-      if (w == d.words.end()) continue;
-      for (const auto& p : w->second)
-        if (toks.size() <= p.tokens.size() + 1 && detail::match_phrase(p, toks) > 0) return i;
+      if (!s.choices[i].word_list) continue;
+      for (const auto& p : *s.choices[i].word_list)
+        if (a.msg.size() <= p.tokens.size() + 1 && detail::match_phrase(p, a.msg) > 0) return i;
     }
     std::optional<std::size_t> best;
     std::size_t best_d = 100;
-    auto u = utf8_decode(norm);
     for (std::size_t i = 0; i < s.choices.size(); ++i)
-      for (const auto& [lang, l] : d.locales) {
-        auto it = l.texts.find(s.choices[i].title);
-        if (it == l.texts.end()) continue;
-        auto title = utf8_decode(normalize(it->second));
+      for (const auto& title : s.choices[i].title_u32) {
         std::size_t tol = title.size() >= 8 ? 2 : title.size() >= 4 ? 1 : 0;
-        std::size_t dist = edit_distance(u, title);
+        std::size_t dist = edit_distance_at_most(a.norm32, title, tol);
         if (dist <= tol && dist < best_d) best = i, best_d = dist;
       }
     return best;
@@ -1081,9 +1216,8 @@ struct runner {
       return;
     }
     if (!text.empty() && in.type != input::kind::media) {
-      auto toks = detail::message_tokens(text);
-      if (toks.size() <= 6) {
-        auto c = eng.classify(text);
+      if (analyse(text).msg.size() <= 6) {
+        const classification c = classified(text);
         if (global_intents.count(c.intent) && global(c.intent, text)) return;
       }
       if (in.type == input::kind::choice) {
@@ -1127,7 +1261,7 @@ struct runner {
       return;
     }
     if (s->understands && in.type != input::kind::location) {
-      route_intent(*s, eng.classify(text));
+      route_intent(*s, classified(text));
       return;
     }
     misunderstanding(*s, "not_understood");
@@ -1155,7 +1289,7 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
   };
 
   // 1. Danger, at any point, even before consent. The conversation otherwise stays where it is.
-  if (!text.empty() && is_danger(text)) {
+  if (!text.empty() && danger_in(*d_, r.analyse(text).msg)) {
     r.say("danger");
     r.effect("queue_for_staff", {{"reason", "danger"}, {"priority", 1}});
     // If the message is also a valid answer to the current question (a description that
