@@ -115,6 +115,8 @@ struct engine_data {
   std::vector<lexicon_entry> lexicon;  // intents and topics from every locale
   std::vector<phrase> danger;
   std::vector<phrase> question_markers;
+  // The filters of lexicon[i] and danger[i], side by side: most phrases are ruled out there.
+  std::vector<phrase_filter> lexicon_filters, danger_filters;
   std::map<std::string, std::vector<phrase>> words;  // both locales merged
   std::vector<std::string> english_markers;
 };
@@ -487,7 +489,9 @@ void prepare(engine_data& d) {
   for (auto& e : d.lexicon) {
     e.intent_index = index_of(known_intents, e.intent);
     if (!e.topic.empty()) e.topic_index = index_of(known_topics, e.topic);
+    d.lexicon_filters.push_back(e.p.filter);
   }
+  for (const auto& p : d.danger) d.danger_filters.push_back(p.filter);
 }
 
 }  // namespace
@@ -662,8 +666,8 @@ namespace {
 
 bool danger_in(const engine_data& d, const detail::message& toks) {
   if (toks.empty()) return false;
-  for (const auto& p : d.danger)
-    if (detail::match_phrase(p, toks) > 0) return true;
+  for (std::size_t i = 0; i < d.danger.size(); ++i)
+    if (d.danger_filters[i].may_match(toks) && detail::match_phrase(d.danger[i], toks) > 0) return true;
   return false;
 }
 
@@ -692,7 +696,9 @@ classification classify_in(const engine_data& d, std::string_view text, const de
   // Scores by index in known_intents / known_topics; 0 is "not said".
   std::array<double, 16> score{};  // known_intents and known_topics are shorter
   std::array<double, 16> topic_score{};
-  for (const auto& e : d.lexicon) {
+  for (std::size_t i = 0; i < d.lexicon.size(); ++i) {
+    if (!d.lexicon_filters[i].may_match(toks)) continue;
+    const auto& e = d.lexicon[i];
     double m = detail::match_phrase(e.p, toks);
     if (m <= 0) continue;
     double& slot = e.topic.empty() ? score[e.intent_index] : topic_score[e.topic_index];

@@ -1,7 +1,6 @@
 #include "dialogs/detail/lexicon.hpp"
 
 #include <algorithm>
-#include <bit>
 
 #include "dialogs/normalize.hpp"
 
@@ -26,6 +25,12 @@ message_word make_word(std::u32string_view w) {
 }
 
 std::size_t tolerance(std::size_t len) { return len >= 8 ? 2 : len >= 4 ? 1 : 0; }
+
+// popcount(x) > n, for the small n of a typo tolerance (no popcnt instruction in the baseline ISA).
+bool more_bits_than(std::uint64_t x, std::size_t n) {
+  for (std::size_t i = 0; i < n && x != 0; ++i) x &= x - 1;
+  return x != 0;
+}
 
 // edit_distance(a, b) <= 1 for words of the same length: equal, one substitution, or one
 // adjacent transposition (an insertion needs a deletion too, which makes 2).
@@ -63,8 +68,7 @@ double token_match(std::u32string_view kw, std::uint64_t kw_mask, bool prefix, c
     std::size_t diff = v.size() > kw.size() ? v.size() - kw.size() : kw.size() - v.size();
     if (diff > tol) continue;
     const std::uint64_t vm = word.mask[k];
-    if (static_cast<std::size_t>(std::max(std::popcount(kw_mask & ~vm), std::popcount(vm & ~kw_mask))) > tol)
-      continue;
+    if (more_bits_than(kw_mask & ~vm, tol) || more_bits_than(vm & ~kw_mask, tol)) continue;
     if (edit_distance_at_most(kw, v, tol) <= tol) return 0.8;
   }
   return 0;
@@ -103,7 +107,20 @@ phrase make_phrase(std::string_view keyword) {
     }
     if (stem && !p.prefix.empty()) p.prefix.back() = true;
   }
-  for (const auto& t : p.tokens) p.masks.push_back(letters_mask(t));
+  p.filter.tokens = static_cast<std::uint32_t>(p.tokens.size());
+  for (std::size_t k = 0; k < p.tokens.size(); ++k) {
+    const std::size_t len = p.tokens[k].size();
+    p.masks.push_back(letters_mask(p.tokens[k]));
+    if (k < std::size(p.filter.checks)) {
+      // A stem matches the start of a word, with one typo from 4 letters; a word, within its
+      // tolerance, so the message's longest word may be that much shorter.
+      auto& c = p.filter.checks[p.filter.check_count++];
+      c.mask = p.masks.back();
+      c.len = static_cast<std::uint32_t>(len);
+      c.typos = static_cast<std::uint8_t>(p.prefix[k] ? (len >= 4 ? 1 : 0) : tolerance(len));
+      c.slack = p.prefix[k] ? 0 : c.typos;
+    }
+  }
   return p;
 }
 
@@ -113,7 +130,11 @@ message make_message(std::u32string_view normalized) {
   while (i < normalized.size()) {
     std::size_t j = normalized.find(U' ', i);
     if (j == std::u32string_view::npos) j = normalized.size();
-    if (j > i) out.words.push_back(make_word(normalized.substr(i, j - i)));
+    if (j > i) {
+      out.words.push_back(make_word(normalized.substr(i, j - i)));
+      out.letters |= out.words.back().mask[0];
+      out.longest = std::max(out.longest, j - i);
+    }
     i = j + 1;
   }
   return out;
@@ -124,6 +145,7 @@ message message_tokens(std::string_view text) { return make_message(normalize_u3
 double match_phrase(const phrase& p, const message& msg) {
   if (p.tokens.empty() || msg.size() < p.tokens.size()) return 0;
   auto mask = [&](std::size_t k) { return k < p.masks.size() ? p.masks[k] : letters_mask(p.tokens[k]); };
+  if (!p.filter.may_match(msg)) return 0;
   // Tokens in order; one extra word may sit between two of them ("احذف رقمي وبياناتي"),
   // at a small cost.
   double best = 0;

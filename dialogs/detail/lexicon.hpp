@@ -13,11 +13,39 @@
 
 namespace aoun::dialogs::detail {
 
+struct message;
+
+/// What a message must have for a phrase to match, kept small so that a list of them can rule
+/// most phrases out from a few cache lines. Set by make_phrase().
+struct phrase_filter {
+  struct token_check {
+    std::uint64_t mask = 0;  // letters_mask(token)
+    std::uint32_t len = 0;   // code points
+    std::uint8_t typos = 0;  // letters of it the message may lack
+    std::uint8_t slack = 0;  // how much shorter than the token the longest word may be
+  };
+  token_check checks[2];  // the first tokens
+  std::uint8_t check_count = 0;
+  std::uint32_t tokens = 0;  // the message needs at least as many words
+  /// False only if match_phrase() would return 0. Inline and without branches per token: it
+  /// runs for every phrase of the lexicon on every message.
+  bool may_match(const message& msg) const;
+};
+
+/// Number of bits set (SWAR; the baseline x86-64 ISA has no popcnt instruction).
+inline unsigned bit_count(std::uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  return static_cast<unsigned>((x * 0x0101010101010101ULL) >> 56);
+}
+
 struct phrase {
   std::vector<std::u32string> tokens;
   std::vector<bool> prefix;  // token i is a stem ("ساعد*")
   std::size_t weight = 0;    // letters in the phrase: longer phrases are more specific
   std::vector<std::uint64_t> masks;  // letters_mask(tokens[i]), set by make_phrase()
+  phrase_filter filter;
 };
 
 /// One bit per letter (code point mod 64; Arabic letters do not collide). A word needs at least
@@ -40,9 +68,23 @@ struct message_word {
 /// The message as normalized words. Cheap to match many phrases against.
 struct message {
   std::vector<message_word> words;
+  std::uint64_t letters = 0;  // letters_mask() of the whole message
+  std::size_t longest = 0;    // code points in its longest word
   bool empty() const { return words.empty(); }
   std::size_t size() const { return words.size(); }
 };
+
+inline bool phrase_filter::may_match(const message& msg) const {
+  // Every token must match some word, which needs the message to have all but a typo's worth
+  // of its letters and a word long enough.
+  if (msg.words.size() < tokens) return false;
+  bool ok = true;
+  for (std::uint8_t k = 0; k < check_count; ++k) {
+    const auto& c = checks[k];
+    ok &= (bit_count(c.mask & ~msg.letters) <= c.typos) & (msg.longest + c.slack >= c.len);
+  }
+  return ok;
+}
 
 /// From text already normalized (normalize_u32()): split on spaces.
 message make_message(std::u32string_view normalized);
