@@ -1,0 +1,249 @@
+#include "channels/detail/json_doc.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/value_stack.hpp>
+
+#include "channels/detail/util.hpp"
+
+namespace aoun::channels::detail {
+namespace {
+
+namespace bj = boost::json;
+
+// Boost.JSON's own DOM handler (boost/json/detail/handler.hpp), except for floating-point numbers:
+// see on_double.
+struct handler {
+  static constexpr std::size_t max_object_size = bj::object::max_size();
+  static constexpr std::size_t max_array_size = bj::array::max_size();
+  static constexpr std::size_t max_key_size = bj::string::max_size();
+  static constexpr std::size_t max_string_size = bj::string::max_size();
+
+  bj::value_stack st;
+  std::string number;      // the text of a number split across on_number_part calls
+  bool overflow = false;   // on_double rejected a number (not Boost's own exponent_overflow)
+
+  handler(bj::storage_ptr temp, unsigned char* buf, std::size_t size) : st(std::move(temp), buf, size) {}
+
+  bool on_document_begin(bj::error_code&) { return true; }
+  bool on_document_end(bj::error_code&) { return true; }
+  bool on_object_begin(bj::error_code&) { return true; }
+  bool on_object_end(std::size_t n, bj::error_code&) {
+    st.push_object(n);
+    return true;
+  }
+  bool on_array_begin(bj::error_code&) { return true; }
+  bool on_array_end(std::size_t n, bj::error_code&) {
+    st.push_array(n);
+    return true;
+  }
+  bool on_key_part(bj::string_view s, std::size_t, bj::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_key(bj::string_view s, std::size_t, bj::error_code&) {
+    st.push_key(s);
+    return true;
+  }
+  bool on_string_part(bj::string_view s, std::size_t, bj::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_string(bj::string_view s, std::size_t, bj::error_code&) {
+    st.push_string(s);
+    return true;
+  }
+  bool on_number_part(bj::string_view s, bj::error_code&) {
+    number.append(s.data(), s.size());
+    return true;
+  }
+  bool on_int64(std::int64_t i, bj::string_view, bj::error_code&) {
+    number.clear();
+    st.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, bj::string_view, bj::error_code&) {
+    number.clear();
+    st.push_uint64(u);
+    return true;
+  }
+  // Boost 1.81 converts decimals quickly but not always to the nearest double, and turns 1e400
+  // into infinity. nlohmann uses strtod and rejects infinity; do the same from the number's text.
+  bool on_double(double approx, bj::string_view s, bj::error_code& ec) {
+    std::string_view text(s.data(), s.size());
+    if (!number.empty()) {
+      number.append(s.data(), s.size());
+      text = number;
+    }
+    double d = 0;
+    const auto [p, err] = std::from_chars(text.data(), text.data() + text.size(), d);
+    number.clear();
+    if (err == std::errc::result_out_of_range) {
+      // Underflow: strtod gives zero or a subnormal, which nlohmann keeps. Overflow: an error.
+      if (!(std::fabs(approx) < 1.0)) {
+        overflow = true;
+        ec = bj::error::exponent_overflow;
+        return false;
+      }
+      d = approx;
+    } else if (err != std::errc{} || p != text.data() + text.size()) {
+      d = approx;  // not reached: Boost only calls this with a valid JSON number
+    }
+    if (!std::isfinite(d)) {
+      overflow = true;
+      ec = bj::error::exponent_overflow;
+      return false;
+    }
+    st.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, bj::error_code&) {
+    st.push_bool(b);
+    return true;
+  }
+  bool on_null(bj::error_code&) {
+    st.push_null();
+    return true;
+  }
+  bool on_comment_part(bj::string_view, bj::error_code&) { return true; }
+  bool on_comment(bj::string_view, bj::error_code&) { return true; }
+};
+
+bj::parse_options strict_options() {
+  bj::parse_options o;
+  o.max_depth = std::numeric_limits<std::size_t>::max();  // Boost's parser keeps its own stack
+  return o;
+}
+
+// Boost rejects an exponent that does not fit an int ("1e-99999999999"); strtod, and so nlohmann,
+// reads it as zero when the exponent is negative or the digits are zeros, and as an overflow
+// otherwise. Copies `body` into `out` with each such exponent replaced by one Boost reads to
+// the same value (a number stays a number, so the text stays as valid or invalid as it was);
+// false when one of them overflows.
+bool rewrite_huge_exponents(std::string_view body, std::string& out) {
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  out.clear();
+  out.reserve(body.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    out.push_back(c);
+    if (in_string) {
+      if (c == '\\' && i + 1 < body.size()) out.push_back(body[++i]);
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    if ((c != 'e' && c != 'E') || i == 0 || !digit(body[i - 1])) continue;
+    std::size_t k = i + 1;
+    const bool negative = k < body.size() && body[k] == '-';
+    if (k < body.size() && (body[k] == '-' || body[k] == '+')) ++k;
+    std::size_t end = k;
+    while (end < body.size() && digit(body[end])) ++end;
+    std::size_t first = k;  // first significant digit of the exponent
+    while (first < end && body[first] == '0') ++first;
+    if (end - first < 10) continue;  // fits: Boost reads it (it is copied as the loop goes on)
+    std::size_t m = i;  // the mantissa: digits and '.' before the 'e'
+    bool zero = true;
+    while (m > 0 && (digit(body[m - 1]) || body[m - 1] == '.')) {
+      --m;
+      if (body[m] >= '1' && body[m] <= '9') zero = false;
+    }
+    if (!zero && !negative) return false;  // strtod gives infinity: nlohmann rejects it
+    out += zero ? "0" : "-999";  // zero either way; Boost's underflow path keeps the sign
+    i = end - 1;
+  }
+  return true;
+}
+
+enum class outcome { ok, malformed, huge_exponent };
+
+outcome parse_into(std::string_view body, bj::monotonic_resource& arena, bj::value& root) {
+  unsigned char temp[2048];  // the parser's value stack; spills to the arena when deeper
+  bj::basic_parser<handler> p(strict_options(), bj::storage_ptr(&arena), temp, sizeof temp);
+  p.handler().st.reset(bj::storage_ptr(&arena));
+  bj::error_code ec;
+  // A single complete buffer (more == false): the parser must reach the end of one value, and
+  // every byte after it must be whitespace, else an error.
+  const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
+  if (ec == bj::error::exponent_overflow && !p.handler().overflow) return outcome::huge_exponent;
+  if (ec || n != body.size()) return outcome::malformed;
+  root = p.handler().st.release();
+  return outcome::ok;
+}
+
+}  // namespace
+
+bool json_doc::parse(std::string_view body) {
+  constexpr std::string_view bom = "\xEF\xBB\xBF";
+  if (body.substr(0, bom.size()) == bom) body.remove_prefix(bom.size());
+  switch (parse_into(body, arena_, root_)) {
+    case outcome::ok: return true;
+    case outcome::malformed: return false;
+    case outcome::huge_exponent: break;
+  }
+  std::string rewritten;
+  return rewrite_huge_exponents(body, rewritten) && parse_into(rewritten, arena_, root_) == outcome::ok;
+}
+
+const jvalue* member(const jvalue* j, std::string_view key) {
+  if (!j || !j->is_object()) return nullptr;
+  return j->get_object().if_contains(bj::string_view(key.data(), key.size()));
+}
+
+const jvalue* object_member(const jvalue* j, std::string_view key) {
+  const jvalue* m = member(j, key);
+  return m && m->is_object() ? m : nullptr;
+}
+
+const jvalue* array_member(const jvalue* j, std::string_view key) {
+  const jvalue* m = member(j, key);
+  return m && m->is_array() ? m : nullptr;
+}
+
+std::string text_member(const jvalue* j, std::string_view key) {
+  const jvalue* m = member(j, key);
+  if (!m) return {};
+  switch (m->kind()) {
+    case bj::kind::string: return std::string(m->get_string().data(), m->get_string().size());
+    case bj::kind::int64: return std::to_string(m->get_int64());
+    case bj::kind::uint64: return std::to_string(m->get_uint64());
+    default: return {};
+  }
+}
+
+std::optional<std::int64_t> int_member(const jvalue* j, std::string_view key) {
+  const jvalue* m = member(j, key);
+  if (!m) return std::nullopt;
+  switch (m->kind()) {
+    case bj::kind::int64: return m->get_int64();
+    case bj::kind::uint64:
+      if (m->get_uint64() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        return std::nullopt;
+      return static_cast<std::int64_t>(m->get_uint64());
+    case bj::kind::string: return parse_int(std::string_view(m->get_string().data(), m->get_string().size()));
+    default: return std::nullopt;
+  }
+}
+
+std::optional<double> number_member(const jvalue* j, std::string_view key) {
+  const jvalue* m = member(j, key);
+  if (!m) return std::nullopt;
+  double d = 0;
+  switch (m->kind()) {
+    case bj::kind::int64: d = static_cast<double>(m->get_int64()); break;
+    case bj::kind::uint64: d = static_cast<double>(m->get_uint64()); break;
+    case bj::kind::double_: d = m->get_double(); break;
+    default: return std::nullopt;
+  }
+  if (!std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
+}  // namespace aoun::channels::detail

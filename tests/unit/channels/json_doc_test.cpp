@@ -1,0 +1,96 @@
+// Boost.JSON reading of untrusted payloads (channels/detail/json_doc): it must accept and reject
+// exactly what nlohmann did before it, and give the same values.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "channels/detail/json_doc.hpp"
+#include "channels/whatsapp.hpp"
+#include "tests/unit/channels/fixture.hpp"
+
+using namespace aoun::channels;
+using aoun::test::fixture;
+using nlohmann::json;
+
+namespace {
+
+bool accepts(std::string_view body) {
+  detail::json_doc doc;
+  return doc.parse(body);
+}
+
+}  // namespace
+
+TEST_CASE("json_doc: accepts and rejects what nlohmann accepts and rejects") {
+  const std::vector<std::string> inputs = {
+      "", " ", "{}", "[]", "null", "0", "-0", "01", "1.", ".5", "1e5", "1E+5", "-1e-5", "1e400", "-1e400",
+      "[1e400]", "1e-400", "5e-324", "18446744073709551616", "-9223372036854775809", "\"a\"", "\"\\u0000\"",
+      "\"\\ud83d\\ude00\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\x\"", "\"a\x01\"", "\"\xff\"", "\"\xc0\x80\"",
+      "\"\xed\xa0\x80\"", "{\"a\":1,}", "[1,]", "{\"a\" 1}", "{} {}", "{} x", "{}  \n\t", "/*c*/{}", "tru",
+      "\xEF\xBB\xBF{}", "\xEF\xBB{}", "{\"a\":1,\"a\":2}", "1e99999999999", "1e-99999999999",
+      "0e99999999999", "[-5e-2147483649, 1]", "\"1e99999999999\"", "[0.5e99999999999]", "NaN", "Infinity"};
+  for (const auto& in : inputs) {
+    CAPTURE(in);
+    CHECK(accepts(in) == !json::parse(in, nullptr, false).is_discarded());
+  }
+}
+
+TEST_CASE("json_doc: values are nlohmann's, numbers exactly") {
+  const std::string body =
+      R"({"lat":37.4611978,"lon":-122.2164385,"x":0.1,"inexact":77.793315605466394,"tiny":5e-324,"under":-1e-400,"zero":-0e99999999999,)"
+      R"("huge":18446744073709551616,"neg":-9223372036854775808,"u":18446744073709551615,"s":"ثانية",)"
+      R"("dup":1,"dup":"last","ts":"1749416383","deep":)" +
+      std::string(20000, '[') + std::string(20000, ']') + "}";
+  detail::json_doc doc;
+  REQUIRE(doc.parse(body));
+  const json ref = json::parse(body);
+  const auto* root = &doc.root();
+  for (const char* k : {"lat", "lon", "x", "inexact", "tiny", "under", "zero", "huge", "neg", "u"}) {
+    CAPTURE(k);
+    const double want = ref[k].get<double>();
+    const auto got = detail::number_member(root, k);
+    REQUIRE(got);
+    CHECK(std::signbit(*got) == std::signbit(want));
+    CHECK(*got == want);  // exact: Boost 1.81 alone reads "inexact" one ulp off
+  }
+  CHECK(detail::text_member(root, "u") == "18446744073709551615");
+  CHECK(detail::text_member(root, "neg") == "-9223372036854775808");
+  CHECK(detail::text_member(root, "huge").empty());  // a double, as in nlohmann
+  CHECK(detail::text_member(root, "s") == "ثانية");
+  CHECK(detail::text_member(root, "dup") == "last");
+  CHECK(detail::int_member(root, "ts") == 1749416383);
+  CHECK_FALSE(detail::int_member(root, "u"));
+  CHECK(detail::array_member(root, "deep"));
+  CHECK_FALSE(detail::object_member(root, "deep"));
+  CHECK_FALSE(detail::member(nullptr, "x"));
+}
+
+TEST_CASE("whatsapp: parse of odd but valid bodies, and of deep or broken ones") {
+  const std::string text = fixture("whatsapp_text.json");
+  // A byte-order mark is skipped, as nlohmann skips it.
+  auto r = whatsapp::parse("\xEF\xBB\xBF" + text);
+  REQUIRE(r.ok);
+  CHECK(r.events.size() == 1);
+  // Deep nesting in a field we ignore is still valid (no depth limit, no crash).
+  std::string deep = text;
+  deep.insert(deep.find("\"field\""), "\"x\":" + std::string(100000, '[') + std::string(100000, ']') + ",");
+  r = whatsapp::parse(deep);
+  REQUIRE(r.ok);
+  CHECK(r.events.size() == 1);
+  deep.pop_back();
+  deep.pop_back();
+  CHECK(whatsapp::parse(deep).error == "malformed json");
+  CHECK(whatsapp::parse(std::string(100000, '[')).error == "malformed json");
+  // An exponent too long for Boost but zero for strtod is a zero, as before.
+  r = whatsapp::parse(R"({"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[
+      {"id":"w1","from":"1","type":"location","location":{"latitude":1e-99999999999,"longitude":2}}]}}]}]})");
+  REQUIRE(r.ok);
+  CHECK(r.events.at(0).type == inbound_type::location);
+  CHECK(r.events.at(0).latitude == 0);
+  CHECK_FALSE(whatsapp::parse(R"({"object":"whatsapp_business_account","entry":[],"n":1e99999999999})").ok);
+  // Every prefix of a real body is rejected, never a crash.
+  for (std::size_t n = 0; n + 1 < text.size(); n += 7) CHECK_FALSE(whatsapp::parse(text.substr(0, n)).ok);
+}
