@@ -1,22 +1,22 @@
 #include "channels/whatsapp.hpp"
 
-#include <set>
+#include <algorithm>
 #include <utility>
 
 #include "channels/crypto.hpp"
 #include "channels/detail/json_doc.hpp"
+#include "channels/detail/json_write.hpp"
 #include "channels/detail/util.hpp"
 
 namespace aoun::channels::whatsapp {
 namespace {
 
-using detail::json;
-using detail::member;
 using detail::object_member;
 using detail::array_member;
 using detail::text_member;
 // Webhooks and the Graph API's answers are read with Boost.JSON (detail/json_doc.hpp), which
-// accepts exactly what nlohmann did at a fraction of the cost.
+// accepts exactly what nlohmann did at a fraction of the cost; request bodies are written
+// directly (detail/json_write.hpp) with the bytes nlohmann's dump() gave.
 using jv = detail::jvalue;
 
 constexpr std::string_view signature_prefix = "sha256=";
@@ -27,8 +27,8 @@ struct contact_name {
   std::string name;
 };
 
-std::string clamp(std::string_view s, std::size_t max_code_points) {
-  return std::string(crypto::truncate_code_points(s, max_code_points));
+std::string_view clamp(std::string_view s, std::size_t max_code_points) {
+  return crypto::truncate_code_points(s, max_code_points);
 }
 
 std::string normalize_status(std::string_view s) {
@@ -149,25 +149,54 @@ void parse_status(const jv& s, std::vector<inbound>& out) {
   out.push_back(std::move(ev));
 }
 
-json base_message(const outgoing& msg) {
-  json j = {{"messaging_product", "whatsapp"}, {"recipient_type", "individual"}, {"to", msg.to}};
-  if (!msg.reply_to.empty()) j["context"] = {{"message_id", msg.reply_to}};
-  return j;
+// Writes `msg` as the body of a Graph API message of `type`, with its keys in the order
+// nlohmann's std::map gave them (sorted), so that the bytes are those the DOM version sent.
+// `payload` appends the value of the member named `type`.
+template <class Payload>
+void message_body(std::string& o, const outgoing& msg, std::string_view type, Payload&& payload) {
+  o += '{';
+  if (!msg.reply_to.empty()) {
+    o += "\"context\":{\"message_id\":";
+    detail::append_json_string(o, msg.reply_to);
+    o += "},";
+  }
+  const bool early = type < std::string_view("messaging_product");  // "interactive"
+  if (early) {
+    o += '"';
+    o += type;
+    o += "\":";
+    payload(o);
+    o += ',';
+  }
+  o += "\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\",";
+  if (!early) {  // "template", "text": after recipient_type, before "to"
+    o += '"';
+    o += type;
+    o += "\":";
+    payload(o);
+    o += ',';
+  }
+  o += "\"to\":";
+  detail::append_json_string(o, msg.to);
+  o += ",\"type\":\"";
+  o += type;
+  o += "\"}";
 }
 
 // Titles must be unique within a message; after clamping two may collide, so number them.
 std::vector<std::string> unique_titles(const std::vector<choice>& choices, std::size_t max_len) {
   std::vector<std::string> out;
-  std::set<std::string> seen;
+  out.reserve(choices.size());
+  const auto seen = [&](const std::string& t) { return std::find(out.begin(), out.end(), t) != out.end(); };
   for (std::size_t i = 0; i < choices.size(); ++i) {
     std::string base = choices[i].title.empty() ? choices[i].id : choices[i].title;
     if (base.empty()) base = std::to_string(i + 1);
-    std::string t = clamp(base, max_len);
-    for (int k = 2; seen.count(t) != 0; ++k) {
-      const std::string suffix = " " + std::to_string(k);
-      t = clamp(base, max_len - suffix.size()) + suffix;
+    std::string t(clamp(base, max_len));
+    for (int k = 2; seen(t); ++k) {
+      std::string suffix(1, ' ');
+      suffix += std::to_string(k);
+      t = std::string(clamp(base, max_len - suffix.size())) + suffix;
     }
-    seen.insert(t);
     out.push_back(std::move(t));
   }
   return out;
@@ -253,64 +282,97 @@ parse_result parse(std::string_view body) {
 }
 
 provider_request render(const outgoing& msg, const config& cfg) {
+  using detail::append_json_string;
   provider_request req;
   req.method = "POST";
-  req.url = cfg.api_base + "/" + cfg.phone_number_id + "/messages";
+  req.url.reserve(cfg.api_base.size() + cfg.phone_number_id.size() + 10);
+  req.url += cfg.api_base;
+  req.url += '/';
+  req.url += cfg.phone_number_id;
+  req.url += "/messages";
   req.headers.emplace_back("Authorization", "Bearer " + cfg.token);
   req.content_type = "application/json";
 
-  json j;
+  std::string& o = req.body;
+  o.reserve(192 + msg.to.size() + msg.reply_to.size() + msg.text.size());
   if (!msg.mark_read_id.empty()) {
-    j = {{"messaging_product", "whatsapp"}, {"status", "read"}, {"message_id", msg.mark_read_id}};
+    o += "{\"message_id\":";
+    append_json_string(o, msg.mark_read_id);
+    o += ",\"messaging_product\":\"whatsapp\",\"status\":\"read\"}";
   } else if (!msg.template_name.empty()) {
-    j = base_message(msg);
-    j["type"] = "template";
-    json tpl = {{"name", msg.template_name},
-                {"language", {{"policy", "deterministic"},
-                              {"code", msg.template_lang.empty() ? "ar" : msg.template_lang}}}};
-    if (!msg.template_params.empty()) {
-      json params = json::array();
-      for (const auto& p : msg.template_params) params.push_back({{"type", "text"}, {"text", p}});
-      tpl["components"] = json::array({{{"type", "body"}, {"parameters", std::move(params)}}});
-    }
-    j["template"] = std::move(tpl);
+    message_body(o, msg, "template", [&](std::string& o) {
+      o += '{';
+      if (!msg.template_params.empty()) {
+        o += "\"components\":[{\"parameters\":[";
+        for (std::size_t i = 0; i < msg.template_params.size(); ++i) {
+          if (i) o += ',';
+          o += "{\"text\":";
+          append_json_string(o, msg.template_params[i]);
+          o += ",\"type\":\"text\"}";
+        }
+        o += "],\"type\":\"body\"}],";
+      }
+      o += "\"language\":{\"code\":";
+      append_json_string(o, msg.template_lang.empty() ? std::string_view("ar") : std::string_view(msg.template_lang));
+      o += ",\"policy\":\"deterministic\"},\"name\":";
+      append_json_string(o, msg.template_name);
+      o += '}';
+    });
   } else if (!msg.choices.empty() && msg.choices.size() <= max_buttons) {
-    j = base_message(msg);
-    j["type"] = "interactive";
     const auto titles = unique_titles(msg.choices, max_button_title);
-    json buttons = json::array();
-    for (std::size_t i = 0; i < msg.choices.size(); ++i)
-      buttons.push_back({{"type", "reply"},
-                         {"reply", {{"id", std::string(crypto::truncate_bytes(msg.choices[i].id, 256))},
-                                    {"title", titles[i]}}}});
-    j["interactive"] = {{"type", "button"},
-                        {"body", {{"text", clamp(msg.text, max_interactive_body)}}},
-                        {"action", {{"buttons", std::move(buttons)}}}};
+    message_body(o, msg, "interactive", [&](std::string& o) {
+      o += "{\"action\":{\"buttons\":[";
+      for (std::size_t i = 0; i < msg.choices.size(); ++i) {
+        if (i) o += ',';
+        o += "{\"reply\":{\"id\":";
+        append_json_string(o, crypto::truncate_bytes(msg.choices[i].id, 256));
+        o += ",\"title\":";
+        append_json_string(o, titles[i]);
+        o += "},\"type\":\"reply\"}";
+      }
+      o += "]},\"body\":{\"text\":";
+      append_json_string(o, clamp(msg.text, max_interactive_body));
+      o += "},\"type\":\"button\"}";
+    });
   } else if (msg.choices.size() > max_buttons && msg.choices.size() <= max_list_rows) {
-    j = base_message(msg);
-    j["type"] = "interactive";
-    json rows = json::array();
-    for (std::size_t i = 0; i < msg.choices.size(); ++i) {
-      const choice& c = msg.choices[i];
-      std::string title = c.title.empty() ? c.id : c.title;
-      if (title.empty()) title = std::to_string(i + 1);
-      json row = {{"id", std::string(crypto::truncate_bytes(c.id, 200))},
-                  {"title", clamp(title, max_row_title)}};
-      if (!c.description.empty()) row["description"] = clamp(c.description, max_row_description);
-      rows.push_back(std::move(row));
-    }
-    const std::string button = msg.choices_button.empty() ? "اختر" : msg.choices_button;
-    j["interactive"] = {{"type", "list"},
-                        {"body", {{"text", clamp(msg.text, max_interactive_body)}}},
-                        {"action", {{"button", clamp(button, max_list_button)},
-                                    {"sections", json::array({{{"rows", std::move(rows)}}})}}}};
+    message_body(o, msg, "interactive", [&](std::string& o) {
+      const std::string_view button = msg.choices_button.empty() ? std::string_view("اختر") : msg.choices_button;
+      o += "{\"action\":{\"button\":";
+      append_json_string(o, clamp(button, max_list_button));
+      o += ",\"sections\":[{\"rows\":[";
+      for (std::size_t i = 0; i < msg.choices.size(); ++i) {
+        const choice& c = msg.choices[i];
+        if (i) o += ',';
+        o += '{';
+        if (!c.description.empty()) {
+          o += "\"description\":";
+          append_json_string(o, clamp(c.description, max_row_description));
+          o += ',';
+        }
+        o += "\"id\":";
+        append_json_string(o, crypto::truncate_bytes(c.id, 200));
+        o += ",\"title\":";
+        const std::string numbered = std::to_string(i + 1);
+        const std::string_view title = !c.title.empty() ? std::string_view(c.title)
+                                       : !c.id.empty()  ? std::string_view(c.id)
+                                                        : std::string_view(numbered);
+        append_json_string(o, clamp(title, max_row_title));
+        o += '}';
+      }
+      o += "]}]},\"body\":{\"text\":";
+      append_json_string(o, clamp(msg.text, max_interactive_body));
+      o += "},\"type\":\"list\"}";
+    });
   } else {
-    j = base_message(msg);
-    j["type"] = "text";
-    j["text"] = {{"preview_url", false}, {"body", clamp(numbered_text(msg), max_text)}};
+    message_body(o, msg, "text", [&](std::string& o) {
+      o += "{\"body\":";
+      if (msg.choices.empty())
+        append_json_string(o, clamp(msg.text, max_text));
+      else
+        append_json_string(o, clamp(numbered_text(msg), max_text));
+      o += ",\"preview_url\":false}";
+    });
   }
-  // Invalid UTF-8 from a caller must not throw here: replace it instead.
-  req.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return req;
 }
 
