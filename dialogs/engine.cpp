@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -19,32 +20,159 @@ using nlohmann::json;
 // ---------------------------------------------------------------------------------------------
 // state
 
+// The stored form is the compact JSON object nlohmann writes for these seven fields: keys in
+// sorted order, no spaces. serialize() writes it directly, and parse() reads that exact shape
+// without building a document for the fixed fields; anything else (older rows, hand edits,
+// strings that need escapes) goes through nlohmann::json as it always did.
+
+namespace {
+
+// Printable ASCII other than '"' and '\\': written and read as is in a JSON string.
+bool plain(std::string_view s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c > 0x7E || c == '"' || c == '\\') return false;
+  return true;
+}
+
+void put_string(std::string& out, const std::string& s) {
+  if (plain(s)) {
+    out += '"';
+    out += s;
+    out += '"';
+  } else {
+    out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+}
+
+void put_integer(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+// Reads the stored form front to back; every function returns false if the text is not
+// exactly that shape, and the caller falls back to a full parse.
+struct canonical_reader {
+  std::string_view rest;
+
+  bool literal(std::string_view s) {
+    if (rest.substr(0, s.size()) != s) return false;
+    rest.remove_prefix(s.size());
+    return true;
+  }
+  bool string(std::string& out) {
+    if (!literal("\"")) return false;
+    auto end = rest.find('"');
+    if (end == std::string_view::npos || !plain(rest.substr(0, end))) return false;
+    out.assign(rest.substr(0, end));
+    rest.remove_prefix(end + 1);
+    return true;
+  }
+  bool boolean(bool& out) {
+    if (literal("true")) return out = true, true;
+    if (literal("false")) return out = false, true;
+    return false;
+  }
+  // An integer nlohmann would read as the same int64: no leading zeros, no "-0", 18 digits at most.
+  bool integer(std::int64_t& out) {
+    std::size_t i = rest.substr(0, 1) == "-" ? 1 : 0;
+    std::size_t j = i;
+    while (j < rest.size() && rest[j] >= '0' && rest[j] <= '9') ++j;
+    std::size_t digits = j - i;
+    if (digits == 0 || digits > 18 || (rest[i] == '0' && (digits > 1 || i == 1))) return false;
+    std::int64_t v = 0;
+    for (std::size_t k = i; k < j; ++k) v = v * 10 + (rest[k] - '0');
+    out = i ? -v : v;
+    rest.remove_prefix(j);
+    return true;
+  }
+};
+
+// parse() for text serialize() wrote; false if it is anything else.
+bool parse_canonical(std::string_view text, state& out) {
+  canonical_reader r{text};
+  std::string lang;
+  std::int64_t misunderstandings = 0;
+  if (!(r.literal("{\"consented\":") && r.boolean(out.consented) && r.literal(",\"flow\":") && r.string(out.flow) &&
+        r.literal(",\"lang\":") && r.string(lang) && r.literal(",\"last_activity\":") &&
+        r.integer(out.last_activity) && r.literal(",\"misunderstandings\":") && r.integer(misunderstandings) &&
+        r.literal(",\"slots\":")))
+    return false;
+  // The slots run up to the closing ,"step":"..."} (a step has no quote, so it is found from the end).
+  std::string_view rest = r.rest;
+  if (rest.size() < 2 || rest.substr(rest.size() - 2) != "\"}") return false;
+  auto open = rest.rfind('"', rest.size() - 3);
+  constexpr std::string_view step_key = ",\"step\":";
+  if (open == std::string_view::npos || open < step_key.size() ||
+      rest.substr(open - step_key.size(), step_key.size()) != step_key)
+    return false;
+  std::string_view step = rest.substr(open + 1, rest.size() - 2 - (open + 1));
+  std::string_view slots = rest.substr(0, open - step_key.size());
+  if (!plain(step)) return false;
+  if (slots == "{}") {
+    out.slots = json::object();
+  } else {
+    json j = json::parse(slots.begin(), slots.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return false;
+    out.slots = std::move(j);
+  }
+  out.step.assign(step);
+  if (lang == "ar" || lang == "en") out.lang = std::move(lang);
+  out.misunderstandings = std::clamp(static_cast<int>(misunderstandings), 0, 100);
+  return true;
+}
+
+}  // namespace
+
 std::string state::serialize() const {
-  json j = {{"lang", lang},         {"consented", consented},
-            {"flow", flow},         {"step", step},
-            {"slots", slots},       {"misunderstandings", misunderstandings},
-            {"last_activity", last_activity}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Sorted keys, as nlohmann::json orders an object.
+  std::string out;
+  out.reserve(128 + flow.size() + step.size());
+  out += "{\"consented\":";
+  out += consented ? "true" : "false";
+  out += ",\"flow\":";
+  put_string(out, flow);
+  out += ",\"lang\":";
+  put_string(out, lang);
+  out += ",\"last_activity\":";
+  put_integer(out, last_activity);
+  out += ",\"misunderstandings\":";
+  put_integer(out, misunderstandings);
+  out += ",\"slots\":";
+  if (slots.is_object() && slots.empty()) out += "{}";
+  else out += slots.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"step\":";
+  put_string(out, step);
+  out += '}';
+  return out;
 }
 
 state state::parse(std::string_view text) {
   state s;
+  {
+    state fast;
+    if (parse_canonical(text, fast)) return fast;
+  }
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return s;
   state out;
   try {
-    if (j.contains("lang") && j["lang"].is_string()) {
-      std::string l = j["lang"].get<std::string>();
+    auto field = [&](const char* name) -> json* {
+      auto it = j.find(name);
+      return it == j.end() ? nullptr : &*it;
+    };
+    if (json* v = field("lang"); v && v->is_string()) {
+      const auto& l = v->get_ref<const std::string&>();
       if (l == "ar" || l == "en") out.lang = l;
     }
-    if (j.contains("consented") && j["consented"].is_boolean()) out.consented = j["consented"].get<bool>();
-    if (j.contains("flow") && j["flow"].is_string()) out.flow = j["flow"].get<std::string>();
-    if (j.contains("step") && j["step"].is_string()) out.step = j["step"].get<std::string>();
-    if (j.contains("slots") && j["slots"].is_object()) out.slots = j["slots"];
-    if (j.contains("misunderstandings") && j["misunderstandings"].is_number_integer())
-      out.misunderstandings = std::clamp(j["misunderstandings"].get<int>(), 0, 100);
-    if (j.contains("last_activity") && j["last_activity"].is_number_integer())
-      out.last_activity = j["last_activity"].get<std::int64_t>();
+    if (json* v = field("consented"); v && v->is_boolean()) out.consented = v->get<bool>();
+    if (json* v = field("flow"); v && v->is_string()) out.flow = std::move(v->get_ref<std::string&>());
+    if (json* v = field("step"); v && v->is_string()) out.step = std::move(v->get_ref<std::string&>());
+    if (json* v = field("slots"); v && v->is_object()) out.slots = std::move(*v);
+    if (json* v = field("misunderstandings"); v && v->is_number_integer())
+      out.misunderstandings = std::clamp(v->get<int>(), 0, 100);
+    if (json* v = field("last_activity"); v && v->is_number_integer())
+      out.last_activity = v->get<std::int64_t>();
   } catch (const json::exception&) {
     return s;
   }

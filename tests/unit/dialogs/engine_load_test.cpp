@@ -110,6 +110,57 @@ TEST_CASE("state serialization round-trips and tolerates garbage") {
   CHECK(state::parse(R"({"lang":"fr","flow":7})").lang == "ar");
 }
 
+TEST_CASE("the stored state keeps its format, and rows in any other JSON shape still read") {
+  // bot/ keeps serialize() in conversations.dialog_state: this exact text is what rows hold.
+  state s;
+  s.lang = "en";
+  s.consented = true;
+  s.flow = "intake";
+  s.step = "city";
+  s.slots["full_name"] = "نورة";
+  s.slots["n"] = 3;
+  s.misunderstandings = 2;
+  s.last_activity = 1800000000;
+  const std::string stored =
+      R"({"consented":true,"flow":"intake","lang":"en","last_activity":1800000000,"misunderstandings":2,)"
+      R"("slots":{"full_name":"نورة","n":3},"step":"city"})";
+  CHECK(s.serialize() == stored);
+  CHECK(state{}.serialize() ==
+        R"({"consented":false,"flow":"","lang":"ar","last_activity":0,"misunderstandings":0,"slots":{},"step":""})");
+  // Strings that need escapes are written as nlohmann::json writes them.
+  state q;
+  q.flow = "a\"b\\c\n";
+  CHECK(q.serialize().find(R"("flow":"a\"b\\c\n")") != std::string::npos);
+  CHECK(state::parse(q.serialize()).flow == q.flow);
+
+  auto same = [](const state& a, const state& b) {
+    return a.lang == b.lang && a.consented == b.consented && a.flow == b.flow && a.step == b.step &&
+           a.slots == b.slots && a.misunderstandings == b.misunderstandings && a.last_activity == b.last_activity;
+  };
+  CHECK(same(state::parse(stored), s));
+  // Other key orders, spaces, escapes and duplicate keys read as JSON always did.
+  CHECK(same(state::parse(R"( { "step" : "city", "flow":"int\u0061ke", "lang":"en", "consented":true,
+      "slots":{"n":3,"full_name":"نورة"}, "misunderstandings":2, "last_activity":1800000000 } )"), s));
+  CHECK(state::parse(R"({"consented":true,"flow":"menu","lang":"en","last_activity":1,"misunderstandings":0,)"
+                     R"("slots":{},"step":"x","step":"main"})")
+            .step == "main");
+  CHECK(state::parse(R"({"consented":true,"flow":"menu","lang":"en","last_activity":1,"misunderstandings":0,)"
+                     R"("slots":{"a":"x,\"step\":\"z\"}"},"step":"main"})")
+            .slots["a"] == "x,\"step\":\"z\"}");
+  CHECK(state::parse(R"({"consented":true,"flow":"menu","lang":"en","last_activity":-0,"misunderstandings":500,)"
+                     R"("slots":{},"step":"main"})")
+            .misunderstandings == 100);
+  CHECK(state::parse(R"({"consented":true,"flow":"menu","lang":"fr","last_activity":1.5,"misunderstandings":1,)"
+                     R"("slots":[],"step":"main"})")
+            .lang == "ar");
+  // Not JSON (a trailing brace, a bad number, a lone surrogate): a fresh state.
+  for (const char* bad :
+       {R"({"consented":true,"flow":"menu","lang":"en","last_activity":1,"misunderstandings":0,"slots":{},"step":"main"}})",
+        R"({"consented":true,"flow":"menu","lang":"en","last_activity":007,"misunderstandings":0,"slots":{},"step":"main"})",
+        R"({"consented":true,"flow":"menu","lang":"en","last_activity":1,"misunderstandings":0,"slots":{"a":"\ud800"},"step":"main"})"})
+    CHECK(state::parse(bad).flow.empty());
+}
+
 TEST_CASE("text() fills settings and drops lines of empty optional settings") {
   settings cfg;
   cfg.phone = "920000000";
