@@ -5,23 +5,77 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/sha.h>
 
 namespace aoun::channels::crypto {
 namespace {
 
-std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
-  unsigned int len = 0;
-  // HMAC() with a null key pointer would be rejected by OpenSSL 3; give it a valid address.
-  static const unsigned char empty = 0;
-  const void* k = key.empty() ? static_cast<const void*>(&empty) : key.data();
-  if (HMAC(md, k, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-           data.size(), out.data(), &len) == nullptr)
-    return {};
-  return std::string(reinterpret_cast<const char*>(out.data()), len);
-}
+// OpenSSL 3's one-shot HMAC() fetches the algorithm, allocates a context and hashes the key's
+// pads on every call, which cost more than the digest of a 1 KB webhook. Each thread keeps one
+// keyed context per digest instead; for the same key, EVP_MAC_init(ctx, NULL, ...) restarts
+// from the pads already computed (a changed key is simply set again).
+class hmac_context {
+ public:
+  explicit hmac_context(const char* digest) : digest_(digest) {}
+  ~hmac_context() {
+    EVP_MAC_CTX_free(ctx_);
+    EVP_MAC_free(mac_);
+    OPENSSL_cleanse(key_.data(), key_.size());
+  }
+  hmac_context(const hmac_context&) = delete;
+  hmac_context& operator=(const hmac_context&) = delete;
+
+  std::string mac(std::string_view key, std::string_view data) {
+    if (!start(key)) return {};
+    std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
+    std::size_t len = 0;
+    if (EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+        EVP_MAC_final(ctx_, out.data(), &len, out.size()) != 1) {
+      forget();
+      return {};
+    }
+    return std::string(reinterpret_cast<const char*>(out.data()), len);
+  }
+
+ private:
+  bool start(std::string_view key) {
+    // Not constant time, and need not be: both sides are our own secret, never the sender's input.
+    if (ctx_ && keyed_ && key == key_) {
+      if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) == 1) return true;
+      forget();
+    }
+    if (!mac_ && !(mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr))) return false;
+    if (!ctx_ && !(ctx_ = EVP_MAC_CTX_new(mac_))) return false;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>(digest_), 0),
+                           OSSL_PARAM_construct_end()};
+    // An empty key is valid HMAC, but OpenSSL wants a non-null pointer for it.
+    static const unsigned char empty = 0;
+    const auto* k = key.empty() ? &empty : reinterpret_cast<const unsigned char*>(key.data());
+    if (EVP_MAC_init(ctx_, k, key.size(), params) != 1) {
+      forget();
+      return false;
+    }
+    OPENSSL_cleanse(key_.data(), key_.size());
+    key_.assign(key);
+    keyed_ = true;
+    return true;
+  }
+
+  // After an OpenSSL error, start again from a fresh context on the next call.
+  void forget() {
+    EVP_MAC_CTX_free(ctx_);
+    ctx_ = nullptr;
+    keyed_ = false;
+  }
+
+  const char* const digest_;
+  EVP_MAC* mac_ = nullptr;
+  EVP_MAC_CTX* ctx_ = nullptr;
+  std::string key_;  // the key ctx_ holds, when keyed_
+  bool keyed_ = false;
+};
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
@@ -58,8 +112,15 @@ std::size_t sequence_length(std::string_view s, std::size_t i) {
 
 }  // namespace
 
-std::string hmac_sha256(std::string_view key, std::string_view data) { return hmac(EVP_sha256(), key, data); }
-std::string hmac_sha1(std::string_view key, std::string_view data) { return hmac(EVP_sha1(), key, data); }
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  thread_local hmac_context ctx("SHA256");
+  return ctx.mac(key, data);
+}
+
+std::string hmac_sha1(std::string_view key, std::string_view data) {
+  thread_local hmac_context ctx("SHA1");
+  return ctx.mac(key, data);
+}
 
 std::string sha256(std::string_view data) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> out{};

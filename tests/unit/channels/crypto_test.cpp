@@ -1,5 +1,10 @@
 #include "channels/crypto.hpp"
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include <doctest/doctest.h>
 
 namespace crypto = aoun::channels::crypto;
@@ -92,4 +97,33 @@ TEST_CASE("code points and truncation never cut a UTF-8 sequence") {
   CHECK(crypto::code_points("\xD8") == 1);
   CHECK(crypto::code_points("a\xF0\x9F") == 3);
   CHECK(crypto::truncate_code_points("\xE2\x82", 1) == "\xE2");
+}
+
+TEST_CASE("hmac keeps a keyed context per thread: changing keys, empty keys and threads give the right MAC") {
+  // The context is reused for the same key and re-keyed when it changes; alternate to check both.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(crypto::hex_encode(crypto::hmac_sha256("secret", "test")) ==
+          "0329a06b62cd16b33eb6792be8c60b158d89a2ee3a876fce9a881ebb488c0914");
+    CHECK(crypto::hex_encode(crypto::hmac_sha256("Jefe", "what do ya want for nothing?")) ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    CHECK(crypto::hex_encode(crypto::hmac_sha256("", "")) ==
+          "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    CHECK(crypto::hex_encode(crypto::hmac_sha1("Jefe", "what do ya want for nothing?")) ==
+          "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+  }
+  // A key that is a prefix of the previous one is a different key.
+  CHECK(crypto::hmac_sha256("secre", "test") != crypto::hmac_sha256("secret", "test"));
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      const std::string key = t % 2 ? "secret" : "Jefe";
+      const std::string want = t % 2 ? "0329a06b62cd16b33eb6792be8c60b158d89a2ee3a876fce9a881ebb488c0914"
+                                     : "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+      const std::string data = t % 2 ? "test" : "what do ya want for nothing?";
+      for (int i = 0; i < 500; ++i)
+        if (crypto::hex_encode(crypto::hmac_sha256(key, data)) != want) ++wrong;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
 }
