@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "dialogs/detail/lexicon.hpp"
 #include "dialogs/normalize.hpp"
@@ -215,6 +216,12 @@ struct route {
 
 // A locale text ready to say: `fixed` texts have no placeholder and are said as `text` is
 // (the leading newlines fill() would trim already trimmed).
+// Lets an unordered_map of strings be searched with a string_view, as std::less<> does a map.
+struct key_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct text_template {
   std::string text;
   bool fixed = false;
@@ -222,7 +229,7 @@ struct text_template {
 
 struct locale_data {
   std::map<std::string, std::string, std::less<>> texts;
-  std::map<std::string, text_template, std::less<>> templates;       // the same texts, at load
+  std::unordered_map<std::string, text_template, key_hash, std::equal_to<>> templates;  // the same texts
   std::vector<std::pair<std::string, std::string>> settings_vars;  // {association} ... {retention_days}
   std::map<std::string, std::vector<std::string>> intents, topics, words;
   std::vector<std::string> danger;
@@ -984,6 +991,7 @@ struct runner {
 
   std::vector<choice> render_choices(const step_def& s) {
     std::vector<choice> out;
+    out.reserve(s.choices.size());
     for (const auto& c : s.choices)
       out.push_back({c.id, t(c.title), c.description.empty() ? std::string() : t(c.description)});
     return out;
