@@ -32,12 +32,12 @@ struct phrase_filter {
   bool may_match(const message& msg) const;
 };
 
-/// Number of bits set (SWAR; the baseline x86-64 ISA has no popcnt instruction).
-inline unsigned bit_count(std::uint64_t x) {
-  x = x - ((x >> 1) & 0x5555555555555555ULL);
-  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-  return static_cast<unsigned>((x * 0x0101010101010101ULL) >> 56);
+/// popcount(x) <= n for n in 0..2, without branches or a popcnt instruction (not in the
+/// baseline x86-64 ISA): clear the lowest set bit n times and see if anything is left.
+inline bool at_most_bits(std::uint64_t x, std::uint8_t n) {
+  const std::uint64_t x1 = x & (x - 1), x2 = x1 & (x1 - 1);
+  const std::uint64_t left[3] = {x, x1, x2};
+  return left[n > 2 ? 2 : n] == 0;  // n is a typo tolerance: never above 2
 }
 
 struct phrase {
@@ -81,7 +81,7 @@ inline bool phrase_filter::may_match(const message& msg) const {
   bool ok = true;
   for (std::uint8_t k = 0; k < check_count; ++k) {
     const auto& c = checks[k];
-    ok &= (bit_count(c.mask & ~msg.letters) <= c.typos) & (msg.longest + c.slack >= c.len);
+    ok &= at_most_bits(c.mask & ~msg.letters, c.typos) & (msg.longest + c.slack >= c.len);
   }
   return ok;
 }
