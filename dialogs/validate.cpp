@@ -210,6 +210,14 @@ validation validate_score(std::string_view text) {
 }
 
 std::optional<int> parse_choice_number(std::string_view text, int count) {
+  // Most messages are words: any byte that is not part of a digit, a space or . ) - would be
+  // left in `t` below and refuse the number anyway, so stop before converting anything.
+  for (unsigned char c : text) {
+    bool possible = (c >= '0' && c <= '9') || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+                    c == '\v' || c == '.' || c == ')' || c == '-' ||
+                    c == 0xD9 || c == 0xDB || (c >= 0xA0 && c <= 0xA9) || (c >= 0xB0 && c <= 0xB9);  // ٠-٩ ۰-۹
+    if (!possible) return std::nullopt;
+  }
   std::string t = trim_collapse(to_ascii_digits(text));
   while (!t.empty() && (t.back() == '.' || t.back() == ')' || t.back() == '-')) t.pop_back();
   if (t.empty() || t.size() > 3) return std::nullopt;
