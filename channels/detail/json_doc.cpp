@@ -3,6 +3,9 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
@@ -112,84 +115,122 @@ struct handler {
   bool on_comment(bj::string_view, bj::error_code&) { return true; }
 };
 
-bj::parse_options strict_options() {
+// Boost's parser recurses once per nesting level on the C++ stack, so a deep document (a
+// 1 MB body of '[') would overflow the I/O thread's stack; nlohmann's parser is iterative and
+// has no limit. Webhooks nest about ten deep: past this depth, the nlohmann path below decides.
+constexpr std::size_t boost_max_depth = 64;
+
+bj::parse_options fast_options() {
   bj::parse_options o;
-  o.max_depth = std::numeric_limits<std::size_t>::max();  // Boost's parser keeps its own stack
+  o.max_depth = boost_max_depth;
   return o;
 }
 
-// Boost rejects an exponent that does not fit an int ("1e-99999999999"); strtod, and so nlohmann,
-// reads it as zero when the exponent is negative or the digits are zeros, and as an overflow
-// otherwise. Copies `body` into `out` with each such exponent replaced by one Boost reads to
-// the same value (a number stays a number, so the text stays as valid or invalid as it was);
-// false when one of them overflows.
-bool rewrite_huge_exponents(std::string_view body, std::string& out) {
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  out.clear();
-  out.reserve(body.size());
-  bool in_string = false;
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    const char c = body[i];
-    out.push_back(c);
-    if (in_string) {
-      if (c == '\\' && i + 1 < body.size()) out.push_back(body[++i]);
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-      continue;
-    }
-    if ((c != 'e' && c != 'E') || i == 0 || !digit(body[i - 1])) continue;
-    std::size_t k = i + 1;
-    const bool negative = k < body.size() && body[k] == '-';
-    if (k < body.size() && (body[k] == '-' || body[k] == '+')) ++k;
-    std::size_t end = k;
-    while (end < body.size() && digit(body[end])) ++end;
-    std::size_t first = k;  // first significant digit of the exponent
-    while (first < end && body[first] == '0') ++first;
-    if (end - first < 10) continue;  // fits: Boost reads it (it is copied as the loop goes on)
-    std::size_t m = i;  // the mantissa: digits and '.' before the 'e'
-    bool zero = true;
-    while (m > 0 && (digit(body[m - 1]) || body[m - 1] == '.')) {
-      --m;
-      if (body[m] >= '1' && body[m] <= '9') zero = false;
-    }
-    if (!zero && !negative) return false;  // strtod gives infinity: nlohmann rejects it
-    out += zero ? "0" : "-999";  // zero either way; Boost's underflow path keeps the sign
-    i = end - 1;
-  }
-  return true;
-}
+enum class outcome { ok, malformed, ask_nlohmann };
 
-enum class outcome { ok, malformed, huge_exponent };
-
-outcome parse_into(std::string_view body, bj::monotonic_resource& arena, bj::value& root) {
-  unsigned char temp[2048];  // the parser's value stack; spills to the arena when deeper
-  bj::basic_parser<handler> p(strict_options(), bj::storage_ptr(&arena), temp, sizeof temp);
+outcome parse_fast(std::string_view body, bj::monotonic_resource& arena, bj::value& root) {
+  unsigned char temp[2048];  // the parser's value stack; spills to the arena when larger
+  bj::basic_parser<handler> p(fast_options(), bj::storage_ptr(&arena), temp, sizeof temp);
   p.handler().st.reset(bj::storage_ptr(&arena));
   bj::error_code ec;
   // A single complete buffer (more == false): the parser must reach the end of one value, and
   // every byte after it must be whitespace, else an error.
   const std::size_t n = p.write_some(false, body.data(), body.size(), ec);
-  if (ec == bj::error::exponent_overflow && !p.handler().overflow) return outcome::huge_exponent;
+  // Too deep for Boost, or an exponent too long for it ("1e-99999999999", which strtod and so
+  // nlohmann read as zero): not necessarily malformed.
+  if (ec == bj::error::too_deep || (ec == bj::error::exponent_overflow && !p.handler().overflow))
+    return outcome::ask_nlohmann;
   if (ec || n != body.size()) return outcome::malformed;
   root = p.handler().st.release();
   return outcome::ok;
+}
+
+// The rare documents Boost cannot take are parsed by nlohmann's own (iterative) SAX parser, which
+// applies its rules by definition, into the same Boost value.
+struct nlohmann_to_boost {
+  bj::value_stack& st;
+  std::vector<std::size_t> members;  // values so far in each open array / object
+
+  void counted() {
+    if (!members.empty()) ++members.back();
+  }
+  bool null() {
+    st.push_null();
+    counted();
+    return true;
+  }
+  bool boolean(bool b) {
+    st.push_bool(b);
+    counted();
+    return true;
+  }
+  bool number_integer(std::int64_t i) {
+    st.push_int64(i);
+    counted();
+    return true;
+  }
+  bool number_unsigned(std::uint64_t u) {
+    st.push_uint64(u);
+    counted();
+    return true;
+  }
+  bool number_float(double d, const std::string&) {
+    st.push_double(d);
+    counted();
+    return true;
+  }
+  bool string(std::string& s) {
+    st.push_string(bj::string_view(s.data(), s.size()));
+    counted();
+    return true;
+  }
+  bool binary(std::vector<std::uint8_t>&) { return false; }  // never from JSON text
+  bool start_object(std::size_t) {
+    members.push_back(0);
+    return true;
+  }
+  bool key(std::string& k) {
+    st.push_key(bj::string_view(k.data(), k.size()));
+    return true;
+  }
+  bool end_object() {
+    st.push_object(members.back());
+    members.pop_back();
+    counted();
+    return true;
+  }
+  bool start_array(std::size_t) {
+    members.push_back(0);
+    return true;
+  }
+  bool end_array() {
+    st.push_array(members.back());
+    members.pop_back();
+    counted();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+};
+
+bool parse_nlohmann(std::string_view body, bj::monotonic_resource& arena, bj::value& root) {
+  bj::value_stack st;  // its working stack on the heap
+  st.reset(bj::storage_ptr(&arena));
+  nlohmann_to_boost sax{st, {}};
+  if (!nlohmann::json::sax_parse(body.begin(), body.end(), &sax)) return false;
+  root = st.release();
+  return true;
 }
 
 }  // namespace
 
 bool json_doc::parse(std::string_view body) {
   constexpr std::string_view bom = "\xEF\xBB\xBF";
-  if (body.substr(0, bom.size()) == bom) body.remove_prefix(bom.size());
-  switch (parse_into(body, arena_, root_)) {
+  switch (parse_fast(body.substr(0, bom.size()) == bom ? body.substr(bom.size()) : body, arena_, root_)) {
     case outcome::ok: return true;
     case outcome::malformed: return false;
-    case outcome::huge_exponent: break;
+    case outcome::ask_nlohmann: return parse_nlohmann(body, arena_, root_);  // it skips the BOM itself
   }
-  std::string rewritten;
-  return rewrite_huge_exponents(body, rewritten) && parse_into(rewritten, arena_, root_) == outcome::ok;
+  return false;
 }
 
 const jvalue* member(const jvalue* j, std::string_view key) {

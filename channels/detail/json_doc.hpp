@@ -6,7 +6,9 @@
 // It accepts and rejects exactly what `parse_json` (nlohmann, strict) does, and gives the same
 // values, so callers can switch without a change in behaviour:
 //  - a leading UTF-8 byte-order mark is skipped (nlohmann skips it);
-//  - no nesting limit (nlohmann has none; Boost's default of 32 would reject deep documents);
+//  - no nesting limit and no stack overflow: Boost's parser recurses per level, so a document
+//    nested deeper than 64, like one with an exponent too long for Boost ("1e-99999999999", zero
+//    for strtod), is handed to nlohmann's iterative SAX parser, which builds the same value;
 //  - a number whose magnitude overflows a double (1e400) is an error (nlohmann: "number overflow");
 //  - floating-point numbers are converted exactly (std::from_chars, like nlohmann's strtod), not by
 //    Boost 1.81's faster conversion, which may be one ulp off;

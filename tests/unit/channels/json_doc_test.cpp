@@ -94,3 +94,26 @@ TEST_CASE("whatsapp: parse of odd but valid bodies, and of deep or broken ones")
   // Every prefix of a real body is rejected, never a crash.
   for (std::size_t n = 0; n + 1 < text.size(); n += 7) CHECK_FALSE(whatsapp::parse(text.substr(0, n)).ok);
 }
+
+TEST_CASE("json_doc: any nesting depth, on either side of the parser switch, without a stack overflow") {
+  // Boost parses up to 64 levels; deeper documents go to nlohmann's iterative parser.
+  for (std::size_t depth : {1, 63, 64, 65, 66, 1000, 500000}) {
+    CAPTURE(depth);
+    const std::string open(depth, '['), close(depth, ']');
+    const std::string body = "{\"k\":" + open + "\"ثانية\",1e-99999999999,18446744073709551615" + close + ",\"n\":7}";
+    detail::json_doc doc;
+    REQUIRE(doc.parse(body));
+    CHECK(detail::int_member(&doc.root(), "n") == 7);
+    const auto* v = detail::array_member(&doc.root(), "k");
+    for (std::size_t i = 1; v && i < depth; ++i) v = &v->get_array().at(0);
+    REQUIRE(v);
+    REQUIRE(v->get_array().size() == 3);
+    CHECK(v->get_array()[0].get_string() == "ثانية");
+    CHECK(v->get_array()[1].get_double() == 0.0);
+    CHECK(v->get_array()[2].get_uint64() == 18446744073709551615ull);
+    CHECK_FALSE(accepts(open + close.substr(1)));          // one bracket short
+    CHECK_FALSE(accepts(open + "1e400" + close));           // overflow, at any depth
+    CHECK_FALSE(accepts(open + "\"\xff\"" + close));       // bad UTF-8, at any depth
+  }
+  CHECK_FALSE(accepts(std::string(1000000, '[')));
+}
