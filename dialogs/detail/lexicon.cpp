@@ -26,12 +26,6 @@ message_word make_word(std::u32string_view w) {
 
 std::size_t tolerance(std::size_t len) { return len >= 8 ? 2 : len >= 4 ? 1 : 0; }
 
-// popcount(x) > n, for the small n of a typo tolerance (no popcnt instruction in the baseline ISA).
-bool more_bits_than(std::uint64_t x, std::size_t n) {
-  for (std::size_t i = 0; i < n && x != 0; ++i) x &= x - 1;
-  return x != 0;
-}
-
 // edit_distance(a, b) <= 1 for words of the same length: equal, one substitution, or one
 // adjacent transposition (an insertion needs a deletion too, which makes 2).
 bool within_one_same_length(std::u32string_view a, std::u32string_view b) {
@@ -68,7 +62,8 @@ double token_match(std::u32string_view kw, std::uint64_t kw_mask, bool prefix, c
     std::size_t diff = v.size() > kw.size() ? v.size() - kw.size() : kw.size() - v.size();
     if (diff > tol) continue;
     const std::uint64_t vm = word.mask[k];
-    if (more_bits_than(kw_mask & ~vm, tol) || more_bits_than(vm & ~kw_mask, tol)) continue;
+    const auto t = static_cast<std::uint8_t>(tol);
+    if (!at_most_bits(kw_mask & ~vm, t) || !at_most_bits(vm & ~kw_mask, t)) continue;
     if (edit_distance_at_most(kw, v, tol) <= tol) return 0.8;
   }
   return 0;

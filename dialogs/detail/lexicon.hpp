@@ -48,7 +48,8 @@ struct phrase {
   phrase_filter filter;
 };
 
-/// One bit per letter (code point mod 64; Arabic letters do not collide). A word needs at least
+/// One bit per letter, code point mod 64 (the Arabic letters U+0621-U+064A get a bit each; a
+/// collision only makes the bound below weaker). A word needs at least
 /// popcount(mask(a) & ~mask(b)) edits to become another, which rules most pairs out at once.
 std::uint64_t letters_mask(std::u32string_view w);
 
