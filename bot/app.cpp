@@ -32,7 +32,7 @@ std::shared_ptr<const dialogs::engine> app::load_engine(const config& cfg) {
   st.idle_timeout_seconds = cfg.idle_timeout_seconds;
   st.retention_days = cfg.retention_days;
   auto hhmm = [](int m) {
-    char b[8];
+    char b[16];
     std::snprintf(b, sizeof b, "%02d:%02d", m / 60, m % 60);
     return std::string(b);
   };
@@ -141,6 +141,14 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
           std::to_string(s.commits) + "\n";
   body += "# TYPE aoun_db_jobs_total counter\naoun_db_jobs_total " + std::to_string(s.jobs) + "\n";
   body += "# TYPE aoun_db_failed_jobs_total counter\naoun_db_failed_jobs_total " + std::to_string(s.failed_jobs) + "\n";
+  body += "# HELP aoun_db_checkpoints_total WAL checkpoints run by the checkpointer thread.\n"
+          "# TYPE aoun_db_checkpoints_total counter\naoun_db_checkpoints_total " +
+          std::to_string(s.checkpoints) + "\n";
+  body += "# HELP aoun_db_writer_checkpoints_total Short checkpoints the writer ran so that the WAL starts over.\n"
+          "# TYPE aoun_db_writer_checkpoints_total counter\naoun_db_writer_checkpoints_total " +
+          std::to_string(s.writer_checkpoints) + "\n";
+  body += "# TYPE aoun_db_checkpoint_errors_total counter\naoun_db_checkpoint_errors_total " +
+          std::to_string(s.checkpoint_errors) + "\n";
   body += "# HELP aoun_db_commit_seconds Time of one group commit (BEGIN to durable COMMIT).\n"
           "# TYPE aoun_db_commit_seconds histogram\n";
   std::uint64_t cum = 0;

@@ -150,6 +150,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   auto convr = storage::conversation_for(c, b->id, now);
   if (!convr) return storage::result<bool>(boost::system::in_place_error, convr.error());
   auto conv = std::move(*convr);
+  const auto before = conv;  // save_conversation writes the queue fields only if they change
 
   storage::message_row m;
   m.conversation_id = conv.id;
@@ -207,7 +208,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     auto r = eng->step(st, to_input(in), ctx);
     if (auto ec = apply(c, conv, r, m.id, now, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
-  if (auto ec = storage::save_conversation(c, conv)) return storage::result<bool>(boost::system::in_place_error, ec);
+  if (auto ec = storage::save_conversation(c, conv, before))
+    return storage::result<bool>(boost::system::in_place_error, ec);
   conversation_event(c, conv, now, fx,
                      conv.mode == "waiting" && previous_mode != "waiting" ? "conversation.waiting" : "conversation.updated");
   return true;
@@ -351,15 +353,14 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
     if (!busy) return busy.error();
     claim = !*busy;
   }
+  row.state = claim ? "sending" : "pending";
+  row.attempts = claim ? 1 : 0;
   auto id = storage::outbox_enqueue(c, row);
   if (!id) return id.error();
   row.id = *id;
   fx.wake_outbox = true;
   if (!claim) return {};
-  if (auto ec = storage::outbox_mark_sending(c, row.id)) return ec;
-  row.state = "sending";
-  row.attempts = 1;
-  fx.chains.insert(key);
+  fx.chains.insert(std::move(key));
   fx.claimed.push_back(row);
   return {};
 }

@@ -125,20 +125,14 @@ result<bool> mark_processed(connection& c, std::string_view channel, std::string
 
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
                                            std::string_view display_name, std::int64_t now, bool inbound) {
-  {
-    auto q = c.prepare(
-        "INSERT INTO beneficiaries (channel, address, display_name, created_at, last_inbound_at) "
-        "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END) ON CONFLICT (channel, address) DO UPDATE SET "
-        "display_name = CASE WHEN ?3 <> '' AND erased_at IS NULL THEN ?3 ELSE display_name END, "
-        "last_inbound_at = CASE WHEN ?5 THEN ?4 ELSE last_inbound_at END");
-    if (!q) return q.error();
-    if (auto ec = q->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, now).bind(5, inbound ? 1 : 0).exec())
-      return ec;
-  }
+  // One statement: the upsert returns the row as it now is.
   auto q = c.prepare(
-      "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at "
-      "FROM beneficiaries WHERE channel = ? AND address = ?");
-  if (q) q->bind(1, channel).bind(2, address);
+      "INSERT INTO beneficiaries (channel, address, display_name, created_at, last_inbound_at) "
+      "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END) ON CONFLICT (channel, address) DO UPDATE SET "
+      "display_name = CASE WHEN ?3 <> '' AND erased_at IS NULL THEN ?3 ELSE display_name END, "
+      "last_inbound_at = CASE WHEN ?5 THEN ?4 ELSE last_inbound_at END "
+      "RETURNING id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at");
+  if (q) q->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, now).bind(5, inbound ? 1 : 0);
   return one<beneficiary_row>(q, [](const statement& s) {
     beneficiary_row b;
     b.id = s.int64(0);
@@ -202,6 +196,17 @@ error_code save_conversation(connection& c, const conversation_row& v) {
       .bind(10, v.resolved_at)
       .bind(11, v.id)
       .exec();
+}
+
+error_code save_conversation(connection& c, const conversation_row& v, const conversation_row& before) {
+  if (v.id != before.id || v.mode != before.mode || v.priority != before.priority ||
+      v.queue_reason != before.queue_reason || v.queued_at != before.queued_at ||
+      v.assigned_staff_id != before.assigned_staff_id || v.first_staff_reply_at != before.first_staff_reply_at ||
+      v.resolved_at != before.resolved_at)
+    return save_conversation(c, v);
+  auto q = c.prepare("UPDATE conversations SET dialog_state = ?, updated_at = ?, last_message_at = ? WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, v.dialog_state).bind(2, v.updated_at).bind(3, v.last_message_at).bind(4, v.id).exec();
 }
 
 error_code set_beneficiary_lang(connection& c, std::int64_t id, std::string_view lang) {

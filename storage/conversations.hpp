@@ -63,6 +63,11 @@ result<std::vector<conversation_row>> list_conversations(connection& c, std::str
 
 /// Writes mode, priority, queue fields, assignment, state and timestamps from `conv`.
 boost::system::error_code save_conversation(connection& c, const conversation_row& conv);
+/// The same, but when the queue and assignment fields are those of `before` (the row as read),
+/// writes only the dialog state and timestamps: an UPDATE that sets an indexed column rewrites
+/// that index's entry even when the value is unchanged (one more page per message).
+boost::system::error_code save_conversation(connection& c, const conversation_row& conv,
+                                            const conversation_row& before);
 boost::system::error_code set_beneficiary_lang(connection& c, std::int64_t id, std::string_view lang);
 boost::system::error_code set_consented(connection& c, std::int64_t id, std::int64_t now);
 

@@ -41,6 +41,17 @@ result<std::unique_ptr<database>> database::open(const options& opts) {
     db->schema_version_ = static_cast<int>(q->int64(0));
   }
   if (!memory) {
+    // Checkpoints leave the writer's thread: its hook only notes the WAL's size (this replaces
+    // SQLite's automatic checkpoint, which would copy pages and fsync the file inside a commit).
+    auto ck = connection::open(opts.path, connection::mode::read_write);
+    if (!ck) return ck.error();
+    db->checkpointer_ = std::move(*ck);
+    // A connection learns that the file is in WAL mode on its first read; until then a
+    // checkpoint through it does nothing (and says so with -1 frames).
+    if (auto ec = db->checkpointer_->exec_script("SELECT count(*) FROM sqlite_schema")) return ec;
+    std::string cache = "PRAGMA cache_size=-" + std::to_string(std::max(opts.writer_cache_kib, 100));
+    if (auto ec = db->writer_->exec_script(cache.c_str())) return ec;
+    sqlite3_wal_hook(db->writer_->handle(), &database::on_wal_commit, db.get());
     for (int i = 0; i < opts.readers; ++i) {
       auto r = connection::open(opts.path, connection::mode::read_only);
       if (!r) return r.error();
@@ -48,6 +59,7 @@ result<std::unique_ptr<database>> database::open(const options& opts) {
     }
   }
   db->writer_thread_ = std::thread([p = db.get()] { p->writer_loop(); });
+  if (db->checkpointer_) db->checkpointer_thread_ = std::thread([p = db.get()] { p->checkpointer_loop(); });
   for (auto& r : db->readers_)
     db->reader_threads_.emplace_back([p = db.get(), c = r.get()] { p->reader_loop(*c); });
   return db;
@@ -103,6 +115,25 @@ void database::writer_loop() {
 
 void database::run_batch(std::vector<job>& batch) {
   auto start = std::chrono::steady_clock::now();
+  // The WAL starts over only when a write transaction begins with every frame already copied
+  // into the file. Under steady load the checkpointer never catches up with the writer, so past
+  // restart_frames the writer finishes the copy itself, between two of its transactions: only
+  // the frames since the checkpointer's last pass, and never a wait (passive).
+  if (checkpointer_) {
+    int frames = 0;
+    {
+      std::lock_guard lock(mutex_);
+      frames = wal_frames_;
+    }
+    if (frames >= opts_.restart_frames) {
+      int log = 0, done = 0;
+      int rc = sqlite3_wal_checkpoint_v2(writer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      std::lock_guard lock(mutex_);
+      stats_.writer_checkpoints += 1;
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) stats_.checkpoint_errors += 1;
+      if (rc == SQLITE_OK && log == done) wal_frames_ = 0;  // restarts with the next transaction
+    }
+  }
   std::vector<boost::system::error_code> results(batch.size());
   auto& c = *writer_;
   auto ec = c.exec_script("BEGIN IMMEDIATE");
@@ -155,6 +186,36 @@ void database::run_batch(std::vector<job>& batch) {
   batch.clear();
 }
 
+int database::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
+  auto* db = static_cast<database*>(self);
+  {
+    std::lock_guard lock(db->mutex_);
+    db->wal_frames_ = frames;
+    if (frames < db->opts_.checkpoint_frames || db->checkpoint_wanted_) return 0;
+    db->checkpoint_wanted_ = true;
+  }
+  db->checkpoint_cv_.notify_one();
+  return 0;  // SQLITE_OK
+}
+
+void database::checkpointer_loop() {
+  auto* h = checkpointer_->handle();
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      checkpoint_cv_.wait(lock, [&] { return closing_ || checkpoint_wanted_; });
+      if (closing_) return;
+    }
+    // Passive: copies what no reader still needs, beside the writer, never waiting for it.
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(h, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    std::lock_guard lock(mutex_);
+    stats_.checkpoints += 1;
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) stats_.checkpoint_errors += 1;
+    checkpoint_wanted_ = false;
+  }
+}
+
 void database::reader_loop(connection& conn) {
   for (;;) {
     job j;
@@ -191,7 +252,10 @@ void database::close() {
   }
   writer_cv_.notify_all();
   reader_cv_.notify_all();
+  checkpoint_cv_.notify_all();
   if (writer_thread_.joinable()) writer_thread_.join();
+  if (checkpointer_thread_.joinable()) checkpointer_thread_.join();
+  checkpointer_.reset();
   for (auto& t : reader_threads_)
     if (t.joinable()) t.join();
   reader_threads_.clear();

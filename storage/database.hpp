@@ -43,6 +43,14 @@ struct options {
   bool synchronous_full = true;
   /// Apply pending migrations when opening. `aoun migrate` and `serve` both do.
   bool migrate = true;
+  /// WAL checkpoints run on their own thread and connection: a passive checkpoint (copying
+  /// frames into the database file beside the writer) whenever the WAL holds this many frames...
+  int checkpoint_frames = 1000;
+  /// ...and once it holds this many, the writer copies the few frames left between two of its
+  /// transactions so that the WAL starts over instead of growing.
+  int restart_frames = 4000;
+  /// Page cache of the writer connection, in KiB (SQLite's default is 2,000).
+  int writer_cache_kib = 16384;
 };
 
 /// Counters for /metrics. Monotonic; read without locking (relaxed atomics inside).
@@ -52,6 +60,9 @@ struct stats {
   std::uint64_t failed_jobs = 0;
   std::uint64_t commit_micros_total = 0;
   std::uint64_t largest_batch = 0;
+  std::uint64_t checkpoints = 0;        ///< runs of the checkpointer thread
+  std::uint64_t writer_checkpoints = 0; ///< short ones the writer ran to let the WAL start over
+  std::uint64_t checkpoint_errors = 0;  ///< ones that failed with something other than busy
   /// Histogram of commit latency: bucket upper bounds in microseconds (last = +Inf).
   static constexpr std::uint64_t latency_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
   std::uint64_t latency_buckets[std::size(latency_bounds) + 1] = {};
@@ -91,6 +102,8 @@ class database {
   void writer_loop();
   void reader_loop(connection& conn);
   void run_batch(std::vector<job>& batch);
+  void checkpointer_loop();
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
   // Constant after construction.
   options opts_;
@@ -108,6 +121,13 @@ class database {
 
   std::thread writer_thread_;
   std::vector<std::thread> reader_threads_;
+
+  // Checkpoints: the writer's WAL hook records the WAL's size and wakes the checkpointer.
+  std::unique_ptr<connection> checkpointer_;
+  std::thread checkpointer_thread_;
+  std::condition_variable checkpoint_cv_;
+  int wal_frames_ = 0;            // GUARDED_BY(mutex_)
+  bool checkpoint_wanted_ = false;  // GUARDED_BY(mutex_)
 };
 
 }  // namespace aoun::storage

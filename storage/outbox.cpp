@@ -39,11 +39,16 @@ int rank(std::string_view status) {
 }  // namespace
 
 result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
+  // Written once in its first state: a row claimed by its own job is inserted as `sending`
+  // rather than inserted and then updated (each UPDATE of `state` rewrites index entries).
   auto q = c.prepare(
-      "INSERT INTO outbox (message_id, conversation_id, channel, recipient, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT INTO outbox (message_id, conversation_id, channel, recipient, payload, created_at, state, attempts) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   if (!q) return q.error();
+  const bool sending = r.state == "sending";
   if (auto ec = q->bind(1, r.message_id).bind(2, r.conversation_id).bind(3, r.channel).bind(4, r.recipient)
-                    .bind(5, r.payload).bind(6, r.created_at).exec())
+                    .bind(5, r.payload).bind(6, r.created_at).bind(7, sending ? "sending" : "pending")
+                    .bind(8, sending ? std::int64_t{1} : std::int64_t{0}).exec())
     return ec;
   return c.last_insert_rowid();
 }
@@ -145,9 +150,11 @@ error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
 }
 
 result<int> outbox_recover(connection& c) {
+  // The inner query names the partial index's own condition so that it is used (no scan of the
+  // whole history at start-up).
   auto q = c.prepare(
       "UPDATE outbox SET state = 'pending', last_error = 'uncertain: in flight when the server stopped' "
-      "WHERE state = 'sending'");
+      "WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending', 'sending') AND state = 'sending')");
   if (!q) return q.error();
   if (auto ec = q->exec()) return ec;
   return c.changes();
@@ -165,9 +172,12 @@ error_code outbox_delivery_status(connection& c, std::string_view provider_messa
 }
 
 result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit) {
-  auto q = c.prepare(std::string(outbox_select) + "WHERE (?1 = 'all' OR state = ?1) ORDER BY id DESC LIMIT ?2");
+  // Dead rows (what staff look at) through their partial index, which needs the literal.
+  auto q = state == "dead" ? c.prepare(std::string(outbox_select) + "WHERE state = 'dead' ORDER BY id DESC LIMIT ?2")
+                           : c.prepare(std::string(outbox_select) + "WHERE (?1 = 'all' OR state = ?1) ORDER BY id DESC LIMIT ?2");
   if (!q) return q.error();
-  q->bind(1, state).bind(2, limit);
+  if (state != "dead") q->bind(1, state);
+  q->bind(2, limit);
   std::vector<outbox_row> out;
   for (;;) {
     auto r = q->step();

@@ -26,6 +26,8 @@ struct outbox_row {
   std::int64_t created_at = 0;
 };
 
+/// Inserts `r` as pending, or as `sending` with its first attempt counted when r.state is
+/// "sending" (the job that writes it hands it to the worker right after its commit).
 result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r);
 
 /// Rows due now, each the oldest unsent row of its recipient (order per recipient is kept), at

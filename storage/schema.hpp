@@ -14,5 +14,7 @@ int latest_schema_version();
 /// Applies every migration newer than the file's user_version. Returns the resulting version.
 /// A file newer than this program (user_version > latest) is refused with errc::invalid.
 result<int> migrate(connection& conn);
+/// Migrates only up to `target` (≤ latest): tests build files of an older version with it.
+result<int> migrate(connection& conn, int target);
 
 }  // namespace aoun::storage
