@@ -24,7 +24,10 @@ channels::kind channel_of(const storage::conversation_row& conv) {
   return channels::kind_from_string(conv.channel).value_or(channels::kind::webchat);
 }
 
-json inbound_payload(const channels::inbound& in) {
+std::string inbound_payload(const channels::inbound& in) {
+  // Plain text (most messages) carries nothing beyond its text.
+  if (in.choice_id.empty() && (in.type == channels::inbound_type::text || in.type == channels::inbound_type::status))
+    return "{}";
   json p = json::object();
   if (!in.choice_id.empty()) p["choice_id"] = in.choice_id;
   if (in.type == channels::inbound_type::media)
@@ -32,7 +35,7 @@ json inbound_payload(const channels::inbound& in) {
   if (in.type == channels::inbound_type::location) p["location"] = {{"latitude", in.latitude}, {"longitude", in.longitude}};
   if (in.type == channels::inbound_type::contact) p["contact"] = {{"phone", in.contact_phone}, {"is_sender", in.contact_is_sender}};
   if (in.type == channels::inbound_type::unsupported) p["raw_type"] = in.raw_type;
-  return p;
+  return p.dump();
 }
 
 dialogs::input to_input(const channels::inbound& in) {
@@ -158,7 +161,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   m.sender = "beneficiary";
   m.kind = std::string(channels::to_string(in.type));
   m.text = in.text;
-  m.payload = inbound_payload(in).dump();
+  m.payload = inbound_payload(in);
   m.provider_id = in.provider_id;
   m.created_at = now;
   auto mid = storage::insert_message(c, m);
@@ -179,7 +182,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     row.conversation_id = conv.id;
     row.channel = channel;
     row.recipient = in.from;
-    row.payload = to_json(ack).dump();
+    row.payload = to_json_text(ack);
     row.created_at = now;
     if (auto ec = enqueue(c, row, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
@@ -305,14 +308,7 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   m.staff_id = staff_id;
   m.kind = o.template_name.empty() ? "text" : "template";
   m.text = o.text;
-  json p = json::object();
-  if (!o.choices.empty()) {
-    p["choices"] = json::array();
-    for (auto& ch : o.choices) p["choices"].push_back({{"id", ch.id}, {"title", ch.title}});
-  }
-  if (o.request_contact) p["request_contact"] = true;
-  if (!o.template_name.empty()) p["template"] = o.template_name;
-  m.payload = p.dump();
+  m.payload = outbound_payload_text(o);
   m.created_at = now;
   auto mid = storage::insert_message(c, m);
   if (!mid) return mid.error();
@@ -322,7 +318,7 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   row.conversation_id = conv.id;
   row.channel = conv.channel;
   row.recipient = conv.address;
-  row.payload = to_json(o).dump();
+  row.payload = to_json_text(o);
   row.created_at = now;
   if (auto ec = enqueue(c, row, fx)) return ec;
   m.outbox_state = "pending";

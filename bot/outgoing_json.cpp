@@ -1,6 +1,108 @@
 #include "bot/outgoing_json.hpp"
 
+#include "channels/detail/json_write.hpp"
+
 namespace aoun::bot {
+namespace {
+
+using channels::detail::append_json_string;
+
+// Writes `"key":` preceded by a comma unless it is the first member.
+void key(std::string& out, bool& first, std::string_view k) {
+  if (!first) out += ',';
+  first = false;
+  append_json_string(out, k);
+  out += ':';
+}
+
+}  // namespace
+
+std::string to_json_text(const channels::outgoing& o) {
+  // Members in the order nlohmann's std::map keeps them (sorted by key).
+  std::string out;
+  out.reserve(64 + o.text.size() + o.choices.size() * 64);
+  out += '{';
+  bool first = true;
+  if (!o.callback_query_id.empty()) {
+    key(out, first, "callback_query_id");
+    append_json_string(out, o.callback_query_id);
+  }
+  if (!o.choices.empty()) {
+    key(out, first, "choices");
+    out += '[';
+    for (std::size_t i = 0; i < o.choices.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"description\":";
+      append_json_string(out, o.choices[i].description);
+      out += ",\"id\":";
+      append_json_string(out, o.choices[i].id);
+      out += ",\"title\":";
+      append_json_string(out, o.choices[i].title);
+      out += '}';
+    }
+    out += ']';
+    key(out, first, "choices_button");
+    append_json_string(out, o.choices_button);
+  }
+  if (!o.mark_read_id.empty()) {
+    key(out, first, "mark_read_id");
+    append_json_string(out, o.mark_read_id);
+  }
+  if (!o.reply_to.empty()) {
+    key(out, first, "reply_to");
+    append_json_string(out, o.reply_to);
+  }
+  if (o.request_contact) {
+    key(out, first, "request_contact");
+    out += "true";
+  }
+  if (!o.template_name.empty()) {
+    key(out, first, "template_lang");
+    append_json_string(out, o.template_lang);
+    key(out, first, "template_name");
+    append_json_string(out, o.template_name);
+    key(out, first, "template_params");
+    out += '[';
+    for (std::size_t i = 0; i < o.template_params.size(); ++i) {
+      if (i) out += ',';
+      append_json_string(out, o.template_params[i]);
+    }
+    out += ']';
+  }
+  key(out, first, "text");
+  append_json_string(out, o.text);
+  out += '}';
+  return out;
+}
+
+std::string outbound_payload_text(const channels::outgoing& o) {
+  if (o.choices.empty() && !o.request_contact && o.template_name.empty()) return "{}";
+  std::string out = "{";
+  bool first = true;
+  if (!o.choices.empty()) {
+    key(out, first, "choices");
+    out += '[';
+    for (std::size_t i = 0; i < o.choices.size(); ++i) {
+      if (i) out += ',';
+      out += "{\"id\":";
+      append_json_string(out, o.choices[i].id);
+      out += ",\"title\":";
+      append_json_string(out, o.choices[i].title);
+      out += '}';
+    }
+    out += ']';
+  }
+  if (o.request_contact) {
+    key(out, first, "request_contact");
+    out += "true";
+  }
+  if (!o.template_name.empty()) {
+    key(out, first, "template");
+    append_json_string(out, o.template_name);
+  }
+  out += '}';
+  return out;
+}
 
 nlohmann::json to_json(const channels::outgoing& o) {
   nlohmann::json j;
