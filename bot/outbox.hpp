@@ -54,6 +54,10 @@ class outbox_worker {
   void spawn_chain(std::vector<storage::outbox_row> rows);
   net::awaitable<void> pace(const storage::outbox_row& row);
   channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
+  /// Renders, sends and reads the answer of one row. Runs on the io_context, off the strand:
+  /// it touches only const state and the (thread-safe) client, so sends proceed on every I/O
+  /// thread at once while the strand keeps the bookkeeping.
+  net::awaitable<channels::send_result> send_row(const storage::outbox_row& row) const;
   std::chrono::milliseconds backoff(int attempts) const;
   void finished_one();
 

@@ -50,7 +50,7 @@ struct options {
   /// transactions so that the WAL starts over instead of growing.
   int restart_frames = 4000;
   /// Page cache of the writer connection, in KiB (SQLite's default is 2,000).
-  int writer_cache_kib = 16384;
+  int writer_cache_kib = 8192;
 };
 
 /// Counters for /metrics. Monotonic; read without locking (relaxed atomics inside).
