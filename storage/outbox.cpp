@@ -94,12 +94,6 @@ result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::str
   return found;
 }
 
-error_code outbox_mark_sending(connection& c, std::int64_t id) {
-  auto q = c.prepare("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?");
-  if (!q) return q.error();
-  return q->bind(1, id).exec();
-}
-
 error_code outbox_release(connection& c, std::int64_t id) {
   auto q = c.prepare(
       "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0) WHERE id = ? AND state = 'sending'");

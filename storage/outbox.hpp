@@ -36,9 +36,6 @@ result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms,
 /// Whether the recipient has an unsent (pending or sending) row: a new row may be sent at once
 /// only when it has none (order per recipient).
 result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::string_view recipient);
-/// Marks one row `sending` (counting the attempt): the job that wrote it hands it straight to
-/// the worker after its commit, without a separate claim.
-boost::system::error_code outbox_mark_sending(connection& c, std::int64_t id);
 /// Rows handed to the worker but not attempted (an earlier row of their recipient failed):
 /// back to pending, their attempt not counted.
 boost::system::error_code outbox_release(connection& c, std::int64_t id);
