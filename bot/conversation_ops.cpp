@@ -184,7 +184,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     row.recipient = in.from;
     row.payload = to_json_text(ack);
     row.created_at = now;
-    if (auto ec = enqueue(c, row, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
+    if (auto ec = enqueue(c, row, ack, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
 
   auto eng = engine();
@@ -320,7 +320,7 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   row.recipient = conv.address;
   row.payload = to_json_text(o);
   row.created_at = now;
-  if (auto ec = enqueue(c, row, fx)) return ec;
+  if (auto ec = enqueue(c, row, o, fx)) return ec;
   m.outbox_state = "pending";
   conv.last_message_at = now;
   fx.wake_outbox = true;
@@ -338,7 +338,8 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   return m.id;
 }
 
-error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row& row, after_commit& fx) const {
+error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row& row, const channels::outgoing& o,
+                                     after_commit& fx) const {
   // Claim at once when nothing older is waiting for this recipient (or what is waiting was
   // claimed by this same job): the worker gets the row right after the commit, with no claim
   // transaction and no claim query on the reply's path. Otherwise the row waits its turn.
@@ -357,7 +358,15 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   fx.wake_outbox = true;
   if (!claim) return {};
   fx.chains.insert(std::move(key));
-  fx.claimed.push_back(row);
+  // The worker renders from this copy instead of parsing the payload back: the same request
+  // (tests/unit/bot/outbox_render_test.cpp), except for text that is not valid UTF-8, which
+  // the payload carries with U+FFFD instead.
+  auto& sent = fx.claimed.emplace_back(outbox_send{row, std::nullopt});
+  if (survives_json(o)) {
+    sent.out = o;
+    sent.out->channel = channels::kind_from_string(row.channel).value_or(o.channel);
+    sent.out->to = row.recipient;
+  }
   return {};
 }
 

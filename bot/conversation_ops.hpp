@@ -22,6 +22,7 @@
 #include "bot/config.hpp"
 #include "bot/event_hub.hpp"
 #include "channels/message.hpp"
+#include "bot/outbox_send.hpp"
 #include "dialogs/engine.hpp"
 #include "storage/connection.hpp"
 #include "storage/conversations.hpp"
@@ -35,7 +36,7 @@ struct after_commit {
   bool wake_outbox = false;
   /// Outbox rows this job wrote AND marked `sending`: handed to the worker right after the
   /// commit, in order, without waiting for a claim (the fast path of a reply).
-  std::vector<storage::outbox_row> claimed;
+  std::vector<outbox_send> claimed;
   /// Recipients ("channel\naddress") whose rows this job claimed: their later rows in the
   /// same job follow them.
   std::set<std::string> chains;
@@ -98,7 +99,8 @@ class conversation_ops {
                                                 const channels::outgoing& o, std::string_view sender,
                                                 std::optional<std::int64_t> staff_id, std::int64_t now,
                                                 after_commit& fx) const;
-  boost::system::error_code enqueue(storage::connection& c, storage::outbox_row& row, after_commit& fx) const;
+  boost::system::error_code enqueue(storage::connection& c, storage::outbox_row& row, const channels::outgoing& o,
+                                    after_commit& fx) const;
   void queue(storage::conversation_row& conv, std::string_view reason, int priority, std::int64_t now) const;
 
   // Constant after construction.

@@ -78,6 +78,13 @@ struct outbox_worker::limiter {
   std::map<std::string, clock::time_point> telegram_chats;
 };
 
+// The channels' settings, built once (they were copied for every send).
+struct outbox_worker::provider_configs {
+  channels::whatsapp::config whatsapp;
+  channels::telegram::config telegram;
+  channels::sms::config sms;
+};
+
 outbox_worker::outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub,
                              metrics& m)
     : ioc_(ioc),
@@ -88,7 +95,9 @@ outbox_worker::outbox_worker(net::io_context& ioc, storage::database& db, const 
       strand_(net::make_strand(ioc)),
       tls_(net::ssl::context::tls_client),
       timer_(strand_),
-      limits_(std::make_unique<limiter>()) {
+      limits_(std::make_unique<limiter>()),
+      providers_(std::make_unique<const provider_configs>(
+          provider_configs{whatsapp_config(cfg), telegram_config(cfg), sms_config(cfg)})) {
   tls_.set_default_verify_paths();
   tls_.set_verify_mode(net::ssl::verify_peer);
   // One pooled connection per send in flight: with fewer, most sends would open (and, on
@@ -129,13 +138,13 @@ void outbox_worker::wake() {
   });
 }
 
-void outbox_worker::deliver_claimed(std::vector<storage::outbox_row> rows) {
+void outbox_worker::deliver_claimed(std::vector<outbox_send> rows) {
   net::post(strand_, [this, rows = std::move(rows)]() mutable {
     // Split into per-recipient chains, keeping each recipient's order.
-    std::vector<std::vector<storage::outbox_row>> chains;
+    std::vector<std::vector<outbox_send>> chains;
     std::map<std::string, std::size_t> index;
     for (auto& r : rows) {
-      auto key = r.channel + "\n" + r.recipient;
+      auto key = r.row.channel + "\n" + r.row.recipient;
       auto [it, fresh] = index.emplace(key, chains.size());
       if (fresh) chains.emplace_back();
       chains[it->second].push_back(std::move(r));
@@ -144,7 +153,7 @@ void outbox_worker::deliver_claimed(std::vector<storage::outbox_row> rows) {
   });
 }
 
-void outbox_worker::spawn_chain(std::vector<storage::outbox_row> rows) {
+void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
   ++in_flight_;
   net::co_spawn(strand_, deliver_chain(std::move(rows)), [this](std::exception_ptr e) {
     if (e) {
@@ -158,12 +167,12 @@ void outbox_worker::spawn_chain(std::vector<storage::outbox_row> rows) {
   });
 }
 
-net::awaitable<void> outbox_worker::deliver_chain(std::vector<storage::outbox_row> rows) {
+net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (co_await deliver(rows[i])) continue;
+    if (co_await deliver(std::move(rows[i]))) continue;
     // This row waits for a retry: the recipient's later rows must not overtake it.
     for (std::size_t k = i + 1; k < rows.size(); ++k) {
-      std::int64_t id = rows[k].id;
+      std::int64_t id = rows[k].row.id;
       auto r = co_await db_write<int>(db_, [id](storage::connection& c) -> storage::result<int> {
         if (auto ec = storage::outbox_release(c, id)) return ec;
         return 0;
@@ -204,13 +213,19 @@ std::chrono::milliseconds outbox_worker::backoff(int attempts) const {
 }
 
 channels::provider_request outbox_worker::render(const storage::outbox_row& row) const {
-  auto j = nlohmann::json::parse(row.payload, nullptr, false);
+  return render(outbox_send{row, std::nullopt});
+}
+
+channels::provider_request outbox_worker::render(const outbox_send& s) const {
+  const auto& row = s.row;
   auto kind = channels::kind_from_string(row.channel).value_or(channels::kind::webchat);
-  auto o = outgoing_from_json(j, kind, row.recipient);
+  channels::outgoing parsed;
+  if (!s.out) parsed = outgoing_from_json(nlohmann::json::parse(row.payload, nullptr, false), kind, row.recipient);
+  const channels::outgoing& o = s.out ? *s.out : parsed;
   switch (kind) {
-    case channels::kind::whatsapp: return channels::whatsapp::render(o, whatsapp_config(cfg_));
-    case channels::kind::telegram: return channels::telegram::render(o, telegram_config(cfg_));
-    case channels::kind::sms: return channels::sms::render(o, sms_config(cfg_));
+    case channels::kind::whatsapp: return channels::whatsapp::render(o, providers_->whatsapp);
+    case channels::kind::telegram: return channels::telegram::render(o, providers_->telegram);
+    case channels::kind::sms: return channels::sms::render(o, providers_->sms);
     case channels::kind::webchat: break;
   }
   return {};
@@ -225,7 +240,7 @@ channels::send_result outbox_worker::interpret(const std::string& channel, const
   }
   if (channel == "whatsapp") return channels::whatsapp::interpret(r.status, r.body, r.retry_after);
   if (channel == "telegram") return channels::telegram::interpret(r.status, r.body, r.retry_after);
-  return channels::sms::interpret(sms_config(cfg_).outbound, r.status, r.body, r.retry_after);
+  return channels::sms::interpret(providers_->sms.outbound, r.status, r.body, r.retry_after);
 }
 
 net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row) {
@@ -246,8 +261,9 @@ net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row) {
   }
 }
 
-net::awaitable<channels::send_result> outbox_worker::send_row(const storage::outbox_row& row) const {
-  auto req = render(row);
+net::awaitable<channels::send_result> outbox_worker::send_row(const outbox_send& s) const {
+  const auto& row = s.row;
+  auto req = render(s);
   if (req.url.empty()) {
     channels::send_result r;
     r.outcome = channels::send_outcome::rejected;
@@ -274,7 +290,11 @@ net::awaitable<void> outbox_worker::loop() {
       if (claimed) rows = std::move(*claimed);
       else log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
     }
-    for (auto& row : rows) spawn_chain({std::move(row)});
+    for (auto& row : rows) {
+      std::vector<outbox_send> chain(1);
+      chain[0].row = std::move(row);
+      spawn_chain(std::move(chain));
+    }
     if (static_cast<int>(rows.size()) == claim_batch && in_flight_ < max_in_flight) continue;  // more may be due
     if (woken_ || stopping_) continue;
     // Sleep until the next retry is due, or until woken.
@@ -290,7 +310,54 @@ net::awaitable<void> outbox_worker::loop() {
   if (in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
 }
 
-net::awaitable<bool> outbox_worker::deliver(storage::outbox_row row) {
+net::awaitable<storage::result<int>> outbox_worker::record_sent(std::int64_t id, std::string provider_message_id) {
+  // Runs on strand_ (deliver's executor): sent_marks_ and flushing_sent_ need no lock.
+  return net::async_initiate<decltype(net::use_awaitable), void(storage::result<int>)>(
+      [this](auto handler, std::int64_t id, std::string provider_message_id) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        sent_marks_.push_back({id, std::move(provider_message_id), now_s(), [h](boost::system::error_code ec) {
+                                 auto ex = net::get_associated_executor(*h);
+                                 net::dispatch(ex, [h, ec]() mutable {
+                                   if (ec) (*h)(storage::result<int>(boost::system::in_place_error, ec));
+                                   else (*h)(storage::result<int>(0));
+                                 });
+                               }});
+        if (!flushing_sent_) flush_sent();
+      },
+      net::use_awaitable, id, std::move(provider_message_id));
+}
+
+void outbox_worker::flush_sent() {
+  flushing_sent_ = true;
+  struct batch {
+    std::vector<sent_mark> marks;
+    std::vector<boost::system::error_code> results;
+  };
+  auto b = std::make_shared<batch>();
+  b->marks = std::exchange(sent_marks_, {});
+  b->results.resize(b->marks.size());
+  // One job: a mark that fails (say, its row was purged) does not fail the others.
+  db_.submit_write(
+      [b](storage::connection& c) -> boost::system::error_code {
+        for (std::size_t i = 0; i < b->marks.size(); ++i) {
+          const auto& m = b->marks[i];
+          b->results[i] = storage::outbox_mark_sent(c, m.id, m.provider_message_id, m.at);
+        }
+        return {};
+      },
+      [this, b](boost::system::error_code ec) {
+        net::post(strand_, [this, b, ec] {
+          // Still "flushing" while the waiters resume, so that marks they add wait for the
+          // next batch instead of each starting a write of their own.
+          for (std::size_t i = 0; i < b->marks.size(); ++i) b->marks[i].done(ec ? ec : b->results[i]);
+          flushing_sent_ = false;
+          if (!sent_marks_.empty()) flush_sent();
+        });
+      });
+}
+
+net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
+  auto& row = s.row;
   auto started = clock::now();
   channels::send_result result;
   if (row.channel == "webchat") {
@@ -299,8 +366,8 @@ net::awaitable<bool> outbox_worker::deliver(storage::outbox_row row) {
     result.outcome = channels::send_outcome::sent;
   } else {
     co_await pace(row);
-    // `row` lives in this frame until the spawned send completes.
-    result = co_await net::co_spawn(ioc_, send_row(row), net::use_awaitable);
+    // `s` lives in this frame until the spawned send completes.
+    result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
   }
   std::string outcome;
   auto ms = now_ms();
@@ -316,9 +383,7 @@ net::awaitable<bool> outbox_worker::deliver(storage::outbox_row row) {
   switch (result.outcome) {
     case channels::send_outcome::sent:
       outcome = "sent";
-      recorded = co_await write([&](storage::connection& c) {
-        return storage::outbox_mark_sent(c, row.id, result.provider_message_id, now_s());
-      });
+      recorded = co_await record_sent(row.id, std::move(result.provider_message_id));
       break;
     case channels::send_outcome::retry:
     case channels::send_outcome::rate_limited: {

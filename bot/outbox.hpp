@@ -4,7 +4,8 @@
 // the channel's client, and records the answer: sent, retried with exponential backoff and
 // jitter (5xx, timeouts), retried after the provider's retry-after (429), or dead-lettered.
 // A row is marked `sending` in a committed transaction BEFORE its request leaves, and `sent`
-// right after the answer: see docs/outbox.md for what a crash in between means.
+// right after the answer (batched with the other answers that arrived meanwhile): see
+// docs/outbox.md for what a crash in between means.
 //
 // Runs on the application's io_context; wake() and stop() are thread-safe.
 
@@ -14,11 +15,13 @@
 #include <map>
 #include <vector>
 #include <memory>
+#include <optional>
 
 #include "bot/config.hpp"
 #include "bot/event_hub.hpp"
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
+#include "bot/outbox_send.hpp"
 #include "channels/http_client.hpp"
 #include "channels/provider.hpp"
 #include "storage/database.hpp"
@@ -36,30 +39,38 @@ class outbox_worker {
   void wake();
   /// Rows a committed job already marked `sending` (conversation_ops::enqueue): sent now, in
   /// order per recipient. Thread-safe.
-  void deliver_claimed(std::vector<storage::outbox_row> rows);
+  void deliver_claimed(std::vector<outbox_send> rows);
   /// Stops claiming; `done` runs once the in-flight sends have recorded their outcome.
   void stop(std::function<void()> done);
 
-  /// Builds the provider request for one row (exposed for tests).
+  /// Builds the provider request for one row, from its JSON payload (exposed for tests).
   channels::provider_request render(const storage::outbox_row& row) const;
+  /// The same from the message in memory when there is one (same request, byte for byte).
+  channels::provider_request render(const outbox_send& s) const;
 
  private:
   struct limiter;
+  struct provider_configs;
   net::awaitable<void> loop();
   /// Sends one row and records the outcome; false if the recipient's next rows must wait
   /// (this one is to be retried later).
-  net::awaitable<bool> deliver(storage::outbox_row row);
+  net::awaitable<bool> deliver(outbox_send s);
   /// Sends a recipient's rows one after the other; releases the rest if one must be retried.
-  net::awaitable<void> deliver_chain(std::vector<storage::outbox_row> rows);
-  void spawn_chain(std::vector<storage::outbox_row> rows);
+  net::awaitable<void> deliver_chain(std::vector<outbox_send> rows);
+  void spawn_chain(std::vector<outbox_send> rows);
   net::awaitable<void> pace(const storage::outbox_row& row);
   channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
   /// Renders, sends and reads the answer of one row. Runs on the io_context, off the strand:
   /// it touches only const state and the (thread-safe) client, so sends proceed on every I/O
   /// thread at once while the strand keeps the bookkeeping.
-  net::awaitable<channels::send_result> send_row(const storage::outbox_row& row) const;
+  net::awaitable<channels::send_result> send_row(const outbox_send& s) const;
   std::chrono::milliseconds backoff(int attempts) const;
   void finished_one();
+  /// Records one `sent` outcome. Outcomes that arrive while a write of them is in flight are
+  /// committed together by the next one (one write job for many sends under load, one each
+  /// when idle). Completes once this row's mark is committed, or failed.
+  net::awaitable<storage::result<int>> record_sent(std::int64_t id, std::string provider_message_id);
+  void flush_sent();  ///< on strand_
 
   net::io_context& ioc_;
   storage::database& db_;
@@ -72,10 +83,19 @@ class outbox_worker {
   net::steady_timer timer_;                      // touched only on strand_
   bool woken_ = false;                           // touched only on strand_
   std::unique_ptr<limiter> limits_;              // touched only on strand_
+  std::unique_ptr<const provider_configs> providers_;  // built once from cfg_, read-only
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
   std::function<void()> on_stopped_;             // touched only on strand_
   bool loop_done_ = false;                       // touched only on strand_
+  struct sent_mark {
+    std::int64_t id = 0;
+    std::string provider_message_id;
+    std::int64_t at = 0;
+    std::function<void(boost::system::error_code)> done;
+  };
+  std::vector<sent_mark> sent_marks_;            // touched only on strand_
+  bool flushing_sent_ = false;                   // touched only on strand_
 };
 
 }  // namespace aoun::bot

@@ -15,7 +15,50 @@ void key(std::string& out, bool& first, std::string_view k) {
   out += ':';
 }
 
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    std::size_t n;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+    } else
+      return false;
+    if (static_cast<std::size_t>(end - p) <= n) return false;
+    if (p[1] < lo || p[1] > hi) return false;
+    for (std::size_t i = 2; i <= n; ++i)
+      if ((p[i] & 0xC0) != 0x80) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool survives_json(const channels::outgoing& o) {
+  if (!valid_utf8(o.text) || !valid_utf8(o.choices_button) || !valid_utf8(o.reply_to) ||
+      !valid_utf8(o.template_name) || !valid_utf8(o.template_lang) || !valid_utf8(o.callback_query_id) ||
+      !valid_utf8(o.mark_read_id))
+    return false;
+  for (const auto& ch : o.choices)
+    if (!valid_utf8(ch.id) || !valid_utf8(ch.title) || !valid_utf8(ch.description)) return false;
+  for (const auto& p : o.template_params)
+    if (!valid_utf8(p)) return false;
+  return true;
+}
 
 std::string to_json_text(const channels::outgoing& o) {
   // Members in the order nlohmann's std::map keeps them (sorted by key).

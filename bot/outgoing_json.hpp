@@ -18,6 +18,10 @@ std::string to_json_text(const channels::outgoing& o);
 /// as `dump()` of {"choices": [{"id","title"}...], "request_contact": true, "template": name}
 /// with the empty parts left out: "{}" for plain text.
 std::string outbound_payload_text(const channels::outgoing& o);
+/// True when every text field of `o` is valid UTF-8 (RFC 3629: no overlong forms, surrogates or
+/// code points past U+10FFFF), so that outgoing_from_json(to_json_text(o)) gives `o` back; the
+/// JSON text replaces invalid bytes with U+FFFD.
+bool survives_json(const channels::outgoing& o);
 /// Tolerant: missing fields keep their defaults.
 channels::outgoing outgoing_from_json(const nlohmann::json& j, channels::kind channel, std::string to);
 channels::outgoing to_outgoing(const dialogs::reply& r, channels::kind channel, const std::string& to,

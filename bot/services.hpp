@@ -25,10 +25,11 @@ struct services {
   /// Set by the server while it shuts down; long-lived WebSockets close when it is true.
   const std::atomic<bool>& stopping;
 
-  /// Publishes what a committed job collected and wakes the outbox.
-  void after(const after_commit& fx) const {
+  /// Publishes what a committed job collected and wakes the outbox (the claimed rows are
+  /// moved to the worker).
+  void after(after_commit& fx) const {
     hub.publish(fx.events);
-    if (!fx.claimed.empty()) outbox.deliver_claimed(fx.claimed);
+    if (!fx.claimed.empty()) outbox.deliver_claimed(std::move(fx.claimed));
     else if (fx.wake_outbox) outbox.wake();
   }
 };
