@@ -1,0 +1,67 @@
+#include <doctest/doctest.h>
+
+#include "storage/conversations.hpp"
+#include "storage/schema.hpp"
+
+using namespace aoun::storage;
+
+namespace {
+
+std::unique_ptr<connection> fresh() {
+  auto c = connection::open(":memory:", connection::mode::read_write);
+  REQUIRE(c.has_value());
+  REQUIRE(migrate(**c).has_value());
+  return std::move(*c);
+}
+
+}  // namespace
+
+TEST_CASE("upsert_beneficiary creates once, then refreshes the name and the last inbound time") {
+  auto c = fresh();
+  auto a = upsert_beneficiary(*c, "whatsapp", "966500000001", "Ahmed", 100, true);
+  REQUIRE(a.has_value());
+  CHECK(a->channel == "whatsapp");
+  CHECK(a->address == "966500000001");
+  CHECK(a->display_name == "Ahmed");
+  CHECK(a->lang == "ar");
+  CHECK(a->created_at == 100);
+  CHECK(a->last_inbound_at == 100);
+
+  auto b = upsert_beneficiary(*c, "whatsapp", "966500000001", "Ahmed A.", 200, true);
+  REQUIRE(b.has_value());
+  CHECK(b->id == a->id);
+  CHECK(b->display_name == "Ahmed A.");
+  CHECK(b->last_inbound_at == 200);
+  CHECK(b->created_at == 100);
+
+  // No name in this message (an SMS, say): the one we have stays.
+  auto n = upsert_beneficiary(*c, "whatsapp", "966500000001", "", 300, true);
+  REQUIRE(n.has_value());
+  CHECK(n->display_name == "Ahmed A.");
+  CHECK(n->last_inbound_at == 300);
+
+  // Not an inbound message (staff open the record, an outbound notice): last_inbound_at stays.
+  auto o = upsert_beneficiary(*c, "whatsapp", "966500000001", "Other", 400, false);
+  REQUIRE(o.has_value());
+  CHECK(o->last_inbound_at == 300);
+
+  // The same address on another channel is another beneficiary.
+  auto t = upsert_beneficiary(*c, "telegram", "966500000001", "", 500, false);
+  REQUIRE(t.has_value());
+  CHECK(t->id != a->id);
+  CHECK(t->display_name.empty());
+  CHECK_FALSE(t->last_inbound_at.has_value());
+}
+
+TEST_CASE("upsert_beneficiary never writes a name back onto an erased beneficiary") {
+  auto c = fresh();
+  auto a = upsert_beneficiary(*c, "sms", "+966500000002", "Sara", 100, true);
+  REQUIRE(a.has_value());
+  REQUIRE(!c->exec_script("UPDATE beneficiaries SET display_name = '', erased_at = 150"));
+  auto b = upsert_beneficiary(*c, "sms", "+966500000002", "Sara", 200, true);
+  REQUIRE(b.has_value());
+  CHECK(b->id == a->id);
+  CHECK(b->display_name.empty());
+  CHECK(b->erased_at == 150);
+  CHECK(b->last_inbound_at == 200);
+}
