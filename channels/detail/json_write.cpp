@@ -32,23 +32,40 @@ constexpr char hex[] = "0123456789abcdef";
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
-  // Invalid UTF-8 is rare (a caller's bug); leave its exact replacement rules to nlohmann.
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t n = valid_sequence(s, i);
-    if (n == 0) {
-      out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      return;
-    }
-    i += n;
-  }
-  out.reserve(out.size() + s.size() + 2);
+  // One pass: runs of bytes that need nothing are found a byte at a time, copied in one append;
+  // a UTF-8 lead byte has its sequence checked where it stands. This sits on every reply's path
+  // (outbox payload, transcript payload, provider request), so it is kept to a single scan.
+  const std::size_t mark = out.size();
+  out.reserve(mark + s.size() + 2);
   out.push_back('"');
+  const std::size_t size = s.size();
   std::size_t run = 0;  // start of the bytes not yet copied
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  std::size_t i = 0;
+  while (i < size) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      // Two-byte sequences (Arabic) are the common case: checked inline.
+      std::size_t n = 0;
+      if (c >= 0xC2 && c <= 0xDF)
+        n = i + 1 < size && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80 ? 2 : 0;
+      else
+        n = valid_sequence(s, i);
+      if (n == 0) {
+        // Invalid UTF-8 is rare (a caller's bug); leave its exact replacement rules to nlohmann.
+        out.resize(mark);
+        out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return;
+      }
+      i += n;
+      continue;
+    }
     out.append(s.data() + run, i - run);
     run = i + 1;
+    ++i;
     out.push_back('\\');
     switch (c) {
       case '"': out.push_back('"'); break;
@@ -64,7 +81,7 @@ void append_json_string(std::string& out, std::string_view s) {
         out.push_back(hex[c & 0xF]);
     }
   }
-  out.append(s.data() + run, s.size() - run);
+  out.append(s.data() + run, size - run);
   out.push_back('"');
 }
 

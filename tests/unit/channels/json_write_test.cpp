@@ -1,5 +1,6 @@
 // Request bodies written without a DOM (channels/detail/json_write, whatsapp::render): the bytes
 // must be those nlohmann's dump() wrote, whatever callers put in the texts.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,35 @@ TEST_CASE("json_write: invalid UTF-8 is replaced exactly as nlohmann replaces it
     CHECK(written(s) == nlohmann_written(s));
     CHECK(json::accept(written(s)));
   }
+}
+
+TEST_CASE("json_write: random byte strings are written exactly as nlohmann writes them") {
+  // Strings drawn from pieces that exercise every branch: ASCII, escapes, control bytes,
+  // valid 2/3/4-byte sequences, and lead or continuation bytes cut short or out of range.
+  const std::vector<std::string> pieces = {"a",        " ",        "\"",       "\\",       "\n",       std::string(1, '\0'),
+                                           "\x1f",     "\x7f",     "ع",        "ب",        "€",        "\xef\xbf\xbf",
+                                           "😀",       "\xf4\x8f\xbf\xbf", "\xc2",   "\xdf\x41", "\xe0\x9f\x80", "\xed\xa0\x80",
+                                           "\xf0\x8f\x80\x80", "\xf5", "\x80",    "\xbf",     "\xe2\x82",  "\xc1\xbf"};
+  std::uint32_t seed = 12345;
+  auto next = [&seed] {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) & 0x7fff;
+  };
+  int invalid = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string s;
+    const int n = static_cast<int>(next() % 12);
+    for (int k = 0; k < n; ++k) s += pieces[next() % pieces.size()];
+    CAPTURE(s);
+    const std::string expected = nlohmann_written(s);
+    REQUIRE(written(s) == expected);
+    // Appending keeps what was there before, also when the text falls back to nlohmann.
+    std::string out = "prefix:";
+    detail::append_json_string(out, s);
+    REQUIRE(out == "prefix:" + expected);
+    invalid += json::parse(expected).get<std::string>() != s ? 1 : 0;
+  }
+  CHECK(invalid > 100);  // the invalid pieces were drawn often enough to matter
 }
 
 TEST_CASE("whatsapp: render escapes what callers put in texts, ids and titles") {
