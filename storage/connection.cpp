@@ -53,6 +53,10 @@ std::string statement::text(int col) const {
 bool statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
 result<std::unique_ptr<connection>> connection::open(const std::string& path, mode m) {
+  // Before SQLite's first use: no global allocation statistics. With them on, every
+  // sqlite3_malloc/free takes a process-wide mutex to keep counters nobody here reads.
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   flags |= m == mode::read_write ? (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) : SQLITE_OPEN_READONLY;
