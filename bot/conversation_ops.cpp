@@ -323,7 +323,6 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   if (auto ec = enqueue(c, row, o, fx)) return ec;
   m.outbox_state = "pending";
   conv.last_message_at = now;
-  fx.wake_outbox = true;
   // Events only for someone who can receive them: the console stream, or the visitor's page.
   bool webchat = conv.channel == "webchat";
   if (fx.staff_listening || webchat) {
@@ -355,8 +354,10 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   auto id = storage::outbox_enqueue(c, row);
   if (!id) return id.error();
   row.id = *id;
-  fx.wake_outbox = true;
-  if (!claim) return {};
+  if (!claim) {
+    fx.wake_outbox = true;
+    return {};
+  }
   fx.chains.insert(std::move(key));
   // The worker renders from this copy instead of parsing the payload back: the same request
   // (tests/unit/bot/outbox_render_test.cpp), except for text that is not valid UTF-8, which

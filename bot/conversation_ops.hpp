@@ -33,6 +33,8 @@ namespace aoun::bot {
 /// Collected inside a write job, acted on after its commit.
 struct after_commit {
   std::vector<event> events;
+  /// A row was written `pending` (its recipient had one unsent already): the worker must look
+  /// for it once the rows ahead of it are sent. Rows in `claimed` need no wake.
   bool wake_outbox = false;
   /// Outbox rows this job wrote AND marked `sending`: handed to the worker right after the
   /// commit, in order, without waiting for a claim (the fast path of a reply).

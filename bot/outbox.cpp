@@ -132,10 +132,14 @@ void outbox_worker::start() {
 }
 
 void outbox_worker::wake() {
-  net::post(strand_, [this] {
-    woken_ = true;
-    timer_.cancel();
-  });
+  net::post(strand_, [this] { backlog_changed(); });
+}
+
+void outbox_worker::backlog_changed() {
+  ++backlog_changes_;
+  pending_left_ = true;
+  woken_ = true;
+  timer_.cancel();
 }
 
 void outbox_worker::deliver_claimed(std::vector<outbox_send> rows) {
@@ -179,6 +183,7 @@ net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows)
       });
       if (!r) log::error("outbox_release_failed", {{"id", id}, {"error", r.error().message()}});
     }
+    backlog_changed();  // the released rows are pending behind the one to retry
     break;
   }
 }
@@ -196,7 +201,7 @@ void outbox_worker::finished_one() {
   --in_flight_;
   if (stopping_) {
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
-  } else {
+  } else if (pending_left_) {
     woken_ = true;  // a recipient's next message may now be due
     timer_.cancel();
   }
@@ -283,12 +288,34 @@ net::awaitable<void> outbox_worker::loop() {
     woken_ = false;
     int room = max_in_flight - in_flight_.load();
     std::vector<storage::outbox_row> rows;
-    if (room > 0) {
-      auto claimed = co_await db_write<std::vector<storage::outbox_row>>(
-          db_, [n = std::min(room, claim_batch)](storage::connection& c) { return storage::outbox_claim(c, now_ms(), n); });
+    std::optional<std::int64_t> next_due;
+    bool failed = false;
+    // Nothing pending means nothing to claim: a finished send or an idle timer then costs no
+    // write job. Rows become pending only through wake() (a reply queued behind another, a
+    // staff retry) or this worker's own retries, which all call backlog_changed().
+    if (room > 0 && pending_left_) {
+      const auto changes = backlog_changes_;
+      auto claimed = co_await db_write<claim_result>(
+          db_, [n = std::min(room, claim_batch)](storage::connection& c) -> storage::result<claim_result> {
+            claim_result out;
+            auto r = storage::outbox_claim(c, now_ms(), n);
+            if (!r) return r.error();
+            out.rows = std::move(*r);
+            auto b = storage::outbox_backlog_of(c);
+            if (!b) return b.error();
+            out.backlog = *b;
+            return out;
+          });
       // (n is an int: trivially destructible captures only.)
-      if (claimed) rows = std::move(*claimed);
-      else log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
+      if (claimed) {
+        rows = std::move(claimed->rows);
+        next_due = claimed->backlog.next_due_ms;
+        // A change reported while the claim ran may not be in what it saw: look again.
+        pending_left_ = claimed->backlog.any_pending || backlog_changes_ != changes;
+      } else {
+        log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
+        failed = true;
+      }
     }
     for (auto& row : rows) {
       std::vector<outbox_send> chain(1);
@@ -297,14 +324,14 @@ net::awaitable<void> outbox_worker::loop() {
     }
     if (static_cast<int>(rows.size()) == claim_batch && in_flight_ < max_in_flight) continue;  // more may be due
     if (woken_ || stopping_) continue;
-    // Sleep until the next retry is due, or until woken.
-    auto next = co_await db_read<std::optional<std::int64_t>>(db_, [](storage::connection& c) { return storage::outbox_next_due(c); });
-    if (woken_ || stopping_) continue;
+    // Sleep until the next retry is due, or until woken; a minute at most, after which the
+    // worker looks at the outbox whatever it believes (a safety net, not a schedule).
     auto wait = std::chrono::milliseconds(60000);
-    if (next && *next) wait = std::chrono::milliseconds(std::clamp<std::int64_t>(**next - now_ms(), 0, 60000));
-    if (wait.count() == 0) continue;
+    if (failed) wait = std::chrono::milliseconds(1000);
+    else if (pending_left_ && next_due) wait = std::chrono::milliseconds(std::clamp<std::int64_t>(*next_due - now_ms(), 1, 60000));
     timer_.expires_after(wait);
-    co_await timer_.async_wait(use_tuple);
+    auto [ec] = co_await timer_.async_wait(use_tuple);
+    if (!ec) pending_left_ = true;
   }
   loop_done_ = true;
   if (in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
@@ -400,6 +427,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         if (limited && result.retry_after.count() > 0) delay = result.retry_after;
         std::int64_t next = ms + delay.count();
         recorded = co_await write([&](storage::connection& c) { return storage::outbox_retry(c, row.id, next, result.error); });
+        backlog_changed();  // pending again, due at `next`; the loop must set its timer by it
       }
       break;
     }

@@ -66,6 +66,12 @@ class outbox_worker {
   net::awaitable<channels::send_result> send_row(const outbox_send& s) const;
   std::chrono::milliseconds backoff(int attempts) const;
   void finished_one();
+  /// Rows became pending (on strand_): the loop claims and re-reads when to wake.
+  void backlog_changed();
+  struct claim_result {
+    std::vector<storage::outbox_row> rows;
+    storage::outbox_backlog backlog;
+  };
   /// Records one `sent` outcome. Outcomes that arrive while a write of them is in flight are
   /// committed together by the next one (one write job for many sends under load, one each
   /// when idle). Completes once this row's mark is committed, or failed.
@@ -82,6 +88,8 @@ class outbox_worker {
   std::unique_ptr<channels::http_client> client_;
   net::steady_timer timer_;                      // touched only on strand_
   bool woken_ = false;                           // touched only on strand_
+  bool pending_left_ = true;                     // some row may be pending (strand_)
+  std::uint64_t backlog_changes_ = 0;            // backlog_changed() calls (strand_)
   std::unique_ptr<limiter> limits_;              // touched only on strand_
   std::unique_ptr<const provider_configs> providers_;  // built once from cfg_, read-only
   std::atomic<bool> stopping_{false};

@@ -30,7 +30,7 @@ struct services {
   void after(after_commit& fx) const {
     hub.publish(fx.events);
     if (!fx.claimed.empty()) outbox.deliver_claimed(std::move(fx.claimed));
-    else if (fx.wake_outbox) outbox.wake();
+    if (fx.wake_outbox) outbox.wake();
   }
 };
 

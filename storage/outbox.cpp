@@ -101,15 +101,26 @@ error_code outbox_release(connection& c, std::int64_t id) {
   return q->bind(1, id).exec();
 }
 
-result<std::optional<std::int64_t>> outbox_next_due(connection& c) {
-  auto q = c.prepare("SELECT next_attempt_at_ms FROM outbox WHERE state = 'pending' ORDER BY next_attempt_at_ms LIMIT 1");
+result<outbox_backlog> outbox_backlog_of(connection& c) {
+  outbox_backlog b;
+  {
+    auto q = c.prepare("SELECT 1 FROM outbox WHERE state = 'pending' LIMIT 1");  // partial index
+    if (!q) return q.error();
+    auto r = q->step();
+    if (!r) return r.error();
+    b.any_pending = *r;
+    if (*r) q->exec();  // finish (and reset) the statement
+  }
+  if (!b.any_pending) return b;
+  auto q = c.prepare(
+      "SELECT min(next_attempt_at_ms) FROM outbox WHERE id IN (SELECT min(id) FROM outbox "
+      "WHERE state IN ('pending', 'sending') GROUP BY channel, recipient) AND state = 'pending'");
   if (!q) return q.error();
   auto r = q->step();
   if (!r) return r.error();
-  if (!*r) return std::optional<std::int64_t>{};
-  std::optional<std::int64_t> v = q->int64(0);
-  q->exec();
-  return v;
+  if (*r && !q->is_null(0)) b.next_due_ms = q->int64(0);
+  if (*r) q->exec();
+  return b;
 }
 
 error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id, std::int64_t now) {

@@ -39,8 +39,15 @@ result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::str
 /// Rows handed to the worker but not attempted (an earlier row of their recipient failed):
 /// back to pending, their attempt not counted.
 boost::system::error_code outbox_release(connection& c, std::int64_t id);
-/// The earliest next_attempt_at_ms of a pending row, if any.
-result<std::optional<std::int64_t>> outbox_next_due(connection& c);
+/// What the worker needs to know to sleep: whether any row is `pending` at all (a recipient's
+/// next reply queued behind one being sent counts), and the earliest time one can be claimed,
+/// counting only rows at the head of their recipient's line (a row behind a `sending` one
+/// becomes due when that send finishes, not on a clock).
+struct outbox_backlog {
+  bool any_pending = false;
+  std::optional<std::int64_t> next_due_ms;
+};
+result<outbox_backlog> outbox_backlog_of(connection& c);
 
 boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id,
                                            std::int64_t now);

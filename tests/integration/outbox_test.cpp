@@ -110,3 +110,51 @@ TEST_CASE("crash: kill -9 after a burst of acknowledged webhooks loses nothing")
   CHECK(post_wa(srv->port(), wa_text("966510000000", "wamid.K0", "مرحبا")).status == 200);
   CHECK(db_value(db, "SELECT count(*) FROM messages WHERE provider_id = 'wamid.K0'") == 1);
 }
+
+namespace {
+long long db_jobs(unsigned short port) {
+  auto r = http_call(port, "GET", "/metrics");
+  auto at = r.body.find("\naoun_db_jobs_total ");
+  REQUIRE(at != std::string::npos);
+  return std::stoll(r.body.substr(at + 20));
+}
+}  // namespace
+
+TEST_CASE("a reply queued behind one in flight waits for it without busying the worker") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  // The provider holds every send until the test releases it.
+  std::atomic<bool> started{false}, release{false};
+  std::atomic<int> calls{0};
+  graph.set_default([&](const recorded_request&) {
+    int n = ++calls;
+    started = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.slow.)" + std::to_string(n) + R"("}]})"};
+  });
+  std::string db = dir.path + "/aoun.db";
+  server_process srv(db, channel_env(graph, tg, twilio));
+  const std::string u = "966555555555";
+  REQUIRE(post_wa(srv.port(), wa_text(u, "wamid.Q1", "مرحبا")).status == 200);
+  REQUIRE(eventually([&] { return started.load(); }));  // the first reply is in flight
+  REQUIRE(post_wa(srv.port(), wa_text(u, "wamid.Q2", "مرحبا")).status == 200);
+  CAPTURE(db_text(db, "SELECT group_concat(id || ':' || state, ' ') FROM outbox"));
+  REQUIRE(db_value(db, "SELECT count(*) FROM outbox WHERE state = 'pending'") >= 1);  // behind it
+  // While it waits, the worker has nothing to do: no claim after claim against the database.
+  auto before = db_jobs(srv.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  auto during = db_jobs(srv.port()) - before;
+  CAPTURE(during);
+  CHECK(during <= 3);
+  // Then it goes, in order, once each.
+  release = true;
+  auto expected = db_value(db, "SELECT count(*) FROM outbox");
+  REQUIRE(eventually([&] { return db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == expected; }));
+  CHECK(static_cast<long long>(graph.requests().size()) == expected);
+  std::vector<std::string> want, got;
+  for (long long k = 0; k < expected; ++k)
+    want.push_back(db_text(db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id LIMIT 1 OFFSET " +
+                                   std::to_string(k)));
+  for (auto& j : wa_sends(graph, u)) got.push_back(wa_body(j));
+  CHECK(got == want);
+}
