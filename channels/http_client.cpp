@@ -230,7 +230,7 @@ net::awaitable<http_response> http_client::send(const provider_request& preq,
     }
 
     http::response_parser<http::string_body> parser;
-    parser.body_limit(self->opts_.body_limit);
+    parser.body_limit(preq.body_limit ? preq.body_limit : self->opts_.body_limit);
     conn->lowest().expires_at(deadline);
     boost::system::error_code rec;
     if (conn->secure)
@@ -247,6 +247,8 @@ net::awaitable<http_response> http_client::send(const provider_request& preq,
     out.status = static_cast<int>(res.result_int());
     out.body = std::move(res.body());
     if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+    if (auto it = res.find(http::field::content_type); it != res.end()) out.content_type = std::string(it->value());
+    if (auto it = res.find(http::field::location); it != res.end()) out.location = std::string(it->value());
     conn->lowest().expires_never();
     if (res.keep_alive() && conn->buffer.size() == 0)
       self->put(pool_key, std::move(conn));

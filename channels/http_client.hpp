@@ -38,6 +38,10 @@ struct http_response {
   int status = 0;  ///< 0 = network error, TLS error, bad URL or timeout (see `ec`)
   std::string body;
   std::string retry_after;  ///< raw Retry-After header, if any
+  std::string content_type;  ///< raw Content-Type header, if any
+  std::string location;      ///< raw Location header, if any (redirects are NOT followed here)
+  /// Set with status 0 and `ec == http::error::body_limit` when the answer's body (declared or
+  /// received) exceeds the request's `body_limit`; the connection is then closed, not pooled.
   boost::system::error_code ec;
 };
 

@@ -3,6 +3,7 @@
 // HTTP request, and the interpretation of a provider's answer to it. Plain values; no I/O.
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,8 @@ struct provider_request {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string content_type;
   std::string body;
+  /// Largest response body accepted, bytes; 0 = the client's `http_client_options::body_limit`.
+  std::size_t body_limit = 0;
 };
 
 /// What to do with an outbound message after the provider answered (or did not).

@@ -37,11 +37,16 @@ struct test_server {
       ++requests;
       if (silent) continue;
       http::response<http::string_body> res{http::status::ok, 11};
+      res.set(http::field::content_type, "text/plain");
       if (req.target() == "/limited") {
         res.result(http::status::too_many_requests);
         res.set(http::field::retry_after, "5");
+      } else if (req.target() == "/moved") {
+        res.result(http::status::found);
+        res.set(http::field::location, "http://elsewhere.example/file?sig=1");
+      } else if (req.target() == "/pdf") {
+        res.set(http::field::content_type, "application/pdf");
       }
-      res.set(http::field::content_type, "text/plain");
       res.body() = std::string(req.method_string()) + " " + std::string(req.target()) + " " +
                    std::string(req[http::field::host]) + " " + std::string(req[http::field::authorization]) + " " +
                    std::string(req[http::field::content_type]) + " " + req.body();
@@ -132,6 +137,50 @@ TEST_CASE("http_client: round trip and keep-alive reuse over one connection") {
     CHECK(r2.retry_after == "5");
     CHECK(server.accepted == 1);
     CHECK(server.requests == 2);
+  });
+}
+
+TEST_CASE("http_client: GET, Content-Type and Location are reported, redirects are not followed") {
+  net::io_context ioc;
+  ssl::context tls(ssl::context::tls_client);
+  test_server server(ioc);
+  net::co_spawn(ioc, server.run(), net::detached);
+  http_client client(ioc.get_executor(), tls);
+  run_test(ioc, [&]() -> net::awaitable<void> {
+    auto req = get(server.port(), "/pdf");
+    req.method = "GET";
+    req.content_type.clear();
+    req.body.clear();
+    auto r = co_await client.send(req, std::chrono::seconds(5));
+    CHECK(r.status == 200);
+    CHECK(r.content_type == "application/pdf");
+    CHECK(r.location.empty());
+    CHECK(r.body == "GET /pdf 127.0.0.1:" + std::to_string(server.port()) + " Bearer T  ");
+    req.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/moved";
+    r = co_await client.send(req, std::chrono::seconds(5));
+    CHECK(r.status == 302);
+    CHECK(r.location == "http://elsewhere.example/file?sig=1");
+    CHECK(server.requests == 2);  // the client itself never follows the Location
+  });
+}
+
+TEST_CASE("http_client: a per-request body_limit refuses a larger answer and drops the connection") {
+  net::io_context ioc;
+  ssl::context tls(ssl::context::tls_client);
+  test_server server(ioc);
+  net::co_spawn(ioc, server.run(), net::detached);
+  http_client client(ioc.get_executor(), tls);
+  run_test(ioc, [&]() -> net::awaitable<void> {
+    auto req = get(server.port(), "/a-longer-path-than-the-limit");
+    req.body_limit = 16;  // the echo body is ~70 bytes
+    auto r = co_await client.send(req, std::chrono::seconds(5));
+    CHECK(r.status == 0);
+    CHECK(r.ec == http::error::body_limit);
+    CHECK(client.idle_connections() == 0);
+    req.body_limit = 0;  // the client's default (4 MiB) applies again
+    r = co_await client.send(req, std::chrono::seconds(5));
+    CHECK(r.status == 200);
+    CHECK(server.accepted == 2);
   });
 }
 
