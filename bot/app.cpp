@@ -64,7 +64,9 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   bootstrap_admin();
   ops_ = std::make_unique<conversation_ops>(cfg_, load_engine(cfg_));
   outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_);
-  services_ = std::unique_ptr<services>(new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_});
+  media_ = std::make_unique<media_downloader>(ioc_.get_executor(), cfg_);
+  services_ = std::unique_ptr<services>(
+      new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_, *media_});
   build_routes();
 }
 

@@ -10,6 +10,7 @@
 #include "bot/config.hpp"
 #include "bot/conversation_ops.hpp"
 #include "bot/event_hub.hpp"
+#include "bot/media.hpp"
 #include "bot/outbox.hpp"
 #include "bot/services.hpp"
 #include "dialogs/engine.hpp"
@@ -55,6 +56,7 @@ class app {
   event_hub hub_;
   std::unique_ptr<conversation_ops> ops_;
   std::unique_ptr<outbox_worker> outbox_;
+  std::unique_ptr<media_downloader> media_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<services> services_;
   std::unique_ptr<http_server> server_;

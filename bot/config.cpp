@@ -201,6 +201,8 @@ config load_config(const lookup_fn& get) {
   c.outbox.telegram_per_chat_rate = real(get, "AOUN_TELEGRAM_CHAT_RATE", 1);
   c.outbox.sms_rate = real(get, "AOUN_SMS_RATE", 1);
   c.outbox.send_timeout = std::chrono::milliseconds(number(get, "AOUN_SEND_TIMEOUT_MS", 10000, 100, 120000));
+  c.media.max_bytes = static_cast<std::size_t>(number(get, "AOUN_MEDIA_MAX_BYTES", 16LL << 20, 1024, 128LL << 20));
+  c.media.timeout = std::chrono::milliseconds(number(get, "AOUN_MEDIA_TIMEOUT_MS", 30000, 100, 300000));
   return c;
 }
 

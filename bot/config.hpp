@@ -57,6 +57,19 @@ struct outbox_options {
   std::chrono::milliseconds send_timeout{10000};
 };
 
+/// Staff downloads of what beneficiaries sent (GET /api/v1/messages/{id}/media).
+struct media_options {
+  /// Largest file served (AOUN_MEDIA_MAX_BYTES). A download is held in memory whole, so this
+  /// bounds memory per download. 16 MiB covers every WhatsApp image (5 MB), audio and video
+  /// (16 MB), every Telegram bot download (20 MB Bot API cap, photos far smaller) and every
+  /// Twilio MMS (5 MB); only WhatsApp documents may be larger (up to 100 MB): raise it for those.
+  std::size_t max_bytes = 16 * 1024 * 1024;
+  /// Per provider request (the lookup, then the download; AOUN_MEDIA_TIMEOUT_MS).
+  std::chrono::milliseconds timeout{30000};
+  /// Downloads in flight at once; more are answered 503 (memory stays under this × max_bytes × 2).
+  int max_concurrent = 4;
+};
+
 struct config {
   server_options server;
   std::string db_path = "./data/aoun.db";
@@ -98,6 +111,7 @@ struct config {
   int survey_min_responses_per_staff = 5;
 
   outbox_options outbox;
+  media_options media;
   secrets secret;
 };
 

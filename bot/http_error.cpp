@@ -17,6 +17,7 @@ http::status status_of(api_error e) {
     case api_error::locked: return http::status::too_many_requests;
     case api_error::unavailable: return http::status::service_unavailable;
     case api_error::internal: return http::status::internal_server_error;
+    case api_error::bad_gateway: return http::status::bad_gateway;
   }
   return http::status::internal_server_error;
 }
@@ -34,6 +35,7 @@ std::string_view code_of(api_error e) {
     case api_error::locked: return "locked";
     case api_error::unavailable: return "unavailable";
     case api_error::internal: return "internal";
+    case api_error::bad_gateway: return "bad_gateway";
   }
   return "internal";
 }

@@ -20,6 +20,7 @@ enum class api_error {
   locked,           // 429
   unavailable,      // 503
   internal,         // 500
+  bad_gateway,      // 502: a provider we called failed (media downloads)
 };
 
 http::status status_of(api_error e);

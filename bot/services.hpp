@@ -7,6 +7,7 @@
 #include "bot/config.hpp"
 #include "bot/conversation_ops.hpp"
 #include "bot/event_hub.hpp"
+#include "bot/media.hpp"
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
 #include "bot/outbox.hpp"
@@ -24,6 +25,8 @@ struct services {
   metrics& stats;
   /// Set by the server while it shuts down; long-lived WebSockets close when it is true.
   const std::atomic<bool>& stopping;
+  /// Fetches what beneficiaries sent from their provider, for staff (bot/media.hpp).
+  media_downloader& media;
 
   /// Publishes what a committed job collected and wakes the outbox (the claimed rows are
   /// moved to the worker).

@@ -987,6 +987,180 @@ net::awaitable<response> retry_outbox(const services& s, request_context& ctx, c
   co_return respond(ctx, *r);
 }
 
+// ---------------------------------------------------------------------------------------------
+// media: what a beneficiary sent, fetched from the provider for the signed-in staff member
+
+/// One attachment to fetch: the channel it came in on and what its webhook said about it.
+struct media_ref {
+  bool found = false;
+  std::string missing;  // the 404 message when !found
+  std::string channel, kind, media_id, mime, filename;
+  std::int64_t message_id = 0;  // names the file when the beneficiary's app gave no name
+  std::string target;           // the audit log's target
+  json detail = json::object();
+};
+
+/// Reads the stored media descriptor ({"kind","id","mime","filename"}) of a message payload.
+bool read_media(const std::string& payload, media_ref& ref) {
+  auto p = json::parse(payload, nullptr, false);
+  if (p.is_discarded() || !p.is_object() || !p.contains("media") || !p["media"].is_object()) return false;
+  const auto& m = p["media"];
+  auto str = [&m](const char* k) { return m.contains(k) && m[k].is_string() ? m[k].get<std::string>() : std::string(); };
+  ref.kind = str("kind");
+  ref.media_id = str("id");
+  ref.mime = str("mime");
+  ref.filename = str("filename");
+  return !ref.media_id.empty();
+}
+
+net::awaitable<response> serve_media(const services& s, request_context& ctx, const storage::staff_row& me,
+                                     const media_ref& ref) {
+  const auto v = ctx.req.version();
+  const bool ka = ctx.req.keep_alive();
+  auto ch = channels::kind_from_string(ref.channel);
+  if (!ch || !s.media.enabled(*ch))
+    co_return error_response(v, ka, api_error::conflict,
+                             "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
+  if (!s.media.try_acquire())
+    co_return error_response(v, ka, api_error::unavailable, "too many downloads in progress; try again in a moment");
+  struct slot {
+    media_downloader& m;
+    ~slot() { m.release(); }
+  } held{s.media};
+
+  const auto started = std::chrono::steady_clock::now();
+  auto got = co_await s.media.fetch(*ch, ref.media_id);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  using channels::media::failure;
+  const std::string result(got.error == failure::none ? "ok" : channels::media::to_string(got.error));
+  log::info("media_download", {{"rid", ctx.request_id},
+                               {"channel", ref.channel},
+                               {"result", result},
+                               {"provider_status", static_cast<std::int64_t>(got.provider_status)},
+                               {"bytes", static_cast<std::int64_t>(got.body.size())},
+                               {"ms", static_cast<std::int64_t>(ms.count())}});
+
+  // Who looked at which document is recorded, whether or not the provider delivered it; a file
+  // is never handed out without its audit row (if that cannot be written, the answer is 503).
+  json detail = ref.detail;
+  detail["channel"] = ref.channel;
+  detail["result"] = result;
+  detail["bytes"] = got.body.size();
+  if (got.provider_status) detail["provider_status"] = got.provider_status;
+  const auto now = unix_now();
+  const auto& target = ref.target;
+  auto w = co_await db_write<int>(s.db, [&me, &target, &detail, now](storage::connection& c) -> storage::result<int> {
+    if (auto ec = audit(c, me, "media.download", target, detail, now)) return ec;
+    return 1;
+  });
+  if (!w) co_return db_failed(ctx, w.error());
+
+  auto gateway = [&](std::string message) {
+    json j{{"error", code_of(api_error::bad_gateway)}, {"message", std::move(message)}, {"reason", result}};
+    if (got.provider_status) j["provider_status"] = got.provider_status;
+    return json_response(v, ka, j.dump(), status_of(api_error::bad_gateway));
+  };
+  switch (got.error) {
+    case failure::none: break;
+    case failure::too_large: {
+      json j{{"error", code_of(api_error::too_large)},
+             {"message", "the file is larger than this server's download limit (AOUN_MEDIA_MAX_BYTES)"},
+             {"limit_bytes", s.cfg.media.max_bytes}};
+      co_return json_response(v, ka, j.dump(), status_of(api_error::too_large));
+    }
+    case failure::bad_id: co_return gateway("the stored media id is not one the " + ref.channel + " provider issues");
+    case failure::refused_url:
+      co_return gateway("refused: the media URL is not on the configured provider's origin, or is not https");
+    case failure::provider_error:
+      co_return gateway("the " + ref.channel + " provider answered HTTP " + std::to_string(got.provider_status) +
+                        " (the file may have expired there)");
+    case failure::bad_answer: co_return gateway("the " + ref.channel + " provider's answer could not be read");
+    case failure::network: co_return gateway("the " + ref.channel + " provider could not be reached in time");
+  }
+
+  const auto type = media_http::content_type(got.content_type, got.mime, ref.mime);
+  response res{http::status::ok, v};
+  res.set(http::field::content_type, type);
+  res.set(http::field::content_disposition,
+          media_http::content_disposition(
+              media_http::file_name(ref.filename, got.file_path, ref.kind, type, ref.message_id)));
+  // Beneficiaries' files are untrusted: a download, never a page of this origin, never cached.
+  res.set(http::field::cache_control, "private, no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Content-Security-Policy", "sandbox; default-src 'none'");
+  res.set("Cross-Origin-Resource-Policy", "same-origin");
+  res.keep_alive(ka);
+  res.body() = std::move(got.body);
+  res.prepare_payload();
+  co_return res;
+}
+
+net::awaitable<response> message_media(const services& s, request_context& ctx, const storage::staff_row& me) {
+  auto id = id_param(ctx);
+  if (!id) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "no such message");
+  const std::int64_t mid = *id;
+  auto r = co_await db_read<media_ref>(s.db, [mid](storage::connection& c) -> storage::result<media_ref> {
+    media_ref ref;
+    auto m = storage::find_message(c, mid);
+    if (!m) {
+      if (m.error() != storage::errc::not_found) return m.error();
+      ref.missing = "no such message";
+      return ref;
+    }
+    if (m->direction != "in" || !read_media(m->payload, ref)) {
+      ref.missing = "this message has no media";
+      return ref;
+    }
+    auto conv = storage::find_conversation(c, m->conversation_id);
+    if (!conv) return conv.error();
+    ref.found = true;
+    ref.channel = conv->channel;
+    ref.message_id = m->id;
+    ref.target = "message:" + std::to_string(m->id);
+    ref.detail = json{{"conversation_id", m->conversation_id}};
+    return ref;
+  });
+  if (!r) co_return db_failed(ctx, r.error());
+  if (!r->found) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, r->missing);
+  co_return co_await serve_media(s, ctx, me, *r);
+}
+
+net::awaitable<response> case_document_media(const services& s, request_context& ctx, const storage::staff_row& me) {
+  auto ref_text = percent_decode(ctx.params["ref"]);
+  auto id = id_param(ctx);
+  if (!id) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "no such document");
+  const std::int64_t did = *id;
+  auto r = co_await db_read<media_ref>(s.db, [&ref_text, did](storage::connection& c) -> storage::result<media_ref> {
+    media_ref ref;
+    auto k = storage::find_case_by_reference(c, ref_text);
+    if (!k) {
+      if (k.error() != storage::errc::not_found) return k.error();
+      ref.missing = "no such case";
+      return ref;
+    }
+    auto docs = storage::list_case_documents(c, k->id);
+    if (!docs) return docs.error();
+    auto d = std::find_if(docs->begin(), docs->end(), [did](const auto& x) { return x.id == did; });
+    if (d == docs->end() || d->media_id.empty()) {
+      ref.missing = "no such document";
+      return ref;
+    }
+    ref.found = true;
+    ref.channel = k->channel;
+    ref.kind = d->media_kind;
+    ref.media_id = d->media_id;
+    ref.mime = d->mime;
+    ref.filename = d->filename;
+    ref.message_id = d->message_id.value_or(d->id);
+    ref.target = "case:" + k->reference;
+    ref.detail = json{{"document_id", d->id}};
+    return ref;
+  });
+  if (!r) co_return db_failed(ctx, r.error());
+  if (!r->found) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, r->missing);
+  co_return co_await serve_media(s, ctx, me, *r);
+}
+
 }  // namespace
 
 void add_staff_routes(router& r, const services& s) {
@@ -1022,6 +1196,11 @@ void add_staff_routes(router& r, const services& s) {
         guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return post_template(s, ctx, me); }));
   r.add(v::post, "/api/v1/conversations/{id}/request-documents",
         guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return request_documents(s, ctx, me); }));
+
+  r.add(v::get, "/api/v1/messages/{id}/media",
+        guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return message_media(s, ctx, me); }));
+  r.add(v::get, "/api/v1/cases/{ref}/documents/{id}/media",
+        guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return case_document_media(s, ctx, me); }));
 
   r.add(v::get, "/api/v1/cases", guarded(s, agent, [&s](request_context& ctx, const storage::staff_row&) { return list_cases(s, ctx); }));
   r.add(v::get, "/api/v1/cases/{ref}",

@@ -1,0 +1,434 @@
+// GET /api/v1/messages/{id}/media and /api/v1/cases/{ref}/documents/{id}/media: staff fetch what a
+// beneficiary sent, from WhatsApp (Graph lookup + download on another host), Telegram (getFile +
+// file download) and Twilio (MediaUrl → redirect to storage on another host), through the real
+// server against fake providers on loopback.
+#include <doctest/doctest.h>
+
+#include "staff_helpers.hpp"
+
+using namespace aoun::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string account_sid = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// Bytes no text path would keep intact: NULs, high bytes, CR/LF.
+std::string binary_blob(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed) & 0xFF);
+  if (n > 4) s.replace(0, 4, std::string("\xFF\xD8\r\n", 4));
+  return s;
+}
+
+scripted_response bytes(std::string body, std::string type) {
+  scripted_response r;
+  r.body = std::move(body);
+  r.content_type = std::move(type);
+  return r;
+}
+
+scripted_response json_answer(const json& j, int status = 200) {
+  scripted_response r;
+  r.status = status;
+  r.body = j.dump();
+  return r;
+}
+
+/// The newest inbound message that carries media.
+long long last_media_message(const std::string& db) {
+  return db_value(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE direction = 'in' AND kind = 'media'");
+}
+
+long long last_text_message(const std::string& db) {
+  return db_value(db, "SELECT COALESCE(MAX(id), 0) FROM messages WHERE direction = 'in' AND kind = 'text'");
+}
+
+http_result get_media(unsigned short port, long long id, const std::string& token) {
+  return api(port, "GET", "/api/v1/messages/" + std::to_string(id) + "/media", token);
+}
+
+std::vector<recorded_request> requests_to(fake_provider& p, const std::string& target_prefix) {
+  std::vector<recorded_request> out;
+  for (auto& r : p.requests())
+    if (r.target.rfind(target_prefix, 0) == 0) out.push_back(r);
+  return out;
+}
+
+void post_wa_media(unsigned short port, const std::string& fixture_name, const std::string& from,
+                   const std::string& wamid, const std::function<void(json&)>& edit = {}) {
+  auto j = json::parse(fixture(fixture_name));
+  auto& v = j["entry"][0]["changes"][0]["value"];
+  v["contacts"][0]["wa_id"] = from;
+  v["messages"][0]["from"] = from;
+  v["messages"][0]["id"] = wamid;
+  if (edit) edit(v["messages"][0]);
+  auto r = post_wa(port, j.dump());
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+}
+
+std::string media_url(const fake_provider& p, const std::string& me) {
+  return p.base() + "/2010-04-01/Accounts/" + account_sid + "/Messages/MMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/Media/" + me;
+}
+
+void post_mms(unsigned short port, const std::string& sid, const std::string& url, const std::string& type) {
+  std::map<std::string, std::string> p{{"AccountSid", account_sid},
+                                       {"ApiVersion", "2010-04-01"},
+                                       {"Body", ""},
+                                       {"From", "+966500000077"},
+                                       {"To", "+966110000000"},
+                                       {"MessageSid", sid},
+                                       {"SmsMessageSid", sid},
+                                       {"SmsSid", sid},
+                                       {"SmsStatus", "received"},
+                                       {"NumMedia", "1"},
+                                       {"NumSegments", "1"},
+                                       {"MediaContentType0", type},
+                                       {"MediaUrl0", url}};
+  auto r = post_sms(port, p);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+}
+
+long long audit_rows(const std::string& db, const std::string& target, const std::string& result) {
+  return db_value(db, "SELECT count(*) FROM audit_log WHERE action = 'media.download' AND target = '" + target +
+                          "' AND json_extract(detail, '$.result') = '" + result + "'");
+}
+
+}  // namespace
+
+TEST_CASE("media: WhatsApp image end to end: Graph lookup, download on another host, bytes and headers") {
+  fake_provider cdn;  // stands in for lookaside.fbsbx.com
+  const std::string photo = binary_blob(70000, 7);
+  staff_env e;
+  e.graph.set_default([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == "/v21.0/2754859441498128")
+      return json_answer({{"messaging_product", "whatsapp"},
+                          {"url", cdn.base() + "/whatsapp_business/attachments/?mid=2754859441498128&ext=1"},
+                          {"mime_type", "image/jpeg"},
+                          {"sha256", "x"},
+                          {"file_size", photo.size()},
+                          {"id", "2754859441498128"}});
+    return scripted_response{};
+  });
+  cdn.set_default([&](const recorded_request& r) {
+    if (r.target == "/whatsapp_business/attachments/?mid=2754859441498128&ext=1") return bytes(photo, "image/jpeg");
+    return scripted_response{404, "{}"};
+  });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000001", "wamid.media.1");
+  const auto id = last_media_message(e.db);
+  REQUIRE(id > 0);
+  const auto token = login(e.port());
+
+  auto r = get_media(e.port(), id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body.size() == photo.size());
+  CHECK(r.body == photo);
+  CHECK(r.headers["content-type"] == "image/jpeg");
+  const auto name = "image-" + std::to_string(id) + ".jpg";
+  CHECK(r.headers["content-disposition"] == "attachment; filename=\"" + name + "\"; filename*=UTF-8''" + name);
+  CHECK(r.headers["cache-control"] == "private, no-store");
+  CHECK(r.headers["x-content-type-options"] == "nosniff");
+  CHECK(r.headers["content-security-policy"].find("sandbox") != std::string::npos);
+
+  // The lookup went to Graph and the download to the other host, both with the Bearer token
+  // (Meta's download URL requires it).
+  auto lookups = requests_to(e.graph, "/v21.0/2754859441498128");
+  REQUIRE(lookups.size() == 1);
+  CHECK(lookups[0].method == "GET");
+  CHECK(lookups[0].headers["authorization"] == "Bearer graph-token");
+  auto downloads = requests_to(cdn, "/whatsapp_business/attachments/");
+  REQUIRE(downloads.size() == 1);
+  CHECK(downloads[0].headers["authorization"] == "Bearer graph-token");
+  CHECK(audit_rows(e.db, "message:" + std::to_string(id), "ok") == 1);
+
+  SUBCASE("no token or an unknown token is 401") {
+    auto nt = get_media(e.port(), id, "");
+    CHECK(nt.status == 401);
+    CHECK(as_json(nt)["error"] == "unauthenticated");
+    CHECK(get_media(e.port(), id, "not-a-token").status == 401);
+  }
+  SUBCASE("a message without media, an unknown message and a malformed id are 404") {
+    wa_user u{e.port(), "966500000002"};
+    u.text("مرحبا");
+    auto text_id = last_text_message(e.db);
+    REQUIRE(text_id > 0);
+    auto nm = get_media(e.port(), text_id, token);
+    CHECK(nm.status == 404);
+    CHECK(as_json(nm)["message"] == "this message has no media");
+    auto unknown = get_media(e.port(), 999999, token);
+    CHECK(unknown.status == 404);
+    CHECK(as_json(unknown)["message"] == "no such message");
+    CHECK(api(e.port(), "GET", "/api/v1/messages/abc/media", token).status == 404);
+    // The bot's own (outbound) messages are never fetched from a provider.
+    auto out_id = db_value(e.db, "SELECT MAX(id) FROM messages WHERE direction = 'out'");
+    CHECK(get_media(e.port(), out_id, token).status == 404);
+  }
+  SUBCASE("any signed-in role may fetch it") {
+    auto agent = add_staff(e.port(), token, "agent1", "agent", "Agent One");
+    CHECK(get_media(e.port(), id, agent).status == 200);
+  }
+}
+
+TEST_CASE("media: a WhatsApp document keeps its (Arabic) file name, RFC 5987-encoded and sanitised") {
+  fake_provider cdn;
+  const std::string pdf = "%PDF-1.4\n" + binary_blob(3000, 3);
+  staff_env e;
+  e.graph.set_default([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == "/v21.0/1234567890987654321")
+      return json_answer({{"url", cdn.base() + "/doc?x=1"}, {"mime_type", "application/pdf"}, {"id", "1234567890987654321"}});
+    return scripted_response{};
+  });
+  cdn.set_default([&](const recorded_request&) { return bytes(pdf, "application/pdf"); });
+  post_wa_media(e.port(), "whatsapp_document.json", "966500000003", "wamid.doc.1",
+                [](json& m) { m["document"]["filename"] = "../هوية \"وطنية\".pdf"; });
+  const auto id = last_media_message(e.db);
+  const auto token = login(e.port());
+  auto r = get_media(e.port(), id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == pdf);
+  CHECK(r.headers["content-type"] == "application/pdf");
+  CHECK(r.headers["content-disposition"] ==
+        "attachment; filename=\"_________ ____________.pdf\"; "
+        "filename*=UTF-8''_%D9%87%D9%88%D9%8A%D8%A9%20_%D9%88%D8%B7%D9%86%D9%8A%D8%A9_.pdf");
+}
+
+TEST_CASE("media: provider failures are 502 with a JSON error, oversized files are 413, and the server carries on") {
+  fake_provider cdn;
+  staff_env e(env_vars{{"AOUN_MEDIA_MAX_BYTES", "2048"}});
+  std::atomic<int> lookup_status{404};
+  std::atomic<bool> declare_size{false};
+  std::atomic<int> cdn_status{200};
+  e.graph.set_default([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == "/v21.0/2754859441498128") {
+      if (lookup_status != 200)
+        return json_answer({{"error", {{"message", "Unsupported get request"}, {"code", 100}}}}, lookup_status);
+      json j{{"url", cdn.base() + "/f"}, {"mime_type", "image/jpeg"}};
+      if (declare_size) j["file_size"] = 5000;
+      return json_answer(j);
+    }
+    return scripted_response{};
+  });
+  cdn.set_default([&](const recorded_request&) {
+    auto b = bytes(binary_blob(cdn_status == 200 ? 4096 : 10, 1), "image/jpeg");
+    b.status = cdn_status;
+    return b;
+  });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000004", "wamid.fail.1");
+  const auto id = last_media_message(e.db);
+  const auto token = login(e.port());
+  const auto target = "message:" + std::to_string(id);
+
+  auto r = get_media(e.port(), id, token);  // Graph: 404 (expired or unknown media id)
+  CHECK(r.status == 502);
+  CHECK(r.headers["content-type"].rfind("application/json", 0) == 0);
+  CHECK(as_json(r)["error"] == "bad_gateway");
+  CHECK(as_json(r)["reason"] == "provider_error");
+  CHECK(as_json(r)["provider_status"] == 404);
+  CHECK(requests_to(cdn, "/").empty());
+
+  lookup_status = 500;
+  r = get_media(e.port(), id, token);
+  CHECK(r.status == 502);
+  CHECK(as_json(r)["provider_status"] == 500);
+
+  lookup_status = 200;
+  cdn_status = 500;  // the download itself fails
+  r = get_media(e.port(), id, token);
+  CHECK(r.status == 502);
+  CHECK(as_json(r)["provider_status"] == 500);
+
+  cdn_status = 200;  // 4096 bytes, no declared size: cut off by the body limit while reading
+  r = get_media(e.port(), id, token);
+  CHECK(r.status == 413);
+  CHECK(as_json(r)["error"] == "too_large");
+  CHECK(as_json(r)["limit_bytes"] == 2048);
+
+  declare_size = true;  // Graph says 5000 bytes: refused before any download
+  const auto downloads_before = requests_to(cdn, "/f").size();
+  r = get_media(e.port(), id, token);
+  CHECK(r.status == 413);
+  CHECK(requests_to(cdn, "/f").size() == downloads_before);
+
+  CHECK(audit_rows(e.db, target, "provider_error") == 3);
+  CHECK(audit_rows(e.db, target, "too_large") == 2);
+  CHECK(e.srv->running());
+  CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("media: a provider that does not answer in time is 502, not a hung request") {
+  // A provider that accepts and reads the request but answers too late: the read times out.
+  fake_provider silent;
+  staff_env e(env_vars{{"AOUN_MEDIA_TIMEOUT_MS", "300"}});
+  silent.set_default([](const recorded_request&) {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    return scripted_response{};
+  });
+  e.graph.set_default([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == "/v21.0/2754859441498128") return json_answer({{"url", silent.base() + "/slow"}});
+    return scripted_response{};
+  });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000005", "wamid.slow.1");
+  const auto id = last_media_message(e.db);
+  const auto token = login(e.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = get_media(e.port(), id, token);
+  CHECK(r.status == 502);
+  CHECK(as_json(r)["reason"] == "network");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+}
+
+TEST_CASE("media: Telegram document and photo via getFile and the file endpoint") {
+  const std::string doc = binary_blob(536, 9);
+  const std::string jpg = binary_blob(1402, 11);
+  staff_env e;
+  e.tg.set_default([&](const recorded_request& r) {
+    if (r.target == "/bot123:ABC/getFile?file_id=AwADBAADbXXXXXXXXXXXGBdhD2l6_XX")
+      return json_answer({{"ok", true},
+                          {"result", {{"file_id", "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX"}, {"file_size", doc.size()},
+                                      {"file_path", "documents/file_3.pdf"}}}});
+    if (r.target == "/bot123:ABC/getFile?file_id=AgACAgQAAxkBAAIBXXXXXXXXXXXXXXXlarge")
+      return json_answer({{"ok", true}, {"result", {{"file_id", "x"}, {"file_path", "photos/file_0.jpg"}}}});
+    if (r.target == "/bot123:ABC/getFile?file_id=gone")
+      return json_answer({{"ok", false}, {"error_code", 400}, {"description", "Bad Request: invalid file_id"}}, 400);
+    if (r.target == "/file/bot123:ABC/documents/file_3.pdf") return bytes(doc, "application/octet-stream");
+    if (r.target == "/file/bot123:ABC/photos/file_0.jpg") return bytes(jpg, "application/octet-stream");
+    return json_answer({{"ok", true}, {"result", json::object()}});
+  });
+  auto d = json::parse(fixture("telegram_document.json"));
+  d["update_id"] = 700001;
+  REQUIRE(post_tg(e.port(), d.dump()).status == 200);
+  const auto doc_id = last_media_message(e.db);
+  auto p = json::parse(fixture("telegram_photo.json"));
+  p["update_id"] = 700002;
+  REQUIRE(post_tg(e.port(), p.dump()).status == 200);
+  const auto photo_id = last_media_message(e.db);
+  REQUIRE(photo_id > doc_id);
+  const auto token = login(e.port());
+
+  auto r = get_media(e.port(), doc_id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == doc);
+  CHECK(r.headers["content-type"] == "application/pdf");  // Telegram says octet-stream; the webhook said PDF
+  CHECK(r.headers["content-disposition"] == "attachment; filename=\"Testfile.pdf\"; filename*=UTF-8''Testfile.pdf");
+
+  r = get_media(e.port(), photo_id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == jpg);
+  CHECK(r.headers["content-type"] == "image/jpeg");
+  CHECK(r.headers["content-disposition"] == "attachment; filename=\"file_0.jpg\"; filename*=UTF-8''file_0.jpg");
+
+  // A file_id Telegram no longer knows: 502 with the provider's status.
+  d["update_id"] = 700003;
+  d["message"]["document"]["file_id"] = "gone";
+  REQUIRE(post_tg(e.port(), d.dump()).status == 200);
+  r = get_media(e.port(), last_media_message(e.db), token);
+  CHECK(r.status == 502);
+  CHECK(as_json(r)["provider_status"] == 400);
+}
+
+TEST_CASE("media: Twilio MMS follows the redirect to storage without sending the credentials there") {
+  fake_provider storage;  // stands in for Twilio's signed media storage host
+  const std::string jpg = binary_blob(5000, 5);
+  staff_env e;
+  const std::string me_path = "/2010-04-01/Accounts/" + account_sid + "/Messages/MMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/Media/";
+  e.twilio.set_default([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == me_path + "ME1") {
+      scripted_response red{302, "", "text/plain", {{"Location", storage.base() + "/signed/ME1?Expires=1&Signature=abc"}}};
+      return red;
+    }
+    if (r.method == "GET" && r.target == me_path + "ME2") return scripted_response{404, R"({"code":20404})"};
+    scripted_response sent{201, R"({"sid":"SM1","status":"queued"})"};
+    return sent;
+  });
+  storage.set_default([&](const recorded_request& r) {
+    if (r.target == "/signed/ME1?Expires=1&Signature=abc") return bytes(jpg, "image/jpeg");
+    return scripted_response{403, "denied"};
+  });
+  const auto token = login(e.port());
+
+  post_mms(e.port(), "MM00000000000000000000000000000101", media_url(e.twilio, "ME1"), "image/jpeg");
+  const auto id = last_media_message(e.db);
+  REQUIRE(id > 0);
+  auto r = get_media(e.port(), id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == jpg);
+  CHECK(r.headers["content-type"] == "image/jpeg");
+  auto at_twilio = requests_to(e.twilio, me_path + "ME1");
+  REQUIRE(at_twilio.size() == 1);
+  CHECK(at_twilio[0].headers["authorization"] ==
+        "Basic " + std::string("QUNhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYTp0ZXN0X2F1dGhfdG9rZW5fMTIzNDU="));
+  auto at_storage = requests_to(storage, "/signed/ME1");
+  REQUIRE(at_storage.size() == 1);
+  CHECK(at_storage[0].headers.count("authorization") == 0);  // never forwarded to another host
+
+  SUBCASE("Twilio's 404 is a 502") {
+    post_mms(e.port(), "MM00000000000000000000000000000102", media_url(e.twilio, "ME2"), "image/jpeg");
+    auto g = get_media(e.port(), last_media_message(e.db), token);
+    CHECK(g.status == 502);
+    CHECK(as_json(g)["provider_status"] == 404);
+  }
+  SUBCASE("a MediaUrl on a foreign host is refused and never requested") {
+    // A signed webhook can still carry any URL; it must not make the server fetch it (SSRF).
+    post_mms(e.port(), "MM00000000000000000000000000000103", media_url(storage, "ME3"), "image/jpeg");
+    auto g = get_media(e.port(), last_media_message(e.db), token);
+    CHECK(g.status == 502);
+    CHECK(as_json(g)["reason"] == "refused_url");
+    CHECK(requests_to(storage, "/2010-04-01/").empty());
+    CHECK(audit_rows(e.db, "message:" + std::to_string(last_media_message(e.db)), "refused_url") == 1);
+  }
+  SUBCASE("a redirect loop stops after a few hops") {
+    e.twilio.set_default([&](const recorded_request& r) {
+      scripted_response red{302, "", "text/plain", {{"Location", me_path + "ME4"}}};
+      if (r.method == "GET") return red;
+      return scripted_response{201, R"({"sid":"SM1"})"};
+    });
+    post_mms(e.port(), "MM00000000000000000000000000000104", media_url(e.twilio, "ME4"), "image/jpeg");
+    auto g = get_media(e.port(), last_media_message(e.db), token);
+    CHECK(g.status == 502);
+    CHECK(as_json(g)["reason"] == "bad_answer");
+    CHECK(requests_to(e.twilio, me_path + "ME4").size() == 4);  // the first request + 3 redirects
+  }
+}
+
+TEST_CASE("media: a disabled channel's media is a clear 409, and case documents have their own route") {
+  const std::string jpg = binary_blob(900, 13);
+  fake_provider cdn;
+  staff_env e;
+  e.graph.set_default([&](const recorded_request& r) {
+    if (r.method == "GET" && r.target == "/v21.0/2754859441498128")
+      return json_answer({{"url", cdn.base() + "/f"}, {"mime_type", "image/jpeg"}});
+    return scripted_response{};
+  });
+  cdn.set_default([&](const recorded_request&) { return bytes(jpg, "image/jpeg"); });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000006", "wamid.case.1");
+  const auto id = last_media_message(e.db);
+  const auto conv = conversation_of(e.db, "966500000006");
+  // A case with this message attached as a document (what the intake's attach step records).
+  db_exec(e.db, "INSERT INTO cases (reference, beneficiary_id, conversation_id, channel, step, full_name, national_id, "
+                "mobile, city, service_type, description, created_at, updated_at) "
+                "SELECT 'AOUN-TEST-1', beneficiary_id, id, 'whatsapp', 'collecting_info', 'x', '1', '1', 'x', 'x', 'x', "
+                "1, 1 FROM conversations WHERE id = " + std::to_string(conv));
+  db_exec(e.db, "INSERT INTO case_documents (case_id, message_id, media_kind, media_id, mime, filename, at) "
+                "SELECT id, " + std::to_string(id) + ", 'image', '2754859441498128', 'image/jpeg', 'id-card.jpg', 1 "
+                "FROM cases WHERE reference = 'AOUN-TEST-1'");
+  const auto token = login(e.port());
+  auto k = api(e.port(), "GET", "/api/v1/cases/AOUN-TEST-1", token);
+  REQUIRE(k.status == 200);
+  auto doc_id = as_json(k)["documents"][0]["id"].get<long long>();
+  auto r = api(e.port(), "GET", "/api/v1/cases/AOUN-TEST-1/documents/" + std::to_string(doc_id) + "/media", token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == jpg);
+  CHECK(r.headers["content-disposition"] == "attachment; filename=\"id-card.jpg\"; filename*=UTF-8''id-card.jpg");
+  CHECK(audit_rows(e.db, "case:AOUN-TEST-1", "ok") == 1);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/AOUN-TEST-1/documents/99999/media", token).status == 404);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/NOPE/documents/1/media", token).status == 404);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/AOUN-TEST-1/documents/" + std::to_string(doc_id) + "/media", "").status == 401);
+
+  // The same database served by a server without WhatsApp secrets: the channel is off.
+  REQUIRE(e.srv->stop(15) == 0);
+  server_process off(e.db);
+  const auto t2 = login(off.port());
+  auto d = get_media(off.port(), id, t2);
+  CHECK(d.status == 409);
+  CHECK(as_json(d)["message"] == "the whatsapp channel is not configured on this server, so its files cannot be fetched");
+}

@@ -1,0 +1,45 @@
+// bot/media: the headers that hand a beneficiary's file to a staff browser as a download.
+#include <doctest/doctest.h>
+
+#include "bot/media.hpp"
+
+namespace mh = aoun::bot::media_http;
+
+TEST_CASE("media content type: the provider's, then the stored one; active types are neutralised") {
+  CHECK(mh::content_type("image/jpeg", "", "") == "image/jpeg");
+  CHECK(mh::content_type("Application/PDF; charset=binary", "", "") == "application/pdf");
+  // Telegram serves files as application/octet-stream: the type stored from the webhook wins.
+  CHECK(mh::content_type("application/octet-stream", "", "application/pdf") == "application/pdf");
+  CHECK(mh::content_type("", "audio/ogg", "image/jpeg") == "audio/ogg");
+  CHECK(mh::content_type("", "", "") == "application/octet-stream");
+  CHECK(mh::content_type("text/html", "", "") == "application/octet-stream");
+  CHECK(mh::content_type("image/svg+xml", "", "") == "application/octet-stream");
+  CHECK(mh::content_type("", "", "application/rss+xml") == "application/octet-stream");
+  CHECK(mh::content_type("image/jpeg\r\nSet-Cookie: x", "", "") == "application/octet-stream");
+  CHECK(mh::content_type("image", "", "") == "application/octet-stream");
+  CHECK(mh::content_type("a/b/c", "", "") == "application/octet-stream");
+}
+
+TEST_CASE("media file name: sanitised, bounded, with a fallback") {
+  CHECK(mh::file_name("filename.pdf", "", "document", "application/pdf", 7) == "filename.pdf");
+  CHECK(mh::file_name("../../etc/passwd", "", "document", "", 7) == "_.._etc_passwd");
+  CHECK(mh::file_name("a\r\nb\".pdf", "", "document", "", 7) == "a__b_.pdf");
+  CHECK(mh::file_name("", "documents/file_3.pdf", "document", "application/pdf", 7) == "file_3.pdf");
+  CHECK(mh::file_name("", "", "image", "image/jpeg", 42) == "image-42.jpg");
+  CHECK(mh::file_name("...", "", "audio", "audio/ogg; codecs=opus", 5) == "audio-5.ogg");
+  CHECK(mh::file_name("", "", "", "x/unknown", 5) == "file-5");
+  std::string longname;
+  for (int i = 0; i < 100; ++i) longname += "ع";  // 2 bytes each
+  auto cut = mh::file_name(longname + ".pdf", "", "document", "", 1);
+  CHECK(cut.size() == 120);
+  CHECK(cut == longname.substr(0, 120));  // cut on a character boundary
+}
+
+TEST_CASE("media Content-Disposition: attachment with an ASCII fallback and RFC 5987 UTF-8 name") {
+  CHECK(mh::content_disposition("filename.pdf") ==
+        "attachment; filename=\"filename.pdf\"; filename*=UTF-8''filename.pdf");
+  CHECK(mh::content_disposition("هوية.jpg") ==
+        "attachment; filename=\"________.jpg\"; filename*=UTF-8''%D9%87%D9%88%D9%8A%D8%A9.jpg");
+  CHECK(mh::content_disposition("a b'(1).pdf") ==
+        "attachment; filename=\"a b'(1).pdf\"; filename*=UTF-8''a%20b%27%281%29.pdf");
+}
