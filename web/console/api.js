@@ -42,7 +42,48 @@ async function request(method, path, body, { auth = true } = {}) {
   return data;
 }
 
+/// The file name of a Content-Disposition header: filename*=UTF-8''… (RFC 5987) first, then
+/// filename="…". Path separators are never kept (the browser also sanitises `download`).
+export function dispositionName(value, fallback = 'attachment') {
+  if (!value) return fallback;
+  let name = '';
+  const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(value);
+  if (star) { try { name = decodeURIComponent(star[1].trim()); } catch { name = ''; } }
+  if (!name) { const plain = /filename\s*=\s*"([^"]*)"/i.exec(value); if (plain) name = plain[1]; }
+  name = name.replace(/[\\/\u0000-\u001f]/g, '_').trim();
+  return name || fallback;
+}
+
+// A file download from an authenticated endpoint. A plain <a href> cannot carry the Bearer
+// token (it is in sessionStorage, not a cookie), so the bytes are fetched with the header and
+// handed to the browser as a Blob; the caller saves it through an object URL.
+async function download(path) {
+  const headers = {};
+  const tok = token();
+  if (tok) headers.Authorization = `Bearer ${tok}`;
+  let res;
+  try {
+    res = await fetch(path, { headers, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, 'network', e.message);
+  }
+  if (!res.ok) {
+    let data = null;
+    try { data = await res.json(); } catch { data = null; }
+    const err = new ApiError(res.status, data?.error, data?.message, data);
+    if (res.status === 401) { session.clear(); onUnauthorized(err); }
+    throw err;
+  }
+  const blob = await res.blob();
+  return { blob, filename: dispositionName(res.headers.get('Content-Disposition')) };
+}
+
 const enc = encodeURIComponent;
+/// The media endpoints (GET; the bytes of what a beneficiary sent, fetched from the provider).
+export const mediaPath = {
+  message: (id) => `/api/v1/messages/${enc(id)}/media`,
+  caseDocument: (ref, id) => `/api/v1/cases/${enc(ref)}/documents/${enc(id)}/media`,
+};
 export const api = {
   login: (username, password) => request('POST', '/api/v1/auth/login', { username, password }, { auth: false }),
   logout: () => request('POST', '/api/v1/auth/logout', {}),
@@ -70,4 +111,5 @@ export const api = {
   },
   caseReport: () => request('GET', '/api/v1/reports/cases'),
   canned: () => request('GET', '/api/v1/canned-answers'),
+  download,
 };

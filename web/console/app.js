@@ -2,7 +2,7 @@
 //   #/inbox[/<conversation id>]   #/cases[/<reference>]   #/dashboard   #/staff
 import { h, clear, maskIds } from './dom.js';
 import { t, tOr, getLang, setLang, applyLang, fmtDateTime, fmtTime, fmtAgo, fmtNumber, fmtDuration, toUnix } from './i18n.js';
-import { api, session, setUnauthorizedHandler, ApiError } from './api.js';
+import { api, session, setUnauthorizedHandler, ApiError, mediaPath } from './api.js';
 import { Stream } from './stream.js';
 import { barChart, columnChart, scoreMeter } from './charts.js';
 
@@ -560,16 +560,49 @@ function addMessage(m) {
   if (nearBottom || m.sender === 'staff') ol.scrollTop = ol.scrollHeight;
 }
 
+// An attachment chip that downloads the file. The href names the endpoint (copy link, status
+// bar, tests), but following it would lack the Bearer token, so a click fetches the bytes with
+// the token (api.download) and saves them through a temporary object URL with `download`: the
+// file is saved, never rendered as a page of the console's origin.
+function mediaLink(path, cls, children) {
+  // The visible text (kind, name, "download") is the accessible name: no aria-label that could differ.
+  const a = h('a', { class: `${cls} media-link`, href: path, dataset: { mediaPath: path } },
+    children, ' ', h('span', { class: 'media-dl', text: t('media.download') }));
+  a.addEventListener('click', async (e) => {
+    e.preventDefault();
+    if (a.getAttribute('aria-busy') === 'true') return;
+    a.setAttribute('aria-busy', 'true');
+    try {
+      const { blob, filename } = await api.download(path);
+      const url = URL.createObjectURL(blob);
+      const save = h('a', { href: url, download: filename, hidden: true });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (err) {
+      if (err.status !== 401) toast(t('media.failed', { msg: errText(err) }), 'error');
+    } finally {
+      a.removeAttribute('aria-busy');
+    }
+  });
+  return a;
+}
+
 function messageEl(m) {
   const out = m.direction === 'out';
   const cls = `msg ${out ? 'msg-out' : 'msg-in'} sender-${m.sender || (out ? 'bot' : 'beneficiary')}`;
   const who = m.sender === 'staff' && m.staff_name ? m.staff_name : tOr(`sender.${m.sender}`, m.sender || '');
   const body = [];
   if (m.kind === 'media' && m.media) {
-    body.push(h('div', { class: 'attachment' },
+    const inner = [
       h('span', { class: 'att-icon', 'aria-hidden': 'true', dir: 'ltr', text: (m.media.mime || m.media.kind || '').split('/').pop().slice(0, 4).toUpperCase() }),
       h('span', {}, h('strong', { text: tOr(`media.${m.media.kind}`, t('media.other')) }), ' ',
-        h('span', { class: 'muted', dir: 'ltr', text: [m.media.filename, m.media.mime].filter(Boolean).join(' · ') }))));
+        h('span', { class: 'muted', dir: 'ltr', text: [m.media.filename, m.media.mime].filter(Boolean).join(' · ') }))];
+    // Only what a beneficiary sent has a provider copy to fetch.
+    body.push(m.direction === 'in' && m.media.id
+      ? mediaLink(mediaPath.message(m.id), 'attachment', inner)
+      : h('div', { class: 'attachment' }, inner));
   } else if (m.kind === 'location' || m.kind === 'contact' || m.kind === 'unsupported') {
     body.push(h('p', { class: 'muted', text: t(`kind.${m.kind}`) }));
   }
@@ -788,8 +821,9 @@ function caseView(k, { convId } = {}) {
   root.append(h('h4', { text: t('case.documents') }));
   const docs = k.documents || [];
   root.append(docs.length ? h('ul', { class: 'docs' }, docs.map((d) => h('li', {},
-    h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
-    h('span', { class: 'muted', dir: 'ltr', text: [d.filename, d.mime].filter(Boolean).join(' · ') }), ' ',
+    mediaLink(mediaPath.caseDocument(k.reference, d.id), 'doc-link', [
+      h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
+      h('span', { class: 'muted', dir: 'ltr', text: [d.filename, d.mime].filter(Boolean).join(' · ') })]), ' ',
     h('time', { class: 'muted', text: d.at ? fmtDateTime(d.at) : '' }))))
     : h('p', { class: 'muted', text: t('case.no_documents') }));
   // history

@@ -12,14 +12,30 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const ADMIN = { username: 'admin', password: 'Browser-tests-admin-1' };
 const WA = { verify: 'verify-browser-tests', secret: 'app-secret-browser-tests', token: 'wa-token-browser-tests', phoneId: '106540352242922' };
 
+// Media: set `media.set(id, { bytes: Buffer, mime })`; GET /<id> answers Graph's lookup JSON with a
+// url on /download/<id> of the same fake, which serves the bytes. Both GETs land in `mediaGets`.
 export async function startFakeGraph() {
   const posts = [];
+  const media = new Map();
+  const mediaGets = [];
   let n = 0;
   const waiters = new Set();
+  let port = 0;
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
+      if (req.method === 'GET') {
+        mediaGets.push({ path: req.url, auth: req.headers.authorization });
+        const dl = /^\/download\/([A-Za-z0-9_-]+)$/.exec(req.url);
+        const lookup = /^\/([A-Za-z0-9_-]+)$/.exec(req.url);
+        const m = media.get((dl || lookup || [])[1]);
+        if (!m) { res.writeHead(404, { 'Content-Type': 'application/json' }); res.end('{"error":{"code":100}}'); return; }
+        if (dl) { res.writeHead(200, { 'Content-Type': m.mime, 'Content-Length': m.bytes.length }); res.end(m.bytes); return; }
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ messaging_product: 'whatsapp', url: `http://127.0.0.1:${port}/download/${lookup[1]}`, mime_type: m.mime, file_size: m.bytes.length, id: lookup[1] }));
+        return;
+      }
       let json = null; try { json = JSON.parse(body); } catch { /* keep raw */ }
       if (req.method === 'POST' && req.url.endsWith('/messages')) {
         posts.push({ path: req.url, auth: req.headers.authorization, body: json ?? body });
@@ -33,7 +49,7 @@ export async function startFakeGraph() {
     });
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const port = server.address().port;
+  port = server.address().port;
   // Waits until a recorded POST satisfies pred (checked on every new POST), or times out.
   function waitFor(pred, timeout = 15000, what = 'a message at the fake Graph API') {
     return new Promise((resolve, reject) => {
@@ -44,7 +60,7 @@ export async function startFakeGraph() {
       check();
     });
   }
-  return { port, posts, waitFor, base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) };
+  return { port, posts, media, mediaGets, waitFor, base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) };
 }
 
 export async function startAoun(bin, graphBase) {
@@ -108,6 +124,8 @@ export function whatsappUser(base, { waId, name }) {
     text: (text) => post({ type: 'text', text: { body: text } }),
     button: (id, title = id) => post({ type: 'interactive', interactive: { type: 'button_reply', button_reply: { id, title } } }),
     list: (id, title = id) => post({ type: 'interactive', interactive: { type: 'list_reply', list_reply: { id, title } } }),
+    image: (id, mime = 'image/jpeg') => post({ type: 'image', image: { id, mime_type: mime, sha256: 'x' } }),
+    document: (id, filename, mime = 'application/pdf') => post({ type: 'document', document: { id, filename, mime_type: mime, sha256: 'x' } }),
   };
 }
 
