@@ -4,7 +4,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev libssl-dev nlohmann-json3-dev libsqlite3-dev doctest-dev
-  ca-certificates curl)
+  libjemalloc-dev ca-certificates curl)
 
 install_packages() {
   local missing=()
