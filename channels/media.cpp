@@ -38,12 +38,22 @@ std::optional<std::uint64_t> size_member(const detail::json* j, std::string_view
   return static_cast<std::uint64_t>(*v);
 }
 
+bool http_base(std::string_view api_base) { return api_base.rfind("http://", 0) == 0; }
+
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 void drop_authorization(provider_request& req) {
   std::erase_if(req.headers, [](const auto& h) { return lower(h.first) == "authorization"; });
+}
+
+using clock_type = std::chrono::steady_clock;
+
+/// What is left of the fetch's one deadline for the next request; zero when it has passed.
+std::chrono::milliseconds left(clock_type::time_point deadline) {
+  const auto d = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+  return d.count() > 0 ? d : std::chrono::milliseconds(0);
 }
 
 fetched failed(failure f, int status = 0) {
@@ -53,26 +63,42 @@ fetched failed(failure f, int status = 0) {
   return out;
 }
 
+bool followable(std::string_view url, bool allow_http) {
+  return detail::split_url(url) && (allow_http || url.rfind("https://", 0) == 0);
+}
+
+/// Sends one request of a fetch with what is left of its deadline; status 0 once it has passed.
+net::awaitable<http_response> send_by(http_client& client, const provider_request& req,
+                                      clock_type::time_point deadline) {
+  const auto t = left(deadline);
+  if (t.count() == 0) {
+    http_response timed_out;
+    timed_out.ec = make_error_code(beast::error::timeout);
+    co_return timed_out;
+  }
+  co_return co_await client.send(req, t);
+}
+
 /// GETs `req`, following redirects under the trust rules in the header. `allow_http` says the
 /// API base is http:// (tests); otherwise every URL followed must be https.
-net::awaitable<fetched> download(http_client& client, provider_request req, bool allow_http, const limits& lim) {
+net::awaitable<fetched> download(http_client& client, provider_request req, bool allow_http, const limits& lim,
+                                 clock_type::time_point deadline) {
   req.method = "GET";
   req.body.clear();
   req.content_type.clear();
   // One byte over the cap still reads as "too large" rather than as a file cut short.
   req.body_limit = lim.max_bytes;
-  for (int hop = 0;; ++hop) {
-    if (!detail::split_url(req.url) || (!allow_http && req.url.rfind("https://", 0) != 0))
-      co_return failed(failure::refused_url);
-    auto r = co_await client.send(req, lim.timeout);
+  if (!followable(req.url, allow_http)) co_return failed(failure::refused_url);
+  for (int n = 0;; ++n) {
+    auto r = co_await send_by(client, req, deadline);
     if (r.status == 0) co_return failed(r.ec == http::error::body_limit ? failure::too_large : failure::network);
     if (is_redirect(r.status)) {
-      if (hop >= lim.max_redirects) co_return failed(failure::bad_answer, r.status);
-      auto next = resolve_location(req.url, r.location);
+      if (n >= lim.max_redirects) co_return failed(failure::bad_answer, r.status);
+      auto next = next_hop(req.url, r.location, allow_http);
       if (!next) co_return failed(failure::refused_url, r.status);
       // Credentials stay with the origin they were meant for (a signed storage URL needs none).
-      if (!same_origin(req.url, *next)) drop_authorization(req);
-      req.url = std::move(*next);
+      if (!next->keep_authorization) drop_authorization(req);
+      req.url = std::move(next->url);
       continue;
     }
     if (r.status < 200 || r.status >= 300) co_return failed(failure::provider_error, r.status);
@@ -83,8 +109,6 @@ net::awaitable<fetched> download(http_client& client, provider_request req, bool
     co_return out;
   }
 }
-
-bool http_base(std::string_view api_base) { return api_base.rfind("http://", 0) == 0; }
 
 }  // namespace
 
@@ -125,7 +149,26 @@ std::optional<std::string> resolve_location(std::string_view current, std::strin
   std::string abs = scheme + "//" + (ipv6 ? "[" + cur->host + "]" : cur->host);
   if (!cur->default_port) abs += ":" + cur->port;
   abs += location;
+  if (!detail::split_url(abs)) return std::nullopt;
   return abs;
+}
+
+std::optional<hop> next_hop(std::string_view current, std::string_view location, bool allow_http) {
+  auto url = resolve_location(current, location);
+  if (!url || !followable(*url, allow_http)) return std::nullopt;
+  hop h;
+  h.keep_authorization = same_origin(current, *url);
+  h.url = std::move(*url);
+  return h;
+}
+
+bool whatsapp_download_allowed(std::string_view url, std::string_view api_base) {
+  auto u = detail::split_url(url);
+  if (!u) return false;
+  if (http_base(api_base)) return true;
+  if (!u->tls) return false;
+  // Meta documents the download URL as lookaside.fbsbx.com; the token is good for Graph itself.
+  return (lower(u->host) == "lookaside.fbsbx.com" && u->port == "443") || same_origin(url, api_base);
 }
 
 std::optional<provider_request> whatsapp_lookup(const whatsapp::config& cfg, std::string_view media_id) {
@@ -209,19 +252,22 @@ net::awaitable<fetched> fetch_whatsapp(http_client& client, const whatsapp::conf
                                        limits lim) {
   auto lookup = whatsapp_lookup(cfg, media_id);
   if (!lookup) co_return failed(failure::bad_id);
+  const auto deadline = clock_type::now() + lim.timeout;
   lookup->body_limit = 64 * 1024;  // a small JSON answer
-  auto r = co_await client.send(*lookup, lim.timeout);
+  auto r = co_await send_by(client, *lookup, deadline);
   if (r.status == 0) co_return failed(failure::network);
   if (r.status < 200 || r.status >= 300) co_return failed(failure::provider_error, r.status);
   auto where = read_whatsapp_lookup(r.body);
   if (!where) co_return failed(failure::bad_answer, r.status);
   if (where->size && *where->size > lim.max_bytes) co_return failed(failure::too_large, r.status);
-  // Meta's download URL needs the same Bearer token: it is sent there because the URL came from
-  // the authenticated Graph answer above. It must be https unless the API base is a test's http.
+  // Meta's download URL needs the same Bearer token. Graph's answer could still name any host
+  // (a compromised or mistaken answer, a proxy in between), so the token goes only to Meta's
+  // media host or Graph's own origin.
+  if (!whatsapp_download_allowed(where->url, cfg.api_base)) co_return failed(failure::refused_url, r.status);
   provider_request get;
   get.url = where->url;
   get.headers.emplace_back("Authorization", "Bearer " + cfg.token);
-  auto out = co_await download(client, std::move(get), http_base(cfg.api_base), lim);
+  auto out = co_await download(client, std::move(get), http_base(cfg.api_base), lim, deadline);
   out.mime = where->mime;
   co_return out;
 }
@@ -230,15 +276,17 @@ net::awaitable<fetched> fetch_telegram(http_client& client, const telegram::conf
                                        limits lim) {
   auto req = telegram_get_file(cfg, file_id);
   if (!req) co_return failed(failure::bad_id);
+  const auto deadline = clock_type::now() + lim.timeout;
   req->body_limit = 64 * 1024;
-  auto r = co_await client.send(*req, lim.timeout);
+  auto r = co_await send_by(client, *req, deadline);
   if (r.status == 0) co_return failed(failure::network);
   // Telegram says "Bad Request: file is too big" (400) for files over the Bot API's 20 MB.
   if (r.status < 200 || r.status >= 300) co_return failed(failure::provider_error, r.status);
   auto file = read_telegram_get_file(r.body);
   if (!file) co_return failed(failure::bad_answer, r.status);
   if (file->size && *file->size > lim.max_bytes) co_return failed(failure::too_large, r.status);
-  auto out = co_await download(client, telegram_download(cfg, file->file_path), http_base(cfg.api_base), lim);
+  auto out =
+      co_await download(client, telegram_download(cfg, file->file_path), http_base(cfg.api_base), lim, deadline);
   out.file_path = file->file_path;
   co_return out;
 }
@@ -247,7 +295,8 @@ net::awaitable<fetched> fetch_twilio(http_client& client, const sms::config& cfg
                                      limits lim) {
   auto req = twilio_media(cfg, media_url);
   if (!req) co_return failed(failure::refused_url);
-  co_return co_await download(client, std::move(*req), http_base(cfg.api_base), lim);
+  const auto deadline = clock_type::now() + lim.timeout;
+  co_return co_await download(client, std::move(*req), http_base(cfg.api_base), lim, deadline);
 }
 
 }  // namespace aoun::channels::media

@@ -14,12 +14,17 @@
 //    must be made of URL-safe characters; a Twilio MediaUrl must be on the configured API base's
 //    origin and under our own account's /Messages/ path.
 //  - A URL that an authenticated provider answer names (Graph's `url`, a redirect's Location) is
-//    followed: https only, unless the API base itself is http:// (tests' fake providers).
+//    followed: https only, unless the API base itself is http:// (tests' fake providers), and
+//    never one with a control character, space or non-ASCII byte (it would be written into the
+//    request line: header injection). An https redirect to http is refused, not downgraded.
 //  - The Authorization header goes only to the origin it was meant for: it is dropped when a
-//    redirect leaves that origin (the WhatsApp download URL is the exception Meta documents: it
-//    needs the Bearer token, and it came from the authenticated Graph answer).
+//    redirect leaves that origin. The WhatsApp download URL is the exception Meta documents: it
+//    needs the Bearer token, so with an https API base it must be on Meta's media host
+//    (lookaside.fbsbx.com) or the Graph base's own origin; any other host is refused.
 //  - At most `max_redirects` redirects; the body is capped at `max_bytes` (declared sizes are
 //    checked before downloading, received bytes by the client's body limit).
+//  - `limits::timeout` bounds the whole fetch: the lookup, the download and every redirect share
+//    one deadline, so a fetch never takes longer than it, however many hops it makes.
 //
 // The request builders and answer readers are pure functions (thread-safe, never throw on
 // input); `fetch_*` run them on an http_client and may be called concurrently.
@@ -42,7 +47,7 @@ namespace aoun::channels::media {
 
 struct limits {
   std::size_t max_bytes = 16 * 1024 * 1024;       ///< largest file accepted
-  std::chrono::milliseconds timeout{30000};       ///< per HTTP request (connect + TLS + write + read)
+  std::chrono::milliseconds timeout{30000};       ///< the whole fetch: every request and redirect
   int max_redirects = 3;
 };
 
@@ -74,6 +79,20 @@ bool same_origin(std::string_view a, std::string_view b);
 /// The absolute URL a Location header names, relative to `current`: absolute http(s) URLs,
 /// scheme-relative "//host/p" and absolute paths "/p". nullopt for anything else.
 std::optional<std::string> resolve_location(std::string_view current, std::string_view location);
+
+/// The URL a redirect from `current` leads to, under the trust rules: nullopt when `location`
+/// does not resolve (see resolve_location), or is not https while `allow_http` is false (also
+/// when `current` was https: no downgrade). `keep_authorization` is false when the origin changes.
+struct hop {
+  std::string url;
+  bool keep_authorization = false;
+};
+std::optional<hop> next_hop(std::string_view current, std::string_view location, bool allow_http);
+
+/// Whether the Bearer token may be sent to the download URL Graph named. With an https API base,
+/// only https on lookaside.fbsbx.com (Meta's media host) or on the API base's own origin; with an
+/// http base (tests' fake providers) any URL split_url accepts.
+bool whatsapp_download_allowed(std::string_view url, std::string_view api_base);
 
 /// GET {api_base}/{media_id} with Bearer; nullopt when the id is not 1–128 of [A-Za-z0-9_-].
 std::optional<provider_request> whatsapp_lookup(const whatsapp::config& cfg, std::string_view media_id);

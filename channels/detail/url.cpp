@@ -5,6 +5,11 @@
 namespace aoun::channels::detail {
 
 std::optional<url_parts> split_url(std::string_view url) {
+  // The target is written to the request line verbatim: a CR/LF would start a header of the
+  // URL's choosing (on a request that may carry our Authorization), and a space would end the
+  // target early. A URL on the wire is ASCII with no controls, so anything else is refused.
+  if (!std::all_of(url.begin(), url.end(), [](unsigned char c) { return c > 0x20 && c < 0x7F; }))
+    return std::nullopt;
   url_parts p;
   std::string_view rest;
   if (url.substr(0, 8) == "https://") {

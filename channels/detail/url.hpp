@@ -15,7 +15,8 @@ struct url_parts {
   bool default_port = true;
 };
 
-/// nullopt for other schemes, an empty host, userinfo, or a non-numeric/out-of-range port.
+/// nullopt for other schemes, an empty host, userinfo, a non-numeric/out-of-range port, or any
+/// byte that cannot appear in a URL on the wire: controls and space (<= 0x20), DEL and non-ASCII.
 std::optional<url_parts> split_url(std::string_view url);
 
 }  // namespace aoun::channels::detail

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "channels/detail/url.hpp"
+
 using namespace aoun::channels;
 
 namespace {
@@ -107,4 +109,65 @@ TEST_CASE("media: a Twilio MediaUrl is fetched only on the API base's origin, un
   cfg.api_base = "http://127.0.0.1:9000";
   CHECK(media::twilio_media(cfg, "http://127.0.0.1:9000/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages/M/Media/M"));
   CHECK_FALSE(media::twilio_media(cfg, "http://127.0.0.1:9001/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages/M/Media/M"));
+}
+
+TEST_CASE("media: URLs with controls, spaces or non-ASCII are refused (header injection on an authorized request)") {
+  // Graph's `url` or a Location could carry CR/LF: written verbatim into the request line, it
+  // would add headers of its choosing to a request that carries our Bearer token.
+  CHECK(detail::split_url("https://lookaside.fbsbx.com/a?b=c%20d"));
+  CHECK_FALSE(detail::split_url("https://lookaside.fbsbx.com/a\r\nX-Injected: 1"));
+  CHECK_FALSE(detail::split_url("https://lookaside.fbsbx.com/a\nb"));
+  CHECK_FALSE(detail::split_url("https://lookaside.fbsbx.com/a b"));
+  CHECK_FALSE(detail::split_url("https://lookaside.fbsbx.com/a\tb"));
+  CHECK_FALSE(detail::split_url(std::string("https://lookaside.fbsbx.com/a\0b", 32)));
+  CHECK_FALSE(detail::split_url("https://lookaside.fbsbx.com/a\x7f"));
+  CHECK_FALSE(detail::split_url("https://lookaside.fbsbx.com/\xd9\x87"));
+  CHECK_FALSE(detail::split_url("https://host name/"));
+  CHECK_FALSE(media::resolve_location("https://api.twilio.com/a", "/b\r\nX: y"));
+  CHECK_FALSE(media::resolve_location("https://api.twilio.com/a", "https://s3.example/f\r\nX: y"));
+  CHECK_FALSE(media::next_hop("https://api.twilio.com/a", "//s3.example/ f", false));
+}
+
+TEST_CASE("media: next_hop is https-only unless the base is http, never downgrades, and drops auth across origins") {
+  const std::string cur = "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME";
+  auto same = media::next_hop(cur, "/2010-04-01/Accounts/AC/Messages/MM/Media/ME.json", false);
+  REQUIRE(same);
+  CHECK(same->url == "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM/Media/ME.json");
+  CHECK(same->keep_authorization);
+  auto other = media::next_hop(cur, "https://s3-external-1.amazonaws.com/media.twiliocdn.com/AC/x?Signature=1", false);
+  REQUIRE(other);
+  CHECK_FALSE(other->keep_authorization);  // signed storage needs no credentials, and gets none
+  // Same host, other port or scheme: another origin.
+  auto port = media::next_hop(cur, "https://api.twilio.com:8443/x", false);
+  REQUIRE(port);
+  CHECK_FALSE(port->keep_authorization);
+  // No downgrade from https, in any spelling.
+  CHECK_FALSE(media::next_hop(cur, "http://api.twilio.com/x", false));
+  CHECK_FALSE(media::next_hop(cur, "http://s3.example/x", false));
+  CHECK_FALSE(media::next_hop("http://api.twilio.com/a", "/x", false));  // relative to an http URL
+  CHECK_FALSE(media::next_hop(cur, "ftp://s3.example/x", false));
+  CHECK_FALSE(media::next_hop(cur, "", false));
+  // Tests' fake providers are http: allowed only when the API base is.
+  auto fake = media::next_hop("http://127.0.0.1:9000/a", "http://127.0.0.1:9001/b", true);
+  REQUIRE(fake);
+  CHECK(fake->url == "http://127.0.0.1:9001/b");
+  CHECK_FALSE(fake->keep_authorization);
+  auto fake_same = media::next_hop("http://127.0.0.1:9000/a", "/b", true);
+  REQUIRE(fake_same);
+  CHECK(fake_same->keep_authorization);
+}
+
+TEST_CASE("media: the WhatsApp Bearer token goes only to Meta's media host or Graph's own origin") {
+  const std::string graph = "https://graph.facebook.com/v21.0";
+  CHECK(media::whatsapp_download_allowed("https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1&ext=2", graph));
+  CHECK(media::whatsapp_download_allowed("https://LOOKASIDE.fbsbx.com/whatsapp_business/attachments/?mid=1", graph));
+  CHECK(media::whatsapp_download_allowed("https://graph.facebook.com/v21.0/media/1", graph));
+  CHECK_FALSE(media::whatsapp_download_allowed("https://evil.example/steal", graph));
+  CHECK_FALSE(media::whatsapp_download_allowed("https://lookaside.fbsbx.com.evil.example/x", graph));
+  CHECK_FALSE(media::whatsapp_download_allowed("https://evil.lookaside.fbsbx.com/x", graph));
+  CHECK_FALSE(media::whatsapp_download_allowed("https://lookaside.fbsbx.com:8443/x", graph));
+  CHECK_FALSE(media::whatsapp_download_allowed("http://lookaside.fbsbx.com/x", graph));
+  CHECK_FALSE(media::whatsapp_download_allowed("https://lookaside.fbsbx.com/x\r\nX: y", graph));
+  // Tests run Graph and its "lookaside" as http fakes on loopback: any host then.
+  CHECK(media::whatsapp_download_allowed("http://127.0.0.1:9001/f", "http://127.0.0.1:9000/v21.0"));
 }
