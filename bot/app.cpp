@@ -200,6 +200,7 @@ int app::run() {
     if (ec) return;
     log::info("shutdown_started", {{"signal", static_cast<std::int64_t>(sig)}});
     stopping_ = true;
+    media_->stop();  // staff downloads waiting on a provider end now, not at the grace's end
     server_->shutdown([this] {
       // Every request has been answered. The outbox finishes the sends in flight and records
       // their outcome; pending rows stay in the database for the next start. The writer then

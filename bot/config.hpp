@@ -64,9 +64,12 @@ struct media_options {
   /// (16 MB), every Telegram bot download (20 MB Bot API cap, photos far smaller) and every
   /// Twilio MMS (5 MB); only WhatsApp documents may be larger (up to 100 MB): raise it for those.
   std::size_t max_bytes = 16 * 1024 * 1024;
-  /// Per provider request (the lookup, then the download; AOUN_MEDIA_TIMEOUT_MS).
+  /// One deadline for the whole fetch: the lookup, the download and every redirect share it
+  /// (AOUN_MEDIA_TIMEOUT_MS).
   std::chrono::milliseconds timeout{30000};
-  /// Downloads in flight at once; more are answered 503 (memory stays under this × max_bytes × 2).
+  /// Downloads in flight at once; more are answered 503. A download holds its slot until the
+  /// file has been written to the client, so at most this many files are in memory: this ×
+  /// max_bytes (a body without Content-Length may briefly need 3 × max_bytes while it grows).
   int max_concurrent = 4;
 };
 

@@ -36,6 +36,11 @@ bool expected(const boost::system::error_code& ec) {
 
 }  // namespace
 
+std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes) {
+  return base + std::chrono::milliseconds(static_cast<std::int64_t>(bytes / min_write_rate * 1000 +
+                                                                    bytes % min_write_rate * 1000 / min_write_rate));
+}
+
 http_server::http_server(net::io_context& ioc, const server_options& opts, const router& routes, metrics& m)
     : ioc_(ioc), opts_(opts), routes_(routes), metrics_(m), acceptor_(net::make_strand(ioc)) {}
 
@@ -156,7 +161,7 @@ void http_server::shutdown(std::function<void()> drained) {
 }
 
 net::awaitable<response> http_server::dispatch(request& req, const std::string& request_id, const std::string& remote,
-                                               std::string& route) {
+                                               std::string& route, std::shared_ptr<void>& keep_until_written) {
   auto target = std::string_view(req.target().data(), req.target().size());
   auto qpos = target.find('?');
   auto path = target.substr(0, qpos);
@@ -177,7 +182,9 @@ net::awaitable<response> http_server::dispatch(request& req, const std::string& 
                                                                 : parse_query(target.substr(qpos + 1)),
                       std::move(m.params), request_id, m.route, remote};
   try {
-    co_return co_await (*m.http)(ctx);
+    auto res = co_await (*m.http)(ctx);
+    keep_until_written = std::move(ctx.keep_until_written);
+    co_return res;
   } catch (const std::exception& e) {
     // A handler bug must cost one 500, never the process.
     log::error("handler_failed", {{"rid", request_id}, {"route", route}, {"what", e.what()}});
@@ -267,7 +274,8 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     }
 
     std::string route;
-    response res = co_await dispatch(req, rid, remote, route);
+    std::shared_ptr<void> keep_until_written;  // released when this iteration ends: after the write
+    response res = co_await dispatch(req, rid, remote, route, keep_until_written);
     bool keep_alive = req.keep_alive() && res.keep_alive() && !stopping_;
     res.keep_alive(keep_alive);
     res.set("X-Request-Id", rid);
@@ -276,7 +284,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     // already sees it (the latency covers reading the request and the handler).
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.observe(route, res.result_int(), secs);
-    stream.expires_after(opts_.body_timeout);
+    stream.expires_after(write_timeout(opts_.body_timeout, res.body().size()));
     auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
     log::info("http", {{"rid", rid},
                        {"method", std::string(req.method_string())},

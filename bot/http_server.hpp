@@ -20,6 +20,12 @@
 
 namespace aoun::bot {
 
+/// How long writing a response body of `bytes` may take: `base` plus the time the body takes
+/// at `min_rate` bytes/s (64 KiB/s), so a 16 MiB download to a slow staff link is not cut off at
+/// a fixed deadline, while a client that stops reading still is.
+constexpr std::size_t min_write_rate = 64 * 1024;
+std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes);
+
 class http_server {
  public:
   http_server(net::io_context& ioc, const server_options& opts, const router& routes, metrics& m);
@@ -39,7 +45,7 @@ class http_server {
   net::awaitable<void> accept_loop();
   net::awaitable<void> session(tcp::socket socket, std::shared_ptr<session_state> st);
   net::awaitable<response> dispatch(request& req, const std::string& request_id, const std::string& remote,
-                                    std::string& route);
+                                    std::string& route, std::shared_ptr<void>& keep_until_written);
   void leave(const std::shared_ptr<session_state>& st);
   void check_drained();
 

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <utility>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 namespace aoun::bot {
 namespace {
 
@@ -71,8 +73,19 @@ void cut_utf8(std::string& s, std::size_t max) {
 
 }  // namespace
 
+struct media_downloader::shared_state {
+  std::atomic<int> in_flight{0};
+  std::mutex mutex;
+  bool stopped = false;                                   // GUARDED_BY(mutex)
+  std::set<std::shared_ptr<net::steady_timer>> fetches;   // GUARDED_BY(mutex): one per fetch in flight
+};
+
+media_downloader::slot::~slot() {
+  if (state_) state_->in_flight.fetch_sub(1);
+}
+
 media_downloader::media_downloader(net::any_io_executor ex, const config& cfg)
-    : cfg_(cfg), tls_(net::ssl::context::tls_client) {
+    : cfg_(cfg), tls_(net::ssl::context::tls_client), state_(std::make_shared<shared_state>()) {
   tls_.set_default_verify_paths();
   tls_.set_verify_mode(net::ssl::verify_peer);
   channels::http_client_options opts;
@@ -81,7 +94,7 @@ media_downloader::media_downloader(net::any_io_executor ex, const config& cfg)
   client_ = std::make_unique<channels::http_client>(std::move(ex), tls_, opts);
 }
 
-media_downloader::~media_downloader() = default;
+media_downloader::~media_downloader() { stop(); }
 
 bool media_downloader::enabled(channels::kind ch) const {
   switch (ch) {
@@ -93,15 +106,53 @@ bool media_downloader::enabled(channels::kind ch) const {
   return false;
 }
 
-bool media_downloader::try_acquire() {
-  if (in_flight_.fetch_add(1) < cfg_.media.max_concurrent) return true;
-  in_flight_.fetch_sub(1);
-  return false;
+std::optional<media_downloader::slot> media_downloader::try_acquire() {
+  if (state_->in_flight.fetch_add(1) < cfg_.media.max_concurrent) return slot(state_);
+  state_->in_flight.fetch_sub(1);
+  return std::nullopt;
 }
 
-void media_downloader::release() { in_flight_.fetch_sub(1); }
+void media_downloader::stop() {
+  std::vector<std::shared_ptr<net::steady_timer>> running;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stopped = true;
+    running.assign(state_->fetches.begin(), state_->fetches.end());
+  }
+  // A timer is not thread-safe: cancel each on the executor (the session's strand) it waits on.
+  for (auto& t : running) net::post(t->get_executor(), [t] { t->cancel(); });
+}
 
 net::awaitable<channels::media::fetched> media_downloader::fetch(channels::kind ch, std::string media_id) {
+  using boost::asio::experimental::awaitable_operators::operator||;
+  channels::media::fetched cut;
+  cut.error = channels::media::failure::network;
+  // Each fetch races a timer that only stop() ends; winning cancels the provider request.
+  auto stopper = std::make_shared<net::steady_timer>(co_await net::this_coro::executor,
+                                                     net::steady_timer::time_point::max());
+  const std::shared_ptr<shared_state> state = state_;  // the frame may outlive *this (see header)
+  {
+    std::lock_guard lock(state->mutex);
+    if (state->stopped) co_return cut;
+    state->fetches.insert(stopper);
+  }
+  struct deregister {
+    std::shared_ptr<shared_state> state;
+    std::shared_ptr<net::steady_timer> timer;
+    ~deregister() {
+      std::lock_guard lock(state->mutex);
+      state->fetches.erase(timer);
+    }
+  } registered{state, stopper};
+  // Named first: GCC 12 mishandles temporaries inside a co_await operand.
+  net::awaitable<channels::media::fetched> work = fetch_from(ch, std::move(media_id));
+  auto stopped = stopper->async_wait(net::as_tuple(net::use_awaitable));
+  auto raced = co_await (std::move(work) || std::move(stopped));
+  if (raced.index() == 1) co_return cut;
+  co_return std::get<0>(std::move(raced));
+}
+
+net::awaitable<channels::media::fetched> media_downloader::fetch_from(channels::kind ch, std::string media_id) {
   channels::media::limits lim;
   lim.max_bytes = cfg_.media.max_bytes;
   lim.timeout = cfg_.media.timeout;

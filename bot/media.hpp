@@ -7,11 +7,19 @@
 // sandbox, and types a browser would run (HTML, SVG, XML, scripts) are sent as
 // application/octet-stream.
 //
-// Thread-safety: media_downloader::fetch may be called concurrently from any I/O thread.
+// Thread-safety: media_downloader::fetch, try_acquire and stop may be called concurrently from
+// any I/O thread.
+//
+// Lifetime: a download's slot and its fetch coroutine may outlive the downloader: at shutdown,
+// coroutine frames still suspended are destroyed by ~io_context, after the app's members. They
+// hold only the shared state (a shared_ptr), never the downloader itself.
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -32,19 +40,41 @@ class media_downloader {
   /// Twilio); false for the web chat and for disabled channels.
   bool enabled(channels::kind ch) const;
 
-  /// Takes one of the `max_concurrent` download slots; false when all are busy (answer 503).
-  /// Release it with `release()` once the answer is built.
-  bool try_acquire();
-  void release();
+  struct shared_state;
 
-  /// Downloads `media_id` from the channel's provider. REQUIRES: enabled(ch).
+  /// One of the `max_concurrent` download slots, given back when destroyed. Hold it until the
+  /// file has been written to the client: the bytes stay in memory until then.
+  class slot {
+   public:
+    explicit slot(std::shared_ptr<shared_state> s) : state_(std::move(s)) {}
+    slot(slot&&) noexcept = default;
+    slot& operator=(slot&&) = delete;
+    ~slot();
+
+   private:
+    std::shared_ptr<shared_state> state_;
+  };
+
+  /// Takes a download slot; nullopt when all are busy (answer 503).
+  std::optional<slot> try_acquire();
+
+  /// Downloads `media_id` from the channel's provider, within cfg.media.timeout for the whole
+  /// fetch. REQUIRES: enabled(ch). After stop(), fails at once with failure::network.
   net::awaitable<channels::media::fetched> fetch(channels::kind ch, std::string media_id);
 
+  /// The server is shutting down: fetches in flight are cut short (they end with
+  /// failure::network) and new ones fail at once, so no staff request outlives the shutdown
+  /// grace waiting on a provider. Any thread; idempotent.
+  void stop();
+
  private:
+  net::awaitable<channels::media::fetched> fetch_from(channels::kind ch, std::string media_id);
+
+  // Constant after construction.
   const config& cfg_;
   net::ssl::context tls_;
   std::unique_ptr<channels::http_client> client_;
-  std::atomic<int> in_flight_{0};
+  const std::shared_ptr<shared_state> state_;
 };
 
 namespace media_http {

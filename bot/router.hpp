@@ -23,6 +23,9 @@ struct request_context {
   std::string request_id;
   std::string route;                           ///< the matched pattern, for metrics and logs
   std::string remote;                          ///< peer address
+  /// Set by a handler to something that must live until its response has been written (or the
+  /// write failed), e.g. a media download slot. Released by the server after the write.
+  std::shared_ptr<void> keep_until_written = nullptr;
 };
 
 using handler = std::function<net::awaitable<response>(request_context&)>;

@@ -1013,20 +1013,43 @@ bool read_media(const std::string& payload, media_ref& ref) {
   return !ref.media_id.empty();
 }
 
+/// Writes the media.download audit row for `ref` (the detail gains the channel and `result`).
+/// Takes no arguments that would be temporaries at the call: GCC 12 mishandles temporaries in a
+/// co_await operand (seen as a double free of a std::string).
+net::awaitable<storage::result<int>> audit_download(const services& s, const storage::staff_row& me,
+                                                    const media_ref& ref, std::string_view result,
+                                                    const json& extra) {
+  json detail = extra;
+  detail["channel"] = ref.channel;
+  detail["result"] = result;
+  const auto now = unix_now();
+  co_return co_await db_write<int>(s.db, [&me, &ref, &detail, now](storage::connection& c) -> storage::result<int> {
+    if (auto ec = audit(c, me, "media.download", ref.target, detail, now)) return ec;
+    return 1;
+  });
+}
+
 net::awaitable<response> serve_media(const services& s, request_context& ctx, const storage::staff_row& me,
                                      const media_ref& ref) {
   const auto v = ctx.req.version();
   const bool ka = ctx.req.keep_alive();
+  // Refusals about an existing attachment are audited like downloads: who tried to open what.
   auto ch = channels::kind_from_string(ref.channel);
-  if (!ch || !s.media.enabled(*ch))
-    co_return error_response(v, ka, api_error::conflict,
-                             "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
-  if (!s.media.try_acquire())
+  if (!ch || !s.media.enabled(*ch)) {
+    auto w = co_await audit_download(s, me, ref, "channel_off", ref.detail);
+    if (!w) co_return db_failed(ctx, w.error());
+    co_return error_response(
+        v, ka, api_error::conflict,
+        ch == channels::kind::webchat
+            ? "the web chat keeps no files at a provider, so there is nothing to download for this attachment"
+            : "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
+  }
+  auto held = s.media.try_acquire();
+  if (!held) {
+    auto w = co_await audit_download(s, me, ref, "busy", ref.detail);
+    if (!w) co_return db_failed(ctx, w.error());
     co_return error_response(v, ka, api_error::unavailable, "too many downloads in progress; try again in a moment");
-  struct slot {
-    media_downloader& m;
-    ~slot() { m.release(); }
-  } held{s.media};
+  }
 
   const auto started = std::chrono::steady_clock::now();
   auto got = co_await s.media.fetch(*ch, ref.media_id);
@@ -1042,18 +1065,16 @@ net::awaitable<response> serve_media(const services& s, request_context& ctx, co
 
   // Who looked at which document is recorded, whether or not the provider delivered it; a file
   // is never handed out without its audit row (if that cannot be written, the answer is 503).
+  // A fetch cut short by the shutdown is audited as "stopped".
+  const bool cut_by_shutdown = got.error == failure::network && s.stopping.load();
   json detail = ref.detail;
-  detail["channel"] = ref.channel;
-  detail["result"] = result;
   detail["bytes"] = got.body.size();
   if (got.provider_status) detail["provider_status"] = got.provider_status;
-  const auto now = unix_now();
-  const auto& target = ref.target;
-  auto w = co_await db_write<int>(s.db, [&me, &target, &detail, now](storage::connection& c) -> storage::result<int> {
-    if (auto ec = audit(c, me, "media.download", target, detail, now)) return ec;
-    return 1;
-  });
+  const std::string_view audited = cut_by_shutdown ? std::string_view("stopped") : std::string_view(result);
+  auto w = co_await audit_download(s, me, ref, audited, detail);
   if (!w) co_return db_failed(ctx, w.error());
+  if (cut_by_shutdown)
+    co_return error_response(v, false, api_error::unavailable, "the server is restarting; try again in a moment");
 
   auto gateway = [&](std::string message) {
     json j{{"error", code_of(api_error::bad_gateway)}, {"message", std::move(message)}, {"reason", result}};
@@ -1092,6 +1113,9 @@ net::awaitable<response> serve_media(const services& s, request_context& ctx, co
   res.keep_alive(ka);
   res.body() = std::move(got.body);
   res.prepare_payload();
+  // The bytes stay in memory until the client has read them: so does the slot, or slow readers
+  // would each hold a file while new downloads start.
+  ctx.keep_until_written = std::make_shared<media_downloader::slot>(std::move(*held));
   co_return res;
 }
 

@@ -2,6 +2,13 @@
 // beneficiary sent, from WhatsApp (Graph lookup + download on another host), Telegram (getFile +
 // file download) and Twilio (MediaUrl → redirect to storage on another host), through the real
 // server against fake providers on loopback.
+#include <future>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include "staff_helpers.hpp"
@@ -431,4 +438,141 @@ TEST_CASE("media: a disabled channel's media is a clear 409, and case documents 
   auto d = get_media(off.port(), id, t2);
   CHECK(d.status == 409);
   CHECK(as_json(d)["message"] == "the whatsapp channel is not configured on this server, so its files cannot be fetched");
+  CHECK(audit_rows(e.db, "message:" + std::to_string(id), "channel_off") == 1);  // refusals are audited
+}
+
+namespace {
+
+/// A Graph fake whose lookups name `cdn`'s /f?id=<media id>.
+void graph_points_at(staff_env& e, fake_provider& cdn) {
+  e.graph.set_default([&cdn](const recorded_request& r) {
+    auto id = r.target.substr(r.target.rfind('/') + 1);
+    return json_answer({{"url", cdn.base() + "/f?id=" + id}, {"mime_type", "image/jpeg"}});
+  });
+}
+
+std::string media_request(long long id, const std::string& token) {
+  return "GET /api/v1/messages/" + std::to_string(id) + "/media HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
+         "\r\n\r\n";
+}
+
+/// A loopback port that takes connections (the kernel's backlog) and never answers: a provider
+/// that hangs. (A fake_provider's responder runs under its lock, so it cannot hang alone.)
+struct black_hole {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  unsigned short port = 0;
+  black_hole() {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 16) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~black_hole() { ::close(fd); }
+  std::string base() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+}  // namespace
+
+TEST_CASE("media: AOUN_MEDIA_TIMEOUT_MS bounds the whole fetch, not each request") {
+  // Regression: the lookup and the download each had the full timeout, so WhatsApp (lookup +
+  // download + redirects) could take several times it.
+  fake_provider cdn;
+  staff_env e(env_vars{{"AOUN_MEDIA_TIMEOUT_MS", "600"}});
+  e.graph.set_default([&](const recorded_request& r) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    return json_answer({{"url", cdn.base() + "/f"}, {"mime_type", "image/jpeg"}});
+  });
+  cdn.set_default([](const recorded_request&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    return bytes("abc", "image/jpeg");
+  });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000021", "wamid.deadline.1");
+  const auto id = last_media_message(e.db);
+  const auto token = login(e.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = get_media(e.port(), id, token);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(r.status == 502);
+  CHECK(as_json(r)["reason"] == "network");
+  CHECK(took < std::chrono::milliseconds(780));  // both hops would have fitted one timeout each
+}
+
+TEST_CASE("media: the slot is held until the file is written, so slow readers hit the 503 cap") {
+  // Regression: the slot was given back when the handler returned, before the (up to max_bytes)
+  // body was written; clients that read slowly could each hold a file in memory, without limit.
+  fake_provider cdn;
+  const std::string big = binary_blob(8 << 20, 17);  // far more than the loopback socket buffers
+  staff_env e;
+  graph_points_at(e, cdn);
+  cdn.set_default([&](const recorded_request&) { return bytes(big, "image/jpeg"); });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000022", "wamid.cap.1");
+  const auto id = last_media_message(e.db);
+  const auto target = "message:" + std::to_string(id);
+  const auto token = login(e.port());
+
+  std::vector<std::unique_ptr<raw_connection>> readers;  // ask, then never read
+  for (int i = 0; i < 4; ++i) {
+    readers.push_back(std::make_unique<raw_connection>(e.port()));
+    REQUIRE(readers.back()->send(media_request(id, token)));
+  }
+  REQUIRE(eventually([&] { return audit_rows(e.db, target, "ok") == 4; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the four are now stuck writing
+  auto busy = get_media(e.port(), id, token);
+  CHECK(busy.status == 503);
+  CHECK(as_json(busy)["message"] == "too many downloads in progress; try again in a moment");
+  CHECK(audit_rows(e.db, target, "busy") == 1);  // refusals are audited too
+
+  readers.pop_back();  // one reader goes away: its write fails and its slot comes back
+  http_result again;
+  CHECK(eventually([&] {
+    again = get_media(e.port(), id, token);
+    return again.status == 200;
+  }));
+  CHECK(again.body == big);
+  readers.clear();
+  CHECK(e.srv->running());
+}
+
+TEST_CASE("media: SIGTERM during downloads: fetches are cut short, and the server exits cleanly") {
+  // Regression: a slot released by a coroutine frame that ~io_context destroys after the app's
+  // members wrote to freed memory (seen under ASan), and a fetch waiting on a silent provider
+  // kept its staff request until the grace ran out.
+  fake_provider cdn;
+  black_hole silent;
+  const std::string big = binary_blob(8 << 20, 19);
+  staff_env e(env_vars{{"AOUN_SHUTDOWN_GRACE", "2"}, {"AOUN_MEDIA_TIMEOUT_MS", "60000"}});
+  e.graph.set_default([&](const recorded_request& r) {
+    const bool hangs = r.target.find("silent") != std::string::npos;
+    return json_answer({{"url", (hangs ? silent.base() : cdn.base()) + "/f"}, {"mime_type", "image/jpeg"}});
+  });
+  cdn.set_default([&](const recorded_request&) { return bytes(big, "image/jpeg"); });
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000023", "wamid.term.1");
+  const auto big_id = last_media_message(e.db);
+  post_wa_media(e.port(), "whatsapp_image.json", "966500000024", "wamid.term.2",
+                [](json& m) { m["image"]["id"] = "silent"; });
+  const auto silent_id = last_media_message(e.db);
+  REQUIRE(silent_id > big_id);
+  const auto token = login(e.port());
+
+  raw_connection slow_reader(e.port());  // holds a written-out file and its slot past the grace
+  REQUIRE(slow_reader.send(media_request(big_id, token)));
+  REQUIRE(eventually([&] { return audit_rows(e.db, "message:" + std::to_string(big_id), "ok") == 1; }));
+  auto waiting = std::async(std::launch::async, [&] { return get_media(e.port(), silent_id, token); });
+  REQUIRE(e.graph.wait_for(2));  // the silent download comes next
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread stopper([&] { CHECK(e.srv->stop(15, std::chrono::seconds(20)) == 0); });
+  auto cut = waiting.get();
+  const auto cut_after = std::chrono::steady_clock::now() - t0;
+  stopper.join();
+  CHECK(cut.status == 503);
+  CHECK(as_json(cut)["message"] == "the server is restarting; try again in a moment");
+  CHECK(cut_after < std::chrono::seconds(2));  // answered at once, not at the grace's end
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  CHECK(audit_rows(e.db, "message:" + std::to_string(silent_id), "stopped") == 1);
 }

@@ -1,6 +1,10 @@
-// bot/media: the headers that hand a beneficiary's file to a staff browser as a download.
+// bot/media: the headers that hand a beneficiary's file to a staff browser as a download, the
+// download slots, and the write deadline a large file gets.
+#include <memory>
+
 #include <doctest/doctest.h>
 
+#include "bot/http_server.hpp"
 #include "bot/media.hpp"
 
 namespace mh = aoun::bot::media_http;
@@ -35,6 +39,24 @@ TEST_CASE("media file name: sanitised, bounded, with a fallback") {
   CHECK(cut == longname.substr(0, 120));  // cut on a character boundary
 }
 
+TEST_CASE("media download slot: given back on destruction, even after the downloader is gone") {
+  // Regression: the slot called back into the downloader, which app destroys before ~io_context
+  // destroys suspended coroutine frames (a SIGTERM during a slow download): a write to freed
+  // memory. The slot now holds the counter itself (run under ASan to see the difference).
+  aoun::bot::config cfg;
+  cfg.media.max_concurrent = 1;
+  boost::asio::io_context ioc;
+  auto m = std::make_unique<aoun::bot::media_downloader>(ioc.get_executor(), cfg);
+  auto a = m->try_acquire();
+  REQUIRE(a);
+  CHECK_FALSE(m->try_acquire());  // the cap is 1
+  a.reset();
+  auto b = m->try_acquire();
+  REQUIRE(b);
+  m.reset();
+  b.reset();  // after the downloader: must not touch it
+}
+
 TEST_CASE("media Content-Disposition: attachment with an ASCII fallback and RFC 5987 UTF-8 name") {
   CHECK(mh::content_disposition("filename.pdf") ==
         "attachment; filename=\"filename.pdf\"; filename*=UTF-8''filename.pdf");
@@ -42,4 +64,14 @@ TEST_CASE("media Content-Disposition: attachment with an ASCII fallback and RFC 
         "attachment; filename=\"________.jpg\"; filename*=UTF-8''%D9%87%D9%88%D9%8A%D8%A9.jpg");
   CHECK(mh::content_disposition("a b'(1).pdf") ==
         "attachment; filename=\"a b'(1).pdf\"; filename*=UTF-8''a%20b%27%281%29.pdf");
+}
+
+TEST_CASE("write_timeout: the base plus the body's time at 64 KiB/s") {
+  using std::chrono::milliseconds;
+  using aoun::bot::write_timeout;
+  CHECK(write_timeout(milliseconds(30000), 0) == milliseconds(30000));
+  CHECK(write_timeout(milliseconds(30000), 64 * 1024) == milliseconds(31000));
+  CHECK(write_timeout(milliseconds(30000), 32 * 1024) == milliseconds(30500));
+  // Regression: a 16 MiB download got the same fixed 30 s as a JSON answer, cut off on a slow link.
+  CHECK(write_timeout(milliseconds(30000), 16 * 1024 * 1024) == milliseconds(30000 + 256000));
 }
