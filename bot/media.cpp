@@ -212,7 +212,21 @@ std::string file_name(std::string_view stored, std::string_view fallback_path, s
   // No hidden files and nothing that ends in a dot (Windows drops it, changing the extension).
   while (!name.empty() && (name.front() == '.' || name.front() == ' ')) name.erase(name.begin());
   while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();
-  cut_utf8(name, 120);
+  constexpr std::size_t max_name = 120;
+  if (name.size() > max_name) {
+    // Cut the stem, not the extension: a long Arabic name must still open as the PDF it is.
+    std::string ext;
+    const auto dot = name.rfind('.');
+    if (dot != std::string::npos && dot > 0 && dot + 1 < name.size() && name.size() - dot <= 16 &&
+        std::all_of(name.begin() + static_cast<std::ptrdiff_t>(dot) + 1, name.end(),
+                    [](unsigned char c) { return std::isalnum(c); })) {
+      ext = name.substr(dot);
+      name.resize(dot);
+    }
+    cut_utf8(name, max_name - ext.size());
+    while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();
+    name += ext;
+  }
   if (name.empty()) {
     std::string k = kind.empty() ? "file" : std::string(kind);
     for (auto& c : k)

@@ -87,8 +87,9 @@ namespace media_http {
 std::string content_type(std::string_view downloaded, std::string_view provider_mime, std::string_view stored_mime);
 
 /// A safe file name: the stored one (or the last segment of `fallback_path`) with path
-/// separators, control characters and quotes replaced by '_', at most 120 bytes (cut on a UTF-8
-/// boundary); when empty, "<kind>-<message id>" plus an extension from `mime`.
+/// separators, control characters and quotes replaced by '_', at most 120 bytes: a longer name's
+/// stem is cut on a UTF-8 boundary and its extension (up to 15 ASCII letters/digits) kept; when
+/// empty, "<kind>-<message id>" plus an extension from `mime`.
 std::string file_name(std::string_view stored, std::string_view fallback_path, std::string_view kind,
                       std::string_view mime, std::int64_t message_id);
 

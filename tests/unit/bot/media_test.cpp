@@ -34,9 +34,15 @@ TEST_CASE("media file name: sanitised, bounded, with a fallback") {
   CHECK(mh::file_name("", "", "", "x/unknown", 5) == "file-5");
   std::string longname;
   for (int i = 0; i < 100; ++i) longname += "ع";  // 2 bytes each
+  // Regression: the cut took the extension with it, so a long Arabic name lost ".pdf".
   auto cut = mh::file_name(longname + ".pdf", "", "document", "", 1);
   CHECK(cut.size() == 120);
-  CHECK(cut == longname.substr(0, 120));  // cut on a character boundary
+  CHECK(cut == longname.substr(0, 116) + ".pdf");  // the stem cut on a character boundary
+  auto odd = mh::file_name("x" + longname + ".pdf", "", "document", "", 1);  // boundary falls mid-character
+  CHECK(odd == "x" + longname.substr(0, 114) + ".pdf");
+  // Without an extension (or with a "dot" that is no extension), the whole name is cut.
+  CHECK(mh::file_name(longname, "", "document", "", 1) == longname.substr(0, 120));
+  CHECK(mh::file_name(longname + ".ملف", "", "document", "", 1) == longname.substr(0, 120));
 }
 
 TEST_CASE("media download slot: given back on destruction, even after the downloader is gone") {
