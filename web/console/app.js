@@ -820,10 +820,15 @@ function caseView(k, { convId } = {}) {
   // documents
   root.append(h('h4', { text: t('case.documents') }));
   const docs = k.documents || [];
+  // A link only where the server can fetch a copy: a provider media id, and not the web chat
+  // (it keeps no files at a provider; the server would answer 409).
+  const docLabel = (d) => [
+    h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
+    h('span', { class: 'muted', dir: 'ltr', text: [d.filename, d.mime].filter(Boolean).join(' · ') })];
   root.append(docs.length ? h('ul', { class: 'docs' }, docs.map((d) => h('li', {},
-    mediaLink(mediaPath.caseDocument(k.reference, d.id), 'doc-link', [
-      h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
-      h('span', { class: 'muted', dir: 'ltr', text: [d.filename, d.mime].filter(Boolean).join(' · ') })]), ' ',
+    d.media_id && k.channel !== 'webchat'
+      ? mediaLink(mediaPath.caseDocument(k.reference, d.id), 'doc-link', docLabel(d))
+      : h('span', { class: 'doc-link' }, docLabel(d)), ' ',
     h('time', { class: 'muted', text: d.at ? fmtDateTime(d.at) : '' }))))
     : h('p', { class: 'muted', text: t('case.no_documents') }));
   // history
