@@ -31,6 +31,20 @@ constexpr char hex[] = "0123456789abcdef";
 
 }  // namespace
 
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    const std::size_t n = valid_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   // One pass: runs of bytes that need nothing are found a byte at a time, copied in one append;
   // a UTF-8 lead byte has its sequence checked where it stands. This sits on every reply's path

@@ -14,4 +14,8 @@ namespace aoun::channels::detail {
 /// written with U+FFFD in place of the bad bytes, exactly as nlohmann replaces them.
 void append_json_string(std::string& out, std::string_view s);
 
+/// True when `s` is well-formed UTF-8 by the same rules (Unicode table 3-7: no overlong forms,
+/// surrogates or code points past U+10FFFF), i.e. when append_json_string copies it unchanged.
+bool valid_utf8(std::string_view s);
+
 }  // namespace aoun::channels::detail
