@@ -143,6 +143,9 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
           std::to_string(s.commits) + "\n";
   body += "# TYPE aoun_db_jobs_total counter\naoun_db_jobs_total " + std::to_string(s.jobs) + "\n";
   body += "# TYPE aoun_db_failed_jobs_total counter\naoun_db_failed_jobs_total " + std::to_string(s.failed_jobs) + "\n";
+  body += "# HELP aoun_db_batch_reruns_total Batches run again with a savepoint per job because one job failed without.\n"
+          "# TYPE aoun_db_batch_reruns_total counter\naoun_db_batch_reruns_total " +
+          std::to_string(s.reruns) + "\n";
   body += "# HELP aoun_db_checkpoints_total WAL checkpoints run by the checkpointer thread.\n"
           "# TYPE aoun_db_checkpoints_total counter\naoun_db_checkpoints_total " +
           std::to_string(s.checkpoints) + "\n";

@@ -218,6 +218,18 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   return true;
 }
 
+storage::result<int> conversation_ops::handle_all(storage::connection& c, std::span<const channels::inbound> events,
+                                                  std::int64_t now, after_commit& fx) const {
+  fx.clear();  // a second run starts from scratch
+  int fresh = 0;
+  for (const auto& e : events) {
+    auto handled = handle_inbound(c, e, now, fx);
+    if (!handled) return handled.error();
+    fresh += *handled ? 1 : 0;
+  }
+  return fresh;
+}
+
 error_code conversation_ops::apply(storage::connection& c, storage::conversation_row& conv,
                                    const dialogs::step_result& r, std::optional<std::int64_t> inbound_message_id,
                                    std::int64_t now, after_commit& fx) const {

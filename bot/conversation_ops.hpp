@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,15 @@ struct after_commit {
   /// False when no console is connected: the staff-stream events (which cost extra queries
   /// per message) are then not built. Nothing is lost: the console loads state on connect.
   bool staff_listening = true;
+
+  /// Back to empty, keeping staff_listening: the first thing a write job that may run twice
+  /// does (storage::rerun::safe).
+  void clear() {
+    events.clear();
+    wake_outbox = false;
+    claimed.clear();
+    chains.clear();
+  }
 };
 
 class conversation_ops {
@@ -58,6 +68,12 @@ class conversation_ops {
   /// id) change nothing and return false; everything else is stored and routed.
   storage::result<bool> handle_inbound(storage::connection& c, const channels::inbound& in, std::int64_t now,
                                        after_commit& fx) const;
+
+  /// The write job of one webhook, or of one web-chat message: every event in order, stopping
+  /// at the first error. It starts `fx` from scratch, so the writer may run it twice
+  /// (storage::rerun::safe). Returns how many events were new (not duplicates).
+  storage::result<int> handle_all(storage::connection& c, std::span<const channels::inbound> events, std::int64_t now,
+                                  after_commit& fx) const;
 
   /// Queues a text (and choices) to the beneficiary: transcript row + outbox row.
   storage::result<std::int64_t> send(storage::connection& c, storage::conversation_row& conv,

@@ -54,6 +54,15 @@ auto db_write(storage::database& db, F f) {
                            std::move(f));
 }
 
+/// The same, for a job that may run twice (storage::rerun::safe): `f` must start from scratch
+/// each time, i.e. assign (or clear first) whatever it hands back. Such jobs skip the writer's
+/// per-job SAVEPOINT.
+template <class T, class F>
+auto db_write(storage::database& db, storage::rerun r, F f) {
+  return detail::db_run<T>(
+      [&db, r](auto job, auto done) { db.submit_write(std::move(job), std::move(done), r); }, std::move(f));
+}
+
 template <class T, class F>
 auto db_read(storage::database& db, F f) {
   return detail::db_run<T>([&db](auto job, auto done) { db.submit_read(std::move(job), std::move(done)); },

@@ -177,7 +177,7 @@ net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows)
     // This row waits for a retry: the recipient's later rows must not overtake it.
     for (std::size_t k = i + 1; k < rows.size(); ++k) {
       std::int64_t id = rows[k].row.id;
-      auto r = co_await db_write<int>(db_, [id](storage::connection& c) -> storage::result<int> {
+      auto r = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
         if (auto ec = storage::outbox_release(c, id)) return ec;
         return 0;
       });
@@ -296,7 +296,7 @@ net::awaitable<void> outbox_worker::loop() {
     if (room > 0 && pending_left_) {
       const auto changes = backlog_changes_;
       auto claimed = co_await db_write<claim_result>(
-          db_, [n = std::min(room, claim_batch)](storage::connection& c) -> storage::result<claim_result> {
+          db_, storage::rerun::safe, [n = std::min(room, claim_batch)](storage::connection& c) -> storage::result<claim_result> {
             claim_result out;
             auto r = storage::outbox_claim(c, now_ms(), n);
             if (!r) return r.error();
@@ -363,7 +363,8 @@ void outbox_worker::flush_sent() {
   auto b = std::make_shared<batch>();
   b->marks = std::exchange(sent_marks_, {});
   b->results.resize(b->marks.size());
-  // One job: a mark that fails (say, its row was purged) does not fail the others.
+  // One job: a mark that fails (say, its row was purged) does not fail the others. It assigns
+  // every result on each run, so it may run twice (storage::rerun::safe).
   db_.submit_write(
       [b](storage::connection& c) -> boost::system::error_code {
         for (std::size_t i = 0; i < b->marks.size(); ++i) {
@@ -380,7 +381,8 @@ void outbox_worker::flush_sent() {
           flushing_sent_ = false;
           if (!sent_marks_.empty()) flush_sent();
         });
-      });
+      },
+      storage::rerun::safe);
 }
 
 net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
@@ -401,7 +403,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
   // non-trivial captures of lambdas that live across a co_await.
   auto write = [this](auto job) {
-    return db_write<int>(db_, [job](storage::connection& c) -> storage::result<int> {
+    return db_write<int>(db_, storage::rerun::safe, [job](storage::connection& c) -> storage::result<int> {
       if (auto ec = job(c)) return ec;
       return 0;
     });
@@ -444,7 +446,8 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
                             {"outcome", outcome},
                             {"attempt", static_cast<std::int64_t>(row.attempts)},
                             {"ms", std::chrono::duration<double, std::milli>(clock::now() - started).count()}});
-  if (row.message_id && (outcome == "sent" || outcome == "dead")) {
+  // Built only for a console that is listening: most sends have nobody to tell.
+  if (row.message_id && (outcome == "sent" || outcome == "dead") && hub_.has_subscribers("staff")) {
     nlohmann::json ev{{"type", "message.status"},
                       {"conversation_id", row.conversation_id.value_or(0)},
                       {"message_id", *row.message_id},

@@ -103,10 +103,8 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
     after_commit fx;
     fx.staff_listening = s.hub.has_subscribers("staff");
     auto now = unix_now();
-    auto r = co_await db_write<int>(s.db, [&s, &in, &fx, now](storage::connection& c) -> storage::result<int> {
-      auto h = s.ops.handle_inbound(c, in, now, fx);
-      if (!h) return h.error();
-      return 1;
+    auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &in, &fx, now](storage::connection& c) {
+      return s.ops.handle_all(c, std::span<const channels::inbound>(&in, 1), now, fx);
     });
     if (!r) {
       ch->send(json{{"type", "error"}, {"message", "could not store your message, please send it again"}}.dump());

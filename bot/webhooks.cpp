@@ -37,14 +37,8 @@ net::awaitable<response> commit_events(const services& s, request_context& ctx, 
   auto now = unix_now();
   // Captures are references only: the job runs before the co_await returns, and GCC 12
   // mishandles lambdas with non-trivial captures inside co_await expressions.
-  auto r = co_await db_write<int>(s.db, [&s, &events, &fx, now](storage::connection& c) -> storage::result<int> {
-    int fresh = 0;
-    for (const auto& e : events) {
-      auto handled = s.ops.handle_inbound(c, e, now, fx);
-      if (!handled) return handled.error();
-      fresh += *handled ? 1 : 0;
-    }
-    return fresh;
+  auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &events, &fx, now](storage::connection& c) {
+    return s.ops.handle_all(c, events, now, fx);
   });
   if (!r) {
     log::error("webhook_commit_failed", {{"rid", ctx.request_id}, {"channel", channel}, {"error", r.error().message()}});

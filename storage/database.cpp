@@ -67,11 +67,11 @@ result<std::unique_ptr<database>> database::open(const options& opts) {
 
 database::~database() { close(); }
 
-void database::submit_write(write_job work, completion done) {
+void database::submit_write(write_job work, completion done, rerun r) {
   {
     std::lock_guard lock(mutex_);
     if (!closing_) {
-      writes_.push_back({std::move(work), std::move(done)});
+      writes_.push_back({std::move(work), std::move(done), r});
       writer_cv_.notify_one();
       return;
     }
@@ -135,31 +135,12 @@ void database::run_batch(std::vector<job>& batch) {
     }
   }
   std::vector<boost::system::error_code> results(batch.size());
-  auto& c = *writer_;
-  auto ec = c.exec_script("BEGIN IMMEDIATE");
-  if (!ec) {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      // Prepared once and cached: exec_script would re-parse these for every job.
-      auto savepoint = c.prepare("SAVEPOINT job");
-      if (!savepoint || savepoint->exec()) {
-        results[i] = savepoint ? boost::system::error_code(errc::io) : savepoint.error();
-        continue;
-      }
-      boost::system::error_code jec;
-      try {
-        jec = batch[i].work(c);
-      } catch (...) {  // a job must not take the batch down with it
-        jec = errc::invalid;
-      }
-      if (jec) {
-        if (auto rb = c.prepare("ROLLBACK TO job")) rb->exec();
-        results[i] = jec;
-      }
-      if (auto rel = c.prepare("RELEASE job")) rel->exec();
-    }
-    ec = c.exec_script("COMMIT");
-    if (ec) c.exec_script("ROLLBACK");
-  }
+  boost::system::error_code ec;
+  bool rerun_batch = false;
+  const bool all_safe =
+      std::all_of(batch.begin(), batch.end(), [](const job& j) { return j.safety == rerun::safe; });
+  if (all_safe) rerun_batch = !run_batch_fast(batch, ec);
+  if (!all_safe || rerun_batch) ec = run_batch_careful(batch, results);
   // A failed BEGIN or COMMIT means nothing of the batch is on disk: every job fails.
   if (ec)
     for (auto& r : results)
@@ -173,6 +154,7 @@ void database::run_batch(std::vector<job>& batch) {
     stats_.commits += 1;
     stats_.jobs += batch.size();
     stats_.failed_jobs += failed;
+    stats_.reruns += rerun_batch ? 1 : 0;
     stats_.commit_micros_total += micros;
     stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.size());
     count_in(stats::latency_bounds, stats_.latency_buckets, micros);
@@ -184,6 +166,59 @@ void database::run_batch(std::vector<job>& batch) {
     batch[i].done(results[i]);
   }
   batch.clear();
+}
+
+namespace {
+
+// BEGIN, COMMIT and ROLLBACK as cached statements: sqlite3_exec would parse them every time.
+boost::system::error_code exec_cached(connection& c, std::string_view sql) {
+  auto q = c.prepare(sql);
+  return q ? q->exec() : q.error();
+}
+
+boost::system::error_code run_job(connection& c, write_job& work) {
+  try {
+    return work(c);
+  } catch (...) {  // a job must not take the batch down with it
+    return errc::invalid;
+  }
+}
+
+}  // namespace
+
+bool database::run_batch_fast(std::vector<job>& batch, boost::system::error_code& ec) {
+  auto& c = *writer_;
+  ec = exec_cached(c, "BEGIN IMMEDIATE");
+  if (ec) return true;  // nothing ran: every job fails with ec
+  for (auto& j : batch) {
+    if (!run_job(c, j.work)) continue;
+    // No savepoint to go back to: undo everything (SQLite may have done so already, after an
+    // I/O error or a full disk), and let the caller run the batch again with savepoints.
+    exec_cached(c, "ROLLBACK");
+    return false;
+  }
+  ec = exec_cached(c, "COMMIT");
+  if (ec) exec_cached(c, "ROLLBACK");
+  return true;
+}
+
+boost::system::error_code database::run_batch_careful(std::vector<job>& batch,
+                                                      std::vector<boost::system::error_code>& results) {
+  auto& c = *writer_;
+  auto ec = exec_cached(c, "BEGIN IMMEDIATE");
+  if (ec) return ec;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (auto sp = exec_cached(c, "SAVEPOINT job")) {
+      results[i] = sp;
+      continue;
+    }
+    results[i] = run_job(c, batch[i].work);
+    if (results[i]) exec_cached(c, "ROLLBACK TO job");
+    exec_cached(c, "RELEASE job");
+  }
+  ec = exec_cached(c, "COMMIT");
+  if (ec) exec_cached(c, "ROLLBACK");
+  return ec;
 }
 
 int database::on_wal_commit(void* self, sqlite3*, const char*, int frames) {

@@ -101,6 +101,112 @@ TEST_CASE("one failing job in a batch is rolled back alone") {
   CHECK(count(*db, "SELECT count(*) FROM staff") == 25);
 }
 
+namespace {
+
+// Runs `jobs` as ONE batch: a first job holds the writer until they are all queued.
+std::vector<error_code> one_batch(database& db, std::vector<std::pair<write_job, rerun>> jobs) {
+  std::promise<void> started, gate;
+  auto gate_open = gate.get_future().share();
+  std::promise<error_code> first;
+  db.submit_write(
+      [&started, gate_open](connection&) {
+        started.set_value();
+        gate_open.wait();
+        return error_code{};
+      },
+      [&first](error_code ec) { first.set_value(ec); });
+  started.get_future().wait();
+  std::vector<std::promise<error_code>> done(jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i)
+    db.submit_write(std::move(jobs[i].first), [&done, i](error_code ec) { done[i].set_value(ec); }, jobs[i].second);
+  gate.set_value();
+  REQUIRE(!first.get_future().get());
+  std::vector<error_code> out;
+  for (auto& p : done) out.push_back(p.get_future().get());
+  return out;
+}
+
+// A job that counts its runs and inserts `key` (a second insert of the same key fails).
+write_job insert_key(std::string key, std::atomic<int>& runs) {
+  return [key = std::move(key), &runs](connection& c) -> error_code {
+    ++runs;
+    auto q = c.prepare("INSERT INTO processed_webhooks (channel, provider_id, received_at) VALUES ('t', ?, 0)");
+    if (!q) return q.error();
+    return q->bind(1, key).exec();
+  };
+}
+
+}  // namespace
+
+TEST_CASE("re-runnable jobs: a failure rolls the batch back and runs it again, one savepoint per job") {
+  temp_file f;
+  auto db = std::move(*database::open({.path = f.path}));
+  SUBCASE("no failure: each job runs once, nothing is run again") {
+    std::atomic<int> runs[4] = {};
+    std::vector<std::pair<write_job, rerun>> jobs;
+    for (int i = 0; i < 4; ++i) jobs.emplace_back(insert_key("k" + std::to_string(i), runs[i]), rerun::safe);
+    auto r = one_batch(*db, std::move(jobs));
+    for (int i = 0; i < 4; ++i) {
+      CHECK(!r[static_cast<std::size_t>(i)]);
+      CHECK(runs[i] == 1);
+    }
+    CHECK(db->snapshot().reruns == 0);
+    CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 4);
+  }
+  SUBCASE("job 3 of 6 fails: jobs 0-3 run twice, 4-5 once; only job 3 is undone") {
+    std::atomic<int> runs[6] = {};
+    std::vector<std::pair<write_job, rerun>> jobs;
+    for (int i = 0; i < 6; ++i)
+      jobs.emplace_back(insert_key(i == 3 ? "k1" : "k" + std::to_string(i), runs[i]), rerun::safe);
+    auto r = one_batch(*db, std::move(jobs));
+    for (int i = 0; i < 6; ++i) {
+      INFO("job " << i);
+      CHECK(runs[i] == (i <= 3 ? 2 : 1));
+      if (i == 3) CHECK(r[3] == errc::constraint);
+      else CHECK(!r[static_cast<std::size_t>(i)]);
+    }
+    CHECK(db->snapshot().reruns == 1);
+    CHECK(db->snapshot().failed_jobs == 1);
+    CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 5);
+    CHECK(count(*db, "SELECT count(*) FROM processed_webhooks WHERE provider_id = 'k1'") == 1);
+  }
+  SUBCASE("one job that may not run twice: the batch takes savepoints from the start") {
+    std::atomic<int> runs[3] = {};
+    std::vector<std::pair<write_job, rerun>> jobs;
+    jobs.emplace_back(insert_key("k0", runs[0]), rerun::safe);
+    jobs.emplace_back(insert_key("k1", runs[1]), rerun::unsafe);
+    jobs.emplace_back(insert_key("k0", runs[2]), rerun::safe);
+    auto r = one_batch(*db, std::move(jobs));
+    CHECK(runs[0] == 1);
+    CHECK(runs[1] == 1);
+    CHECK(runs[2] == 1);
+    CHECK(!r[0]);
+    CHECK(!r[1]);
+    CHECK(r[2] == errc::constraint);
+    CHECK(db->snapshot().reruns == 0);
+    CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 2);
+  }
+  SUBCASE("a re-runnable job that throws fails alone") {
+    std::atomic<int> runs[2] = {};
+    std::atomic<int> thrown{0};
+    std::vector<std::pair<write_job, rerun>> jobs;
+    jobs.emplace_back(insert_key("k0", runs[0]), rerun::safe);
+    jobs.emplace_back([&thrown](connection&) -> error_code {
+      ++thrown;
+      throw std::runtime_error("boom");
+    }, rerun::safe);
+    jobs.emplace_back(insert_key("k2", runs[1]), rerun::safe);
+    auto r = one_batch(*db, std::move(jobs));
+    CHECK(!r[0]);
+    CHECK(r[1] == errc::invalid);
+    CHECK(!r[2]);
+    CHECK(thrown == 2);
+    CHECK(runs[0] == 2);
+    CHECK(runs[1] == 1);
+    CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 2);
+  }
+}
+
 TEST_CASE("concurrent writers are group-committed: fewer commits than jobs, none lost") {
   temp_file f;
   auto db = std::move(*database::open({.path = f.path}));
