@@ -12,6 +12,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 
+#include "channels/detail/http_wire.hpp"
 #include "channels/detail/url.hpp"
 
 namespace aoun::channels {
@@ -191,6 +192,8 @@ net::awaitable<http_response> http_client::send(const provider_request& preq,
   req.body() = preq.body;
   req.keep_alive(true);
   req.prepare_payload();
+  // Written as one buffer (detail/http_wire.hpp); a string body is never chunked here.
+  const std::string wire = detail::to_wire(req);
 
   const std::string pool_key = impl::key(*u);
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -218,9 +221,9 @@ net::awaitable<http_response> http_client::send(const provider_request& preq,
     boost::system::error_code wec;
     std::size_t written = 0;
     if (conn->secure)
-      std::tie(wec, written) = co_await http::async_write(*conn->secure, req, tuple_awaitable);
+      std::tie(wec, written) = co_await net::async_write(*conn->secure, net::buffer(wire), tuple_awaitable);
     else
-      std::tie(wec, written) = co_await http::async_write(*conn->plain, req, tuple_awaitable);
+      std::tie(wec, written) = co_await net::async_write(*conn->plain, net::buffer(wire), tuple_awaitable);
     if (wec) {
       conn->close();
       // Rule 2: nothing reached the server on a reused connection → one fresh attempt.
