@@ -283,6 +283,9 @@ std::size_t code_points(std::string_view utf8) {
 }
 
 std::string_view truncate_code_points(std::string_view utf8, std::size_t max_code_points) {
+  // Every code point takes at least one byte: what fits in bytes fits in code points. (Every
+  // reply's text goes through here, and almost all are far below the limit.)
+  if (utf8.size() <= max_code_points) return utf8;
   std::size_t i = 0, n = 0;
   while (i < utf8.size() && n < max_code_points) {
     i += sequence_length(utf8, i);

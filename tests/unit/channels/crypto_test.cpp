@@ -97,6 +97,14 @@ TEST_CASE("code points and truncation never cut a UTF-8 sequence") {
   CHECK(crypto::code_points("\xD8") == 1);
   CHECK(crypto::code_points("a\xF0\x9F") == 3);
   CHECK(crypto::truncate_code_points("\xE2\x82", 1) == "\xE2");
+  // At the limit, in code points and in bytes (the short cut for text no longer than the limit).
+  CHECK(crypto::truncate_code_points(ar, 5) == ar);
+  CHECK(crypto::truncate_code_points(ar, 4) == "مرحب");
+  CHECK(crypto::truncate_code_points(ar, 9) == ar);
+  CHECK(crypto::truncate_code_points("\xE2\x82", 2) == "\xE2\x82");
+  CHECK(crypto::truncate_code_points("abc", 3) == "abc");
+  CHECK(crypto::truncate_code_points("abc", 2) == "ab");
+  CHECK(crypto::truncate_code_points("", 0) == "");
 }
 
 TEST_CASE("hmac keeps a keyed context per thread: changing keys, empty keys and threads give the right MAC") {
