@@ -125,44 +125,55 @@ result<bool> mark_processed(connection& c, std::string_view channel, std::string
 
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
                                            std::string_view display_name, std::int64_t now, bool inbound) {
-  // UPDATE, INSERT only when there was no row, then SELECT. One upsert with RETURNING did it in
-  // one statement, but RETURNING opens a new ephemeral b-tree (with its own pager and page
-  // cache, allocated and freed) on every call: 13-17 us against 12-14 us for these, measured in
-  // batches of 100 over 2,000 beneficiaries. Only the writer thread writes, so nothing can come
-  // in between the statements.
-  auto u = c.prepare(
-      "UPDATE beneficiaries SET "
-      "display_name = CASE WHEN ?3 <> '' AND erased_at IS NULL THEN ?3 ELSE display_name END, "
-      "last_inbound_at = CASE WHEN ?4 THEN ?5 ELSE last_inbound_at END "
-      "WHERE channel = ?1 AND address = ?2");
-  if (!u) return u.error();
-  if (auto ec = u->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, inbound ? 1 : 0).bind(5, now).exec())
-    return ec;
-  if (c.changes() == 0) {
+  // SELECT, then write only what changed: INSERT for a new beneficiary; UPDATE when the name
+  // changes or last_inbound_at is inbound_refresh_seconds old. A beneficiary in a dialog writes
+  // several messages a minute, and each UPDATE rewrote a page at a random place in the file
+  // (one more WAL frame per webhook). One upsert with RETURNING was slower still: it opens an
+  // ephemeral b-tree on every call. Only the writer thread writes, so nothing can come in
+  // between the statements.
+  const auto read = [&]() -> result<beneficiary_row> {
+    auto q = c.prepare(
+        "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at "
+        "FROM beneficiaries WHERE channel = ? AND address = ?");
+    if (q) q->bind(1, channel).bind(2, address);
+    return one<beneficiary_row>(q, [](const statement& s) {
+      beneficiary_row b;
+      b.id = s.int64(0);
+      b.channel = s.text(1);
+      b.address = s.text(2);
+      b.display_name = s.text(3);
+      b.lang = s.text(4);
+      b.consented_at = opt_int<std::int64_t>(s, 5);
+      b.last_inbound_at = opt_int<std::int64_t>(s, 6);
+      b.erased_at = opt_int<std::int64_t>(s, 7);
+      b.created_at = s.int64(8);
+      return b;
+    });
+  };
+  auto b = read();
+  if (!b) {
+    if (b.error() != errc::not_found) return b;
     auto i = c.prepare(
         "INSERT INTO beneficiaries (channel, address, display_name, created_at, last_inbound_at) "
         "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END)");
     if (!i) return i.error();
     if (auto ec = i->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, now).bind(5, inbound ? 1 : 0).exec())
       return ec;
+    return read();
   }
-  auto q = c.prepare(
-      "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at "
-      "FROM beneficiaries WHERE channel = ? AND address = ?");
-  if (q) q->bind(1, channel).bind(2, address);
-  return one<beneficiary_row>(q, [](const statement& s) {
-    beneficiary_row b;
-    b.id = s.int64(0);
-    b.channel = s.text(1);
-    b.address = s.text(2);
-    b.display_name = s.text(3);
-    b.lang = s.text(4);
-    b.consented_at = opt_int<std::int64_t>(s, 5);
-    b.last_inbound_at = opt_int<std::int64_t>(s, 6);
-    b.erased_at = opt_int<std::int64_t>(s, 7);
-    b.created_at = s.int64(8);
-    return b;
-  });
+  const bool rename = !display_name.empty() && !b->erased_at && b->display_name != display_name;
+  const bool refresh =
+      inbound && (!b->last_inbound_at || now < *b->last_inbound_at || now - *b->last_inbound_at >= inbound_refresh_seconds);
+  if (!rename && !refresh) return b;
+  auto u = c.prepare(
+      "UPDATE beneficiaries SET display_name = CASE WHEN ?1 THEN ?2 ELSE display_name END, "
+      "last_inbound_at = CASE WHEN ?3 THEN ?4 ELSE last_inbound_at END WHERE id = ?5");
+  if (!u) return u.error();
+  if (auto ec = u->bind(1, rename ? 1 : 0).bind(2, display_name).bind(3, refresh ? 1 : 0).bind(4, now).bind(5, b->id).exec())
+    return ec;
+  if (rename) b->display_name = std::string(display_name);
+  if (refresh) b->last_inbound_at = now;
+  return b;
 }
 
 result<conversation_row> conversation_for(connection& c, std::int64_t beneficiary_id, std::int64_t now) {

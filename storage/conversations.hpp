@@ -49,8 +49,13 @@ struct message_row {
 /// Records a provider event id. False if it was seen before (a duplicate to drop).
 result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now);
 
-/// Finds or creates the beneficiary for (channel, address); refreshes display_name and
-/// last_inbound_at when `inbound` is set.
+/// last_inbound_at is rewritten only when it is this old (or unset): it may lag the newest
+/// message by up to a minute, which only makes the 24-hour window close that much earlier.
+inline constexpr std::int64_t inbound_refresh_seconds = 60;
+
+/// Finds or creates the beneficiary for (channel, address); refreshes display_name (when a
+/// non-empty, different one comes and the beneficiary was not erased) and, when `inbound` is
+/// set, last_inbound_at (see inbound_refresh_seconds). Writes nothing when nothing changes.
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
                                            std::string_view display_name, std::int64_t now, bool inbound);
 /// The beneficiary's conversation (one per beneficiary), created on first use.
