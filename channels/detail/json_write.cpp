@@ -1,5 +1,6 @@
 #include "channels/detail/json_write.hpp"
 
+#include <array>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -29,16 +30,34 @@ std::size_t valid_sequence(std::string_view s, std::size_t i) {
 
 constexpr char hex[] = "0123456789abcdef";
 
+// What append_json_string does with each byte value: copy it, escape it, check a two-byte
+// sequence inline (lead bytes C2-DF: Arabic), or check a longer sequence / refuse the byte.
+enum : std::uint8_t { copy = 0, escape = 1, lead2 = 2, other = 3 };
+constexpr auto byte_kind = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = escape;
+  t['"'] = t['\\'] = escape;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = other;
+  for (int c = 0xC2; c <= 0xDF; ++c) t[c] = lead2;
+  return t;
+}();
+
 }  // namespace
 
 bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t size = s.size();
+  for (std::size_t i = 0; i < size;) {
+    const std::uint8_t k = byte_kind[p[i]];
+    if (k == copy || k == escape) {  // ASCII
       ++i;
       continue;
     }
-    const std::size_t n = valid_sequence(s, i);
+    if (k == lead2 && i + 1 < size && (p[i + 1] & 0xC0) == 0x80) {
+      i += 2;
+      continue;
+    }
+    const std::size_t n = k == lead2 ? 0 : valid_sequence(s, i);
     if (n == 0) return false;
     i += n;
   }
@@ -55,19 +74,21 @@ void append_json_string(std::string& out, std::string_view s) {
   const std::size_t size = s.size();
   std::size_t run = 0;  // start of the bytes not yet copied
   std::size_t i = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   while (i < size) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    const unsigned char c = p[i];
+    const std::uint8_t k = byte_kind[c];
+    if (k == copy) {
       ++i;
       continue;
     }
-    if (c >= 0x80) {
-      // Two-byte sequences (Arabic) are the common case: checked inline.
-      std::size_t n = 0;
-      if (c >= 0xC2 && c <= 0xDF)
-        n = i + 1 < size && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80 ? 2 : 0;
-      else
-        n = valid_sequence(s, i);
+    // Two-byte sequences (Arabic) are the common case: checked inline.
+    if (k == lead2 && i + 1 < size && (p[i + 1] & 0xC0) == 0x80) {
+      i += 2;
+      continue;
+    }
+    if (k != escape) {
+      const std::size_t n = k == lead2 ? 0 : valid_sequence(s, i);
       if (n == 0) {
         // Invalid UTF-8 is rare (a caller's bug); leave its exact replacement rules to nlohmann.
         out.resize(mark);
