@@ -7,6 +7,7 @@
 #include "bot/metrics.hpp"
 #include "bot/outbox.hpp"
 #include "bot/outgoing_json.hpp"
+#include "tests/unit/bot/support.hpp"
 
 using namespace aoun;
 using channels::outgoing;
@@ -14,7 +15,7 @@ using channels::outgoing;
 namespace {
 
 bot::config all_channels() {
-  std::map<std::string, std::string> env{
+  return bot::testing::config_from({
       {"AOUN_DB", ":memory:"},
       {"AOUN_WHATSAPP_VERIFY_TOKEN", "verify"},
       {"AOUN_WHATSAPP_APP_SECRET", "secret"},
@@ -28,11 +29,6 @@ bot::config all_channels() {
       {"AOUN_TWILIO_AUTH_TOKEN", "twilio-token"},
       {"AOUN_TWILIO_FROM", "+15005550006"},
       {"AOUN_TWILIO_API_BASE", "http://127.0.0.1:3"},
-  };
-  return bot::load_config([&](const std::string& k) -> std::optional<std::string> {
-    auto it = env.find(k);
-    if (it == env.end()) return std::nullopt;
-    return it->second;
   });
 }
 

@@ -8,45 +8,22 @@
 #include "storage/database.hpp"
 #include "storage/schema.hpp"
 #include "storage/staff.hpp"
+#include "tests/unit/storage/support.hpp"
 
 using namespace aoun::storage;
 using boost::system::error_code;
 
 namespace {
 
-struct temp_file {
-  std::string path;
-  temp_file() {
-    char tmpl[] = "/tmp/aoun-unit-XXXXXX";
-    path = std::string(::mkdtemp(tmpl)) + "/t.db";
-  }
-  ~temp_file() { std::filesystem::remove_all(std::filesystem::path(path).parent_path()); }
-};
+using testing::count;
+using testing::one_batch;
+using testing::read_sync;
+using testing::temp_file;
 
 error_code write_sync(database& db, write_job job) {
   std::promise<error_code> p;
   db.submit_write(std::move(job), [&](error_code ec) { p.set_value(ec); });
   return p.get_future().get();
-}
-
-error_code read_sync(database& db, read_job job) {
-  std::promise<error_code> p;
-  db.submit_read(std::move(job), [&](error_code ec) { p.set_value(ec); });
-  return p.get_future().get();
-}
-
-std::int64_t count(database& db, const char* sql) {
-  std::int64_t n = -1;
-  auto ec = read_sync(db, [&](connection& c) -> error_code {
-    auto q = c.prepare(sql);
-    if (!q) return q.error();
-    auto r = q->step();
-    if (!r) return r.error();
-    n = q->int64(0);
-    return {};
-  });
-  REQUIRE(!ec);
-  return n;
 }
 
 }  // namespace
@@ -102,29 +79,6 @@ TEST_CASE("one failing job in a batch is rolled back alone") {
 }
 
 namespace {
-
-// Runs `jobs` as ONE batch: a first job holds the writer until they are all queued.
-std::vector<error_code> one_batch(database& db, std::vector<std::pair<write_job, rerun>> jobs) {
-  std::promise<void> started, gate;
-  auto gate_open = gate.get_future().share();
-  std::promise<error_code> first;
-  db.submit_write(
-      [&started, gate_open](connection&) {
-        started.set_value();
-        gate_open.wait();
-        return error_code{};
-      },
-      [&first](error_code ec) { first.set_value(ec); });
-  started.get_future().wait();
-  std::vector<std::promise<error_code>> done(jobs.size());
-  for (std::size_t i = 0; i < jobs.size(); ++i)
-    db.submit_write(std::move(jobs[i].first), [&done, i](error_code ec) { done[i].set_value(ec); }, jobs[i].second);
-  gate.set_value();
-  REQUIRE(!first.get_future().get());
-  std::vector<error_code> out;
-  for (auto& p : done) out.push_back(p.get_future().get());
-  return out;
-}
 
 // A job that counts its runs and inserts `key` (a second insert of the same key fails).
 write_job insert_key(std::string key, std::atomic<int>& runs) {
