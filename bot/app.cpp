@@ -10,6 +10,7 @@
 #include "bot/http_error.hpp"
 #include "bot/log.hpp"
 #include "bot/password.hpp"
+#include "storage/conversations.hpp"
 #include "storage/staff.hpp"
 
 namespace aoun::bot {
@@ -186,11 +187,35 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
   co_return res;
 }
 
+net::awaitable<void> app::housekeeping() {
+  constexpr int chunk = 1000;  // rows per write job: the writer never holds webhooks up for long
+  net::steady_timer timer(co_await net::this_coro::executor);
+  while (!stopping_) {
+    const std::int64_t before = unix_now() - storage::processed_keep_seconds;
+    std::int64_t pruned = 0;
+    while (!stopping_) {
+      auto r = co_await db_write<int>(*db_, storage::rerun::safe, [before](storage::connection& c) {
+        return storage::prune_processed(c, before, chunk);
+      });
+      if (!r) {
+        log::error("dedupe_prune_failed", {{"error", r.error().message()}});
+        break;
+      }
+      pruned += *r;
+      if (*r < chunk) break;
+    }
+    if (pruned > 0) log::info("dedupe_keys_pruned", {{"rows", pruned}});
+    timer.expires_after(std::chrono::hours(1));
+    co_await timer.async_wait(use_tuple);
+  }
+}
+
 int app::run() {
   server_ = std::make_unique<http_server>(ioc_, cfg_.server, routes_, metrics_);
   auto ep = server_->listen();
   server_->start();
   outbox_->start();
+  net::co_spawn(ioc_, housekeeping(), net::detached);
   std::string base = "http://" + ep.address().to_string() + ":" + std::to_string(ep.port());
   log::info("listening", {{"address", ep.address().to_string()}, {"port", static_cast<std::int64_t>(ep.port())}});
   std::cout << "Aoun " << AOUN_VERSION << " listening on " << base << "\n"

@@ -46,6 +46,8 @@ class app {
   void bootstrap_admin();
   net::awaitable<response> healthz(request_context& ctx);
   net::awaitable<response> render_metrics(request_context& ctx);
+  /// At start and then hourly: prunes dedupe keys older than storage::processed_keep_seconds.
+  net::awaitable<void> housekeeping();
 
   // Constant after construction.
   const config cfg_;

@@ -123,6 +123,15 @@ result<bool> mark_processed(connection& c, std::string_view channel, std::string
   return c.changes() == 1;
 }
 
+result<int> prune_processed(connection& c, std::int64_t before, int limit) {
+  auto q = c.prepare(
+      "DELETE FROM processed_webhooks WHERE (channel, provider_id) IN (SELECT channel, provider_id "
+      "FROM processed_webhooks WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, before).bind(2, limit).exec()) return ec;
+  return c.changes();
+}
+
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
                                            std::string_view display_name, std::int64_t now, bool inbound) {
   // SELECT, then write only what changed: INSERT for a new beneficiary; UPDATE when the name

@@ -48,6 +48,13 @@ struct message_row {
 
 /// Records a provider event id. False if it was seen before (a duplicate to drop).
 result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now);
+/// How long an event id is kept to recognise a provider's retry: well past the longest retry
+/// period (Meta retries a webhook for up to 7 days; Telegram keeps an update 24 hours; Twilio
+/// retries within minutes). A retry of an older event would be taken as new.
+inline constexpr std::int64_t processed_keep_seconds = 30 * 86400;
+/// Deletes up to `limit` of the oldest event ids recorded before `before` (unix seconds);
+/// returns how many. Run in short jobs until it returns less than `limit`.
+result<int> prune_processed(connection& c, std::int64_t before, int limit);
 
 /// last_inbound_at is rewritten only when it is this old (or unset): it may lag the newest
 /// message by up to a minute, which only makes the 24-hour window close that much earlier.

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "channels_helpers.hpp"
+#include "staff_helpers.hpp"
 
 using namespace aoun::test;
 using nlohmann::json;
@@ -91,6 +92,22 @@ TEST_CASE("WhatsApp: duplicates are dropped, also after a restart") {
   CHECK(post_wa(e.port(), body).status == 200);  // retry after our restart
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == replies);
+}
+
+TEST_CASE("WhatsApp: dedupe keys are kept 30 days, then pruned (at start, then hourly)") {
+  env e;
+  auto body = wa_text("966500000013", "wamid.KEEP", "مرحبا");
+  CHECK(post_wa(e.port(), body).status == 200);
+  // That key 29 days old, and one from a month ago.
+  db_exec(e.db, "UPDATE processed_webhooks SET received_at = received_at - 29 * 86400 WHERE provider_id = 'wamid.KEEP'");
+  db_exec(e.db, "INSERT INTO processed_webhooks (channel, provider_id, received_at) VALUES "
+                "('whatsapp', 'wamid.OLD', CAST(strftime('%s', 'now') AS INTEGER) - 31 * 86400)");
+  CHECK(e.restart() == 0);
+  CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM processed_webhooks WHERE provider_id = 'wamid.OLD'") == 0; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM processed_webhooks WHERE provider_id = 'wamid.KEEP'") == 1);
+  // Within the 30 days a retry is still a duplicate.
+  CHECK(post_wa(e.port(), body).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
 }
 
 TEST_CASE("WhatsApp: a delivery status updates our outbound message") {
