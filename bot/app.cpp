@@ -188,21 +188,40 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
 }
 
 net::awaitable<void> app::housekeeping() {
-  constexpr int chunk = 1000;  // rows per write job: the writer never holds webhooks up for long
+  // A sweep through the dedupe keys in key order: reads on a reader thread, 5,000 keys a step;
+  // the old ones are deleted 500 per write job, so the writer never holds webhooks up for long.
+  constexpr int scan_chunk = 5000;
+  constexpr std::size_t delete_chunk = 500;
   net::steady_timer timer(co_await net::this_coro::executor);
   while (!stopping_) {
     const std::int64_t before = unix_now() - storage::processed_keep_seconds;
+    std::string channel, id;  // where the next step starts
     std::int64_t pruned = 0;
-    while (!stopping_) {
-      auto r = co_await db_write<int>(*db_, storage::rerun::safe, [before](storage::connection& c) {
-        return storage::prune_processed(c, before, chunk);
+    bool failed = false;
+    while (!stopping_ && !failed) {
+      auto scan = co_await db_read<storage::processed_scan>(*db_, [&channel, &id, before](storage::connection& c) {
+        return storage::scan_processed(c, channel, id, before, scan_chunk);
       });
-      if (!r) {
-        log::error("dedupe_prune_failed", {{"error", r.error().message()}});
+      if (!scan) {
+        log::error("dedupe_prune_failed", {{"error", scan.error().message()}});
         break;
       }
-      pruned += *r;
-      if (*r < chunk) break;
+      for (std::size_t i = 0; i < scan->old.size() && !stopping_; i += delete_chunk) {
+        std::vector<std::pair<std::string, std::string>> keys(
+            scan->old.begin() + static_cast<std::ptrdiff_t>(i),
+            scan->old.begin() + static_cast<std::ptrdiff_t>(std::min(scan->old.size(), i + delete_chunk)));
+        auto n = co_await db_write<int>(*db_, storage::rerun::safe,
+                                        [&keys](storage::connection& c) { return storage::delete_processed(c, keys); });
+        if (!n) {
+          log::error("dedupe_prune_failed", {{"error", n.error().message()}});
+          failed = true;
+          break;
+        }
+        pruned += *n;
+      }
+      if (scan->seen < static_cast<std::size_t>(scan_chunk)) break;
+      channel = scan->last_channel;
+      id = scan->last_id;
     }
     if (pruned > 0) log::info("dedupe_keys_pruned", {{"rows", pruned}});
     timer.expires_after(std::chrono::hours(1));

@@ -46,7 +46,7 @@ class app {
   void bootstrap_admin();
   net::awaitable<response> healthz(request_context& ctx);
   net::awaitable<response> render_metrics(request_context& ctx);
-  /// At start and then hourly: prunes dedupe keys older than storage::processed_keep_seconds.
+  /// At start and then hourly: deletes dedupe keys older than storage::processed_keep_seconds.
   net::awaitable<void> housekeeping();
 
   // Constant after construction.

@@ -123,13 +123,35 @@ result<bool> mark_processed(connection& c, std::string_view channel, std::string
   return c.changes() == 1;
 }
 
-result<int> prune_processed(connection& c, std::int64_t before, int limit) {
+result<processed_scan> scan_processed(connection& c, std::string_view after_channel, std::string_view after_id,
+                                      std::int64_t before, int limit) {
   auto q = c.prepare(
-      "DELETE FROM processed_webhooks WHERE (channel, provider_id) IN (SELECT channel, provider_id "
-      "FROM processed_webhooks WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)");
+      "SELECT channel, provider_id, received_at FROM processed_webhooks "
+      "WHERE (channel, provider_id) > (?1, ?2) ORDER BY channel, provider_id LIMIT ?3");
   if (!q) return q.error();
-  if (auto ec = q->bind(1, before).bind(2, limit).exec()) return ec;
-  return c.changes();
+  q->bind(1, after_channel).bind(2, after_id).bind(3, limit);
+  processed_scan out;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) break;
+    ++out.seen;
+    out.last_channel = q->text(0);
+    out.last_id = q->text(1);
+    if (q->int64(2) < before) out.old.emplace_back(out.last_channel, out.last_id);
+  }
+  return out;
+}
+
+result<int> delete_processed(connection& c, const std::vector<std::pair<std::string, std::string>>& keys) {
+  auto q = c.prepare("DELETE FROM processed_webhooks WHERE channel = ? AND provider_id = ?");
+  if (!q) return q.error();
+  int n = 0;
+  for (const auto& [channel, id] : keys) {
+    if (auto ec = q->bind(1, channel).bind(2, id).exec()) return ec;
+    n += c.changes();
+  }
+  return n;
 }
 
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,

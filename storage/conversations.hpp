@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "storage/connection.hpp"
@@ -52,9 +53,18 @@ result<bool> mark_processed(connection& c, std::string_view channel, std::string
 /// period (Meta retries a webhook for up to 7 days; Telegram keeps an update 24 hours; Twilio
 /// retries within minutes). A retry of an older event would be taken as new.
 inline constexpr std::int64_t processed_keep_seconds = 30 * 86400;
-/// Deletes up to `limit` of the oldest event ids recorded before `before` (unix seconds);
-/// returns how many. Run in short jobs until it returns less than `limit`.
-result<int> prune_processed(connection& c, std::int64_t before, int limit);
+/// One step of a sweep through the event ids in key order (no index on time: that would cost
+/// every webhook an index insert): up to `limit` keys after (after_channel, after_id); which
+/// of them were recorded before `before` (unix seconds); where the next step starts.
+struct processed_scan {
+  std::vector<std::pair<std::string, std::string>> old;  ///< (channel, provider_id)
+  std::size_t seen = 0;                                  ///< keys read; < limit: the sweep is done
+  std::string last_channel, last_id;
+};
+result<processed_scan> scan_processed(connection& c, std::string_view after_channel, std::string_view after_id,
+                                      std::int64_t before, int limit);
+/// Deletes these event ids; returns how many were there.
+result<int> delete_processed(connection& c, const std::vector<std::pair<std::string, std::string>>& keys);
 
 /// last_inbound_at is rewritten only when it is this old (or unset): it may lag the newest
 /// message by up to a minute, which only makes the 24-hour window close that much earlier.

@@ -250,12 +250,6 @@ CREATE INDEX outbox_by_provider_id ON outbox(provider_message_id) WHERE provider
 CREATE INDEX outbox_by_message ON outbox(message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX outbox_dead ON outbox(id) WHERE state = 'dead';
 )sql",
-      // v4: dedupe keys are pruned once older than every provider's retries (storage::
-      //   prune_processed); this index finds them. received_at only grows, so each insert
-      //   lands on the index's last page.
-      R"sql(
-CREATE INDEX processed_by_time ON processed_webhooks(received_at);
-)sql",
   };
   return list;
 }

@@ -23,37 +23,53 @@ std::int64_t count(connection& c, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("prune_processed deletes the oldest keys before the cut, a chunk at a time") {
+TEST_CASE("a sweep in key order finds every dedupe key recorded before the cut, and only those") {
   auto c = fresh();
-  // 25 keys at t = 100..124 on two channels, and one at the cut itself.
+  // 25 keys at t = 100..124 over two channels, and one at the cut itself (120).
   for (int i = 0; i < 25; ++i)
-    REQUIRE(mark_processed(*c, i % 2 ? "whatsapp" : "telegram", "id-" + std::to_string(i), 100 + i).value());
+    REQUIRE(mark_processed(*c, i % 2 ? "whatsapp" : "telegram", "id-" + std::to_string(100 + i), 100 + i).value());
   REQUIRE(mark_processed(*c, "sms", "SM-at-cut", 120).value());
 
-  // Before 120: ids 0..19 (20 keys), in chunks of 8: 8, 8, 4.
-  CHECK(prune_processed(*c, 120, 8).value() == 8);
-  CHECK(count(*c, "SELECT min(received_at) FROM processed_webhooks") == 108);  // the oldest went first
-  CHECK(prune_processed(*c, 120, 8).value() == 8);
-  CHECK(prune_processed(*c, 120, 8).value() == 4);
-  CHECK(prune_processed(*c, 120, 8).value() == 0);
+  // Steps of 7 keys: 26 keys → 7, 7, 7, 5 (the last step, shorter than the limit, ends it).
+  std::string channel, id;
+  std::vector<std::pair<std::string, std::string>> old;
+  std::vector<std::size_t> steps;
+  std::pair<std::string, std::string> previous;
+  for (;;) {
+    auto s = scan_processed(*c, channel, id, 120, 7);
+    REQUIRE(s.has_value());
+    steps.push_back(s->seen);
+    old.insert(old.end(), s->old.begin(), s->old.end());
+    if (s->seen < 7) break;
+    CHECK(std::make_pair(s->last_channel, s->last_id) > previous);  // always forward
+    previous = {s->last_channel, s->last_id};
+    channel = s->last_channel;
+    id = s->last_id;
+  }
+  CHECK(steps == std::vector<std::size_t>{7, 7, 7, 5});
+  REQUIRE(old.size() == 20);  // t = 100..119
+  for (const auto& [ch, key] : old) CHECK(std::stoi(key.substr(3)) < 120);
+
+  CHECK(delete_processed(*c, old).value() == 20);
+  CHECK(delete_processed(*c, old).value() == 0);  // gone already
   CHECK(count(*c, "SELECT count(*) FROM processed_webhooks") == 6);
   CHECK(count(*c, "SELECT min(received_at) FROM processed_webhooks") == 120);
 
-  // A pruned id is new again; one kept is still a duplicate.
-  CHECK(mark_processed(*c, "telegram", "id-0", 200).value());
+  // A deleted id is new again; one kept is still a duplicate.
+  CHECK(mark_processed(*c, "telegram", "id-100", 200).value());
   CHECK_FALSE(mark_processed(*c, "sms", "SM-at-cut", 200).value());
-  CHECK_FALSE(mark_processed(*c, "whatsapp", "id-21", 200).value());
+  CHECK_FALSE(mark_processed(*c, "whatsapp", "id-121", 200).value());
 }
 
-TEST_CASE("the dedupe key cut is found through its index") {
+TEST_CASE("a sweep step seeks by the primary key instead of scanning the table") {
   auto c = fresh();
   auto q = c->prepare(
-      "EXPLAIN QUERY PLAN SELECT channel, provider_id FROM processed_webhooks WHERE received_at < 1 "
-      "ORDER BY received_at LIMIT 10");
+      "EXPLAIN QUERY PLAN SELECT channel, provider_id, received_at FROM processed_webhooks "
+      "WHERE (channel, provider_id) > ('a', 'b') ORDER BY channel, provider_id LIMIT 10");
   REQUIRE(q.has_value());
   std::string plan;
   while (q->step().value()) plan += q->text(3) + "\n";
   CAPTURE(plan);
-  CHECK(plan.find("processed_by_time") != std::string::npos);
+  CHECK(plan.find("SEARCH") != std::string::npos);
   CHECK(plan.find("TEMP B-TREE") == std::string::npos);
 }
