@@ -5,8 +5,8 @@
 #include <tuple>
 
 #include "bot/http_error.hpp"
-#include "channels/detail/http_wire.hpp"
 #include "bot/log.hpp"
+#include "channels/detail/http_wire.hpp"
 
 namespace aoun::bot {
 
