@@ -208,6 +208,10 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     if (!ec) remote = ep.address().to_string();
   }
   beast::flat_buffer buffer;
+  // Beast reads at most the buffer's free capacity (and at least 512 bytes) per recv(2): a
+  // buffer that grew to just fit one request takes two reads for the next one of ~1 KiB more.
+  // 8 KiB holds a provider's webhook in one read.
+  buffer.reserve(8 * 1024);
   bool first = true;
   for (;;) {
     http::request_parser<http::string_body> parser;
