@@ -19,10 +19,10 @@ std::optional<kind> kind_from_string(std::string_view s);
 /// What one provider event is.
 enum class inbound_type {
   text,         ///< free text (`text`)
-  choice,       ///< a button / list / callback press (`choice_id`, and its title in `text`)
+  choice,       ///< a button / list / callback press (`choice_id`, never empty; its title in `text`)
   contact,      ///< a shared contact card (`contact_phone`, `contact_is_sender`)
   location,     ///< `latitude`, `longitude`, optional `text` = place name/address
-  media,        ///< image / document / audio / video / sticker (`media_*`, caption in `text`)
+  media,        ///< image / document / audio / video / sticker (`media_*`, `media_id` never empty; caption in `text`)
   status,       ///< delivery status of one of OUR outbound messages (`status_*`)
   unsupported,  ///< anything else (reaction, order, system, unknown type): recorded, not routed
 };
@@ -56,7 +56,7 @@ struct inbound {
   std::string media_filename;
   // status (type == status)
   std::string status_for;        ///< provider id of our outbound message (wamid / MessageSid)
-  std::string status;            ///< normalized: "sent", "delivered", "read", "failed"
+  std::string status;            ///< "sent", "delivered", "read", "failed", else the provider's word (never empty)
   std::string status_error;      ///< provider error code + title, for failed
   std::string raw_type;          ///< the provider's own type name (for unsupported kinds, logs)
 };

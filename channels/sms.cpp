@@ -164,6 +164,8 @@ parse_result parse_twilio(std::string_view form_body) {
   }
 
   if (has(f, "MessageStatus") && !has(f, "Body")) {
+    r.ok = true;
+    if (first(f, "MessageStatus").empty()) return r;  // a callback with no status: nothing to apply
     inbound ev;
     ev.channel = kind::sms;
     ev.type = inbound_type::status;

@@ -149,7 +149,7 @@ parse_result parse(std::string_view body) {
     if (ev.from.empty()) ev.from = text_member(from, "id");
     ev.display_name = display_name(from);
     ev.reply_to = text_member(message, "message_id");
-    if (const json* data = member(q, "data"); data && data->is_string()) {
+    if (const json* data = member(q, "data"); data && data->is_string() && !data->get_ref<const std::string&>().empty()) {
       ev.type = inbound_type::choice;
       ev.choice_id = data->get<std::string>();
       ev.text = button_title(message, ev.choice_id);
@@ -219,11 +219,12 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
   const auto doc = detail::parse_json(body);
   const json* root = doc ? &*doc : nullptr;
   const json* ok = member(root, "ok");
-  const bool is_ok = ok && ok->is_boolean() && ok->get<bool>();
+  const bool says_failed = ok && ok->is_boolean() && !ok->get<bool>();
   const std::string code = text_member(root, "error_code");
 
-  if (http_status >= 200 && http_status < 300 && (is_ok || !root)) {
-    // A 2xx we cannot read may still have sent the message: never resend it.
+  if (http_status >= 200 && http_status < 300 && !says_failed) {
+    // A 2xx may have sent the message unless it says otherwise ("ok": false): whatever else its
+    // body holds (nothing readable, no "ok", a shape we do not know), never resend it.
     send_result r;
     r.outcome = send_outcome::sent;
     r.provider_message_id = text_member(object_member(root, "result"), "message_id");

@@ -64,27 +64,28 @@ void parse_message(const jv& m, const std::vector<contact_name>& contacts, std::
     const jv* reply = nullptr;
     if (itype == "button_reply") reply = object_member(i, "button_reply");
     if (itype == "list_reply") reply = object_member(i, "list_reply");
-    if (reply) {
+    // A press with no id cannot be routed: it stays `unsupported` (so does media with no id).
+    if (std::string id = text_member(reply, "id"); !id.empty()) {
       ev.type = inbound_type::choice;
-      ev.choice_id = text_member(reply, "id");
+      ev.choice_id = std::move(id);
       ev.text = text_member(reply, "title");
     }
     ev.raw_type = "interactive." + itype;
   } else if (type == "button") {
     // Template quick-reply button: payload is what we set as the button's id.
     const jv* b = object_member(&m, "button");
-    if (b) {
+    if (std::string payload = text_member(b, "payload"); !payload.empty()) {
       ev.type = inbound_type::choice;
-      ev.choice_id = text_member(b, "payload");
+      ev.choice_id = std::move(payload);
       ev.text = text_member(b, "text");
     }
   } else if (type == "image" || type == "document" || type == "audio" || type == "video" ||
              type == "sticker") {
     const jv* media = object_member(&m, type);
-    if (media) {
+    if (std::string id = text_member(media, "id"); !id.empty()) {
       ev.type = inbound_type::media;
       ev.media_kind = type;
-      ev.media_id = text_member(media, "id");
+      ev.media_id = std::move(id);
       ev.media_mime = text_member(media, "mime_type");
       ev.media_filename = text_member(media, "filename");
       ev.text = text_member(media, "caption");
