@@ -147,7 +147,18 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (!fresh) return fresh;
     if (!*fresh) return false;
   }
-  if (in.from.empty()) return storage::result<bool>(boost::system::in_place_error, storage::errc::invalid);
+  if (in.from.empty()) {
+    // A signed event with no sender we can read (a provider's new shape, or a broken one): no
+    // beneficiary to file it under. Failing the job would answer 503, lose the other events of
+    // the same request and have the provider retry it for days; so it is recorded for admins
+    // (ids and kind only, no content), its dedupe key is kept, and the request answered 200.
+    json detail{{"type", std::string(channels::to_string(in.type))}, {"raw_type", in.raw_type}};
+    if (auto ec = storage::audit(c, std::nullopt, "webhook_event_unroutable", channel + ":" + in.provider_id,
+                                 detail.dump(-1, ' ', false, json::error_handler_t::replace), now))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    fx.unroutable.push_back(in.provider_id);
+    return true;
+  }
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
   auto convr = storage::conversation_for(c, b->id, now);

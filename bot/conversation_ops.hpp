@@ -46,6 +46,8 @@ struct after_commit {
   /// False when no console is connected: the staff-stream events (which cost extra queries
   /// per message) are then not built. Nothing is lost: the console loads state on connect.
   bool staff_listening = true;
+  /// Provider ids of events that named no sender: recorded in the audit log, not routed.
+  std::vector<std::string> unroutable;
 
   /// Back to empty, keeping staff_listening: the first thing a write job that may run twice
   /// does (storage::rerun::safe).
@@ -54,6 +56,7 @@ struct after_commit {
     wake_outbox = false;
     claimed.clear();
     chains.clear();
+    unroutable.clear();
   }
 };
 

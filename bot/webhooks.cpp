@@ -48,6 +48,11 @@ net::awaitable<response> commit_events(const services& s, request_context& ctx, 
   s.stats.count(std::string("webhook_events_") + std::string(channel), events.size());
   if (static_cast<std::size_t>(*r) < events.size())
     s.stats.count("webhook_duplicates", events.size() - static_cast<std::size_t>(*r));
+  if (!fx.unroutable.empty()) {
+    s.stats.count("webhook_unroutable", fx.unroutable.size());
+    for (const auto& id : fx.unroutable)
+      log::warn("webhook_event_unroutable", {{"rid", ctx.request_id}, {"channel", channel}, {"provider_id", id}});
+  }
   co_return ok;
 }
 

@@ -65,6 +65,31 @@ TEST_CASE("WhatsApp: malformed JSON with a valid signature is 400 and nothing is
   CHECK(db_value(e.db, "SELECT count(*) FROM messages") == 0);
 }
 
+TEST_CASE("WhatsApp: an event naming no sender is recorded, and the rest of its request still goes through") {
+  env e;
+  // Two messages in one signed request; the second names no sender (no "from", and two
+  // contacts, so none can stand in for it).
+  auto j = nlohmann::json::parse(wa_text("966500000009", "wamid.G1", "السلام عليكم"));
+  auto& v = j["entry"][0]["changes"][0]["value"];
+  auto orphan = v["messages"][0];
+  orphan.erase("from");
+  orphan["id"] = "wamid.G2";
+  v["messages"].push_back(orphan);
+  v["contacts"].push_back({{"profile", {{"name", "x"}}}, {"wa_id", "966500000010"}});
+  const auto body = j.dump();
+  CHECK(post_wa(e.port(), body).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND provider_id = 'wamid.G1'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'webhook_event_unroutable' "
+                       "AND target = 'whatsapp:wamid.G2' AND staff_id IS NULL") == 1);
+  REQUIRE(e.graph.wait_for(1));
+  CHECK(!wa_sends(e.graph, "966500000009").empty());
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_webhook_unroutable_total 1") != std::string::npos);
+  // The provider's retry of the same request is a duplicate, both events.
+  CHECK(post_wa(e.port(), body).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'webhook_event_unroutable'") == 1);
+}
+
 TEST_CASE("WhatsApp: every official sample payload is accepted with 200") {
   env e;
   for (const char* f : {"whatsapp_text.json", "whatsapp_button_reply.json", "whatsapp_list_reply.json",
