@@ -92,6 +92,28 @@ case_row read_case(const statement& s) {
   return k;
 }
 
+// What retention decides on, for each beneficiary (conversations.hpp). Every lookup goes
+// through an index: conversations_by_beneficiary, messages_by_conversation (the newest row of
+// a transcript is the one with the highest id) and cases_by_beneficiary. The multi-argument
+// max() is NULL when one argument is, hence the COALESCEs.
+constexpr const char* retention_select =
+    "SELECT b.id, b.erased_at, "
+    "max(b.created_at, COALESCE(b.last_inbound_at, 0), "
+    "COALESCE((SELECT max(max(c.created_at, c.updated_at, COALESCE(c.last_message_at, 0), COALESCE(c.resolved_at, 0), "
+    "COALESCE((SELECT m.created_at FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1), 0))) "
+    "FROM conversations c WHERE c.beneficiary_id = b.id), 0), "
+    "COALESCE((SELECT max(k.updated_at) FROM cases k WHERE k.beneficiary_id = b.id), 0)), "
+    "EXISTS (SELECT 1 FROM cases k WHERE k.beneficiary_id = b.id AND k.step <> 'closed') "
+    "OR EXISTS (SELECT 1 FROM conversations c WHERE c.beneficiary_id = b.id AND (c.mode = 'waiting' OR c.mode = 'staff')) "
+    "FROM beneficiaries b ";
+
+// Columns of retention_select: (id, erased_at, last activity, open case or with staff).
+bool retention_due_row(const statement& s, std::int64_t before) {
+  const std::int64_t last = s.int64(2);
+  if (s.int64(3) != 0 || last > before) return false;
+  return s.is_null(1) || s.int64(1) < last;
+}
+
 template <class Row, class Read>
 result<Row> one(result<statement>& q, Read read) {
   if (!q) return q.error();
@@ -434,6 +456,43 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
   auto q = c.prepare("UPDATE beneficiaries SET display_name = '', consented_at = NULL, erased_at = ?2 WHERE id = ?1");
   if (!q) return q.error();
   return q->bind(1, beneficiary_id).bind(2, now).exec();
+}
+
+std::string TEST_retention_scan_sql() { return std::string(retention_select) + "WHERE b.id > ?1 ORDER BY b.id LIMIT ?2"; }
+
+result<retention_scan> scan_retention(connection& c, std::int64_t after_id, std::int64_t before, int limit) {
+  auto q = c.prepare(TEST_retention_scan_sql());
+  if (!q) return q.error();
+  q->bind(1, after_id).bind(2, limit);
+  retention_scan out;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) break;
+    ++out.seen;
+    out.last_id = q->int64(0);
+    if (retention_due_row(*q, before)) out.due.push_back(out.last_id);
+  }
+  return out;
+}
+
+// result<bool> needs in_place_error: an error_code would otherwise be taken for the bool.
+result<bool> retention_due(connection& c, std::int64_t beneficiary_id, std::int64_t before) {
+  auto q = c.prepare(std::string(retention_select) + "WHERE b.id = ?1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  q->bind(1, beneficiary_id);
+  auto r = q->step();
+  if (!r) return result<bool>(boost::system::in_place_error, r.error());
+  if (!*r) return result<bool>(boost::system::in_place_error, errc::not_found);
+  return retention_due_row(*q, before);
+}
+
+result<bool> erase_if_retention_due(connection& c, std::int64_t beneficiary_id, std::int64_t before,
+                                    std::int64_t now) {
+  auto due = retention_due(c, beneficiary_id, before);
+  if (!due || !*due) return due;
+  if (auto ec = erase_beneficiary(c, beneficiary_id, now)) return result<bool>(boost::system::in_place_error, ec);
+  return true;
 }
 
 }  // namespace aoun::storage

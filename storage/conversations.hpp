@@ -147,4 +147,31 @@ boost::system::error_code survey_complete(connection& c, std::int64_t conversati
 /// reports stay correct. Sets erased_at.
 boost::system::error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::int64_t now);
 
+/// Retention (docs/privacy.md): a beneficiary is due for erasure when
+///  - nothing of theirs happened after `before` (unix seconds; at `before` itself is old
+///    enough): not their creation, their last inbound message, a conversation's creation,
+///    last message or last change by staff, its newest transcript row, nor a step of any of
+///    their cases;
+///  - no case of theirs is open (every one is `closed`, the workflow's only final step);
+///  - no conversation of theirs is queued for staff or held by staff (mode waiting or staff);
+///  - they were never erased, or something happened after the last erasure (they came back).
+/// The caller erases each one with erase_if_retention_due, which asks again.
+struct retention_scan {
+  std::vector<std::int64_t> due;  ///< beneficiary ids, ascending
+  std::size_t seen = 0;           ///< beneficiaries read; < limit: the sweep is done
+  std::int64_t last_id = 0;       ///< where the next step starts
+};
+/// One step of the retention sweep through the beneficiaries in id order: up to `limit` of
+/// them after `after_id`, and which of those are due. Read-only: run it on a reader.
+result<retention_scan> scan_retention(connection& c, std::int64_t after_id, std::int64_t before, int limit);
+/// Whether this beneficiary is due (see above); errc::not_found if there is no such beneficiary.
+result<bool> retention_due(connection& c, std::int64_t beneficiary_id, std::int64_t before);
+/// Erases the beneficiary (erase_beneficiary, erased_at = now) if they are still due: a message
+/// or a staff action may have come between the sweep's read and this write. Returns whether it
+/// erased. REQUIRES: inside a write job.
+result<bool> erase_if_retention_due(connection& c, std::int64_t beneficiary_id, std::int64_t before,
+                                    std::int64_t now);
+/// The statement scan_retention runs (?1 after_id, ?2 limit), for tests of its query plan.
+std::string TEST_retention_scan_sql();
+
 }  // namespace aoun::storage

@@ -250,6 +250,14 @@ CREATE INDEX outbox_by_provider_id ON outbox(provider_message_id) WHERE provider
 CREATE INDEX outbox_by_message ON outbox(message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX outbox_dead ON outbox(id) WHERE state = 'dead';
 )sql",
+      // 4: cases by beneficiary. The retention sweep asks, for every beneficiary, whether a case
+      //    is still open and when the last one changed step (docs/privacy.md), and erasure
+      //    updates their cases: both scanned the whole table. Cases are written a few times in
+      //    their life (creation, each step), never per message, so the index costs webhooks
+      //    nothing; with step and updated_at in it those questions never read the table.
+      R"sql(
+CREATE INDEX cases_by_beneficiary ON cases(beneficiary_id, step, updated_at);
+)sql",
   };
   return list;
 }
