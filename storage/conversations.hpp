@@ -142,8 +142,9 @@ boost::system::error_code survey_answer(connection& c, std::int64_t conversation
 boost::system::error_code survey_complete(connection& c, std::int64_t conversation_id, std::string_view comment,
                                           std::int64_t now);
 
-/// Erases the beneficiary's personal data: transcript texts and payloads, display name, case
-/// personal fields, volunteer rows. Keeps ids, timestamps and anonymous survey scores so that
+/// Erases the beneficiary's personal data: transcript texts and payloads, the outbox's copies
+/// of the replies already sent (or given up on: a staff retry of one sends nothing), display
+/// name, case personal fields, case documents, volunteer rows, survey comments. Keeps ids, timestamps and anonymous survey scores so that
 /// reports stay correct. Sets erased_at.
 boost::system::error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::int64_t now);
 

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "storage/conversations.hpp"
+#include "storage/outbox.hpp"
 #include "storage/schema.hpp"
 
 using namespace aoun::storage;
@@ -267,10 +268,25 @@ TEST_CASE("retention: an erasure wipes what 'delete my data' wipes, and keeps wh
   REQUIRE(!survey_answer(*c, p.conversation, "overall", 4));
   REQUIRE(!survey_complete(*c, p.conversation, "thank you Huda", cut - 400 * 86400));
 
+  // The outbox's copies of the two transcript rows: one sent, one given up on.
+  for (const char* state : {"sent", "dead"}) {
+    outbox_row o;
+    o.message_id = std::string(state) == "sent" ? 1 : 2;
+    o.conversation_id = p.conversation;
+    o.channel = "whatsapp";
+    o.recipient = "966500000001";
+    o.payload = R"({"text":"Huda Ali, 1000000008"})";
+    o.created_at = cut - 400 * 86400;
+    auto id = outbox_enqueue(*c, o);
+    REQUIRE(id.has_value());
+    exec(*c, "UPDATE outbox SET state = '" + std::string(state) + "' WHERE id = " + std::to_string(*id));
+  }
+
   auto erased = erase_if_retention_due(*c, p.id, cut, cut + 10);
   REQUIRE(erased.has_value());
   REQUIRE(*erased);
   CHECK(text(*c, "SELECT group_concat(text, '|') FROM messages") == "|");
+  CHECK(text(*c, "SELECT group_concat(state || payload, '|') FROM outbox") == "sent{}|dead{}");
   CHECK(text(*c, "SELECT display_name || '/' || erased_at FROM beneficiaries") == "/" + std::to_string(cut + 10));
   CHECK(text(*c, "SELECT full_name || national_id || mobile || city || description FROM cases") == "[erased]");
   CHECK(text(*c, "SELECT count(*) FROM case_documents") == "0");
@@ -316,4 +332,29 @@ TEST_CASE("retention: a sweep in steps sees every beneficiary once") {
   }
   CHECK(steps == std::vector<std::size_t>{5, 5, 5, 5, 3});
   CHECK(found == expected);
+}
+
+TEST_CASE("erasure leaves a reply not yet sent alone, and finds the sent ones through indexes") {
+  auto c = fresh();
+  auto p = wrote_at(*c, "966500000001", cut);
+  outbox_row o;
+  o.message_id = 2;
+  o.conversation_id = p.conversation;
+  o.channel = "whatsapp";
+  o.recipient = "966500000001";
+  o.payload = R"({"text":"Thank you, Huda"})";
+  o.created_at = cut;
+  REQUIRE(outbox_enqueue(*c, o).has_value());
+  REQUIRE(!erase_beneficiary(*c, p.id, cut));
+  CHECK(text(*c, "SELECT state || payload FROM outbox") == R"(pending{"text":"Thank you, Huda"})");
+
+  auto q = c->prepare(
+      "EXPLAIN QUERY PLAN UPDATE outbox SET payload = '{}' WHERE message_id IN (SELECT m.id FROM conversations c "
+      "JOIN messages m ON m.conversation_id = c.id WHERE c.beneficiary_id = 1) AND state <> 'pending' AND state <> 'sending'");
+  REQUIRE(q.has_value());
+  std::string plan;
+  while (q->step().value()) plan += q->text(3) + "\n";
+  CAPTURE(plan);
+  CHECK(plan.find("outbox_by_message") != std::string::npos);
+  CHECK(plan.find("SCAN") == std::string::npos);
 }
