@@ -66,6 +66,7 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   ops_ = std::make_unique<conversation_ops>(cfg_, load_engine(cfg_));
   outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_);
   media_ = std::make_unique<media_downloader>(ioc_.get_executor(), cfg_);
+  metrics_.count("retention_erased", 0);  // listed from the start, not from the first erasure
   services_ = std::unique_ptr<services>(
       new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_, *media_});
   build_routes();
@@ -224,8 +225,56 @@ net::awaitable<void> app::housekeeping() {
       id = scan->last_id;
     }
     if (pruned > 0) log::info("dedupe_keys_pruned", {{"rows", pruned}});
+    co_await retention_sweep();
     timer.expires_after(std::chrono::hours(1));
     co_await timer.async_wait(use_tuple);
+  }
+}
+
+net::awaitable<void> app::retention_sweep() {
+  // The beneficiaries in id order on a reader, 1,000 a step. Each one due is erased in its own
+  // write job, which asks again (a message or a takeover may have come since the read) and
+  // holds the writer for one beneficiary's rows only.
+  constexpr int scan_chunk = 1000;
+  const std::int64_t before = unix_now() - std::int64_t{cfg_.retention_days} * 86400;
+  const std::string detail = nlohmann::json{{"reason", "retention"}, {"retention_days", cfg_.retention_days}}.dump();
+  std::int64_t after = 0, erased_total = 0;
+  while (!stopping_) {
+    auto scan = co_await db_read<storage::retention_scan>(*db_, [after, before](storage::connection& c) {
+      return storage::scan_retention(c, after, before, scan_chunk);
+    });
+    if (!scan) {
+      log::error("retention_sweep_failed", {{"error", scan.error().message()}});
+      co_return;
+    }
+    for (std::int64_t id : scan->due) {
+      if (stopping_) co_return;
+      const std::int64_t now = unix_now();
+      auto erased = co_await db_write<bool>(
+          *db_, storage::rerun::safe, [id, before, now, &detail](storage::connection& c) -> storage::result<bool> {
+            auto r = storage::erase_if_retention_due(c, id, before, now);
+            if (!r || !*r) return r;
+            if (auto ec = storage::audit(c, std::nullopt, "beneficiary.erase", "beneficiary:" + std::to_string(id),
+                                         detail, now))
+              return storage::result<bool>(boost::system::in_place_error, ec);
+            return true;
+          });
+      if (!erased) {
+        log::error("retention_sweep_failed", {{"beneficiary_id", id}, {"error", erased.error().message()}});
+        co_return;  // the next hour tries again
+      }
+      if (*erased) {
+        ++erased_total;
+        metrics_.count("retention_erased");
+        log::info("beneficiary_erased", {{"beneficiary_id", id}, {"reason", "retention"}});
+      }
+    }
+    if (scan->seen < static_cast<std::size_t>(scan_chunk)) {
+      // Once an hour, so that the log shows the promise kept even when no one was due.
+      log::info("retention_sweep_done", {{"erased", erased_total}, {"retention_days", cfg_.retention_days}});
+      co_return;
+    }
+    after = scan->last_id;
   }
 }
 

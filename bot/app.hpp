@@ -46,8 +46,12 @@ class app {
   void bootstrap_admin();
   net::awaitable<response> healthz(request_context& ctx);
   net::awaitable<response> render_metrics(request_context& ctx);
-  /// At start and then hourly: deletes dedupe keys older than storage::processed_keep_seconds.
+  /// At start and then hourly: deletes dedupe keys older than storage::processed_keep_seconds,
+  /// then runs retention_sweep.
   net::awaitable<void> housekeeping();
+  /// Erases every beneficiary whose retention (cfg_.retention_days) has run out: see
+  /// storage::scan_retention and docs/privacy.md. Counted in aoun_retention_erased_total.
+  net::awaitable<void> retention_sweep();
 
   // Constant after construction.
   const config cfg_;

@@ -27,14 +27,21 @@ struct staff_env {
   temp_dir dir;
   fake_provider graph, tg, twilio;
   std::string db = dir.path + "/aoun.db";
+  std::map<std::string, std::string> vars;
   std::unique_ptr<server_process> srv;
   explicit staff_env(std::map<std::string, std::string> extra = {}) {
-    auto env = channel_env(graph, tg, twilio);
-    env["AOUN_WORKING_HOURS"] = "0-6 00:00-24:00";
-    for (auto& [k, v] : extra) env[k] = v;
-    srv = std::make_unique<server_process>(db, env);
+    vars = channel_env(graph, tg, twilio);
+    vars["AOUN_WORKING_HOURS"] = "0-6 00:00-24:00";
+    for (auto& [k, v] : extra) vars[k] = v;
+    srv = std::make_unique<server_process>(db, vars);
   }
   unsigned short port() const { return srv->port(); }
+  /// Graceful stop (must exit 0), then a new process on the same database and environment.
+  int restart() {
+    int rc = srv->stop(15);
+    srv = std::make_unique<server_process>(db, vars);
+    return rc;
+  }
 };
 
 inline nlohmann::json as_json(const http_result& r) {
