@@ -107,6 +107,8 @@ constexpr const char* retention_select =
     "OR EXISTS (SELECT 1 FROM conversations c WHERE c.beneficiary_id = b.id AND (c.mode = 'waiting' OR c.mode = 'staff')) "
     "FROM beneficiaries b ";
 
+std::string retention_scan_sql() { return std::string(retention_select) + "WHERE b.id > ?1 ORDER BY b.id LIMIT ?2"; }
+
 // Columns of retention_select: (id, erased_at, last activity, open case or with staff).
 bool retention_due_row(const statement& s, std::int64_t before) {
   const std::int64_t last = s.int64(2);
@@ -462,10 +464,10 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
   return q->bind(1, beneficiary_id).bind(2, now).exec();
 }
 
-std::string TEST_retention_scan_sql() { return std::string(retention_select) + "WHERE b.id > ?1 ORDER BY b.id LIMIT ?2"; }
+std::string TEST_retention_scan_sql() { return retention_scan_sql(); }
 
 result<retention_scan> scan_retention(connection& c, std::int64_t after_id, std::int64_t before, int limit) {
-  auto q = c.prepare(TEST_retention_scan_sql());
+  auto q = c.prepare(retention_scan_sql());
   if (!q) return q.error();
   q->bind(1, after_id).bind(2, limit);
   retention_scan out;
