@@ -144,8 +144,9 @@ boost::system::error_code survey_complete(connection& c, std::int64_t conversati
 
 /// Erases the beneficiary's personal data: transcript texts and payloads, the outbox's copies
 /// of the replies already sent or given up on (a staff retry of one goes out empty), display
-/// name, case personal fields, case documents, volunteer rows, survey comments. Keeps ids,
-/// timestamps and anonymous survey scores so that reports stay correct. Sets erased_at.
+/// name, case personal fields, staff notes on case steps, case documents, volunteer rows,
+/// survey comments. Keeps ids, timestamps and anonymous survey scores so that reports stay
+/// correct. Sets erased_at.
 boost::system::error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::int64_t now);
 
 /// Retention (docs/privacy.md): a beneficiary is due for erasure when

@@ -76,7 +76,7 @@ std::int64_t case_of(connection& c, const person& p, const std::string& referenc
   if (step != "submitted") {
     exec(c, "UPDATE cases SET step = '" + step + "', updated_at = " + std::to_string(changed) +
                 " WHERE id = " + std::to_string(*id));
-    REQUIRE(!insert_case_event(c, *id, std::string("evaluating"), step, std::nullopt, "", changed));
+    REQUIRE(!insert_case_event(c, *id, std::string("evaluating"), step, std::nullopt, "called her brother", changed));
   }
   return *id;
 }
@@ -290,6 +290,7 @@ TEST_CASE("retention: an erasure wipes what 'delete my data' wipes, and keeps wh
   CHECK(text(*c, "SELECT display_name || '/' || erased_at FROM beneficiaries") == "/" + std::to_string(cut + 10));
   CHECK(text(*c, "SELECT full_name || national_id || mobile || city || description FROM cases") == "[erased]");
   CHECK(text(*c, "SELECT count(*) FROM case_documents") == "0");
+  CHECK(text(*c, "SELECT group_concat(to_step || ':' || note) FROM case_events") == "closed:");
   CHECK(text(*c, "SELECT count(*) FROM volunteers") == "0");
   CHECK(text(*c, "SELECT COALESCE(comment, 'none') || '/' || overall FROM surveys") == "none/4");
   // Reports still count the case, its step and its service.
