@@ -147,11 +147,18 @@ error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
 }
 
 error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
+  // A row whose payload was wiped with its beneficiary's data would go out empty: not revived.
   auto q = c.prepare(
-      "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ? WHERE id = ? AND state = 'dead'");
+      "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ? WHERE id = ? AND state = 'dead' "
+      "AND payload <> '{}'");
   if (!q) return q.error();
   if (auto ec = q->bind(1, now_ms).bind(2, id).exec()) return ec;
-  return c.changes() == 1 ? error_code{} : error_code(errc::not_found);
+  if (c.changes() == 1) return {};
+  auto erased = c.prepare("SELECT 1 FROM outbox WHERE id = ? AND state = 'dead'");
+  if (!erased) return erased.error();
+  auto row = erased->bind(1, id).step();
+  if (!row) return row.error();
+  return *row ? error_code(errc::invalid) : error_code(errc::not_found);
 }
 
 result<int> outbox_recover(connection& c) {

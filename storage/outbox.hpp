@@ -54,7 +54,8 @@ boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::
 /// Back to pending, to be tried at `next_ms`.
 boost::system::error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error);
 boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::string_view error);
-/// Staff retry of a dead row: pending again, attempts reset.
+/// Staff retry of a dead row: pending again, attempts reset. errc::not_found if there is no
+/// dead row with this id; errc::invalid if its payload was erased with its beneficiary's data.
 boost::system::error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms);
 /// At start-up: rows left in `sending` become `uncertain` and pending again. Returns how many.
 result<int> outbox_recover(connection& c);

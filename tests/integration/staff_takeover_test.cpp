@@ -245,3 +245,30 @@ TEST_CASE("staff: dead-lettered outbox messages are listed and retried by a supe
   CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(id) + "/retry", sup).status == 404);  // not dead now
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'outbox.retry'") == 1);
 }
+
+TEST_CASE("staff: a dead letter erased with its beneficiary's data is not sent again (409)") {
+  staff_env e(env_vars{{"AOUN_OUTBOX_MAX_ATTEMPTS", "1"}});
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{400, R"({"error":{"message":"(#131000) Something went wrong","code":131000}})"};
+  });
+  wa_user b{e.port(), "966500000402"};
+  b.text("السلام عليكم");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead'") >= 1; }));
+  const auto id = db_value(e.db, "SELECT min(id) FROM outbox WHERE state = 'dead'");
+  // What erase_beneficiary does to a row that is no longer waiting to go
+  // (tests/unit/storage/retention_test.cpp checks that it does).
+  db_exec(e.db, "UPDATE outbox SET payload = '{}' WHERE id = " + std::to_string(id));
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.RETRY"}]})"};
+  });
+  auto admin = login(e.port());
+  auto sup = add_staff(e.port(), admin, "sara", "supervisor", "Sara");
+  const auto sends = e.graph.requests().size();
+  auto r = api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(id) + "/retry", sup);
+  CHECK(r.status == 409);
+  CHECK(r.body.find("erased") != std::string::npos);
+  CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(id)) == "dead");
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'outbox.retry'") == 0);
+  CHECK(e.graph.requests().size() == sends);
+  CHECK(api(e.port(), "POST", "/api/v1/outbox/999999/retry", sup).status == 404);
+}
