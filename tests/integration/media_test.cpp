@@ -519,7 +519,8 @@ TEST_CASE("media: the slot is held until the file is written, so slow readers hi
     readers.push_back(std::make_unique<raw_connection>(e.port()));
     REQUIRE(readers.back()->send(media_request(id, token)));
   }
-  REQUIRE(eventually([&] { return audit_rows(e.db, target, "ok") == 4; }));
+  // Four 8 MiB fetches: under the sanitizers on a busy machine they took over the default 10 s.
+  REQUIRE(eventually([&] { return audit_rows(e.db, target, "ok") == 4; }, std::chrono::seconds(30)));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the four are now stuck writing
   auto busy = get_media(e.port(), id, token);
   CHECK(busy.status == 503);
