@@ -13,17 +13,7 @@ constexpr const char* national_id = "1757491186";
 
 /// The intake of tests/transcripts/01; returns the new case's reference.
 std::string help_request(staff_env& e, wa_user& b) {
-  b.text("السلام عليكم");
-  b.button("consent.yes", "أوافق");
-  b.text("١");
-  b.text("نورة محمد السبيعي");
-  b.text("١٧٥٧٤٩١١٨٦");
-  b.text("نعم");
-  b.text("الرياض");
-  b.button("service.legal", "استشارة قانونية");
-  b.text("سرقوا سيارتي من أمام البيت وأحتاج استشارة");
-  b.button("docs.skip", "تخطي");
-  b.button("intake.confirm", "تأكيد");
+  walk_intake(b);
   auto ref = db_text(e.db, "SELECT k.reference FROM cases k JOIN beneficiaries b ON b.id = k.beneficiary_id "
                            "WHERE b.address = '" + b.from + "'");
   REQUIRE(!ref.empty());

@@ -12,17 +12,7 @@ namespace {
 
 /// The whole intake of tests/transcripts/01 over WhatsApp; returns the case reference.
 std::string submit_help_request(staff_env& e, wa_user& b, const std::string& admin) {
-  b.text("السلام عليكم");
-  b.button("consent.yes", "أوافق");
-  b.text("١");
-  b.text("نورة محمد السبيعي");
-  b.text("١٧٥٧٤٩١١٨٦");
-  b.text("نعم");
-  b.text("الرياض");
-  b.button("service.legal", "استشارة قانونية");
-  b.text("سرقوا سيارتي من أمام البيت وأحتاج استشارة");
-  b.button("docs.skip", "تخطي");
-  b.button("intake.confirm", "تأكيد");
+  walk_intake(b);
   auto cases = as_json(api(e.port(), "GET", "/api/v1/cases", admin));
   REQUIRE_MESSAGE(cases["cases"].size() == 1, cases.dump());
   return cases["cases"][0]["reference"].get<std::string>();

@@ -107,6 +107,22 @@ struct wa_user {
   }
 };
 
+/// The whole help-request intake of tests/transcripts/01 (Nora, national ID 1757491186, Riyadh,
+/// legal advice), confirmed: the case exists afterwards.
+inline void walk_intake(wa_user& b) {
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("١");
+  b.text("نورة محمد السبيعي");
+  b.text("١٧٥٧٤٩١١٨٦");
+  b.text("نعم");
+  b.text("الرياض");
+  b.button("service.legal", "استشارة قانونية");
+  b.text("سرقوا سيارتي من أمام البيت وأحتاج استشارة");
+  b.button("docs.skip", "تخطي");
+  b.button("intake.confirm", "تأكيد");
+}
+
 /// Whether some message sent to `to` through the fake Graph API contains `part`.
 inline bool wa_sent_containing(fake_provider& graph, const std::string& to, const std::string& part) {
   for (auto& s : wa_sends(graph, to))

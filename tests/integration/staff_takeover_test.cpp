@@ -220,14 +220,23 @@ TEST_CASE("staff: outside working hours the queued beneficiary is told when staf
   CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", admin).status == 200);
 }
 
-TEST_CASE("staff: dead-lettered outbox messages are listed and retried by a supervisor") {
-  staff_env e(env_vars{{"AOUN_OUTBOX_MAX_ATTEMPTS", "1"}});
+namespace {
+
+/// The Graph API refuses everything (400, no retry): the welcome to `from` is dead-lettered.
+void dead_letter_welcome(staff_env& e, const std::string& from) {
   e.graph.set_default([](const recorded_request&) {
     return scripted_response{400, R"({"error":{"message":"(#131000) Something went wrong","code":131000}})"};
   });
-  wa_user b{e.port(), "966500000401"};
+  wa_user b{e.port(), from};
   b.text("السلام عليكم");
   REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead'") >= 1; }));
+}
+
+}  // namespace
+
+TEST_CASE("staff: dead-lettered outbox messages are listed and retried by a supervisor") {
+  staff_env e(env_vars{{"AOUN_OUTBOX_MAX_ATTEMPTS", "1"}});
+  dead_letter_welcome(e, "966500000401");
   auto admin = login(e.port());
   auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");
   auto sup = add_staff(e.port(), admin, "sara", "supervisor", "Sara");
@@ -248,12 +257,7 @@ TEST_CASE("staff: dead-lettered outbox messages are listed and retried by a supe
 
 TEST_CASE("staff: a dead letter erased with its beneficiary's data is not sent again (409)") {
   staff_env e(env_vars{{"AOUN_OUTBOX_MAX_ATTEMPTS", "1"}});
-  e.graph.set_default([](const recorded_request&) {
-    return scripted_response{400, R"({"error":{"message":"(#131000) Something went wrong","code":131000}})"};
-  });
-  wa_user b{e.port(), "966500000402"};
-  b.text("السلام عليكم");
-  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead'") >= 1; }));
+  dead_letter_welcome(e, "966500000402");
   const auto id = db_value(e.db, "SELECT min(id) FROM outbox WHERE state = 'dead'");
   // What erase_beneficiary does to a row that is no longer waiting to go
   // (tests/unit/storage/retention_test.cpp checks that it does).

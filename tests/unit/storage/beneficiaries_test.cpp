@@ -2,22 +2,13 @@
 
 #include "storage/conversations.hpp"
 #include "storage/schema.hpp"
+#include "tests/unit/storage/support.hpp"
 
 using namespace aoun::storage;
-
-namespace {
-
-std::unique_ptr<connection> fresh() {
-  auto c = connection::open(":memory:", connection::mode::read_write);
-  REQUIRE(c.has_value());
-  REQUIRE(migrate(**c).has_value());
-  return std::move(*c);
-}
-
-}  // namespace
+using aoun::storage::testing::fresh_connection;
 
 TEST_CASE("upsert_beneficiary creates once, then refreshes the name and the last inbound time") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto a = upsert_beneficiary(*c, "whatsapp", "966500000001", "Ahmed", 100, true);
   REQUIRE(a.has_value());
   CHECK(a->channel == "whatsapp");
@@ -65,7 +56,7 @@ std::int64_t total_changes(connection& c) {
 }  // namespace
 
 TEST_CASE("upsert_beneficiary writes only what changed; last_inbound_at lags by under a minute") {
-  auto c = fresh();
+  auto c = fresh_connection();
   REQUIRE(upsert_beneficiary(*c, "whatsapp", "966500000003", "Huda", 1000, true).has_value());
   const auto before = total_changes(*c);
 
@@ -98,7 +89,7 @@ TEST_CASE("upsert_beneficiary writes only what changed; last_inbound_at lags by 
 }
 
 TEST_CASE("upsert_beneficiary never writes a name back onto an erased beneficiary") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto a = upsert_beneficiary(*c, "sms", "+966500000002", "Sara", 100, true);
   REQUIRE(a.has_value());
   REQUIRE(!c->exec_script("UPDATE beneficiaries SET display_name = '', erased_at = 150"));

@@ -2,17 +2,12 @@
 
 #include "storage/conversations.hpp"
 #include "storage/schema.hpp"
+#include "tests/unit/storage/support.hpp"
 
 using namespace aoun::storage;
+using aoun::storage::testing::fresh_connection;
 
 namespace {
-
-std::unique_ptr<connection> fresh() {
-  auto c = connection::open(":memory:", connection::mode::read_write);
-  REQUIRE(c.has_value());
-  REQUIRE(migrate(**c).has_value());
-  return std::move(*c);
-}
 
 std::int64_t count(connection& c, const std::string& sql) {
   auto q = c.prepare(sql);
@@ -24,7 +19,7 @@ std::int64_t count(connection& c, const std::string& sql) {
 }  // namespace
 
 TEST_CASE("a sweep in key order finds every dedupe key recorded before the cut, and only those") {
-  auto c = fresh();
+  auto c = fresh_connection();
   // 25 keys at t = 100..124 over two channels, and one at the cut itself (120).
   for (int i = 0; i < 25; ++i)
     REQUIRE(mark_processed(*c, i % 2 ? "whatsapp" : "telegram", "id-" + std::to_string(100 + i), 100 + i).value());
@@ -62,7 +57,7 @@ TEST_CASE("a sweep in key order finds every dedupe key recorded before the cut, 
 }
 
 TEST_CASE("a sweep step seeks by the primary key instead of scanning the table") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto q = c->prepare(
       "EXPLAIN QUERY PLAN SELECT channel, provider_id, received_at FROM processed_webhooks "
       "WHERE (channel, provider_id) > ('a', 'b') ORDER BY channel, provider_id LIMIT 10");

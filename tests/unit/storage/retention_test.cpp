@@ -3,17 +3,12 @@
 #include "storage/conversations.hpp"
 #include "storage/outbox.hpp"
 #include "storage/schema.hpp"
+#include "tests/unit/storage/support.hpp"
 
 using namespace aoun::storage;
+using aoun::storage::testing::fresh_connection;
 
 namespace {
-
-std::unique_ptr<connection> fresh() {
-  auto c = connection::open(":memory:", connection::mode::read_write);
-  REQUIRE(c.has_value());
-  REQUIRE(migrate(**c).has_value());
-  return std::move(*c);
-}
 
 void exec(connection& c, const std::string& sql) { REQUIRE(!c.exec_script(sql.c_str())); }
 
@@ -96,7 +91,7 @@ bool is_due(connection& c, std::int64_t id, std::int64_t before = cut) {
 }  // namespace
 
 TEST_CASE("retention: last activity exactly at the cut is due, one second inside it is kept") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto at = wrote_at(*c, "966500000001", cut);
   auto inside = wrote_at(*c, "966500000002", cut + 1);
   CHECK(due(*c) == std::vector<std::int64_t>{at.id});
@@ -107,7 +102,7 @@ TEST_CASE("retention: last activity exactly at the cut is due, one second inside
 }
 
 TEST_CASE("retention: a beneficiary with no case and old activity is due (inquiries only, or declined)") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut - 400 * 86400);
   CHECK(due(*c) == std::vector<std::int64_t>{p.id});
   // Someone who never got as far as a conversation (the beneficiary row alone).
@@ -117,7 +112,7 @@ TEST_CASE("retention: a beneficiary with no case and old activity is due (inquir
 }
 
 TEST_CASE("retention: an open case keeps the beneficiary, whatever its age; only 'closed' is final") {
-  auto c = fresh();
+  auto c = fresh_connection();
   const std::int64_t long_ago = cut - 800 * 86400;
   for (const char* step : {"submitted", "collecting_info", "evaluating", "approved", "rejected"}) {
     CAPTURE(step);
@@ -134,7 +129,7 @@ TEST_CASE("retention: an open case keeps the beneficiary, whatever its age; only
 }
 
 TEST_CASE("retention: only closed cases, closed long ago, are due; a recent closing counts as activity") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto old = wrote_at(*c, "966500000001", cut - 500 * 86400);
   case_of(*c, old, "AWN-1", cut - 500 * 86400, "closed", cut - 200);
   case_of(*c, old, "AWN-2", cut - 400 * 86400, "closed", cut);
@@ -145,7 +140,7 @@ TEST_CASE("retention: only closed cases, closed long ago, are due; a recent clos
 }
 
 TEST_CASE("retention: a recent inbound message keeps the beneficiary") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut - 400 * 86400);
   REQUIRE(is_due(*c, p.id));
   wrote_at(*c, "966500000001", cut + 60);  // the same beneficiary writes again
@@ -154,7 +149,7 @@ TEST_CASE("retention: a recent inbound message keeps the beneficiary") {
 }
 
 TEST_CASE("retention: a recent staff or bot message keeps the beneficiary") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut - 400 * 86400);
   REQUIRE(is_due(*c, p.id));
   message_row m;
@@ -185,7 +180,7 @@ TEST_CASE("retention: each kind of activity alone keeps the beneficiary") {
   };
   for (const auto& s : sources) {
     CAPTURE(s.name);
-    auto c = fresh();
+    auto c = fresh_connection();
     auto p = wrote_at(*c, "966500000001", cut);
     exec(*c, "UPDATE conversations SET resolved_at = " + std::to_string(cut));
     case_of(*c, p, "AWN-1", cut, "closed", cut);
@@ -196,7 +191,7 @@ TEST_CASE("retention: each kind of activity alone keeps the beneficiary") {
 }
 
 TEST_CASE("retention: a conversation waiting for staff or held by staff keeps the beneficiary") {
-  auto c = fresh();
+  auto c = fresh_connection();
   for (const char* mode : {"waiting", "staff"}) {
     CAPTURE(mode);
     auto p = wrote_at(*c, std::string("96650000_") + mode, cut - 400 * 86400);
@@ -210,7 +205,7 @@ TEST_CASE("retention: a conversation waiting for staff or held by staff keeps th
 }
 
 TEST_CASE("retention: an erased beneficiary is not due again, unless they came back afterwards") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut - 400 * 86400);
   auto erased = erase_if_retention_due(*c, p.id, cut, cut + 3600);
   REQUIRE(erased.has_value());
@@ -231,7 +226,7 @@ TEST_CASE("retention: an erased beneficiary is not due again, unless they came b
 }
 
 TEST_CASE("retention: the write job asks again, so a message after the sweep's read prevents the erasure") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut - 400 * 86400);
   auto s = scan_retention(*c, 0, cut, 100);
   REQUIRE(s.has_value());
@@ -257,7 +252,7 @@ TEST_CASE("retention: the write job asks again, so a message after the sweep's r
 }
 
 TEST_CASE("retention: an erasure wipes what 'delete my data' wipes, and keeps what reports need") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut - 400 * 86400);
   auto k = case_of(*c, p, "AWN-1", cut - 400 * 86400, "closed", cut - 400 * 86400);
   REQUIRE(!insert_case_document(*c, {k, std::nullopt, "image", "media-1", "image/jpeg", "id.jpg", cut - 400 * 86400}));
@@ -298,7 +293,7 @@ TEST_CASE("retention: an erasure wipes what 'delete my data' wipes, and keeps wh
 }
 
 TEST_CASE("retention: a sweep step seeks beneficiaries by id and every lookup uses an index") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto q = c->prepare("EXPLAIN QUERY PLAN " + TEST_retention_scan_sql());
   REQUIRE(q.has_value());
   std::string plan;
@@ -313,7 +308,7 @@ TEST_CASE("retention: a sweep step seeks beneficiaries by id and every lookup us
 }
 
 TEST_CASE("retention: a sweep in steps sees every beneficiary once") {
-  auto c = fresh();
+  auto c = fresh_connection();
   std::vector<std::int64_t> expected;
   for (int i = 0; i < 23; ++i) {
     auto p = wrote_at(*c, "9665000001" + std::to_string(10 + i), i % 3 ? cut - 10 : cut + 10);
@@ -336,7 +331,7 @@ TEST_CASE("retention: a sweep in steps sees every beneficiary once") {
 }
 
 TEST_CASE("erasure leaves a reply not yet sent alone, and finds the sent ones through indexes") {
-  auto c = fresh();
+  auto c = fresh_connection();
   auto p = wrote_at(*c, "966500000001", cut);
   outbox_row o;
   o.message_id = 2;

@@ -5,13 +5,23 @@
 
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "storage/database.hpp"
+#include "storage/schema.hpp"
 
 namespace aoun::storage::testing {
+
+/// An in-memory database at the latest schema, for tests of single statements.
+inline std::unique_ptr<connection> fresh_connection() {
+  auto c = connection::open(":memory:", connection::mode::read_write);
+  REQUIRE(c.has_value());
+  REQUIRE(migrate(**c).has_value());
+  return std::move(*c);
+}
 
 /// A database path in a fresh folder under /tmp, removed with the object.
 struct temp_file {
