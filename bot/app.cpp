@@ -156,6 +156,12 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
           std::to_string(s.writer_checkpoints) + "\n";
   body += "# TYPE aoun_db_checkpoint_errors_total counter\naoun_db_checkpoint_errors_total " +
           std::to_string(s.checkpoint_errors) + "\n";
+  body += "# HELP aoun_db_wal_resets_total Writer checkpoints that copied every frame, so the WAL started over.\n"
+          "# TYPE aoun_db_wal_resets_total counter\naoun_db_wal_resets_total " +
+          std::to_string(s.wal_resets) + "\n";
+  body += "# HELP aoun_db_wal_frames Frames in the WAL after the last commit.\n"
+          "# TYPE aoun_db_wal_frames gauge\naoun_db_wal_frames " +
+          std::to_string(s.wal_frames) + "\n";
   body += "# HELP aoun_db_commit_seconds Time of one group commit (BEGIN to durable COMMIT).\n"
           "# TYPE aoun_db_commit_seconds histogram\n";
   std::uint64_t cum = 0;

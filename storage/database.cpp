@@ -131,7 +131,10 @@ void database::run_batch(std::vector<job>& batch) {
       std::lock_guard lock(mutex_);
       stats_.writer_checkpoints += 1;
       if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) stats_.checkpoint_errors += 1;
-      if (rc == SQLITE_OK && log == done) wal_frames_ = 0;  // restarts with the next transaction
+      if (rc == SQLITE_OK && log == done) {
+        wal_frames_ = 0;  // restarts with the next transaction
+        stats_.wal_resets += 1;
+      }
     }
   }
   std::vector<boost::system::error_code> results(batch.size());
@@ -301,7 +304,9 @@ void database::close() {
 
 stats database::snapshot() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  stats s = stats_;
+  s.wal_frames = static_cast<std::uint64_t>(wal_frames_);
+  return s;
 }
 
 }  // namespace aoun::storage

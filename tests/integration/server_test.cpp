@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -35,6 +36,11 @@ TEST_CASE("metrics are Prometheus text with requests by route and the commit his
   CHECK(r.body.find("aoun_http_request_duration_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
   CHECK(r.body.find("aoun_db_commit_seconds_count") != std::string::npos);
   CHECK(r.body.find("aoun_db_batch_size_bucket") != std::string::npos);
+  // The migrations were committed through the WAL, and nothing has asked it to start over yet.
+  CHECK(r.body.find("\naoun_db_wal_resets_total 0\n") != std::string::npos);
+  auto gauge = r.body.find("\naoun_db_wal_frames ");
+  REQUIRE(gauge != std::string::npos);
+  CHECK(std::stoi(r.body.substr(gauge + std::strlen("\naoun_db_wal_frames "))) > 0);
 }
 
 TEST_CASE("bad requests get a clear status and the server keeps serving") {
