@@ -304,6 +304,13 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
       }
     } else if (e.type == "erase_data") {
       if (auto ec = storage::erase_beneficiary(c, conv.beneficiary_id, now)) return ec;
+      // The same audit row as a retention erasure, so the log answers "when was this person's
+      // data erased, and why" whichever way it happened.
+      if (auto ec = storage::audit(c, std::nullopt, "beneficiary.erase",
+                                   "beneficiary:" + std::to_string(conv.beneficiary_id),
+                                   json{{"reason", "requested"}, {"channel", conv.channel}}.dump(), now))
+        return ec;
+      fx.erased.push_back(conv.beneficiary_id);
       conv.display_name.clear();
     }
   }

@@ -48,6 +48,8 @@ struct after_commit {
   bool staff_listening = true;
   /// Provider ids of events that named no sender: recorded in the audit log, not routed.
   std::vector<std::string> unroutable;
+  /// Beneficiaries who asked for their data to be erased, and were: logged and counted.
+  std::vector<std::int64_t> erased;
 
   /// Back to empty, keeping staff_listening: the first thing a write job that may run twice
   /// does (storage::rerun::safe).
@@ -57,6 +59,7 @@ struct after_commit {
     claimed.clear();
     chains.clear();
     unroutable.clear();
+    erased.clear();
   }
 };
 

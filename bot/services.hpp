@@ -7,6 +7,7 @@
 #include "bot/config.hpp"
 #include "bot/conversation_ops.hpp"
 #include "bot/event_hub.hpp"
+#include "bot/log.hpp"
 #include "bot/media.hpp"
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
@@ -34,6 +35,10 @@ struct services {
     hub.publish(fx.events);
     if (!fx.claimed.empty()) outbox.deliver_claimed(std::move(fx.claimed));
     if (fx.wake_outbox) outbox.wake();
+    for (std::int64_t id : fx.erased) {
+      stats.count("erasures_requested");
+      log::info("beneficiary_erased", {{"beneficiary_id", id}, {"reason", "requested"}});
+    }
   }
 };
 

@@ -129,3 +129,40 @@ TEST_CASE("retention: a beneficiary silent past AOUN_RETENTION_DAYS is erased at
   CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_retention_erased_total 0\n") != std::string::npos);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary.erase'") == 1);
 }
+
+TEST_CASE("delete my data: erased at once, in the transaction of the reply saying so; audited, counted, logged by id") {
+  staff_env e;
+  wa_user b{e.port(), "966500000034"};
+  auto ref = help_request(e, b);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM outbox WHERE payload LIKE '%" + std::string(national_id) + "%'") >= 1);
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_erasures_requested_total 0\n") != std::string::npos);
+
+  b.text("احذف بياناتي");
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE erased_at IS NOT NULL") == 0);  // asks first
+  b.button("erase.yes", "نعم");
+  // Acknowledged means committed: the erasure is already on disk when the webhook's 200 comes.
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + b.from + "' AND erased_at IS NOT NULL") == 1);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, "حذفنا"); }));
+
+  // What is left of the transcript is the reply that says so.
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                       "JOIN beneficiaries b ON b.id = c.beneficiary_id WHERE b.address = '" + b.from +
+                       "' AND m.text <> '' AND m.text NOT LIKE '%حذفنا%'") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE payload LIKE '%" + std::string(national_id) + "%'") == 0);
+  auto token = login(e.port());
+  auto k = as_json(api(e.port(), "GET", "/api/v1/cases/" + ref, token));
+  CHECK(k["full_name"] == "[erased]");
+  CHECK(k["national_id"] == "");
+
+  const auto id = db_value(e.db, "SELECT id FROM beneficiaries WHERE address = '" + b.from + "'");
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary.erase' AND staff_id IS NULL AND "
+                       "target = 'beneficiary:" + std::to_string(id) + "' AND detail = '{\"channel\":\"whatsapp\",\"reason\":\"requested\"}'") == 1);
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_erasures_requested_total 1\n") != std::string::npos);
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_retention_erased_total 0\n") != std::string::npos);
+  auto log = e.srv->errors();
+  CHECK(log.find("\"beneficiary_erased\"") != std::string::npos);
+  CHECK(log.find("\"requested\"") != std::string::npos);
+  CHECK(log.find(national_id) == std::string::npos);
+  CHECK(log.find(b.from) == std::string::npos);
+}
