@@ -295,6 +295,21 @@ std::size_t segments(std::string_view utf8) {
   return pack(units, 70, 67);
 }
 
+namespace {
+
+// Whether a Taqnyat recipient list ("[966500000000,]", or an array) holds any number.
+bool names_a_number(const json* list) {
+  if (list == nullptr) return false;
+  if (list->is_string()) {
+    const auto& s = list->get_ref<const std::string&>();
+    return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c >= '0' && c <= '9'; });
+  }
+  if (list->is_array()) return !list->empty();
+  return false;
+}
+
+}  // namespace
+
 send_result interpret(gateway gw, int http_status, std::string_view body,
                       std::string_view retry_after_header) {
   const auto doc = detail::parse_json(body);
@@ -343,6 +358,14 @@ send_result interpret(gateway gw, int http_status, std::string_view body,
     case gateway::taqnyat: {
       const std::string code = text_member(root, "statusCode");
       if (http_status >= 200 && http_status < 300) {
+        // Taqnyat answers 201 per request and lists the recipients it took and refused, as
+        // strings: "accepted": "[966500000000,]", "rejected": "[]". We send to one number, so a
+        // refused number with none accepted is a rejection, not a sent message.
+        if (names_a_number(detail::member(root, "rejected")) && !names_a_number(detail::member(root, "accepted"))) {
+          r.outcome = send_outcome::rejected;
+          r.error = detail::error_text(http_status, code) + " recipient rejected";
+          return r;
+        }
         r.outcome = send_outcome::sent;
         r.provider_message_id = text_member(root, "messageId");
         return r;

@@ -292,6 +292,26 @@ TEST_CASE("sms: interpret gateway answers") {
   CHECK(sms::interpret(sms::gateway::taqnyat, 401, R"({"statusCode":401,"message":"Unauthorized"})", "").outcome ==
         send_outcome::rejected);
   CHECK(sms::interpret(sms::gateway::taqnyat, 429, "", "").outcome == send_outcome::rate_limited);
+  // The full answer lists the numbers taken and refused, as strings (the shape Taqnyat's
+  // clients are tested against). One number per request: refused and none taken is a rejection.
+  r = sms::interpret(sms::gateway::taqnyat, 201,
+                     R"({"statusCode":201,"messageId":7301,"cost":0.026,"currency":"SAR","totalCount":1,)"
+                     R"("msgLength":1,"accepted":"[966500000007,]","rejected":"[]"})",
+                     "");
+  CHECK(r.outcome == send_outcome::sent);
+  CHECK(r.provider_message_id == "7301");
+  r = sms::interpret(sms::gateway::taqnyat, 201,
+                     R"({"statusCode":201,"messageId":7302,"cost":0,"currency":"SAR","totalCount":1,)"
+                     R"("msgLength":1,"accepted":"[]","rejected":"[966500000007,]"})",
+                     "");
+  CHECK(r.outcome == send_outcome::rejected);
+  CHECK(r.error == "http 201 code 201 recipient rejected");
+  CHECK(sms::interpret(sms::gateway::taqnyat, 201, R"({"statusCode":201,"messageId":7303,"rejected":["966500000007"]})", "")
+            .outcome == send_outcome::rejected);
+  // Taken, whatever else is listed; and lists that are not lists change nothing.
+  CHECK(sms::interpret(sms::gateway::taqnyat, 201, R"({"messageId":7304,"accepted":"[966500000007]","rejected":"[966500000008]"})", "")
+            .outcome == send_outcome::sent);
+  CHECK(sms::interpret(sms::gateway::taqnyat, 201, R"({"messageId":7305,"rejected":7})", "").outcome == send_outcome::sent);
 }
 
 TEST_CASE("sms: TwiML answers") {
