@@ -498,7 +498,10 @@ TEST_CASE("media: AOUN_MEDIA_TIMEOUT_MS bounds the whole fetch, not each request
   const auto took = std::chrono::steady_clock::now() - t0;
   CHECK(r.status == 502);
   CHECK(as_json(r)["reason"] == "network");
-  CHECK(took < std::chrono::milliseconds(780));  // both hops would have fitted one timeout each
+  // Each hop (400 ms) fits the 600 ms timeout, so per-request timeouts would have answered 200
+  // after ~800 ms: the 502 is what shows one deadline for the whole fetch. The time only guards
+  // against waiting well past it (loose: CI runs this under ASan on a loaded machine).
+  CHECK(took < std::chrono::milliseconds(2000));
 }
 
 TEST_CASE("media: the slot is held until the file is written, so slow readers hit the 503 cap") {
