@@ -141,28 +141,24 @@ net::awaitable<response> app::healthz(request_context& ctx) {
 net::awaitable<response> app::render_metrics(request_context& ctx) {
   std::string body = metrics_.render();
   auto s = db_->snapshot();
-  body += "# HELP aoun_db_commits_total Write transactions committed by the group-commit writer.\n"
-          "# TYPE aoun_db_commits_total counter\naoun_db_commits_total " +
-          std::to_string(s.commits) + "\n";
-  body += "# TYPE aoun_db_jobs_total counter\naoun_db_jobs_total " + std::to_string(s.jobs) + "\n";
-  body += "# TYPE aoun_db_failed_jobs_total counter\naoun_db_failed_jobs_total " + std::to_string(s.failed_jobs) + "\n";
-  body += "# HELP aoun_db_batch_reruns_total Batches run again with a savepoint per job because one job failed without.\n"
-          "# TYPE aoun_db_batch_reruns_total counter\naoun_db_batch_reruns_total " +
-          std::to_string(s.reruns) + "\n";
-  body += "# HELP aoun_db_checkpoints_total WAL checkpoints run by the checkpointer thread.\n"
-          "# TYPE aoun_db_checkpoints_total counter\naoun_db_checkpoints_total " +
-          std::to_string(s.checkpoints) + "\n";
-  body += "# HELP aoun_db_writer_checkpoints_total Short checkpoints the writer ran so that the WAL starts over.\n"
-          "# TYPE aoun_db_writer_checkpoints_total counter\naoun_db_writer_checkpoints_total " +
-          std::to_string(s.writer_checkpoints) + "\n";
-  body += "# TYPE aoun_db_checkpoint_errors_total counter\naoun_db_checkpoint_errors_total " +
-          std::to_string(s.checkpoint_errors) + "\n";
-  body += "# HELP aoun_db_wal_resets_total Writer checkpoints that copied every frame, so the WAL started over.\n"
-          "# TYPE aoun_db_wal_resets_total counter\naoun_db_wal_resets_total " +
-          std::to_string(s.wal_resets) + "\n";
-  body += "# HELP aoun_db_wal_frames Frames in the WAL after the last commit.\n"
-          "# TYPE aoun_db_wal_frames gauge\naoun_db_wal_frames " +
-          std::to_string(s.wal_frames) + "\n";
+  // One sample per family; help is optional (the counters whose name says it all have none).
+  auto family = [&body](std::string_view name, std::string_view type, std::string_view help, std::uint64_t value) {
+    if (!help.empty()) body.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    body.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    body.append(name).append(" ").append(std::to_string(value)).append("\n");
+  };
+  family("aoun_db_commits_total", "counter", "Write transactions committed by the group-commit writer.", s.commits);
+  family("aoun_db_jobs_total", "counter", "", s.jobs);
+  family("aoun_db_failed_jobs_total", "counter", "", s.failed_jobs);
+  family("aoun_db_batch_reruns_total", "counter",
+         "Batches run again with a savepoint per job because one job failed without.", s.reruns);
+  family("aoun_db_checkpoints_total", "counter", "WAL checkpoints run by the checkpointer thread.", s.checkpoints);
+  family("aoun_db_writer_checkpoints_total", "counter",
+         "Short checkpoints the writer ran so that the WAL starts over.", s.writer_checkpoints);
+  family("aoun_db_checkpoint_errors_total", "counter", "", s.checkpoint_errors);
+  family("aoun_db_wal_resets_total", "counter",
+         "Writer checkpoints that copied every frame, so the WAL started over.", s.wal_resets);
+  family("aoun_db_wal_frames", "gauge", "Frames in the WAL after the last commit.", s.wal_frames);
   body += "# HELP aoun_db_commit_seconds Time of one group commit (BEGIN to durable COMMIT).\n"
           "# TYPE aoun_db_commit_seconds histogram\n";
   std::uint64_t cum = 0;
