@@ -157,7 +157,7 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
          "Short checkpoints the writer ran so that the WAL starts over.", s.writer_checkpoints);
   family("aoun_db_checkpoint_errors_total", "counter", "", s.checkpoint_errors);
   family("aoun_db_wal_resets_total", "counter",
-         "Writer checkpoints that copied every frame, so the WAL started over.", s.wal_resets);
+         "Writer checkpoints that found every frame copied, so the WAL could start over.", s.wal_resets);
   family("aoun_db_wal_frames", "gauge", "Frames in the WAL after the last commit.", s.wal_frames);
   body += "# HELP aoun_db_commit_seconds Time of one group commit (BEGIN to durable COMMIT).\n"
           "# TYPE aoun_db_commit_seconds histogram\n";

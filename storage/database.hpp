@@ -69,7 +69,7 @@ struct stats {
   std::uint64_t checkpoints = 0;        ///< runs of the checkpointer thread
   std::uint64_t writer_checkpoints = 0; ///< short ones the writer ran to let the WAL start over
   std::uint64_t checkpoint_errors = 0;  ///< ones that failed with something other than busy
-  std::uint64_t wal_resets = 0;         ///< writer checkpoints that copied every frame: the WAL starts over
+  std::uint64_t wal_resets = 0;         ///< writer checkpoints that found every frame copied: the WAL can start over
   std::uint64_t wal_frames = 0;         ///< frames in the WAL after the last commit (a gauge, not a counter)
   /// Histogram of commit latency: bucket upper bounds in microseconds (last = +Inf).
   static constexpr std::uint64_t latency_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
