@@ -15,12 +15,22 @@
 #include "bot/log.hpp"
 #include "bot/services.hpp"
 #include "bot/ws_channel.hpp"
+#include "channels/crypto.hpp"
 #include "storage/conversations.hpp"
 
 namespace aoun::bot {
 namespace {
 
 using nlohmann::json;
+namespace crypto = channels::crypto;
+
+// What a visitor's frame may carry. Longer values are cut, never inside a UTF-8 sequence: a
+// stored half character makes every later dump() of the conversation throw (the visitor's
+// history, the staff transcript and queue).
+constexpr std::size_t max_text = 4096;       // code points, as a staff reply
+constexpr std::size_t max_title = 200;       // code points
+constexpr std::size_t max_choice_id = 64;    // bytes
+constexpr std::size_t max_client_id = 64;    // bytes (part of the dedupe key)
 
 bool valid_session(const std::string& s) {
   if (s.size() < 16 || s.size() > 64) return false;
@@ -85,18 +95,22 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
     in.from = session;
     // The page may send its own id so that a resend after a reconnect is not processed twice.
     std::string client_id = j.contains("client_id") && j["client_id"].is_string() ? j["client_id"].get<std::string>() : "";
-    in.provider_id = "web:" + session + ":" + (client_id.empty() ? random_suffix() : client_id.substr(0, 64));
+    in.provider_id = "web:" + session + ":" +
+                     (client_id.empty() ? random_suffix() : std::string(crypto::truncate_bytes(client_id, max_client_id)));
     in.timestamp = unix_now();
     auto type = j["type"].get<std::string>();
-    if (type == "text" && j.contains("text") && j["text"].is_string()) {
+    auto str = [&j](const char* key) { return j.contains(key) && j[key].is_string(); };
+    if (type == "text" && str("text")) {
       in.type = channels::inbound_type::text;
-      in.text = j["text"].get<std::string>().substr(0, 4096);
-    } else if (type == "choice" && j.contains("id") && j["id"].is_string()) {
+      in.text = crypto::truncate_code_points(j["text"].get_ref<const std::string&>(), max_text);
+    } else if (type == "choice" && str("id")) {
       in.type = channels::inbound_type::choice;
-      in.choice_id = j["id"].get<std::string>().substr(0, 64);
-      in.text = j.contains("title") && j["title"].is_string() ? j["title"].get<std::string>().substr(0, 200) : "";
+      in.choice_id = crypto::truncate_bytes(j["id"].get_ref<const std::string&>(), max_choice_id);
+      in.text = str("title") ? std::string(crypto::truncate_code_points(j["title"].get_ref<const std::string&>(), max_title)) : "";
     } else {
-      ch->send(json{{"type", "error"}, {"message", "unknown message type"}}.dump());
+      // A known type without its string field is as malformed as no type at all.
+      bool known = type == "text" || type == "choice";
+      ch->send(json{{"type", "error"}, {"message", known ? "malformed message" : "unknown message type"}}.dump());
       continue;
     }
     if (in.type == channels::inbound_type::text && in.text.empty()) continue;

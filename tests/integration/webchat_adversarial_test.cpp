@@ -1,0 +1,367 @@
+// The web chat's WebSocket (/chat/ws) under hostile input: frames that are not what
+// web/chat/chat.js sends, frames over the limit, invalid UTF-8, a flood, someone else's session
+// id, a client that leaves mid-message. The rule: a bad frame gets a clear error (or the close
+// code the protocol names), nothing is stored, nobody sees another visitor's history, and the
+// server keeps serving the next well-formed frame.
+#include <doctest/doctest.h>
+
+#include <deque>
+
+#include "staff_helpers.hpp"
+
+using namespace aoun::test;
+using nlohmann::json;
+using namespace std::string_literals;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+
+namespace {
+
+/// A visitor's page: one WebSocket on /chat/ws, driven from the test's thread (the io_context
+/// runs only inside send/wait calls, so reads and writes never overlap across threads).
+class chat_client {
+ public:
+  chat_client(unsigned short port, const std::string& session) {
+    beast::get_lowest_layer(ws_).connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    websocket::response_type resp;
+    boost::system::error_code ec;
+    ws_.handshake(resp, "127.0.0.1", "/chat/ws?session=" + session, ec);
+    status = ec ? resp.result_int() : 101;
+    if (!ec) read_next();
+  }
+  ~chat_client() {
+    boost::system::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+    ioc_.restart();
+    ioc_.poll();
+  }
+
+  int status = 0;
+
+  void send_text(const std::string& bytes) { write(bytes, true); }
+  void send_binary(const std::string& bytes) { write(bytes, false); }
+  void send(const json& j) { send_text(j.dump()); }
+  /// One fragment of a message that never ends (FIN clear).
+  void send_fragment(const std::string& bytes) {
+    ws_.text(true);
+    bool done = false;
+    ws_.async_write_some(false, net::buffer(bytes), [&](boost::system::error_code, std::size_t) { done = true; });
+    pump([&] { return done; }, std::chrono::seconds(5));
+  }
+  /// Drops the TCP connection without a close frame.
+  void drop() {
+    boost::system::error_code ec;
+    beast::get_lowest_layer(ws_).socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  }
+
+  /// Waits for a frame (not yet taken) matching `pred`, takes it and the ones before it.
+  std::optional<json> next(const std::function<bool(const json&)>& pred,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    std::optional<json> found;
+    pump(
+        [&] {
+          while (!frames_.empty()) {
+            auto j = json::parse(frames_.front(), nullptr, false);
+            frames_.pop_front();
+            if (pred(j)) {
+              found = std::move(j);
+              return true;
+            }
+          }
+          return false;
+        },
+        timeout);
+    return found;
+  }
+  std::optional<json> next_of_type(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return next([&](const json& j) { return j.is_object() && j.value("type", "") == type; }, timeout);
+  }
+  /// Waits until the server closes; the close code it sent (websocket::close_code::none if
+  /// the connection just dropped), or nullopt while it stays open.
+  std::optional<std::uint16_t> wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    pump([&] { return closed_; }, timeout);
+    if (!closed_) return std::nullopt;
+    return static_cast<std::uint16_t>(ws_.reason().code);
+  }
+  bool closed() const { return closed_; }
+
+ private:
+  void read_next() {
+    ws_.async_read(buf_, [this](boost::system::error_code ec, std::size_t) {
+      if (ec) {
+        closed_ = true;
+        return;
+      }
+      frames_.push_back(beast::buffers_to_string(buf_.data()));
+      buf_.consume(buf_.size());
+      read_next();
+    });
+  }
+  void write(const std::string& bytes, bool text) {
+    ws_.text(text);
+    bool done = false;
+    ws_.async_write(net::buffer(bytes), [&](boost::system::error_code, std::size_t) { done = true; });
+    pump([&] { return done; }, std::chrono::seconds(5));
+  }
+  void pump(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return;
+      if (ioc_.stopped()) ioc_.restart();
+      if (ioc_.run_one_for(deadline - now) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  net::io_context ioc_;
+  websocket::stream<beast::tcp_stream> ws_{ioc_};
+  beast::flat_buffer buf_;
+  std::deque<std::string> frames_;
+  bool closed_ = false;
+};
+
+json text_msg(const std::string& text, const std::string& client_id) {
+  return json{{"type", "text"}, {"text", text}, {"client_id", client_id}};
+}
+
+long long stored_messages(const std::string& db) {
+  return db_value(db, "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                      "JOIN beneficiaries b ON b.id = c.beneficiary_id WHERE b.channel = 'webchat' AND m.direction = 'in'");
+}
+
+std::string repeat(const std::string& s, std::size_t n) {
+  std::string out;
+  out.reserve(s.size() * n);
+  for (std::size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+/// The visitor still has a working chat: a well-formed text is acknowledged and answered.
+void still_serves(chat_client& c, const std::string& client_id) {
+  c.send(text_msg("مرحبا", client_id));
+  auto ack = c.next_of_type("ack");
+  REQUIRE_MESSAGE(ack, "no ack for a well-formed text");
+  CHECK((*ack)["client_id"] == client_id);
+}
+
+}  // namespace
+
+TEST_CASE("webchat: frames that are not the page's JSON get an error frame, store nothing, and the session goes on") {
+  staff_env e;
+  chat_client c(e.port(), "adversary-session-0001");
+  REQUIRE(c.status == 101);
+  REQUIRE(c.next_of_type("history"));
+
+  struct bad_frame {
+    std::string what, bytes;
+    bool binary;
+    std::string message;
+  };
+  const std::vector<bad_frame> frames{
+      {"not JSON", "hello", false, "malformed message"},
+      {"truncated JSON", "{\"type\":\"text\",\"text\":\"a", false, "malformed message"},
+      {"empty frame", "", false, "malformed message"},
+      {"JSON null", "null", false, "malformed message"},
+      {"JSON array", "[\"text\",\"hi\"]", false, "malformed message"},
+      {"JSON string", "\"hi\"", false, "malformed message"},
+      {"JSON number", "99999999999999999999", false, "malformed message"},
+      {"huge exponent", "{\"type\":\"text\",\"text\":1e999}", false, "malformed message"},
+      {"no type", "{\"text\":\"hi\"}", false, "malformed message"},
+      {"type is a number", "{\"type\":1,\"text\":\"hi\"}", false, "malformed message"},
+      {"type is null", "{\"type\":null,\"text\":\"hi\"}", false, "malformed message"},
+      {"type is an array", "{\"type\":[\"text\"],\"text\":\"hi\"}", false, "malformed message"},
+      {"unknown type", "{\"type\":\"delete_all\"}", false, "unknown message type"},
+      {"text without text", "{\"type\":\"text\"}", false, "malformed message"},
+      {"text is a number", "{\"type\":\"text\",\"text\":42}", false, "malformed message"},
+      {"text is null", "{\"type\":\"text\",\"text\":null}", false, "malformed message"},
+      {"text is an array", "{\"type\":\"text\",\"text\":[\"hi\"]}", false, "malformed message"},
+      {"text is an object", "{\"type\":\"text\",\"text\":{\"$gt\":\"\"}}", false, "malformed message"},
+      {"choice without id", "{\"type\":\"choice\",\"title\":\"yes\"}", false, "malformed message"},
+      {"choice id is a number", "{\"type\":\"choice\",\"id\":7}", false, "malformed message"},
+      {"lone surrogate escape", "{\"type\":\"text\",\"text\":\"\\ud800\"}", false, "malformed message"},
+      {"raw NUL in a string", "{\"type\":\"text\",\"text\":\"a\0b\"}"s, false, "malformed message"},
+      {"binary garbage", "\x00\xff\xfe\x80"s, true, "malformed message"},
+      {"binary JSON with invalid UTF-8", "{\"type\":\"text\",\"text\":\"\xff\xfe\"}", true, "malformed message"},
+      {"deep nesting", repeat("[", 5000) + repeat("]", 5000), false, "malformed message"},
+  };
+  for (const auto& f : frames) {
+    CAPTURE(f.what);
+    if (f.binary)
+      c.send_binary(f.bytes);
+    else
+      c.send_text(f.bytes);
+    auto err = c.next_of_type("error");
+    REQUIRE_MESSAGE(err, "no error frame");
+    CHECK((*err)["message"] == f.message);
+  }
+  CHECK_FALSE(c.closed());
+  CHECK(stored_messages(e.db) == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE channel = 'webchat'") == 0);
+  still_serves(c, "c-after-bad-frames");
+  CHECK(eventually([&] { return stored_messages(e.db) == 1; }));
+}
+
+TEST_CASE("webchat: a session id outside 16-64 of [A-Za-z0-9_-] is refused before the upgrade") {
+  staff_env e;
+  for (const std::string& s : {""s, "short"s, repeat("a", 65), "aaaaaaaaaaaaaaaa%00"s, "aaaaaaaaaaaaaaa%2F"s, "aaaaaaaaaaaaaaa."s,
+                               "%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9"s}) {
+    CAPTURE(s);
+    chat_client c(e.port(), s);
+    CHECK(c.status == 400);
+  }
+  CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("webchat: long texts and long choice fields are cut on a character boundary, and the chat keeps working") {
+  staff_env e;
+  const std::string session = "long-text-session-0001";
+  {
+    chat_client c(e.port(), session);
+    REQUIRE(c.status == 101);
+    REQUIRE(c.next_of_type("history"));
+    // 'a' then Arabic letters (two bytes each): a cut at a fixed byte count lands inside one.
+    c.send(text_msg("a" + repeat("ع", 5000), "long-1"));
+    REQUIRE(c.next_of_type("ack"));
+    c.send(json{{"type", "choice"}, {"id", "x" + repeat("ع", 100)}, {"title", "y" + repeat("ع", 300)}, {"client_id", "long-2"}});
+    auto ack = c.next([](const json& j) { return j.value("type", "") == "ack" || j.value("type", "") == "error"; });
+    REQUIRE(ack);
+    CHECK((*ack)["type"] == "ack");
+    // A client id longer than the stored key is still echoed whole.
+    c.send(text_msg("مرحبا", "c" + repeat("ع", 100)));
+    REQUIRE(c.next_of_type("ack"));
+  }
+  CHECK(eventually([&] { return stored_messages(e.db) == 3; }));
+  // What was stored is text every reader can serialise: staff can open the conversation and the
+  // queue...
+  auto admin = login(e.port());
+  auto cid = conversation_of(e.db, session);
+  auto msgs = api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(cid) + "/messages", admin);
+  CHECK_MESSAGE(msgs.status == 200, msgs.body);
+  auto list = api(e.port(), "GET", "/api/v1/conversations?mode=all", admin);
+  CHECK_MESSAGE(list.status == 200, list.body);
+  // ...and the visitor's reconnect replays it.
+  chat_client again(e.port(), session);
+  REQUIRE(again.status == 101);
+  auto history = again.next_of_type("history");
+  REQUIRE_MESSAGE(history, "no history on reconnect");
+  std::string longest;
+  for (auto& m : (*history)["messages"])
+    if (m["direction"] == "in" && m["text"].get<std::string>().size() > longest.size()) longest = m["text"];
+  CHECK(longest.size() == 1 + 2 * 4095);  // 4096 characters: 'a' and 4095 letters
+  still_serves(again, "long-3");
+}
+
+TEST_CASE("webchat: invalid UTF-8 in a text frame and frames over the limit close the socket with the protocol's code") {
+  staff_env e;
+  {
+    chat_client c(e.port(), "utf8-session-000001");
+    REQUIRE(c.status == 101);
+    REQUIRE(c.next_of_type("history"));
+    c.send_text("{\"type\":\"text\",\"text\":\"\xc3\x28\"}");
+    auto code = c.wait_closed();
+    REQUIRE(code);
+    CHECK(*code == websocket::close_code::bad_payload);
+  }
+  {
+    chat_client c(e.port(), "big-frame-session-01");
+    REQUIRE(c.status == 101);
+    REQUIRE(c.next_of_type("history"));
+    c.send(text_msg(repeat("a", 20 * 1024), "big"));
+    auto code = c.wait_closed();
+    REQUIRE(code);
+    CHECK(*code == websocket::close_code::too_big);
+  }
+  CHECK(stored_messages(e.db) == 0);
+  chat_client next(e.port(), "utf8-session-000001");
+  REQUIRE(next.status == 101);
+  REQUIRE(next.next_of_type("history"));
+  still_serves(next, "after-close");
+}
+
+TEST_CASE("webchat: a visitor never sees another visitor's history") {
+  staff_env e;
+  const std::string alice = "Alice-Session-0123456789";
+  {
+    chat_client a(e.port(), alice);
+    REQUIRE(a.status == 101);
+    REQUIRE(a.next_of_type("history"));
+    a.send(text_msg("سري للغاية", "alice-1"));
+    REQUIRE(a.next_of_type("ack"));
+  }
+  // Ids close to Alice's, and unknown ones, are other (new) visitors with nothing to replay.
+  std::string upper = alice, lower = alice;
+  for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const auto& other : {upper, lower, alice.substr(0, 20), alice + "x", std::string("Alice-Session-012345678_"),
+                            std::string("0000000000000000")}) {
+    CAPTURE(other);
+    chat_client b(e.port(), other);
+    REQUIRE(b.status == 101);
+    auto h = b.next_of_type("history");
+    REQUIRE(h);
+    CHECK((*h)["messages"].empty());
+  }
+  // Alice herself gets her history back; another visitor's new messages are not pushed to her.
+  chat_client a(e.port(), alice);
+  REQUIRE(a.status == 101);
+  auto mine = a.next_of_type("history");
+  REQUIRE(mine);
+  CHECK(mine->dump().find("سري للغاية") != std::string::npos);
+  {
+    chat_client b(e.port(), "bob-session-00000001");
+    REQUIRE(b.status == 101);
+    b.send(text_msg("رسالة بوب", "bob-1"));
+    REQUIRE(b.next_of_type("ack"));
+    REQUIRE(b.next_of_type("message"));  // the bot's answer to Bob
+  }
+  CHECK_FALSE(a.next([](const json&) { return true; }, std::chrono::milliseconds(300)));
+}
+
+TEST_CASE("webchat: a flood of messages is processed in order, and the server stays responsive") {
+  staff_env e;
+  chat_client c(e.port(), "flood-session-000001");
+  REQUIRE(c.status == 101);
+  REQUIRE(c.next_of_type("history"));
+  constexpr int n = 150;
+  for (int i = 0; i < n; ++i) c.send(text_msg("رسالة " + std::to_string(i), "flood-" + std::to_string(i)));
+  // The same client ids again: resends, not new messages.
+  for (int i = 0; i < 20; ++i) c.send(text_msg("رسالة " + std::to_string(i), "flood-" + std::to_string(i)));
+  CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+  c.send(text_msg("انتهيت", "flood-end"));
+  CHECK(c.next([](const json& j) { return j.value("type", "") == "ack" && j.value("client_id", "") == "flood-end"; },
+               std::chrono::seconds(30)));
+  CHECK(stored_messages(e.db) == n + 1);
+}
+
+TEST_CASE("webchat: a client that leaves mid-message stores nothing and costs the server nothing") {
+  staff_env e;
+  {
+    chat_client c(e.port(), "half-message-session1");
+    REQUIRE(c.status == 101);
+    REQUIRE(c.next_of_type("history"));
+    c.send_fragment("{\"type\":\"text\",\"text\":\"first half");
+    c.drop();
+  }
+  {
+    // A frame header that promises more bytes than ever arrive.
+    raw_connection raw(e.port());
+    REQUIRE(raw.connected());
+    raw.send("GET /chat/ws?session=half-frame-session-01 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    auto hello = raw.read_all(std::chrono::milliseconds(300));
+    REQUIRE(hello.rfind("HTTP/1.1 101", 0) == 0);
+    // FIN + text, masked, 16-bit length 1000, mask key 0, then only 10 bytes of payload.
+    raw.send("\x81\xfe\x03\xe8\x00\x00\x00\x00"s + "{\"type\":\"");
+  }
+  {
+    chat_client c(e.port(), "half-message-session1");
+    REQUIRE(c.status == 101);
+    auto h = c.next_of_type("history");
+    REQUIRE(h);
+    CHECK((*h)["messages"].empty());
+    still_serves(c, "after-drop");
+  }
+  CHECK(stored_messages(e.db) == 1);
+  CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+}
