@@ -22,6 +22,7 @@
 #include "bot/log.hpp"
 #include "bot/password.hpp"
 #include "bot/staff_logic.hpp"
+#include "channels/crypto.hpp"
 #include "storage/cases_admin.hpp"
 #include "storage/conversations.hpp"
 #include "storage/outbox.hpp"
@@ -526,7 +527,8 @@ net::awaitable<response> post_template(const services& s, request_context& ctx, 
     co_return bad_request(ctx, "expected {\"name\": string, \"params\": [string...]}");
   auto name = (*body)["name"].get<std::string>();
   if (name != s.cfg.whatsapp_template)
-    co_return bad_request(ctx, "'" + name.substr(0, 64) + "' is not an approved template; use '" +
+    co_return bad_request(ctx, "'" + std::string(channels::crypto::truncate_code_points(name, 64)) +
+                                   "' is not an approved template; use '" +
                                    s.cfg.whatsapp_template + "'");
   std::vector<std::string> params;
   if (body->contains("params") && !(*body)["params"].is_null()) {
