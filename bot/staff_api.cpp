@@ -387,7 +387,9 @@ void end_staff_episode(storage::conversation_row& conv) {
 net::awaitable<response> takeover(const services& s, request_context& ctx, const storage::staff_row& me) {
   auto body = body_object(ctx, true);
   if (!body) co_return bad_request(ctx, "expected an empty body or {\"override\": true}");
-  bool override_ = body->contains("override") && (*body)["override"].is_boolean() && (*body)["override"].get<bool>();
+  const bool has_override = body->contains("override") && !(*body)["override"].is_null();
+  if (has_override && !(*body)["override"].is_boolean()) co_return bad_request(ctx, "override must be a boolean");
+  const bool override_ = has_override && (*body)["override"].get<bool>();
   auto job = [&s, &me, override_](storage::connection& c, storage::conversation_row& conv, std::int64_t now,
                                    after_commit& fx) -> storage::result<outcome> {
     if (holds(conv, me)) return ok(s.ops.conversation_json(c, conv, now));  // already yours
