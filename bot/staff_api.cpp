@@ -847,6 +847,10 @@ net::awaitable<response> update_staff(const services& s, request_context& ctx, c
     else disabled = (*body)["disabled"].get<bool>();
   }
   if (bad) co_return bad_request(ctx, "role, display_name, password are strings; disabled is a boolean");
+  // A body naming none of them (a typo such as "rol") would otherwise answer 200 and audit a
+  // change that did not happen.
+  if (!role && !display && !pw && !disabled)
+    co_return bad_request(ctx, "nothing to change: give role, display_name, password or disabled");
   if (role && sl::role_rank(*role) < 0) co_return bad_request(ctx, "role must be agent, supervisor or admin");
   if (display && (display->find_first_not_of(" \t") == std::string::npos || sl::utf8_length(*display) > 100))
     co_return bad_request(ctx, "display_name must be 1-100 characters");
