@@ -9,6 +9,7 @@
 #include "bot/staff_api.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <fstream>
 #include <limits>
@@ -316,12 +317,11 @@ net::awaitable<response> list_conversations(const services& s, request_context& 
   if (ctx.query.count("mine") && (ctx.query.at("mine") == "1" || ctx.query.at("mine") == "true")) mine = me.id;
   int limit = 200;
   if (ctx.query.count("limit")) {
-    try {
-      limit = std::stoi(ctx.query.at("limit"));
-    } catch (...) {
-      limit = -1;
-    }
-    if (limit < 1 || limit > 1000) co_return bad_request(ctx, "limit must be 1-1000");
+    // All of it a decimal number: stoi would take "5abc" as 5 and "1e3" as 1.
+    const auto& v = ctx.query.at("limit");
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
+    if (ec != std::errc() || end != v.data() + v.size() || limit < 1 || limit > 1000)
+      co_return bad_request(ctx, "limit must be 1-1000");
   }
   auto now = unix_now();
   auto r = co_await db_read<json>(s.db, [&s, &mode, &mine, limit, now](storage::connection& c) -> storage::result<json> {
