@@ -14,7 +14,8 @@ std::string bearer_token(const request_context& ctx, bool allow_query) {
   auto it = ctx.req.find(http::field::authorization);
   if (it != ctx.req.end()) {
     std::string_view v(it->value().data(), it->value().size());
-    if (v.size() > 7 && (v.substr(0, 7) == "Bearer " || v.substr(0, 7) == "bearer ")) {
+    // The scheme is case-insensitive (RFC 7235 section 2.1).
+    if (v.size() > 7 && beast::iequals(v.substr(0, 7), "bearer ")) {
       auto t = v.substr(7);
       while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
       while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
