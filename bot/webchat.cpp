@@ -2,6 +2,8 @@
 // visitor's WebSocket /chat/ws?session=<id>. A session id is a random string the page keeps in
 // localStorage; it is the visitor's address on the "webchat" channel, so a reconnect (or a
 // reload) shows the history and continues the same conversation.
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -113,7 +115,13 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
       ch->send(json{{"type", "error"}, {"message", known ? "malformed message" : "unknown message type"}}.dump());
       continue;
     }
-    if (in.type == channels::inbound_type::text && in.text.empty()) continue;
+    // The page trims what the visitor typed and sends nothing when nothing is left; say so
+    // to any other client rather than drop the frame without a word.
+    if (in.type == channels::inbound_type::text &&
+        std::all_of(in.text.begin(), in.text.end(), [](unsigned char ch) { return std::isspace(ch) != 0; })) {
+      ch->send(json{{"type", "error"}, {"message", "empty message"}}.dump());
+      continue;
+    }
     after_commit fx;
     fx.staff_listening = s.hub.has_subscribers("staff");
     auto now = unix_now();

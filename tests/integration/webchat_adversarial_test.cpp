@@ -184,6 +184,9 @@ TEST_CASE("webchat: frames that are not the page's JSON get an error frame, stor
       {"binary garbage", "\x00\xff\xfe\x80"s, true, "malformed message"},
       {"binary JSON with invalid UTF-8", "{\"type\":\"text\",\"text\":\"\xff\xfe\"}", true, "malformed message"},
       {"deep nesting", repeat("[", 5000) + repeat("]", 5000), false, "malformed message"},
+      // The page trims and never sends these; answered, not silently dropped.
+      {"empty text", "{\"type\":\"text\",\"text\":\"\"}", false, "empty message"},
+      {"blank text", "{\"type\":\"text\",\"text\":\" \\t\\n \"}", false, "empty message"},
   };
   for (const auto& f : frames) {
     CAPTURE(f.what);
