@@ -15,9 +15,13 @@ void ws_channel::send(std::string payload) {
 net::awaitable<void> ws_channel::drain() {
   auto self = shared_from_this();
   while (!queue_.empty() && !closed_) {
-    ws_.text(true);
-    auto [ec, n] = co_await ws_.async_write(net::buffer(queue_.front()), use_tuple);
+    // The message being written belongs to this frame, not to the queue: close() may empty
+    // the queue while the write is in flight (the reader saw the client leave), and the
+    // write's buffer must outlive that.
+    std::string message = std::move(queue_.front());
     queue_.pop_front();
+    ws_.text(true);
+    auto [ec, n] = co_await ws_.async_write(net::buffer(message), use_tuple);
     if (ec) {
       closed_ = true;
       queue_.clear();
@@ -31,7 +35,7 @@ void ws_channel::close() {
     if (self->closed_) return;
     self->closed_ = true;
     self->queue_.clear();
-    // Cancels the owner's pending read; the owner's coroutine then ends.
+    // Cancels the owner's pending read (and a write in flight); the owner's coroutine then ends.
     beast::get_lowest_layer(self->ws_).cancel();
   });
 }
