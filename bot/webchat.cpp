@@ -118,7 +118,7 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
     // The page trims what the visitor typed and sends nothing when nothing is left; say so
     // to any other client rather than drop the frame without a word.
     if (in.type == channels::inbound_type::text &&
-        std::all_of(in.text.begin(), in.text.end(), [](unsigned char ch) { return std::isspace(ch) != 0; })) {
+        std::all_of(in.text.begin(), in.text.end(), [](unsigned char b) { return std::isspace(b) != 0; })) {
       ch->send(json{{"type", "error"}, {"message", "empty message"}}.dump());
       continue;
     }
