@@ -63,6 +63,7 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   if (!db) throw config_error("AOUN_DB: cannot open '" + cfg_.db_path + "': " + db.error().message());
   db_ = std::move(*db);
   bootstrap_admin();
+  webchat_key_ = server_key("webchat_session");
   ops_ = std::make_unique<conversation_ops>(cfg_, load_engine(cfg_));
   outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_);
   media_ = std::make_unique<media_downloader>(ioc_.get_executor(), cfg_);
@@ -113,11 +114,30 @@ void app::bootstrap_admin() {
   }
 }
 
+std::string app::server_key(const char* name) {
+  // Before the server starts, like bootstrap_admin.
+  std::string fresh = password::random_token(32), key;
+  std::promise<boost::system::error_code> done;
+  db_->submit_write(
+      [&](storage::connection& c) -> boost::system::error_code {
+        auto k = storage::server_key(c, name, fresh, unix_now());
+        if (!k) return k.error();
+        key = std::move(*k);
+        return {};
+      },
+      [&](boost::system::error_code ec) { done.set_value(ec); });
+  auto ec = done.get_future().get();
+  if (ec || key.size() < 32)
+    throw config_error(std::string("AOUN_DB: cannot read or create the server key '") + name + "'" +
+                       (ec ? ": " + ec.message() : std::string()));
+  return key;
+}
+
 void app::build_routes() {
   routes_.add(http::verb::get, "/healthz", [this](request_context& c) { return healthz(c); });
   routes_.add(http::verb::get, "/metrics", [this](request_context& c) { return render_metrics(c); });
   add_webhook_routes(routes_, *services_);
-  add_webchat_routes(routes_, *services_);
+  add_webchat_routes(routes_, *services_, webchat_key_);
   add_static_routes(routes_, *services_);
   add_staff_routes(routes_, *services_);
 }

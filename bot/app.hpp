@@ -44,6 +44,9 @@ class app {
  private:
   void build_routes();
   void bootstrap_admin();
+  /// The server's own key `name` (storage::server_key), made on first start. Throws
+  /// config_error if the database cannot give one.
+  std::string server_key(const char* name);
   net::awaitable<response> healthz(request_context& ctx);
   net::awaitable<response> render_metrics(request_context& ctx);
   /// At start and then hourly: deletes dedupe keys older than storage::processed_keep_seconds,
@@ -64,6 +67,7 @@ class app {
   std::unique_ptr<outbox_worker> outbox_;
   std::unique_ptr<media_downloader> media_;
   std::atomic<bool> stopping_{false};
+  std::string webchat_key_;  // signs web-chat session ids (bot/webchat.cpp)
   std::unique_ptr<services> services_;
   std::unique_ptr<http_server> server_;
 };

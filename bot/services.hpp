@@ -46,8 +46,9 @@ std::int64_t unix_now();
 
 /// POST/GET /webhooks/{whatsapp,telegram,sms}.
 void add_webhook_routes(router& r, const services& s);
-/// /chat/ws (web-chat WebSocket) and the static pages under /chat/ and /console/.
-void add_webchat_routes(router& r, const services& s);
+/// /chat/ws (web-chat WebSocket). `session_key` signs the session ids it hands out.
+void add_webchat_routes(router& r, const services& s, const std::string& session_key);
+/// The static pages under /chat/ and /console/.
 void add_static_routes(router& r, const services& s);
 /// /api/v1/...: the staff API and its WebSocket stream (bot/staff_api.cpp, bot/stream.cpp).
 /// Throws config_error at start-up if locales/canned.json is missing or malformed.

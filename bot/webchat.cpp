@@ -1,7 +1,8 @@
 // The website chat: static pages under /chat/ (and the console's under /console/), and the
-// visitor's WebSocket /chat/ws?session=<id>. A session id is a random string the page keeps in
-// localStorage; it is the visitor's address on the "webchat" channel, so a reconnect (or a
-// reload) shows the history and continues the same conversation.
+// visitor's WebSocket /chat/ws[?session=<id>]. The server hands each new visitor a session id
+// (the first frame); the page keeps it in localStorage and presents it again, so a reconnect
+// (or a reload) shows the history and continues the same conversation. The id is the visitor's
+// address on the "webchat" channel.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "bot/db.hpp"
 #include "bot/http_error.hpp"
 #include "bot/log.hpp"
+#include "bot/password.hpp"
 #include "bot/services.hpp"
 #include "bot/ws_channel.hpp"
 #include "channels/crypto.hpp"
@@ -41,19 +43,72 @@ bool valid_session(const std::string& s) {
   return true;
 }
 
+// Session ids are the server's own: 22 characters of base64url (16 random bytes), then 22 of a
+// tag, base64url(HMAC-SHA256(key, those 22 characters)) cut to 128 bits. The id is the key to a
+// conversation that may hold a national ID, so its strength must not depend on the client: the
+// server recognises the ids it made without storing each one, and an id a client made up is
+// not one of them (docs/console.md).
+class session_ids {
+ public:
+  explicit session_ids(std::string key) : key_(std::move(key)) {}
+  std::string mint() const {
+    auto nonce = password::random_token(16);
+    return nonce + tag(nonce);
+  }
+  bool ours(std::string_view id) const {
+    return id.size() == 2 * part && crypto::equal_constant_time(id.substr(part), tag(id.substr(0, part)));
+  }
+
+ private:
+  static constexpr std::size_t part = 22;
+  std::string tag(std::string_view nonce) const {
+    auto t = crypto::base64_encode(crypto::hmac_sha256(key_, nonce));
+    t.resize(part);
+    for (auto& c : t) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    return t;
+  }
+  std::string key_;
+};
+
 std::string random_suffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::to_string(rng());
 }
 
-net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream, request_context& ctx) {
-  auto session = ctx.query.count("session") ? ctx.query.at("session") : std::string();
-  if (!valid_session(session)) {
+net::awaitable<void> webchat_session(const services& s, const session_ids& ids, beast::tcp_stream stream,
+                                     request_context& ctx) {
+  auto asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
+  if (!asked.empty() && !valid_session(asked)) {
     auto res = error_response(ctx.req.version(), false, api_error::malformed,
                               "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
     co_await http::async_write(stream, res, use_tuple);
     co_return;
   }
+  // The id presented is kept if the server made it, or if a conversation already lives at it
+  // (ids the page chose itself before the server made them). Any other id, and none, gets a
+  // new one: a made-up id never becomes an address.
+  std::string session;
+  if (ids.ours(asked)) {
+    session = asked;
+  } else if (!asked.empty()) {
+    auto known = co_await db_read<int>(s.db, [&asked](storage::connection& c) -> storage::result<int> {
+      auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = 'webchat' AND address = ?");
+      if (!q) return q.error();
+      q->bind(1, asked);
+      auto row = q->step();
+      if (!row) return row.error();
+      return *row ? 1 : 0;
+    });
+    if (!known) {
+      auto res = error_response(ctx.req.version(), false, api_error::unavailable, "could not open the session, try again");
+      co_await http::async_write(stream, res, use_tuple);
+      co_return;
+    }
+    if (*known) session = asked;
+    else s.stats.count("webchat_sessions_replaced");
+  }
+  if (session.empty()) session = ids.mint();
+
   auto ch = std::make_shared<ws_channel>(std::move(stream));
   auto& ws = ch->ws();
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -79,6 +134,7 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
     for (auto& m : *list) msgs.push_back(conversation_ops::message_json(m));
     return msgs;
   });
+  ch->send(json{{"type", "session"}, {"session", session}}.dump());
   ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
 
   beast::flat_buffer buf;
@@ -87,7 +143,9 @@ net::awaitable<void> webchat_session(const services& s, beast::tcp_stream stream
     if (ec) break;
     auto text = beast::buffers_to_string(buf.data());
     buf.consume(buf.size());
-    auto j = json::parse(text, nullptr, false);
+    // The page sends text frames; a binary one is not checked as UTF-8 by the protocol, so it
+    // is refused whatever it holds.
+    auto j = ws.got_text() ? json::parse(text, nullptr, false) : json(json::value_t::discarded);
     if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string()) {
       ch->send(json{{"type", "error"}, {"message", "malformed message"}}.dump());
       continue;
@@ -159,10 +217,12 @@ const char* mime_of(const std::string& path) {
 
 }  // namespace
 
-void add_webchat_routes(router& r, const services& s) {
+void add_webchat_routes(router& r, const services& s, const std::string& session_key) {
   if (!s.cfg.webchat_enabled) return;
-  r.add_websocket("/chat/ws", [&s](beast::tcp_stream stream, request_context& ctx) {
-    return webchat_session(s, std::move(stream), ctx);
+  s.stats.count("webchat_sessions_replaced", 0);
+  r.add_websocket("/chat/ws", [&s, ids = std::make_shared<const session_ids>(session_key)](
+                                  beast::tcp_stream stream, request_context& ctx) {
+    return webchat_session(s, *ids, std::move(stream), ctx);
   });
 }
 

@@ -258,6 +258,16 @@ CREATE INDEX outbox_dead ON outbox(id) WHERE state = 'dead';
       R"sql(
 CREATE INDEX cases_by_beneficiary ON cases(beneficiary_id, step, updated_at);
 )sql",
+      // 5: keys the server makes for itself on first start (the web chat signs the session ids
+      //    it hands out with one, bot/webchat.cpp). Kept in the database so that they survive a
+      //    restart and travel with the data they protect.
+      R"sql(
+CREATE TABLE server_keys (
+  name       TEXT PRIMARY KEY,
+  secret     TEXT NOT NULL,                -- hex of random bytes
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
   };
   return list;
 }

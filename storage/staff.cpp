@@ -150,6 +150,19 @@ boost::system::error_code delete_expired_sessions(connection& c, std::int64_t no
   return q->bind(1, now).exec();
 }
 
+result<std::string> server_key(connection& c, std::string_view name, std::string_view fresh, std::int64_t now) {
+  auto ins = c.prepare("INSERT INTO server_keys (name, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING");
+  if (!ins) return ins.error();
+  if (auto ec = ins->bind(1, name).bind(2, fresh).bind(3, now).exec()) return ec;
+  auto q = c.prepare("SELECT secret FROM server_keys WHERE name = ?");
+  if (!q) return q.error();
+  q->bind(1, name);
+  auto row = q->step();
+  if (!row) return row.error();
+  if (!*row) return errc::not_found;
+  return q->text(0);
+}
+
 boost::system::error_code audit(connection& c, std::optional<std::int64_t> staff_id, std::string_view action,
                                 std::string_view target, std::string_view detail_json, std::int64_t now) {
   auto q = c.prepare("INSERT INTO audit_log (staff_id, action, target, detail, at) VALUES (?, ?, ?, ?, ?)");

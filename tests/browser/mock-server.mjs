@@ -143,6 +143,7 @@ server.on('upgrade', (req, socket) => {
     const c = acceptUpgrade(req, socket);
     const history = [];
     const say = (text, choices = []) => { const msg = { direction: 'out', text, choices, created_at: now() }; history.push(msg); c.send(JSON.stringify({ type: 'message', message: msg })); };
+    c.send(JSON.stringify({ type: 'session', session: 'mock-session-made-by-the-mock-server-0000000' }));
     c.send(JSON.stringify({ type: 'history', messages: history }));
     // like the real server: the bot speaks once the visitor has written
     c.onmessage = (raw) => {

@@ -1,11 +1,12 @@
 // The web chat's WebSocket (/chat/ws) under hostile input: frames that are not what
-// web/chat/chat.js sends, frames over the limit, invalid UTF-8, a flood, someone else's session
-// id, a client that leaves mid-message. The rule: a bad frame gets a clear error (or the close
+// web/chat/chat.js sends, frames over the limit, invalid UTF-8, a flood, made-up, tampered or
+// someone else's session ids, a client that leaves mid-message. The rule: a bad frame gets a clear error (or the close
 // code the protocol names), nothing is stored, nobody sees another visitor's history, and the
 // server keeps serving the next well-formed frame.
 #include <doctest/doctest.h>
 
 #include <deque>
+#include <set>
 
 #include "staff_helpers.hpp"
 
@@ -22,13 +23,18 @@ namespace {
 /// runs only inside send/wait calls, so reads and writes never overlap across threads).
 class chat_client {
  public:
-  chat_client(unsigned short port, const std::string& session) {
+  /// Connects presenting `asked` (none if empty); on 101 waits for the server's first frame,
+  /// the session id it gives this connection.
+  explicit chat_client(unsigned short port, const std::string& asked = "") {
     beast::get_lowest_layer(ws_).connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
     websocket::response_type resp;
     boost::system::error_code ec;
-    ws_.handshake(resp, "127.0.0.1", "/chat/ws?session=" + session, ec);
+    ws_.handshake(resp, "127.0.0.1", asked.empty() ? "/chat/ws" : "/chat/ws?session=" + asked, ec);
     status = ec ? resp.result_int() : 101;
-    if (!ec) read_next();
+    if (ec) return;
+    read_next();
+    if (auto first = next([](const json&) { return true; }); first && first->value("type", "") == "session")
+      session = first->value("session", "");
   }
   ~chat_client() {
     boost::system::error_code ec;
@@ -38,6 +44,7 @@ class chat_client {
   }
 
   int status = 0;
+  std::string session;  ///< what the server's first frame named (empty if it did not)
 
   void send_text(const std::string& bytes) { write(bytes, true); }
   void send_binary(const std::string& bytes) { write(bytes, false); }
@@ -149,7 +156,7 @@ void still_serves(chat_client& c, const std::string& client_id) {
 
 TEST_CASE("webchat: frames that are not the page's JSON get an error frame, store nothing, and the session goes on") {
   staff_env e;
-  chat_client c(e.port(), "adversary-session-0001");
+  chat_client c(e.port());
   REQUIRE(c.status == 101);
   REQUIRE(c.next_of_type("history"));
 
@@ -183,6 +190,8 @@ TEST_CASE("webchat: frames that are not the page's JSON get an error frame, stor
       {"raw NUL in a string", "{\"type\":\"text\",\"text\":\"a\0b\"}"s, false, "malformed message"},
       {"binary garbage", "\x00\xff\xfe\x80"s, true, "malformed message"},
       {"binary JSON with invalid UTF-8", "{\"type\":\"text\",\"text\":\"\xff\xfe\"}", true, "malformed message"},
+      // The page sends text frames; a binary one is refused whatever it holds.
+      {"binary frame with the page's JSON", "{\"type\":\"text\",\"text\":\"hi\"}", true, "malformed message"},
       {"deep nesting", repeat("[", 5000) + repeat("]", 5000), false, "malformed message"},
       // The page trims and never sends these; answered, not silently dropped.
       {"empty text", "{\"type\":\"text\",\"text\":\"\"}", false, "empty message"},
@@ -207,7 +216,7 @@ TEST_CASE("webchat: frames that are not the page's JSON get an error frame, stor
 
 TEST_CASE("webchat: a session id outside 16-64 of [A-Za-z0-9_-] is refused before the upgrade") {
   staff_env e;
-  for (const std::string& s : {""s, "short"s, repeat("a", 65), "aaaaaaaaaaaaaaaa%00"s, "aaaaaaaaaaaaaaa%2F"s, "aaaaaaaaaaaaaaa."s,
+  for (const std::string& s : {"short"s, repeat("a", 65), "aaaaaaaaaaaaaaaa%00"s, "aaaaaaaaaaaaaaa%2F"s, "aaaaaaaaaaaaaaa."s,
                                "%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9"s}) {
     CAPTURE(s);
     chat_client c(e.port(), s);
@@ -218,10 +227,11 @@ TEST_CASE("webchat: a session id outside 16-64 of [A-Za-z0-9_-] is refused befor
 
 TEST_CASE("webchat: long texts and long choice fields are cut on a character boundary, and the chat keeps working") {
   staff_env e;
-  const std::string session = "long-text-session-0001";
+  std::string session;
   {
-    chat_client c(e.port(), session);
+    chat_client c(e.port());
     REQUIRE(c.status == 101);
+    session = c.session;
     REQUIRE(c.next_of_type("history"));
     // 'a' then Arabic letters (two bytes each): a cut at a fixed byte count lands inside one.
     c.send(text_msg("a" + repeat("ع", 5000), "long-1"));
@@ -257,9 +267,11 @@ TEST_CASE("webchat: long texts and long choice fields are cut on a character bou
 
 TEST_CASE("webchat: invalid UTF-8 in a text frame and frames over the limit close the socket with the protocol's code") {
   staff_env e;
+  std::string utf8_session;
   {
-    chat_client c(e.port(), "utf8-session-000001");
+    chat_client c(e.port());
     REQUIRE(c.status == 101);
+    utf8_session = c.session;
     REQUIRE(c.next_of_type("history"));
     c.send_text("{\"type\":\"text\",\"text\":\"\xc3\x28\"}");
     auto code = c.wait_closed();
@@ -267,7 +279,7 @@ TEST_CASE("webchat: invalid UTF-8 in a text frame and frames over the limit clos
     CHECK(*code == websocket::close_code::bad_payload);
   }
   {
-    chat_client c(e.port(), "big-frame-session-01");
+    chat_client c(e.port());
     REQUIRE(c.status == 101);
     REQUIRE(c.next_of_type("history"));
     c.send(text_msg(repeat("a", 20 * 1024), "big"));
@@ -276,31 +288,38 @@ TEST_CASE("webchat: invalid UTF-8 in a text frame and frames over the limit clos
     CHECK(*code == websocket::close_code::too_big);
   }
   CHECK(stored_messages(e.db) == 0);
-  chat_client next(e.port(), "utf8-session-000001");
+  chat_client next(e.port(), utf8_session);
   REQUIRE(next.status == 101);
+  CHECK(next.session == utf8_session);
   REQUIRE(next.next_of_type("history"));
   still_serves(next, "after-close");
 }
 
 TEST_CASE("webchat: a visitor never sees another visitor's history") {
   staff_env e;
-  const std::string alice = "Alice-Session-0123456789";
+  std::string alice;
   {
-    chat_client a(e.port(), alice);
+    chat_client a(e.port());
     REQUIRE(a.status == 101);
+    alice = a.session;
     REQUIRE(a.next_of_type("history"));
     a.send(text_msg("سري للغاية", "alice-1"));
     REQUIRE(a.next_of_type("ack"));
   }
-  // Ids close to Alice's, and unknown ones, are other (new) visitors with nothing to replay.
-  std::string upper = alice, lower = alice;
+  // Ids close to Alice's, and made-up ones, are other (new) visitors: each is given an id of
+  // its own and has nothing to replay.
+  std::string upper = alice, lower = alice, flipped = alice;
   for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  for (const auto& other : {upper, lower, alice.substr(0, 20), alice + "x", std::string("Alice-Session-012345678_"),
-                            std::string("0000000000000000")}) {
+  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  std::set<std::string> given{alice};
+  for (const auto& other : {upper, lower, flipped, alice.substr(0, 22), alice.substr(0, 40), alice + "x",
+                            std::string("Alice-Session-012345678_"), std::string("0000000000000000")}) {
     CAPTURE(other);
     chat_client b(e.port(), other);
     REQUIRE(b.status == 101);
+    CHECK(b.session != other);
+    CHECK(given.insert(b.session).second);
     auto h = b.next_of_type("history");
     REQUIRE(h);
     CHECK((*h)["messages"].empty());
@@ -308,11 +327,12 @@ TEST_CASE("webchat: a visitor never sees another visitor's history") {
   // Alice herself gets her history back; another visitor's new messages are not pushed to her.
   chat_client a(e.port(), alice);
   REQUIRE(a.status == 101);
+  CHECK(a.session == alice);
   auto mine = a.next_of_type("history");
   REQUIRE(mine);
   CHECK(mine->dump().find("سري للغاية") != std::string::npos);
   {
-    chat_client b(e.port(), "bob-session-00000001");
+    chat_client b(e.port());
     REQUIRE(b.status == 101);
     b.send(text_msg("رسالة بوب", "bob-1"));
     REQUIRE(b.next_of_type("ack"));
@@ -321,9 +341,68 @@ TEST_CASE("webchat: a visitor never sees another visitor's history") {
   CHECK_FALSE(a.next([](const json&) { return true; }, std::chrono::milliseconds(300)));
 }
 
+TEST_CASE("webchat: the server makes the session ids, keeps them across a restart, and keeps ids from before") {
+  staff_env e;
+  std::string made;
+  {
+    chat_client c(e.port());
+    REQUIRE(c.status == 101);
+    made = c.session;
+    // 22 random characters and a 22-character tag, base64url.
+    CHECK(made.size() == 44);
+    CHECK(made.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+    REQUIRE(c.next_of_type("history"));
+    c.send(text_msg("أحتاج مساعدة", "made-1"));
+    REQUIRE(c.next_of_type("ack"));
+  }
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE channel = 'webchat' AND address = '" + made + "'") == 1);
+  // Two new visitors never get the same id.
+  {
+    chat_client x(e.port()), y(e.port());
+    CHECK(x.session.size() == 44);
+    CHECK(y.session.size() == 44);
+    CHECK(x.session != y.session);
+    CHECK(x.session != made);
+  }
+  // A made-up id, well-formed, is replaced: what the visitor then writes lives at the new id.
+  const std::string made_up = "0123456789abcdef0123456789abcdef";
+  {
+    chat_client c(e.port(), made_up);
+    REQUIRE(c.status == 101);
+    CHECK(c.session != made_up);
+    CHECK(c.session.size() == 44);
+    c.send(text_msg("مرحبا", "made-up-1"));
+    REQUIRE(c.next_of_type("ack"));
+  }
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE channel = 'webchat' AND address = '" + made_up + "'") == 0);
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_webchat_sessions_replaced_total 1\n") != std::string::npos);
+  // An id the page chose itself before the server made them: a conversation lives at it, so it
+  // is kept (stand-in: a conversation moved to such an address).
+  const std::string before = "fedcba9876543210fedcba9876543210";
+  db_exec(e.db, "UPDATE beneficiaries SET address = '" + before + "' WHERE channel = 'webchat' AND address = '" + made + "'");
+  {
+    chat_client c(e.port(), before);
+    REQUIRE(c.status == 101);
+    CHECK(c.session == before);
+    auto h = c.next_of_type("history");
+    REQUIRE(h);
+    CHECK(h->dump().find("أحتاج مساعدة") != std::string::npos);
+  }
+  db_exec(e.db, "UPDATE beneficiaries SET address = '" + made + "' WHERE channel = 'webchat' AND address = '" + before + "'");
+  // The key is in the database: after a restart the same id is still the server's own.
+  REQUIRE(e.restart() == 0);
+  chat_client c(e.port(), made);
+  REQUIRE(c.status == 101);
+  CHECK(c.session == made);
+  auto h = c.next_of_type("history");
+  REQUIRE(h);
+  CHECK(h->dump().find("أحتاج مساعدة") != std::string::npos);
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_webchat_sessions_replaced_total 0\n") != std::string::npos);
+}
+
 TEST_CASE("webchat: a flood of messages is processed in order, and the server stays responsive") {
   staff_env e;
-  chat_client c(e.port(), "flood-session-000001");
+  chat_client c(e.port());
   REQUIRE(c.status == 101);
   REQUIRE(c.next_of_type("history"));
   constexpr int n = 150;
@@ -339,9 +418,11 @@ TEST_CASE("webchat: a flood of messages is processed in order, and the server st
 
 TEST_CASE("webchat: a client that leaves mid-message stores nothing and costs the server nothing") {
   staff_env e;
+  std::string session;
   {
-    chat_client c(e.port(), "half-message-session1");
+    chat_client c(e.port());
     REQUIRE(c.status == 101);
+    session = c.session;
     REQUIRE(c.next_of_type("history"));
     c.send_fragment("{\"type\":\"text\",\"text\":\"first half");
     c.drop();
@@ -358,8 +439,9 @@ TEST_CASE("webchat: a client that leaves mid-message stores nothing and costs th
     raw.send("\x81\xfe\x03\xe8\x00\x00\x00\x00"s + "{\"type\":\"");
   }
   {
-    chat_client c(e.port(), "half-message-session1");
+    chat_client c(e.port(), session);
     REQUIRE(c.status == 101);
+    CHECK(c.session == session);
     auto h = c.next_of_type("history");
     REQUIRE(h);
     CHECK((*h)["messages"].empty());

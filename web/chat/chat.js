@@ -1,6 +1,6 @@
-// Website chat (web-chat channel). One WebSocket to /chat/ws?session=<id>; the id is kept in
-// localStorage so a reload or a reconnect shows the same conversation (the server replays the
-// history on connect). Choices are buttons; only the latest message's buttons are active.
+// Website chat (web-chat channel). One WebSocket to /chat/ws?session=<id>; the server makes the
+// id and the page keeps it in localStorage, so a reload or a reconnect shows the same
+// conversation (the server replays the history on connect). Choices are buttons; only the latest message's buttons are active.
 const texts = {
   ar: { title: 'المحادثة مع الجمعية', subtitle: 'محادثة سرية. يمكنكم طلب التحدث مع موظف في أي وقت.', forget: 'إنهاء على هذا الجهاز',
     label: 'رسالتكم', placeholder: 'اكتبوا رسالتكم…', send: 'إرسال', typing: 'يكتب…', connecting: 'جارٍ الاتصال…',
@@ -32,14 +32,11 @@ function applyLang() {
   list.querySelectorAll('.who').forEach((el) => { el.textContent = tr(el.dataset.who); });
 }
 
+// The server makes the session id (the first frame of every connection) and the page keeps it;
+// the very first connection presents none.
 function sessionId() {
-  let id = localStorage.getItem('aoun.chat.session');
-  if (!id || !/^[A-Za-z0-9-]{16,64}$/.test(id)) {
-    const b = crypto.getRandomValues(new Uint8Array(16));
-    id = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-    localStorage.setItem('aoun.chat.session', id);
-  }
-  return id;
+  const id = localStorage.getItem('aoun.chat.session');
+  return id && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : '';
 }
 
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
@@ -132,12 +129,15 @@ function setBanner(text) { banner.hidden = !text; $('banner-text').textContent =
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const sock = new WebSocket(`${proto}//${location.host}/chat/ws?session=${encodeURIComponent(sessionId())}`);
+  const id = sessionId();
+  const sock = new WebSocket(`${proto}//${location.host}/chat/ws${id ? `?session=${encodeURIComponent(id)}` : ''}`);
   ws = sock;
   sock.onopen = () => { attempt = 0; connected = true; setBanner(null); sendBtn.disabled = false; refreshChoices(); };
   sock.onmessage = (e) => {
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
-    if (ev.type === 'history') {
+    if (ev.type === 'session' && typeof ev.session === 'string') {
+      localStorage.setItem('aoun.chat.session', ev.session);
+    } else if (ev.type === 'history') {
       list.textContent = ''; seen.clear();
       for (const m of ev.messages || []) { if (m.id !== undefined && m.id !== null) seen.add(m.id); list.append(render(m)); }
       emptyState();

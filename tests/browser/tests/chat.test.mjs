@@ -74,10 +74,22 @@ describe('website chat', () => {
     assert.equal(k.channel, 'webchat');
     assert.equal(k.service_type, 'psychological');
 
-    // a reload reconnects and shows the history
+    // the session id is the server's (22 random characters and a 22-character tag)
+    const session = await page.evaluate(() => localStorage.getItem('aoun.chat.session'));
+    assert.match(session, /^[A-Za-z0-9_-]{44}$/);
+
+    // a reload reconnects with it and shows the history
     await page.reload();
     await page.locator('#messages .from-them', { hasText: reference }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('aoun.chat.session')), session);
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.screenshot({ path: path.join(SHOTS, 'chat-desktop.png') });
+
+    // "end on this device" forgets it: the next visitor on this browser starts afresh
+    page.once('dialog', (d) => d.accept());
+    await page.click('#forget');
+    await page.locator('#start:not([disabled])').waitFor();
+    await page.waitForFunction((old) => { const id = localStorage.getItem('aoun.chat.session'); return id && id !== old; }, session);
+    assert.equal(await page.locator('#messages .from-them').count(), 0);
   });
 });
