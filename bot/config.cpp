@@ -110,6 +110,11 @@ config load_config(const lookup_fn& get) {
   c.server.shutdown_grace = std::chrono::seconds(number(get, "AOUN_SHUTDOWN_GRACE", 20, 1, 600));
   c.server.idle_timeout = std::chrono::seconds(number(get, "AOUN_IDLE_TIMEOUT", 60, 1, 3600));
   c.server.header_timeout = std::chrono::seconds(number(get, "AOUN_HEADER_TIMEOUT", 15, 1, 600));
+  if (auto v = get("AOUN_TRUSTED_PROXIES")) {
+    auto t = trusted_proxies::parse(*v);
+    if (!t) bad("AOUN_TRUSTED_PROXIES", "comma-separated IP addresses or CIDR networks", *v);
+    c.server.trusted = std::move(*t);
+  }
 
   c.db_path = str("AOUN_DB", "./data/aoun.db");
   if (c.db_path.empty()) bad("AOUN_DB", "a file path", "");
@@ -155,6 +160,8 @@ config load_config(const lookup_fn& get) {
   if (c.sms_gateway == "taqnyat" && c.secret.taqnyat_token.empty())
     bad("AOUN_TAQNYAT_TOKEN", "the Taqnyat bearer token because AOUN_SMS_GATEWAY=taqnyat", "");
   c.webchat_enabled = number(get, "AOUN_WEBCHAT", 1, 0, 1) == 1;
+  c.webchat_sockets_per_address = static_cast<int>(number(get, "AOUN_WEBCHAT_SOCKETS_PER_ADDRESS", 20, 0, 100000));
+  c.webchat_messages_per_minute = static_cast<int>(number(get, "AOUN_WEBCHAT_MESSAGES_PER_MINUTE", 60, 0, 100000));
 
   c.admin_user = str("AOUN_ADMIN_USER", "");
   c.secret.admin_password = str("AOUN_ADMIN_PASSWORD", "");

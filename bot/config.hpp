@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "bot/client_limits.hpp"
+
 namespace aoun::bot {
 
 /// Thrown by load_config with one line naming the variable, e.g.
@@ -35,6 +37,9 @@ struct server_options {
   std::chrono::seconds idle_timeout{60};
   /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
   std::chrono::seconds shutdown_grace{20};
+  /// Reverse proxies whose X-Forwarded-For names the client (AOUN_TRUSTED_PROXIES); empty:
+  /// the client is the TCP peer (bot/client_limits.hpp).
+  trusted_proxies trusted;
 };
 
 /// Secrets: never logged, never returned by any API.
@@ -95,6 +100,9 @@ struct config {
   std::string unifonic_sender, unifonic_api_base = "https://el.cloud.unifonic.com";
   std::string taqnyat_sender, taqnyat_api_base = "https://api.taqnyat.sa";
   bool webchat_enabled = true;
+  /// Per client address (IPv6: per /64); 0 = no limit (docs/console.md, "Floods").
+  int webchat_sockets_per_address = 20;    ///< AOUN_WEBCHAT_SOCKETS_PER_ADDRESS
+  int webchat_messages_per_minute = 60;    ///< AOUN_WEBCHAT_MESSAGES_PER_MINUTE
 
   std::string admin_user;
 

@@ -15,6 +15,7 @@ http::status status_of(api_error e) {
     case api_error::forbidden: return http::status::forbidden;
     case api_error::conflict: return http::status::conflict;
     case api_error::locked: return http::status::too_many_requests;
+    case api_error::rate_limited: return http::status::too_many_requests;
     case api_error::unavailable: return http::status::service_unavailable;
     case api_error::internal: return http::status::internal_server_error;
     case api_error::bad_gateway: return http::status::bad_gateway;
@@ -33,6 +34,7 @@ std::string_view code_of(api_error e) {
     case api_error::forbidden: return "forbidden";
     case api_error::conflict: return "conflict";
     case api_error::locked: return "locked";
+    case api_error::rate_limited: return "rate_limited";
     case api_error::unavailable: return "unavailable";
     case api_error::internal: return "internal";
     case api_error::bad_gateway: return "bad_gateway";

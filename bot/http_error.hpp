@@ -17,7 +17,8 @@ enum class api_error {
   unauthenticated,  // 401
   forbidden,        // 403
   conflict,         // 409
-  locked,           // 429
+  locked,           // 429 (staff sign-in)
+  rate_limited,     // 429 (too many from one client)
   unavailable,      // 503
   internal,         // 500
   bad_gateway,      // 502: a provider we called failed (media downloads)

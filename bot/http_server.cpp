@@ -262,6 +262,15 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     request req = parser.release();
     auto rid = new_request_id();
     stream.expires_never();
+    // Behind a trusted reverse proxy the client is named in X-Forwarded-For (every such
+    // header, in order, is one list). Without AOUN_TRUSTED_PROXIES nothing is read.
+    std::string client = remote;
+    if (!opts_.trusted.empty()) {
+      std::string forwarded;
+      for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it)
+        forwarded.append(forwarded.empty() ? "" : ",").append(it->value());
+      client = client_address(remote, forwarded, opts_.trusted);
+    }
 
     if (websocket::is_upgrade(req)) {
       auto target = std::string_view(req.target().data(), req.target().size());
@@ -271,7 +280,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         request_context ctx{req, target.substr(0, qpos),
                             qpos == std::string_view::npos ? std::map<std::string, std::string>{}
                                                            : parse_query(target.substr(qpos + 1)),
-                            std::move(m.params), rid, m.route, remote};
+                            std::move(m.params), rid, m.route, client};
         metrics_.observe(m.route, 101, 0);
         st->stream = nullptr;  // the WebSocket owns the connection now
         co_await (*m.ws)(std::move(stream), ctx);
@@ -281,7 +290,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
 
     std::string route;
     std::shared_ptr<void> keep_until_written;  // released when this iteration ends: after the write
-    response res = co_await dispatch(req, rid, remote, route, keep_until_written);
+    response res = co_await dispatch(req, rid, client, route, keep_until_written);
     bool keep_alive = req.keep_alive() && res.keep_alive() && !stopping_;
     res.keep_alive(keep_alive);
     res.set("X-Request-Id", rid);

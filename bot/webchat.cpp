@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bot/client_limits.hpp"
 #include "bot/db.hpp"
 #include "bot/http_error.hpp"
 #include "bot/log.hpp"
@@ -75,8 +76,20 @@ std::string random_suffix() {
   return std::to_string(rng());
 }
 
-net::awaitable<void> webchat_session(const services& s, const session_ids& ids, beast::tcp_stream stream,
-                                     request_context& ctx) {
+net::awaitable<void> webchat_session(const services& s, const session_ids& ids, address_limiter& limits,
+                                     beast::tcp_stream stream, request_context& ctx) {
+  // One client (address, or /64) holds a bounded number of sockets and sends a bounded number
+  // of messages a minute: the chat is public and shares the database writer with every channel.
+  const auto client = limit_key(ctx.remote);
+  auto slot = limits.open(client, address_limiter::clock::now());
+  if (!slot) {
+    s.stats.count("webchat_sockets_refused");
+    auto res = error_response(ctx.req.version(), false, api_error::rate_limited,
+                              "too many open chats from this address");
+    res.set(http::field::retry_after, "60");
+    co_await http::async_write(stream, res, use_tuple);
+    co_return;
+  }
   auto asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
   if (!asked.empty() && !valid_session(asked)) {
     auto res = error_response(ctx.req.version(), false, api_error::malformed,
@@ -180,6 +193,16 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       ch->send(json{{"type", "error"}, {"message", "empty message"}}.dump());
       continue;
     }
+    if (int wait = limits.take(client, address_limiter::clock::now()); wait > 0) {
+      s.stats.count("webchat_messages_throttled");
+      ch->send(json{{"type", "error"},
+                    {"code", "rate_limited"},
+                    {"message", "too many messages, send it again in a moment"},
+                    {"retry_after", wait},
+                    {"client_id", client_id}}
+                   .dump());
+      continue;
+    }
     after_commit fx;
     fx.staff_listening = s.hub.has_subscribers("staff");
     auto now = unix_now();
@@ -220,9 +243,13 @@ const char* mime_of(const std::string& path) {
 void add_webchat_routes(router& r, const services& s, const std::string& session_key) {
   if (!s.cfg.webchat_enabled) return;
   s.stats.count("webchat_sessions_replaced", 0);
-  r.add_websocket("/chat/ws", [&s, ids = std::make_shared<const session_ids>(session_key)](
+  s.stats.count("webchat_sockets_refused", 0);
+  s.stats.count("webchat_messages_throttled", 0);
+  r.add_websocket("/chat/ws", [&s, ids = std::make_shared<const session_ids>(session_key),
+                               limits = std::make_shared<address_limiter>(s.cfg.webchat_sockets_per_address,
+                                                                          s.cfg.webchat_messages_per_minute)](
                                   beast::tcp_stream stream, request_context& ctx) {
-    return webchat_session(s, *ids, std::move(stream), ctx);
+    return webchat_session(s, *ids, *limits, std::move(stream), ctx);
   });
 }
 

@@ -23,10 +23,14 @@ namespace {
 /// runs only inside send/wait calls, so reads and writes never overlap across threads).
 class chat_client {
  public:
-  /// Connects presenting `asked` (none if empty); on 101 waits for the server's first frame,
-  /// the session id it gives this connection.
-  explicit chat_client(unsigned short port, const std::string& asked = "") {
+  /// Connects presenting `asked` (none if empty), and an X-Forwarded-For header if
+  /// `forwarded_for` is set; on 101 waits for the server's first frame, the session id it gives
+  /// this connection.
+  explicit chat_client(unsigned short port, const std::string& asked = "", const std::string& forwarded_for = "") {
     beast::get_lowest_layer(ws_).connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    if (!forwarded_for.empty())
+      ws_.set_option(websocket::stream_base::decorator(
+          [forwarded_for](websocket::request_type& req) { req.set("X-Forwarded-For", forwarded_for); }));
     websocket::response_type resp;
     boost::system::error_code ec;
     ws_.handshake(resp, "127.0.0.1", asked.empty() ? "/chat/ws" : "/chat/ws?session=" + asked, ec);
@@ -401,7 +405,7 @@ TEST_CASE("webchat: the server makes the session ids, keeps them across a restar
 }
 
 TEST_CASE("webchat: a flood of messages is processed in order, and the server stays responsive") {
-  staff_env e;
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "0"}});  // no per-address limit: the order is what is tested
   chat_client c(e.port());
   REQUIRE(c.status == 101);
   REQUIRE(c.next_of_type("history"));
@@ -449,4 +453,63 @@ TEST_CASE("webchat: a client that leaves mid-message stores nothing and costs th
   }
   CHECK(stored_messages(e.db) == 1);
   CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("webchat: one client address holds a few sockets and sends a few messages a minute, whatever it claims") {
+  staff_env e({{"AOUN_WEBCHAT_SOCKETS_PER_ADDRESS", "2"}, {"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "3"}});
+  auto a = std::make_unique<chat_client>(e.port());
+  chat_client b(e.port());
+  REQUIRE(a->status == 101);
+  REQUIRE(b.status == 101);
+  // A third socket from the same address is refused before the upgrade, and X-Forwarded-For
+  // changes nothing when no proxy is trusted (a client cannot name itself someone else).
+  CHECK(chat_client(e.port()).status == 429);
+  CHECK(chat_client(e.port(), "", "203.0.113.5").status == 429);
+  // A socket that closes gives its place back.
+  a.reset();
+  std::unique_ptr<chat_client> d;
+  CHECK(eventually([&] {
+    d = std::make_unique<chat_client>(e.port());
+    return d->status == 101;
+  }));
+  // Three messages a minute: the fourth gets an error naming the wait, and is not stored.
+  for (int i = 0; i < 3; ++i) still_serves(b, "ok-" + std::to_string(i));
+  b.send(text_msg("رسالة رابعة", "too-many"));
+  auto err = b.next_of_type("error");
+  REQUIRE(err);
+  CHECK((*err)["code"] == "rate_limited");
+  CHECK((*err)["client_id"] == "too-many");
+  CHECK((*err)["retry_after"].get<int>() >= 1);
+  CHECK((*err)["retry_after"].get<int>() <= 20);
+  // The budget is the address's, not the socket's.
+  d->send(text_msg("من نافذة أخرى", "other-tab"));
+  auto err2 = d->next_of_type("error");
+  REQUIRE(err2);
+  CHECK((*err2)["code"] == "rate_limited");
+  CHECK(eventually([&] { return stored_messages(e.db) == 3; }));
+  CHECK(stored_messages(e.db) == 3);
+  auto metrics = http_call(e.port(), "GET", "/metrics").body;
+  CHECK(metrics.find("\naoun_webchat_sockets_refused_total 2\n") != std::string::npos);
+  CHECK(metrics.find("\naoun_webchat_messages_throttled_total 2\n") != std::string::npos);
+  CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("webchat: behind a trusted proxy each client is counted by the address the proxy names") {
+  staff_env e({{"AOUN_WEBCHAT_SOCKETS_PER_ADDRESS", "1"}, {"AOUN_TRUSTED_PROXIES", "127.0.0.1"}});
+  chat_client x(e.port(), "", "203.0.113.5");
+  chat_client y(e.port(), "", "203.0.113.6");
+  CHECK(x.status == 101);
+  CHECK(y.status == 101);
+  // The proxy appends the address it saw; what the client wrote to the left is not believed.
+  CHECK(chat_client(e.port(), "", "198.51.100.1, 203.0.113.5").status == 429);
+  CHECK(chat_client(e.port(), "", "203.0.113.5").status == 429);
+  // IPv6 clients are counted per /64.
+  chat_client v6(e.port(), "", "2001:db8:1:2::10");
+  CHECK(v6.status == 101);
+  CHECK(chat_client(e.port(), "", "[2001:db8:1:2:ffff::1]:51000").status == 429);
+  CHECK(chat_client(e.port(), "", "2001:db8:1:3::10").status == 101);
+  // The proxy's own connections (no header) are the proxy's address.
+  chat_client direct(e.port());
+  CHECK(direct.status == 101);
+  CHECK(chat_client(e.port()).status == 429);
 }

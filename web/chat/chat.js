@@ -6,12 +6,14 @@ const texts = {
     label: 'رسالتكم', placeholder: 'اكتبوا رسالتكم…', send: 'إرسال', typing: 'يكتب…', connecting: 'جارٍ الاتصال…',
     reconnecting: 'انقطع الاتصال. جارٍ إعادة الاتصال…', you: 'أنتم', them: 'الجمعية', choices: 'اختاروا إجابة',
     empty: 'مرحبًا بكم. اكتبوا رسالتكم بالطريقة التي تناسبكم، أو اضغطوا «ابدأ المحادثة».', start: 'ابدأ المحادثة', hello: 'السلام عليكم',
-    forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English', error: 'لم تصل رسالتكم، فضلًا أرسلوها مرة أخرى.' },
+    forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English', error: 'لم تصل رسالتكم، فضلًا أرسلوها مرة أخرى.',
+    slow_down: 'وصلتنا رسائل كثيرة في وقت قصير، فلم تُحفظ رسالتكم الأخيرة. انتظروا دقيقة ثم أرسلوها مرة أخرى.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
     empty: 'Welcome. Write your message in your own words, or press "Start the conversation".', start: 'Start the conversation', hello: 'Hello',
-    forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية', error: 'Your message did not arrive, please send it again.' },
+    forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية', error: 'Your message did not arrive, please send it again.',
+    slow_down: 'We received many messages in a short time, so your last one was not saved. Please wait a minute and send it again.' },
 };
 let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
@@ -148,7 +150,8 @@ function connect() {
       addMessage({ direction: 'out', ...ev.message });
     } else if (ev.type === 'error') {
       showTyping(false);
-      addNotice(ev.message || tr('error'));
+      // The server's messages are for developers; the visitor gets one in their language.
+      addNotice(tr(ev.code === 'rate_limited' ? 'slow_down' : 'error'));
     }
   };
   sock.onclose = () => {

@@ -63,7 +63,7 @@ export async function startFakeGraph() {
   return { port, posts, media, mediaGets, waitFor, base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) };
 }
 
-export async function startAoun(bin, graphBase) {
+export async function startAoun(bin, graphBase, extraEnv = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aoun-browser-'));
   const env = {
     ...process.env,
@@ -74,6 +74,7 @@ export async function startAoun(bin, graphBase) {
     AOUN_WHATSAPP_TOKEN: WA.token, AOUN_WHATSAPP_PHONE_NUMBER_ID: WA.phoneId,
     AOUN_WHATSAPP_API_BASE: graphBase,
     AOUN_LOG_LEVEL: process.env.AOUN_LOG_LEVEL || 'warn',
+    ...extraEnv,
   };
   const child = spawn(bin, ['serve'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -92,4 +92,21 @@ describe('website chat', () => {
     await page.waitForFunction((old) => { const id = localStorage.getItem('aoun.chat.session'); return id && id !== old; }, session);
     assert.equal(await page.locator('#messages .from-them').count(), 0);
   });
+
+  test('a visitor who sends too fast is told, in Arabic, that the last message was not saved', async () => {
+    const slow = await startAoun(BIN, graph.base, { AOUN_WEBCHAT_MESSAGES_PER_MINUTE: '2' });
+    try {
+      await page.goto(`${slow.base}/chat/`);
+      await page.locator('#start:not([disabled])').waitFor();
+      for (const t of ['مرحبا', 'هل أنتم هنا؟', 'أحتاج مساعدة']) {
+        await page.fill('#text', t);
+        await page.keyboard.press('Enter');
+      }
+      const notice = page.locator('#messages .notice[role="alert"]').last();
+      await notice.waitFor();
+      assert.match(await notice.innerText(), /لم تُحفظ رسالتكم الأخيرة/);
+    } finally {
+      await slow.stop();
+    }
+  });
 });

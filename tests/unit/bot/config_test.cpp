@@ -44,6 +44,24 @@ TEST_CASE("a wrong value stops start-up with one line naming the variable") {
                        "AOUN_SMS_GATEWAY: expected twilio, unifonic or taqnyat, got 'carrier-pigeon'", config_error);
   CHECK_THROWS_WITH_AS(load({{"AOUN_WORKING_HOURS", "0-4 16:00-08:00"}}),
                        "AOUN_WORKING_HOURS: expected a start before the end, got '0-4 16:00-08:00'", config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_TRUSTED_PROXIES", "10.0.0.1, proxy.local"}}),
+                       "AOUN_TRUSTED_PROXIES: expected comma-separated IP addresses or CIDR networks, got '10.0.0.1, proxy.local'",
+                       config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "-1"}}),
+                       "AOUN_WEBCHAT_MESSAGES_PER_MINUTE: expected an integer from 0 to 100000, got '-1'", config_error);
+}
+
+TEST_CASE("web chat limits: per client address by default, 0 turns one off; trusted proxies are opt-in") {
+  auto d = load({});
+  CHECK(d.webchat_sockets_per_address == 20);
+  CHECK(d.webchat_messages_per_minute == 60);
+  CHECK(d.server.trusted.empty());
+  auto c = load({{"AOUN_WEBCHAT_SOCKETS_PER_ADDRESS", "0"}, {"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "5"},
+                 {"AOUN_TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8"}});
+  CHECK(c.webchat_sockets_per_address == 0);
+  CHECK(c.webchat_messages_per_minute == 5);
+  CHECK(c.server.trusted.contains(boost::asio::ip::make_address("10.20.30.40")));
+  CHECK_FALSE(c.server.trusted.contains(boost::asio::ip::make_address("11.0.0.1")));
 }
 
 TEST_CASE("a half-configured channel is an error naming the missing secret") {
