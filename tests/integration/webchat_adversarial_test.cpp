@@ -148,6 +148,16 @@ std::string repeat(const std::string& s, std::size_t n) {
   return out;
 }
 
+/// Reconnecting with `session` keeps that id and replays a history that holds `text`.
+void replays(unsigned short port, const std::string& session, const std::string& text) {
+  chat_client c(port, session);
+  REQUIRE(c.status == 101);
+  CHECK(c.session == session);
+  auto h = c.next_of_type("history");
+  REQUIRE(h);
+  CHECK(h->dump().find(text) != std::string::npos);
+}
+
 /// The visitor still has a working chat: a well-formed text is acknowledged and answered.
 void still_serves(chat_client& c, const std::string& client_id) {
   c.send(text_msg("مرحبا", client_id));
@@ -384,23 +394,11 @@ TEST_CASE("webchat: the server makes the session ids, keeps them across a restar
   // is kept (stand-in: a conversation moved to such an address).
   const std::string before = "fedcba9876543210fedcba9876543210";
   db_exec(e.db, "UPDATE beneficiaries SET address = '" + before + "' WHERE channel = 'webchat' AND address = '" + made + "'");
-  {
-    chat_client c(e.port(), before);
-    REQUIRE(c.status == 101);
-    CHECK(c.session == before);
-    auto h = c.next_of_type("history");
-    REQUIRE(h);
-    CHECK(h->dump().find("أحتاج مساعدة") != std::string::npos);
-  }
+  replays(e.port(), before, "أحتاج مساعدة");
   db_exec(e.db, "UPDATE beneficiaries SET address = '" + made + "' WHERE channel = 'webchat' AND address = '" + before + "'");
   // The key is in the database: after a restart the same id is still the server's own.
   REQUIRE(e.restart() == 0);
-  chat_client c(e.port(), made);
-  REQUIRE(c.status == 101);
-  CHECK(c.session == made);
-  auto h = c.next_of_type("history");
-  REQUIRE(h);
-  CHECK(h->dump().find("أحتاج مساعدة") != std::string::npos);
+  replays(e.port(), made, "أحتاج مساعدة");
   CHECK(http_call(e.port(), "GET", "/metrics").body.find("\naoun_webchat_sessions_replaced_total 0\n") != std::string::npos);
 }
 
