@@ -510,9 +510,12 @@ json conversation_ops::conversation_json(storage::connection& c, const storage::
   if (auto ks = storage::cases_of_conversation(c, conv.id))
     for (auto& k : *ks) refs.push_back(k.reference);
   auto opt = [](const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  // A web-chat address is the visitor's session id, the key to their chat: staff see enough of
+  // it to tell visitors apart, never enough to open the chat as them.
+  std::string address = conv.channel == "webchat" ? "web:" + conv.address.substr(0, 8) : conv.address;
   return json{{"id", conv.id},
               {"channel", conv.channel},
-              {"address", conv.address},
+              {"address", address},
               {"display_name", conv.display_name},
               {"mode", conv.mode},
               {"priority", conv.priority},

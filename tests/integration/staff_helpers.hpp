@@ -49,6 +49,13 @@ inline nlohmann::json as_json(const http_result& r) {
   return j.is_discarded() ? nlohmann::json() : j;
 }
 
+/// The conversation with `id` in a GET /api/v1/conversations answer; null if it is not there.
+inline nlohmann::json find_conversation(const nlohmann::json& list, long long id) {
+  for (auto& c : list["conversations"])
+    if (c["id"] == id) return c;
+  return nullptr;
+}
+
 inline http_result api(unsigned short port, const std::string& method, const std::string& target,
                        const std::string& token, const std::string& body = {}) {
   std::map<std::string, std::string> h;

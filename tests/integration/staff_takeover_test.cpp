@@ -9,12 +9,6 @@ using nlohmann::json;
 
 namespace {
 
-json find_conversation(const json& list, long long id) {
-  for (auto& c : list["conversations"])
-    if (c["id"] == id) return c;
-  return nullptr;
-}
-
 long long count(const std::string& db, const std::string& where) {
   return db_value(db, "SELECT count(*) FROM " + where);
 }

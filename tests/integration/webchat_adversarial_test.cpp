@@ -267,6 +267,12 @@ TEST_CASE("webchat: long texts and long choice fields are cut on a character bou
   CHECK_MESSAGE(msgs.status == 200, msgs.body);
   auto list = api(e.port(), "GET", "/api/v1/conversations?mode=all", admin);
   CHECK_MESSAGE(list.status == 200, list.body);
+  // ...where the visitor's session id, their key to the chat, is never shown whole.
+  auto listed = find_conversation(as_json(list), cid);
+  REQUIRE(listed.is_object());
+  CHECK(listed["address"] == "web:" + session.substr(0, 8));
+  CHECK(list.body.find(session) == std::string::npos);
+  CHECK(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(cid), admin).body.find(session) == std::string::npos);
   // ...and the visitor's reconnect replays it.
   chat_client again(e.port(), session);
   REQUIRE(again.status == 101);
