@@ -95,10 +95,12 @@ bool trusted_proxies::contains(const ip::address& address) const {
   if (a.is_v4()) {
     for (const auto& n : v4_)
       if (ip::network_v4(a.to_v4(), n.prefix_length()).canonical() == n) return true;
-    return false;
   }
+  // An IPv4 address is also its mapped form (::ffff:a.b.c.d): a network written that way
+  // ("::ffff:10.0.0.0/104", as a dual-stack socket shows its peers) holds it.
+  auto v6 = a.is_v4() ? ip::make_address_v6(ip::v4_mapped, a.to_v4()) : a.to_v6();
   for (const auto& n : v6_)
-    if (ip::network_v6(a.to_v6(), n.prefix_length()).canonical() == n) return true;
+    if (ip::network_v6(v6, n.prefix_length()).canonical() == n) return true;
   return false;
 }
 

@@ -121,3 +121,23 @@ TEST_CASE("address limiter: a flood of addresses does not grow memory without bo
   for (int i = 5000; i <= 8192; ++i) small->take(name(i), t0 + std::chrono::minutes(2));
   CHECK(small->tracked() < 5000);
 }
+
+TEST_CASE("trusted proxies: an IPv4-mapped network names the IPv4 addresses it holds") {
+  // A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d, so that is how an operator may
+  // write the proxy's network. A plain mapped address is already the IPv4 address; a mapped
+  // network must be too, or the proxy is silently not trusted and every visitor shares its
+  // address (one of them then uses up the web chat's and sign-in's limits for all).
+  auto t = trusted("::ffff:10.0.0.0/104, ::ffff:192.168.1.7/128");
+  auto in = [&](const char* a) { return t.contains(*parse_address(a)); };
+  CHECK(in("10.1.2.3"));
+  CHECK(in("::ffff:10.1.2.3"));
+  CHECK(in("192.168.1.7"));
+  CHECK_FALSE(in("192.168.1.8"));
+  CHECK_FALSE(in("11.0.0.1"));
+  CHECK_FALSE(in("::a01:203"));  // the IPv4-compatible form is another address
+  CHECK(client_address("::ffff:10.0.0.1", "203.0.113.9", t) == "203.0.113.9");
+  CHECK(client_address("10.0.0.1", "203.0.113.9", t) == "203.0.113.9");
+  // A network holding the whole mapped range holds every IPv4 address.
+  CHECK(trusted("::ffff:0:0/96").contains(*parse_address("198.51.100.4")));
+  CHECK_FALSE(trusted("2001:db8::/32").contains(*parse_address("198.51.100.4")));
+}
