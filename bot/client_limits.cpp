@@ -29,6 +29,10 @@ ip::address unmapped(const ip::address& a) {
   return a;
 }
 
+// An IPv6 address without its interface scope (fe80::1%eth0 is fe80::1): the kernel names a
+// link-local peer with the interface it came in on, the setting names only the address.
+ip::address_v6 unscoped(const ip::address_v6& a) { return ip::address_v6(a.to_bytes()); }
+
 }  // namespace
 
 std::optional<ip::address> parse_address(std::string_view s) {
@@ -70,7 +74,7 @@ std::optional<trusted_proxies> trusted_proxies::parse(std::string_view list) {
         if (!ec) t.v4_.push_back(n.canonical());
       } else {
         auto n = ip::make_network_v6(s, ec);
-        if (!ec) t.v6_.push_back(n.canonical());
+        if (!ec) t.v6_.push_back(ip::network_v6(unscoped(n.address()), n.prefix_length()).canonical());
       }
       ok = !ec;
       return;
@@ -84,7 +88,7 @@ std::optional<trusted_proxies> trusted_proxies::parse(std::string_view list) {
     if (a.is_v4())
       t.v4_.emplace_back(a.to_v4(), 32);
     else
-      t.v6_.emplace_back(a.to_v6(), 128);
+      t.v6_.emplace_back(unscoped(a.to_v6()), 128);
   });
   if (!ok) return std::nullopt;
   return t;
@@ -98,7 +102,7 @@ bool trusted_proxies::contains(const ip::address& address) const {
   }
   // An IPv4 address is also its mapped form (::ffff:a.b.c.d): a network written that way
   // ("::ffff:10.0.0.0/104", as a dual-stack socket shows its peers) holds it.
-  auto v6 = a.is_v4() ? ip::make_address_v6(ip::v4_mapped, a.to_v4()) : a.to_v6();
+  auto v6 = a.is_v4() ? ip::make_address_v6(ip::v4_mapped, a.to_v4()) : unscoped(a.to_v6());
   for (const auto& n : v6_)
     if (ip::network_v6(v6, n.prefix_length()).canonical() == n) return true;
   return false;

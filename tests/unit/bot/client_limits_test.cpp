@@ -141,3 +141,18 @@ TEST_CASE("trusted proxies: an IPv4-mapped network names the IPv4 addresses it h
   CHECK(trusted("::ffff:0:0/96").contains(*parse_address("198.51.100.4")));
   CHECK_FALSE(trusted("2001:db8::/32").contains(*parse_address("198.51.100.4")));
 }
+
+TEST_CASE("trusted proxies: a link-local proxy is trusted whatever interface scope its address carries") {
+  // The kernel names a link-local peer with its interface (fe80::1%eth0); the setting names
+  // the address, so the scope is not part of what is compared.
+  auto t = trusted("fe80::/10, fe80::1:2%1");
+  auto scoped = boost::asio::ip::make_address("fe80::7%1");
+  REQUIRE(scoped.to_v6().scope_id() == 1);
+  CHECK(t.contains(scoped));
+  CHECK(t.contains(boost::asio::ip::make_address("fe80::7")));
+  CHECK(client_address("fe80::7%1", "203.0.113.9", t) == "203.0.113.9");
+  auto host = trusted("fe80::1:2%1");
+  CHECK(host.contains(boost::asio::ip::make_address("fe80::1:2")));
+  CHECK(host.contains(boost::asio::ip::make_address("fe80::1:2%1")));
+  CHECK_FALSE(host.contains(boost::asio::ip::make_address("fe80::1:3%1")));
+}
