@@ -128,6 +128,9 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   ws.read_message_max(16 * 1024);
   auto [aec] = co_await ws.async_accept(ctx.req, use_tuple);
   if (aec) co_return;
+  // The id first, before the subscription below can queue anything (docs/console.md: "always
+  // first"; the page and other clients learn their address from it).
+  ch->send(json{{"type", "session"}, {"session", session}}.dump());
 
   // Subscribe before reading the history so that nothing committed in between is missed
   // (a message may then arrive twice; the page ignores ids it already shows).
@@ -147,7 +150,6 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     for (auto& m : *list) msgs.push_back(conversation_ops::message_json(m));
     return msgs;
   });
-  ch->send(json{{"type", "session"}, {"session", session}}.dump());
   ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
 
   beast::flat_buffer buf;

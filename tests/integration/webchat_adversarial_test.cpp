@@ -517,3 +517,20 @@ TEST_CASE("webchat: behind a trusted proxy each client is counted by the address
   CHECK(direct.status == 101);
   CHECK(chat_client(e.port()).status == 429);
 }
+
+TEST_CASE("webchat: the session frame comes first even while the conversation is busy") {
+  // Another tab of the same visitor keeps the bot replying while this one connects: a reply
+  // published between the subscription and the session frame must not come before it.
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "0"}});
+  chat_client a(e.port());
+  REQUIRE(a.status == 101);
+  REQUIRE(!a.session.empty());
+  int not_first = 0;
+  for (int i = 0; i < 60; ++i) {
+    a.send(text_msg("مرحبا " + std::to_string(i), "busy-" + std::to_string(i)));
+    chat_client b(e.port(), a.session);
+    REQUIRE(b.status == 101);
+    if (b.session != a.session) ++not_first;
+  }
+  CHECK(not_first == 0);
+}
