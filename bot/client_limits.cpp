@@ -36,6 +36,8 @@ ip::address_v6 unscoped(const ip::address_v6& a) { return ip::address_v6(a.to_by
 }  // namespace
 
 std::optional<ip::address> parse_address(std::string_view s) {
+  // Boost reads up to a NUL; "1.2.3.4\0junk" is not an address.
+  if (s.find('\0') != std::string_view::npos) return std::nullopt;
   boost::system::error_code ec;
   auto a = ip::make_address(std::string(s), ec);
   if (!ec) return unmapped(a);

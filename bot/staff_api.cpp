@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bot/auth.hpp"
+#include "bot/client_limits.hpp"
 #include "bot/db.hpp"
 #include "bot/http_error.hpp"
 #include "bot/log.hpp"
@@ -205,7 +206,7 @@ struct login_result {
 
 net::awaitable<response> login(const services& s, api_state& st, request_context& ctx) {
   auto now = unix_now();
-  if (st.throttle.blocked(ctx.remote, now))
+  if (st.throttle.blocked(limit_key(ctx.remote), now))
     co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::locked,
                              "too many failed sign-ins from this address; try again later");
   auto body = body_object(ctx, false);
@@ -280,7 +281,7 @@ net::awaitable<response> login(const services& s, api_state& st, request_context
     return out;
   });
   if (!r) co_return db_failed(ctx, r.error());
-  if (r->status != 200) st.throttle.failed(ctx.remote, now);
+  if (r->status != 200) st.throttle.failed(limit_key(ctx.remote), now);
   if (r->status == 429)
     co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::locked,
                              "this account is locked after repeated failed sign-ins; try again later");

@@ -80,6 +80,13 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
                                      beast::tcp_stream stream, request_context& ctx) {
   // One client (address, or /64) holds a bounded number of sockets and sends a bounded number
   // of messages a minute: the chat is public and shares the database writer with every channel.
+  auto asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
+  if (!asked.empty() && !valid_session(asked)) {
+    auto res = error_response(ctx.req.version(), false, api_error::malformed,
+                              "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
+    co_await http::async_write(stream, res, use_tuple);
+    co_return;
+  }
   const auto client = limit_key(ctx.remote);
   auto slot = limits.open(client, address_limiter::clock::now());
   if (!slot) {
@@ -87,13 +94,6 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     auto res = error_response(ctx.req.version(), false, api_error::rate_limited,
                               "too many open chats from this address");
     res.set(http::field::retry_after, "60");
-    co_await http::async_write(stream, res, use_tuple);
-    co_return;
-  }
-  auto asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
-  if (!asked.empty() && !valid_session(asked)) {
-    auto res = error_response(ctx.req.version(), false, api_error::malformed,
-                              "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
     co_await http::async_write(stream, res, use_tuple);
     co_return;
   }

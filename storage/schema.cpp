@@ -264,7 +264,7 @@ CREATE INDEX cases_by_beneficiary ON cases(beneficiary_id, step, updated_at);
       R"sql(
 CREATE TABLE server_keys (
   name       TEXT PRIMARY KEY,
-  secret     TEXT NOT NULL,                -- hex of random bytes
+  secret     TEXT NOT NULL,                -- 32 random bytes, base64url
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",

@@ -132,6 +132,21 @@ TEST_CASE("staff auth: too many failures from one address are refused") {
   CHECK(as_json(r)["error"] == "locked");
 }
 
+TEST_CASE("staff auth: behind a trusted proxy the throttle counts the client it names, IPv6 by /64") {
+  staff_env e(std::map<std::string, std::string>{{"AOUN_TRUSTED_PROXIES", "127.0.0.1"}});
+  auto from = [&](const std::string& client, const std::string& user, const std::string& pw) {
+    return http_call(e.port(), "POST", "/api/v1/auth/login", json{{"username", user}, {"password", pw}}.dump(),
+                     {{"X-Forwarded-For", client}});
+  };
+  // Ten failures from ten addresses of one /64 are one client's.
+  for (int i = 0; i < 10; ++i) CHECK(from("2001:db8:5:6::" + std::to_string(i + 1), "user" + std::to_string(i), "bad-password").status == 401);
+  CHECK(from("2001:db8:5:6:ffff::77", "admin", "admin-password-1").status == 429);
+  // Another client behind the same proxy, and the proxy itself, are not blocked.
+  CHECK(from("2001:db8:5:7::1", "admin", "admin-password-1").status == 200);
+  CHECK(from("203.0.113.8", "admin", "admin-password-1").status == 200);
+  CHECK(login_call(e.port(), "admin", "admin-password-1").status == 200);
+}
+
 TEST_CASE("staff accounts: create, list without passwords, duplicates, disable") {
   staff_env e;
   auto admin = login(e.port());

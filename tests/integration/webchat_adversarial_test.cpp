@@ -469,6 +469,8 @@ TEST_CASE("webchat: one client address holds a few sockets and sends a few messa
   // changes nothing when no proxy is trusted (a client cannot name itself someone else).
   CHECK(chat_client(e.port()).status == 429);
   CHECK(chat_client(e.port(), "", "203.0.113.5").status == 429);
+  // A malformed session id is still told so (400), whatever the count.
+  CHECK(chat_client(e.port(), "short").status == 400);
   // A socket that closes gives its place back.
   a.reset();
   std::unique_ptr<chat_client> d;

@@ -53,6 +53,9 @@ TEST_CASE("client address: X-Forwarded-For is read right to left, only through t
   CHECK(client_address("127.0.0.1", "203.0.113.9:4711", t) == "203.0.113.9");
   CHECK(client_address("127.0.0.1", "[2001:db8::7]:443", t) == "2001:db8::7");
   CHECK(client_address("127.0.0.1", "", t) == "127.0.0.1");
+  // Boost would read an address up to a NUL: "a.b.c.d\0junk" is not one.
+  CHECK_FALSE(parse_address(std::string_view("203.0.113.9\0junk", 16)));
+  CHECK(client_address("127.0.0.1", std::string_view("1.1.1.1, 203.0.113.9\0x", 22), t) == "127.0.0.1");
 }
 
 TEST_CASE("limit key: an IPv4 address, or an IPv6 /64") {
