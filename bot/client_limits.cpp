@@ -1,6 +1,7 @@
 #include "bot/client_limits.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace aoun::bot {
@@ -131,6 +132,11 @@ std::string limit_key(std::string_view address) {
   if (!a) return std::string(address);
   if (a->is_v4()) return a->to_string();
   auto bytes = a->to_v6().to_bytes();
+  // NAT64's well-known prefix (64:ff9b::/96, RFC 6052) carries an IPv4 client in its last four
+  // bytes: every IPv4 visitor of an IPv6-only network would otherwise share one /64.
+  static constexpr std::array<unsigned char, 12> nat64{0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::equal(nat64.begin(), nat64.end(), bytes.begin()))
+    return ip::address_v4({bytes[12], bytes[13], bytes[14], bytes[15]}).to_string();
   std::fill(bytes.begin() + 8, bytes.end(), 0);
   return ip::address_v6(bytes).to_string() + "/64";
 }

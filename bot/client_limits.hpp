@@ -45,8 +45,8 @@ std::optional<boost::asio::ip::address> parse_address(std::string_view s);
 /// request joined with ','; `peer` is the TCP peer as text.
 std::string client_address(const std::string& peer, std::string_view forwarded_for, const trusted_proxies& trusted);
 
-/// The key a client is limited by: IPv4 (and IPv4-mapped IPv6) as the address, other IPv6 as
-/// its /64 ("2001:db8:1:2::/64"); anything else as it is.
+/// The key a client is limited by: IPv4 (and IPv4-mapped IPv6, and NAT64's 64:ff9b::/96) as
+/// the IPv4 address, other IPv6 as its /64 ("2001:db8:1:2::/64"); anything else as it is.
 std::string limit_key(std::string_view address);
 
 class address_limiter : public std::enable_shared_from_this<address_limiter> {

@@ -64,6 +64,9 @@ TEST_CASE("limit key: an IPv4 address, or an IPv6 /64") {
   CHECK(limit_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd") == "2001:db8:1:2::/64");
   CHECK(limit_key("2001:db8:1:2::1") == limit_key("2001:db8:1:2:ffff::9"));
   CHECK(limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1"));
+  // NAT64 (64:ff9b::/96): the IPv4 client it carries, not one /64 for all of them.
+  CHECK(limit_key("64:ff9b::203.0.113.9") == "203.0.113.9");
+  CHECK(limit_key("64:ff9b::cb00:710a") == "203.0.113.10");
 }
 
 TEST_CASE("address limiter: sockets per key, given back when the handle goes") {
