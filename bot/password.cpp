@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "channels/crypto.hpp"
+
 namespace aoun::bot::password {
 namespace {
 
@@ -74,13 +76,7 @@ bool verify(std::string_view pw, std::string_view stored) {
 std::string random_token(std::size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) throw std::runtime_error("RAND_bytes failed");
-  std::string s = b64(buf.data(), buf.size());
-  for (auto& ch : s) {
-    if (ch == '+') ch = '-';
-    if (ch == '/') ch = '_';
-  }
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  return s;
+  return channels::crypto::base64url_encode(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
 }
 
 std::string sha256_hex(std::string_view s) {

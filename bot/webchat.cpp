@@ -45,7 +45,7 @@ bool valid_session(const std::string& s) {
 }
 
 // Session ids are the server's own: 22 characters of base64url (16 random bytes), then 22 of a
-// tag, base64url(HMAC-SHA256(key, those 22 characters)) cut to 128 bits. The id is the key to a
+// tag, base64url(HMAC-SHA256(key, those 22 characters)) cut to 22 characters (132 bits). The id is the key to a
 // conversation that may hold a national ID, so its strength must not depend on the client: the
 // server recognises the ids it made without storing each one, and an id a client made up is
 // not one of them (docs/console.md).
@@ -63,9 +63,8 @@ class session_ids {
  private:
   static constexpr std::size_t part = 22;
   std::string tag(std::string_view nonce) const {
-    auto t = crypto::base64_encode(crypto::hmac_sha256(key_, nonce));
+    auto t = crypto::base64url_encode(crypto::hmac_sha256(key_, nonce));
     t.resize(part);
-    for (auto& c : t) c = c == '+' ? '-' : c == '/' ? '_' : c;
     return t;
   }
   std::string key_;
@@ -78,23 +77,24 @@ std::string random_suffix() {
 
 net::awaitable<void> webchat_session(const services& s, const session_ids& ids, address_limiter& limits,
                                      beast::tcp_stream stream, request_context& ctx) {
-  // One client (address, or /64) holds a bounded number of sockets and sends a bounded number
-  // of messages a minute: the chat is public and shares the database writer with every channel.
+  // Refusals come before the upgrade, as plain HTTP answers.
+  auto refuse = [&stream, &ctx](api_error e, std::string_view message) -> net::awaitable<void> {
+    auto res = error_response(ctx.req.version(), false, e, message);
+    if (e == api_error::rate_limited) res.set(http::field::retry_after, "60");
+    co_await http::async_write(stream, res, use_tuple);
+  };
   auto asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
   if (!asked.empty() && !valid_session(asked)) {
-    auto res = error_response(ctx.req.version(), false, api_error::malformed,
-                              "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
-    co_await http::async_write(stream, res, use_tuple);
+    co_await refuse(api_error::malformed, "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
     co_return;
   }
+  // One client (address, or /64) holds a bounded number of sockets and sends a bounded number
+  // of messages a minute: the chat is public and shares the database writer with every channel.
   const auto client = limit_key(ctx.remote);
   auto slot = limits.open(client, address_limiter::clock::now());
   if (!slot) {
     s.stats.count("webchat_sockets_refused");
-    auto res = error_response(ctx.req.version(), false, api_error::rate_limited,
-                              "too many open chats from this address");
-    res.set(http::field::retry_after, "60");
-    co_await http::async_write(stream, res, use_tuple);
+    co_await refuse(api_error::rate_limited, "too many open chats from this address");
     co_return;
   }
   // The id presented is kept if the server made it, or if a conversation already lives at it
@@ -113,8 +113,7 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       return *row ? 1 : 0;
     });
     if (!known) {
-      auto res = error_response(ctx.req.version(), false, api_error::unavailable, "could not open the session, try again");
-      co_await http::async_write(stream, res, use_tuple);
+      co_await refuse(api_error::unavailable, "could not open the session, try again");
       co_return;
     }
     if (*known) session = asked;

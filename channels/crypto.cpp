@@ -180,6 +180,13 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
+std::string base64url_encode(std::string_view bytes) {
+  auto s = base64_encode(bytes);
+  for (auto& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  return s;
+}
+
 std::optional<std::string> base64_decode(std::string_view b64) {
   if (b64.size() % 4 != 0) return std::nullopt;
   std::string out;

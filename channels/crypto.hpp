@@ -23,6 +23,8 @@ std::optional<std::string> hex_decode(std::string_view hex);
 
 /// Standard base64 (RFC 4648 §4) with '=' padding.
 std::string base64_encode(std::string_view bytes);
+/// URL-safe base64 (RFC 4648 §5: '-' and '_'), without padding: tokens and ids.
+std::string base64url_encode(std::string_view bytes);
 /// Strict standard base64 with padding; nullopt on any invalid character or length.
 std::optional<std::string> base64_decode(std::string_view b64);
 

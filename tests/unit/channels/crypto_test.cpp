@@ -48,6 +48,15 @@ TEST_CASE("base64 RFC 4648 vectors, both ways") {
   CHECK_FALSE(crypto::base64_decode("Zm9v!A==").has_value());
 }
 
+TEST_CASE("base64url: RFC 4648 section 5 alphabet, no padding") {
+  CHECK(crypto::base64url_encode("") == "");
+  CHECK(crypto::base64url_encode("f") == "Zg");
+  CHECK(crypto::base64url_encode("fo") == "Zm8");
+  CHECK(crypto::base64url_encode("foo") == "Zm9v");
+  CHECK(crypto::base64url_encode("\xfb\xff\xbf") == "-_-_");  // "+/+/" in standard base64
+  CHECK(crypto::base64url_encode(std::string(16, '\xff')).size() == 22);
+}
+
 TEST_CASE("constant-time equality") {
   CHECK(crypto::equal_constant_time("abc", "abc"));
   CHECK_FALSE(crypto::equal_constant_time("abc", "abd"));
