@@ -152,6 +152,14 @@ config load_config(const lookup_fn& get) {
   c.secret.unifonic_app_sid = str("AOUN_UNIFONIC_APP_SID", "");
   c.unifonic_sender = str("AOUN_UNIFONIC_SENDER", "");
   c.unifonic_api_base = url(get, "AOUN_UNIFONIC_API_BASE", c.unifonic_api_base);
+  c.secret.unifonic_dlr_token = str("AOUN_UNIFONIC_DLR_TOKEN", "");
+  if (!c.secret.unifonic_dlr_token.empty() &&
+      (c.secret.unifonic_dlr_token.size() < 24 || c.secret.unifonic_dlr_token.size() > 256 ||
+       !std::all_of(c.secret.unifonic_dlr_token.begin(), c.secret.unifonic_dlr_token.end(), [](char ch) {
+         return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                ch == '_' || ch == '.' || ch == '~';
+       })))
+    bad("AOUN_UNIFONIC_DLR_TOKEN", "24 to 256 URL-safe characters (A-Z a-z 0-9 - _ . ~)", "<hidden>");
   c.secret.taqnyat_token = str("AOUN_TAQNYAT_TOKEN", "");
   c.taqnyat_sender = str("AOUN_TAQNYAT_SENDER", "");
   c.taqnyat_api_base = url(get, "AOUN_TAQNYAT_API_BASE", c.taqnyat_api_base);

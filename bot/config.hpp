@@ -48,6 +48,9 @@ struct secrets {
   std::string telegram_token, telegram_secret;
   std::string twilio_auth_token;
   std::string unifonic_app_sid, taqnyat_token;
+  /// The secret in the URL of Unifonic's delivery-receipt webhook (AOUN_UNIFONIC_DLR_TOKEN);
+  /// empty: that webhook answers 404.
+  std::string unifonic_dlr_token;
   std::string admin_password;
 };
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "bot/outgoing_json.hpp"
+#include "channels/crypto.hpp"
 #include "storage/outbox.hpp"
 #include "storage/staff.hpp"
 
@@ -137,9 +138,22 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
                                                        std::int64_t now, after_commit& fx) const {
   const auto channel = std::string(channels::to_string(in.channel));
   if (in.type == channels::inbound_type::status) {
-    // Statuses are deduped by "<id>:<status>"; applying one twice is harmless anyway.
-    if (auto ec = storage::outbox_delivery_status(c, in.status_for, in.status))
-      return storage::result<bool>(boost::system::in_place_error, ec);
+    // Not deduped by provider id: applying a status twice changes nothing the second time.
+    // The provider's reason for a failure is kept for staff (at most 300 code points).
+    auto changed = storage::outbox_delivery_status(c, channel, in.status_for, in.status,
+                                                   channels::crypto::truncate_code_points(in.status_error, 300));
+    if (!changed) return storage::result<bool>(boost::system::in_place_error, changed.error());
+    if (fx.staff_listening)
+      for (const auto& d : *changed) {
+        if (!d.message_id) continue;
+        json ev{{"type", "message.status"},
+                {"conversation_id", d.conversation_id.value_or(0)},
+                {"message_id", *d.message_id},
+                {"delivery_status", in.status}};
+        if (in.status == "failed" && !in.status_error.empty())
+          ev["delivery_error"] = channels::crypto::truncate_code_points(in.status_error, 300);
+        fx.events.push_back({"staff", ev.dump(-1, ' ', false, json::error_handler_t::replace)});
+      }
     return true;
   }
   if (!in.provider_id.empty()) {
@@ -467,6 +481,10 @@ json conversation_ops::message_json(const storage::message_row& m) {
     if (st == "sent" && m.delivery_status) st = *m.delivery_status;
     if (st == "sending" || st == "uncertain") st = "pending";
     j["delivery_status"] = st.empty() ? json(nullptr) : json(st);
+    // Why it did not arrive: the provider's reason for a failure, or the last send error of a
+    // dead letter. Staff only; never shown to beneficiaries.
+    if ((st == "failed" || st == "dead") && m.outbox_error && !m.outbox_error->empty())
+      j["delivery_error"] = *m.outbox_error;
   } else {
     j["delivery_status"] = nullptr;
   }

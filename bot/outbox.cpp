@@ -452,7 +452,8 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
                       {"conversation_id", row.conversation_id.value_or(0)},
                       {"message_id", *row.message_id},
                       {"delivery_status", outcome}};
-    hub_.publish({"staff", ev.dump()});
+    if (outcome == "dead" && !result.error.empty()) ev["delivery_error"] = result.error;
+    hub_.publish({"staff", ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
   }
   co_return outcome == "sent" || outcome == "dead";
 }

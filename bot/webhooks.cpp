@@ -123,6 +123,28 @@ void add_webhook_routes(router& r, const services& s) {
   } else {
     r.add(http::verb::post, "/webhooks/sms", disabled);
   }
+
+  // Unifonic's SMS delivery receipts (its account-wide "DLR webhook"). Unifonic signs nothing,
+  // so the URL registered with it carries a secret of ours: /webhooks/sms/unifonic?token=...
+  // A receipt changes only the delivery status of the row whose MessageID Unifonic gave us.
+  if (!cfg.secret.unifonic_dlr_token.empty()) {
+    r.add(http::verb::post, "/webhooks/sms/unifonic", [&s](request_context& ctx) -> net::awaitable<response> {
+      const auto token = ctx.query.find("token");
+      if (!channels::sms::verify_unifonic_token(token == ctx.query.end() ? std::string_view() : token->second,
+                                                s.cfg.secret.unifonic_dlr_token))
+        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
+                                 "missing or invalid token");
+      const std::string_view target = ctx.req.target();
+      const auto q = target.find('?');
+      auto parsed = channels::sms::parse_unifonic_dlr(header(ctx.req, "Content-Type"), ctx.req.body(),
+                                                      q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+      if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
+      co_return co_await commit_events(s, ctx, std::move(parsed.events), "sms_unifonic",
+                                       text_response(ctx.req, http::status::ok, "ok"));
+    });
+  } else {
+    r.add(http::verb::post, "/webhooks/sms/unifonic", disabled);
+  }
 }
 
 }  // namespace aoun::bot

@@ -152,6 +152,75 @@ bool verify_twilio_signature(std::string_view full_url, std::string_view form_bo
   return a || b;
 }
 
+bool verify_unifonic_token(std::string_view given, std::string_view expected) {
+  if (given.empty() || expected.empty()) return false;
+  return crypto::equal_constant_time(given, expected);
+}
+
+parse_result parse_unifonic_dlr(std::string_view content_type, std::string_view body, std::string_view query) {
+  parse_result r;
+  auto lower = [](std::string s) {
+    for (auto& c : s)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+  };
+  const std::string type = lower(std::string(content_type.substr(0, content_type.find(';'))));
+  const auto start = body.find_first_not_of(" \t\r\n");
+  const bool as_json = type.find("json") != std::string::npos ||
+                       (start != std::string_view::npos && body[start] == '{');
+  std::string id, dlr, recipient;
+  if (as_json) {
+    const auto root = detail::parse_json(body);
+    if (!root || !root->is_object()) {
+      r.error = "body is not a JSON object";
+      return r;
+    }
+    id = text_member(&*root, "MessageID");
+    dlr = text_member(&*root, "DLR");
+    recipient = text_member(&*root, "Recipient");
+  } else {
+    form_map f;
+    // A form body when there is one, else the query string (the token is not a field).
+    for (auto& [k, v] : crypto::parse_form(start == std::string_view::npos ? query : body)) f.emplace(std::move(k), std::move(v));
+    id = first(f, "MessageID");
+    dlr = first(f, "DLR");
+    recipient = first(f, "Recipient");
+  }
+  if (id.empty()) {
+    r.error = "no MessageID";
+    return r;
+  }
+  const bool id_ok = id.size() <= 128 && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' ||
+           c == ':' || c == '-';
+  });
+  if (!id_ok) {
+    r.error = "bad MessageID";
+    return r;
+  }
+  r.ok = true;
+  std::string raw = lower(dlr);
+  raw.erase(0, raw.find_first_not_of(' '));
+  raw.erase(raw.find_last_not_of(' ') + 1);
+  if (raw.empty()) return r;  // a receipt with no status: nothing to apply
+  if (raw.size() > 32) raw.resize(32);
+  for (auto& c : raw)  // it names the event in logs: ASCII letters, digits and '_' only
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) c = '_';
+  inbound ev;
+  ev.channel = kind::sms;
+  ev.type = inbound_type::status;
+  ev.provider_id = "unifonic:" + id + ":" + raw;
+  ev.status_for = id;
+  if (raw == "delivered" || raw == "sent") ev.status = raw;
+  else if (raw == "undeliverable" || raw == "undelivered" || raw == "failed" || raw == "rejected" || raw == "expired")
+    ev.status = "failed";
+  else ev.status = raw;
+  ev.raw_type = "status.unifonic." + raw;
+  ev.from = e164(bare_digits(recipient));
+  r.events.push_back(std::move(ev));
+  return r;
+}
+
 parse_result parse_twilio(std::string_view form_body) {
   parse_result r;
   form_map f;

@@ -42,6 +42,22 @@ bool verify_twilio_signature(std::string_view full_url, std::string_view form_bo
 /// Errors: no MessageSid/SmsSid, or no From for an inbound message.
 parse_result parse_twilio(std::string_view form_body);
 
+/// Checks the secret of a Unifonic delivery-receipt callback. Unifonic does not sign its
+/// webhooks, so the secret travels in the callback URL registered with Unifonic
+/// (`?token=...`). Constant-time; false when either side is empty.
+bool verify_unifonic_token(std::string_view given, std::string_view expected);
+
+/// Parses a Unifonic SMS delivery receipt (the account's "DLR webhook": MessageID, DLR,
+/// Recipient, TimeCreated, SCTS, DLRTimestamp). Unifonic documents the fields but not the
+/// encoding, so they are read from a JSON object body (Content-Type application/json, or a body
+/// starting with '{'), else from a form body, else from the query string (`query`, without '?').
+/// DLR "Delivered" → delivered; "Undeliverable", "Undelivered", "Failed", "Rejected", "Expired"
+/// → failed; "Sent" → sent; anything else is kept lower-cased (it changes no row). One status
+/// event: provider_id "unifonic:<MessageID>:<dlr>", status_for = MessageID, from = +Recipient.
+/// An empty DLR gives no event. Errors: no MessageID, one longer than 128 bytes or with a
+/// character outside [A-Za-z0-9._:-], a JSON body that is not an object.
+parse_result parse_unifonic_dlr(std::string_view content_type, std::string_view body, std::string_view query);
+
 /// Renders one outgoing SMS for `cfg.outbound`. Choices are appended as numbered lines
 /// ("1. title"). Twilio: form To/From (or MessagingServiceSid)/Body[/StatusCallback], Basic auth.
 /// Unifonic: form AppSid/SenderID/Recipient (no '+')/Body/responseType=JSON.

@@ -46,7 +46,7 @@ conversation_row read_conversation(const statement& s) {
 
 constexpr const char* message_select =
     "SELECT m.id, m.conversation_id, m.direction, m.sender, m.staff_id, m.kind, m.text, m.payload, m.provider_id, "
-    "m.created_at, COALESCE(s.display_name, ''), o.state, o.delivery_status FROM messages m "
+    "m.created_at, COALESCE(s.display_name, ''), o.state, o.delivery_status, o.last_error FROM messages m "
     "LEFT JOIN staff s ON s.id = m.staff_id LEFT JOIN outbox o ON o.message_id = m.id ";
 
 message_row read_message(const statement& s) {
@@ -64,6 +64,7 @@ message_row read_message(const statement& s) {
   m.staff_name = s.text(10);
   m.outbox_state = opt_text(s, 11);
   m.delivery_status = opt_text(s, 12);
+  m.outbox_error = opt_text(s, 13);
   return m;
 }
 

@@ -45,6 +45,7 @@ struct message_row {
   // joined
   std::string staff_name;
   std::optional<std::string> outbox_state, delivery_status;
+  std::optional<std::string> outbox_error;  ///< the outbox row's last_error
 };
 
 /// Records a provider event id. False if it was seen before (a duplicate to drop).

@@ -172,15 +172,31 @@ result<int> outbox_recover(connection& c) {
   return c.changes();
 }
 
-error_code outbox_delivery_status(connection& c, std::string_view provider_message_id, std::string_view status) {
+result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::string_view channel,
+                                                            std::string_view provider_message_id,
+                                                            std::string_view status, std::string_view error) {
+  std::vector<delivery_change> out;
   int r = rank(status);
-  if (r == 0) return {};
+  if (r == 0) return out;
   auto q = c.prepare(
-      "UPDATE outbox SET delivery_status = ?1 WHERE provider_message_id = ?2 AND "
+      "UPDATE outbox SET delivery_status = ?1, "
+      "last_error = CASE WHEN ?1 = 'failed' THEN NULLIF(?5, '') ELSE last_error END "
+      "WHERE provider_message_id = ?2 AND channel = ?4 AND "
       "(delivery_status IS NULL OR (delivery_status <> 'failed' AND CASE delivery_status WHEN 'sent' THEN 1 "
-      "WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END < ?3))");
+      "WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END < ?3)) "
+      "RETURNING id, message_id, conversation_id");
   if (!q) return q.error();
-  return q->bind(1, status).bind(2, provider_message_id).bind(3, r).exec();
+  q->bind(1, status).bind(2, provider_message_id).bind(3, r).bind(4, channel).bind(5, error);
+  for (;;) {
+    auto row = q->step();
+    if (!row) return row.error();
+    if (!*row) return out;
+    delivery_change d;
+    d.outbox_id = q->int64(0);
+    if (!q->is_null(1)) d.message_id = q->int64(1);
+    if (!q->is_null(2)) d.conversation_id = q->int64(2);
+    out.push_back(d);
+  }
 }
 
 result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit) {

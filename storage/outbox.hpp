@@ -59,9 +59,19 @@ boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::strin
 boost::system::error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms);
 /// At start-up: rows left in `sending` become `uncertain` and pending again. Returns how many.
 result<int> outbox_recover(connection& c);
-/// A provider delivery status for our message (monotonic: sent < delivered < read; failed final).
-boost::system::error_code outbox_delivery_status(connection& c, std::string_view provider_message_id,
-                                                 std::string_view status);
+/// One of our rows a provider's delivery status moved on.
+struct delivery_change {
+  std::int64_t outbox_id = 0;
+  std::optional<std::int64_t> message_id, conversation_id;
+};
+/// A provider delivery status for our message on `channel` whose provider id is
+/// `provider_message_id` (monotonic: sent < delivered < read; failed final). A `failed` status
+/// puts the provider's reason (`error`; NULL when empty) in last_error, in place of an older
+/// send error that no longer explains anything. Statuses we do not rank
+/// change nothing. Returns the rows it changed (none for a repeat or a stale status).
+result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::string_view channel,
+                                                            std::string_view provider_message_id,
+                                                            std::string_view status, std::string_view error);
 result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit);
 
 }  // namespace aoun::storage

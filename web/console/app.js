@@ -20,6 +20,7 @@ const state = {
   listsLoaded: false,
   currentId: null,
   messages: [],
+  earlyStatus: new Map(),  // message id -> a message.status that came before its message
   canned: null,
   cases: new Map(),        // reference -> case (with events etc. when loaded)
   loginMessage: null,
@@ -83,7 +84,7 @@ setUnauthorizedHandler(() => {
 function signOutLocal(messageKey) {
   if (state.stream) state.stream.stop();
   state.stream = null; state.me = null; state.convs.clear(); state.listsLoaded = false;
-  state.currentId = null; state.messages = []; state.canned = null; state.cases.clear();
+  state.currentId = null; state.messages = []; state.earlyStatus.clear(); state.canned = null; state.cases.clear();
   state.loginMessage = messageKey;
   setBanner(null);
   session.clear();
@@ -278,10 +279,15 @@ function handleEvent(ev) {
     }
     if (id === state.currentId && m) addMessage(m);
   } else if (ev.type === 'message.status') {
-    // delivery progress of an outgoing message: {conversation_id, message_id, delivery_status}
+    // delivery progress of an outgoing message: {conversation_id, message_id, delivery_status,
+    // delivery_error?} from our outbox or from the provider's own status webhooks
     if (ev.conversation_id === state.currentId) {
       const m = state.messages.find((x) => x.id === ev.message_id);
-      if (m) addMessage({ ...m, delivery_status: ev.delivery_status });
+      const update = { id: ev.message_id, delivery_status: ev.delivery_status, delivery_error: ev.delivery_error };
+      // A fast send can report before the message itself is here (the reply's own answer, or
+      // message.new, still on its way): kept, and applied when it arrives.
+      if (m) addMessage(update);
+      else state.earlyStatus.set(ev.message_id, update);
     }
   } else if (ev.type === 'case.updated') {
     const k = ev.case;
@@ -432,6 +438,7 @@ function listKeys(e, idx) {
 async function openConversation(id) {
   state.currentId = id;
   state.messages = [];
+  state.earlyStatus.clear();
   const pane = document.getElementById('conv-pane');
   const casePane = document.getElementById('case-pane');
   const inbox = document.querySelector('.inbox');
@@ -544,11 +551,25 @@ function renderTranscript() {
   ol.scrollTop = ol.scrollHeight;
 }
 
+// How far an outgoing message got. Events and answers can arrive out of order (the answer to a
+// staff reply, saying "pending", after the stream's "sent"; our "sent" after the provider's
+// "delivered"), so a status never moves back. A dead letter retried by staff is pending again.
+const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
+function laterStatus(old, m) {
+  if (!('delivery_status' in m) || !old.delivery_status) return m;
+  const a = STATUS_RANK[old.delivery_status];
+  const b = STATUS_RANK[m.delivery_status];
+  if (a === undefined || b === undefined || b >= a) return m;
+  return { ...m, delivery_status: old.delivery_status, delivery_error: old.delivery_error };
+}
+
 function addMessage(m) {
+  const early = state.earlyStatus.get(m.id);
+  if (early) { state.earlyStatus.delete(m.id); m = { ...m, ...laterStatus(m, early) }; }
   const i = state.messages.findIndex((x) => x.id === m.id);
   const ol = document.getElementById('transcript');
   if (i >= 0) {
-    state.messages[i] = { ...state.messages[i], ...m };
+    state.messages[i] = { ...state.messages[i], ...laterStatus(state.messages[i], m) };
     ol?.querySelector(`[data-msg-id="${m.id}"]`)?.replaceWith(messageEl(state.messages[i]));
     return;
   }
@@ -611,6 +632,9 @@ function messageEl(m) {
     body.push(h('ul', { class: 'msg-choices', 'aria-label': 'choices' }, m.choices.map((ch) => h('li', { dir: 'auto', text: ch.title }))));
   }
   const status = out && m.delivery_status ? h('span', { class: `dstatus ds-${m.delivery_status}`, text: tOr(`status.${m.delivery_status}`, m.delivery_status) }) : null;
+  // why a message did not arrive (the provider's reason, or the last send error), for staff
+  const reason = status && m.delivery_error && (m.delivery_status === 'failed' || m.delivery_status === 'dead')
+    ? h('span', { class: 'dstatus-reason', dir: 'ltr', text: m.delivery_error }) : null;
   if (m.sender === 'system') {
     return h('li', { class: 'msg msg-system', dataset: { msgId: String(m.id) } }, h('p', { dir: 'auto', text: maskIds(m.text || '') }), h('time', { text: fmtTime(m.created_at) }));
   }
@@ -618,7 +642,7 @@ function messageEl(m) {
     h('div', { class: 'bubble' },
       h('span', { class: 'who', text: who }),
       body,
-      h('span', { class: 'msg-foot' }, h('time', { datetime: new Date(m.created_at * 1000).toISOString(), text: fmtTime(m.created_at) }), status)));
+      h('span', { class: 'msg-foot' }, h('time', { datetime: new Date(m.created_at * 1000).toISOString(), text: fmtTime(m.created_at) }), status, reason)));
 }
 
 function composer() {

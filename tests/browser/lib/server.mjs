@@ -127,6 +127,19 @@ export function whatsappUser(base, { waId, name }) {
     list: (id, title = id) => post({ type: 'interactive', interactive: { type: 'list_reply', list_reply: { id, title } } }),
     image: (id, mime = 'image/jpeg') => post({ type: 'image', image: { id, mime_type: mime, sha256: 'x' } }),
     document: (id, filename, mime = 'application/pdf') => post({ type: 'document', document: { id, filename, mime_type: mime, sha256: 'x' } }),
+    // WhatsApp's status webhook for one of our messages (`errors` as Meta sends them on "failed")
+    status: async (wamid, status, errors) => {
+      const body = structuredClone(fixture);
+      const value = body.entry[0].changes[0].value;
+      value.metadata.phone_number_id = WA.phoneId;
+      delete value.contacts;
+      delete value.messages;
+      value.statuses = [{ id: wamid, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: waId, ...(errors ? { errors } : {}) }];
+      const raw = JSON.stringify(body);
+      const sig = crypto.createHmac('sha256', WA.secret).update(raw).digest('hex');
+      const res = await fetch(`${base}/webhooks/whatsapp`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${sig}` }, body: raw });
+      if (res.status !== 200) throw new Error(`status webhook answered ${res.status}: ${await res.text()}`);
+    },
   };
 }
 

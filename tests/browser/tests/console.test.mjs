@@ -1,5 +1,5 @@
 // The staff console against the real aoun binary: sign-in, live queue, takeover and reply
-// (reaching the fake WhatsApp provider), the case workflow, the survey on the dashboard,
+// (reaching the fake WhatsApp provider), a reply the provider reports failed, the case workflow, the survey on the dashboard,
 // staff management, a dropped WebSocket, an expired session, English and a phone layout.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -110,6 +110,19 @@ describe('staff console', () => {
     await page.keyboard.press('Escape');
     await shot('console-conversation');
     await accessible('console-conversation');
+  });
+
+  test('a reply WhatsApp could not deliver turns "failed", with the reason, without a reload', async () => {
+    const reply = 'نرجو تأكيد موعد المقابلة';
+    await page.fill('#reply-text', reply);
+    await page.keyboard.press('Control+Enter');
+    const sent = await graph.waitFor(said(reply), 15000, 'the second staff reply');
+    const wamid = `wamid.out.${graph.posts.indexOf(sent) + 1}`;  // the fake numbers its answers
+    const bubble = page.locator('#transcript li', { hasText: reply });
+    await bubble.locator('.dstatus.ds-sent').waitFor();
+    await whatsappUser(aoun.base, beneficiary).status(wamid, 'failed', [{ code: 131047, title: 'Re-engagement message', message: 'Re-engagement message' }]);
+    await bubble.locator('.dstatus.ds-failed').waitFor();
+    assert.equal(await bubble.locator('.dstatus-reason').innerText(), '131047 Re-engagement message');
   });
 
   test('the case moves through its steps, offering only valid transitions', async () => {

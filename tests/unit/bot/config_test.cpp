@@ -42,6 +42,13 @@ TEST_CASE("a wrong value stops start-up with one line naming the variable") {
                        "AOUN_THREADS: expected an integer from 0 to 256, got 'many'", config_error);
   CHECK_THROWS_WITH_AS(load({{"AOUN_SMS_GATEWAY", "carrier-pigeon"}}),
                        "AOUN_SMS_GATEWAY: expected twilio, unifonic or taqnyat, got 'carrier-pigeon'", config_error);
+  // The delivery-receipt secret: long enough, URL-safe, and never echoed.
+  CHECK_THROWS_WITH_AS(load({{"AOUN_UNIFONIC_DLR_TOKEN", "short-secret"}}),
+                       "AOUN_UNIFONIC_DLR_TOKEN: expected 24 to 256 URL-safe characters (A-Z a-z 0-9 - _ . ~), got '<hidden>'",
+                       config_error);
+  CHECK_THROWS_AS(load({{"AOUN_UNIFONIC_DLR_TOKEN", "a-secret-long-enough-but-with&amp"}}), config_error);
+  CHECK(load({{"AOUN_UNIFONIC_DLR_TOKEN", "unifonic-dlr-0123456789abcdef"}}).secret.unifonic_dlr_token ==
+        "unifonic-dlr-0123456789abcdef");
   CHECK_THROWS_WITH_AS(load({{"AOUN_WORKING_HOURS", "0-4 16:00-08:00"}}),
                        "AOUN_WORKING_HOURS: expected a start before the end, got '0-4 16:00-08:00'", config_error);
   CHECK_THROWS_WITH_AS(load({{"AOUN_TRUSTED_PROXIES", "10.0.0.1, proxy.local"}}),

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "channels/crypto.hpp"
 #include "channels/sms.hpp"
 #include "channels/telegram.hpp"
 #include "channels/whatsapp.hpp"
@@ -163,6 +164,27 @@ TEST_CASE("mutation: Telegram updates, every official sample broken every way") 
 
 TEST_CASE("mutation: Twilio form bodies, every official sample broken every way") {
   sweep_samples(twilio_samples, sms::parse_twilio, kind::sms, 200, 3000, true);
+}
+
+TEST_CASE("mutation: Unifonic delivery receipts, as form and as JSON, broken every way") {
+  const char* const form_samples[] = {"unifonic_dlr.txt"};
+  sweep_samples(form_samples, [](std::string_view b) { return sms::parse_unifonic_dlr("application/x-www-form-urlencoded", b, ""); },
+                kind::sms, 300, 3000, true);
+  // The same receipt in the query string (an empty body), and as a JSON object.
+  const auto query = [](std::string_view q) { return sms::parse_unifonic_dlr("", "", q); };
+  auto q = sweep(byte_variants(form_fixture("unifonic_dlr.txt"), 301, 2000), query, kind::sms);
+  CHECK(q.accepted > 0);
+  CHECK(q.accepted < q.inputs);
+  json doc = json::object();
+  for (const auto& [k, v] : crypto::parse_form(form_fixture("unifonic_dlr.txt"))) doc[k] = v;
+  const std::string sample = doc.dump();
+  const auto as_json = [](std::string_view b) { return sms::parse_unifonic_dlr("application/json", b, ""); };
+  REQUIRE(as_json(sample).ok);
+  for (const auto& inputs : {byte_variants(sample, 302, 3000), json_variants(sample)}) {
+    auto n = sweep(inputs, as_json, kind::sms);
+    CHECK(n.accepted > 0);
+    CHECK(n.accepted < n.inputs);
+  }
 }
 
 TEST_CASE("mutation: provider answers to our sends never throw, and a 2xx is always sent") {

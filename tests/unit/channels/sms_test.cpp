@@ -145,6 +145,83 @@ TEST_CASE("sms: malformed Twilio bodies") {
   CHECK(r.events.at(0).type == inbound_type::text);
 }
 
+TEST_CASE("sms: Unifonic delivery receipt token") {
+  CHECK(sms::verify_unifonic_token("s3cret-token-0123456789", "s3cret-token-0123456789"));
+  CHECK_FALSE(sms::verify_unifonic_token("s3cret-token-012345678", "s3cret-token-0123456789"));
+  CHECK_FALSE(sms::verify_unifonic_token("S3cret-token-0123456789", "s3cret-token-0123456789"));
+  CHECK_FALSE(sms::verify_unifonic_token("", "s3cret-token-0123456789"));
+  CHECK_FALSE(sms::verify_unifonic_token("", ""));  // not configured: nothing matches
+  CHECK_FALSE(sms::verify_unifonic_token("x", ""));
+}
+
+TEST_CASE("sms: Unifonic delivery receipt (unifonic_dlr.txt) as form, JSON and query string") {
+  const std::string form = form_fixture("unifonic_dlr.txt");
+  auto check_failed = [](const parse_result& r) {
+    REQUIRE(r.ok);
+    REQUIRE(r.events.size() == 1);
+    const auto& ev = r.events[0];
+    CHECK(ev.channel == kind::sms);
+    CHECK(ev.type == inbound_type::status);
+    CHECK(ev.status_for == "3100000123456");
+    CHECK(ev.status == "failed");
+    CHECK(ev.provider_id == "unifonic:3100000123456:undeliverable");
+    CHECK(ev.raw_type == "status.unifonic.undeliverable");
+    CHECK(ev.from == "+966500000000");
+  };
+  check_failed(sms::parse_unifonic_dlr("application/x-www-form-urlencoded", form, ""));
+  check_failed(sms::parse_unifonic_dlr("", "", form));  // GET-style: fields in the query string
+  // JSON, with the id as a number (Unifonic's ids are numeric) and a charset parameter.
+  check_failed(sms::parse_unifonic_dlr("Application/JSON; charset=utf-8",
+                                       R"({"MessageID":3100000123456,"DLR":"Undeliverable","Recipient":"966500000000",)"
+                                       R"("TimeCreated":"2026-11-27 10:15:02"})",
+                                       ""));
+  // JSON recognised by its first byte when the Content-Type says nothing useful.
+  check_failed(sms::parse_unifonic_dlr("text/plain", R"(  {"MessageID":"3100000123456","DLR":"Undeliverable","Recipient":"966500000000"})", ""));
+
+  auto status_of = [](std::string dlr) {
+    auto r = sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=77&DLR=" + dlr, "");
+    REQUIRE(r.ok);
+    return r.events.empty() ? std::string("<none>") : r.events[0].status;
+  };
+  CHECK(status_of("Delivered") == "delivered");
+  CHECK(status_of("DELIVERED") == "delivered");
+  CHECK(status_of("Sent") == "sent");
+  CHECK(status_of("Undelivered") == "failed");
+  CHECK(status_of("Rejected") == "failed");
+  CHECK(status_of("Expired") == "failed");
+  CHECK(status_of("Failed") == "failed");
+  CHECK(status_of("Queued") == "queued");  // kept raw: changes no row
+  CHECK(status_of("") == "<none>");
+  CHECK(status_of("+++") == "<none>");     // spaces only
+  // An odd status cannot put bytes of its choosing into the event's names (they reach the logs).
+  auto odd = sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=77&DLR=a%0Ab%22c", "");
+  REQUIRE(odd.events.size() == 1);
+  CHECK(odd.events[0].raw_type == "status.unifonic.a_b_c");
+}
+
+TEST_CASE("sms: malformed Unifonic delivery receipts") {
+  CHECK(sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "DLR=Delivered", "").error == "no MessageID");
+  CHECK(sms::parse_unifonic_dlr("", "", "").error == "no MessageID");
+  CHECK(sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=1%202&DLR=Delivered", "").error ==
+        "bad MessageID");
+  CHECK(sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=" + std::string(129, '7') + "&DLR=Delivered",
+                                "")
+            .error == "bad MessageID");
+  CHECK(sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=" + std::string(128, '7') + "&DLR=Delivered",
+                                "")
+            .ok);
+  CHECK(sms::parse_unifonic_dlr("application/json", "[1,2]", "").error == "body is not a JSON object");
+  CHECK(sms::parse_unifonic_dlr("application/json", "{\"MessageID\":", "").error == "body is not a JSON object");
+  CHECK(sms::parse_unifonic_dlr("application/json", R"({"MessageID":{"a":1},"DLR":"Delivered"})", "").error ==
+        "no MessageID");
+  CHECK(sms::parse_unifonic_dlr("application/json", R"({"MessageID":1.5,"DLR":"Delivered"})", "").error == "no MessageID");
+  // A form body wins over the query string: the query is read only when the body is empty.
+  const auto r = sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=5&DLR=Delivered",
+                                         "MessageID=6&DLR=Undeliverable");
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].status_for == "5");
+}
+
 TEST_CASE("sms: render Twilio request (twilio_send_request.txt shape)") {
   outgoing m;
   m.channel = kind::sms;

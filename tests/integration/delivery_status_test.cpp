@@ -1,0 +1,193 @@
+// Providers' delivery statuses for our own messages: Unifonic's delivery receipts (a webhook
+// Unifonic does not sign, so its URL carries our secret), the statuses of every provider scoped
+// to the channel that sent the message, and a failure told to staff live, with its reason.
+#include <doctest/doctest.h>
+
+#include <atomic>
+
+#include "staff_helpers.hpp"
+
+using namespace aoun::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string dlr_token = "unifonic-dlr-0123456789abcdef";
+
+// Unifonic as the outbound SMS gateway, answered by the `twilio` fake provider (inbound SMS is
+// always Twilio's), each send given the next MessageID from `next_id`.
+std::map<std::string, std::string> unifonic_vars(const fake_provider& gateway) {
+  return {{"AOUN_SMS_GATEWAY", "unifonic"},
+          {"AOUN_UNIFONIC_APP_SID", "unifonic-app-sid"},
+          {"AOUN_UNIFONIC_SENDER", "Aoun"},
+          {"AOUN_UNIFONIC_API_BASE", gateway.base()},
+          {"AOUN_UNIFONIC_DLR_TOKEN", dlr_token}};
+}
+
+http_result post_dlr(unsigned short port, const std::string& query, const std::string& body,
+                     const std::string& type = "application/x-www-form-urlencoded") {
+  return http_call(port, "POST", "/webhooks/sms/unifonic" + query, body, {{"Content-Type", type}});
+}
+
+std::string outbox_status(const std::string& db, const std::string& provider_id) {
+  return db_text(db, "SELECT COALESCE(delivery_status, '<null>') FROM outbox WHERE provider_message_id = '" +
+                         provider_id + "'");
+}
+
+json transcript(unsigned short port, const std::string& token, long long conversation) {
+  return as_json(api(port, "GET", "/api/v1/conversations/" + std::to_string(conversation) + "/messages", token));
+}
+
+json message_with_id(const json& messages, long long id) {
+  for (const auto& m : messages["messages"])
+    if (m["id"] == id) return m;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("Unifonic: a delivery receipt needs the URL's token, and marks our SMS delivered or failed") {
+  fake_provider unifonic;
+  std::atomic<long long> next_id{3100000000001};
+  unifonic.set_default([&](const recorded_request&) {
+    return scripted_response{200, R"({"success":true,"message":"","errorCode":"ER-00","data":{"MessageID":)" +
+                                      std::to_string(next_id++) + R"(,"Status":"Sent"}})",
+                             "application/json", {}};
+  });
+  staff_env e(unifonic_vars(unifonic));
+  auto token = login(e.port());
+  stream_client live(e.port(), "/api/v1/stream?token=" + token);
+  REQUIRE(live.status == 101);
+  REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+
+  // A beneficiary writes by SMS (Twilio); the bot's replies leave through Unifonic.
+  CHECK(post_sms(e.port(), {{"MessageSid", "SM00000000000000000000000000000901"},
+                            {"From", "+966500000901"},
+                            {"To", "+966110000000"},
+                            {"Body", "السلام عليكم"}})
+            .status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") >= 1; }));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  const auto reqs = unifonic.requests();
+  REQUIRE_FALSE(reqs.empty());
+  CHECK(reqs[0].target == "/rest/SMS/messages");
+  CHECK(reqs[0].body.find("AppSid=unifonic-app-sid") != std::string::npos);
+  CHECK(reqs[0].body.find("Recipient=966500000901") != std::string::npos);
+  CHECK(outbox_status(e.db, "3100000000001") == "sent");
+  const long long message_id =
+      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = '3100000000001'");
+  const long long conversation = db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = '3100000000001'");
+
+  const std::string delivered = "MessageID=3100000000001&DLR=Delivered&Recipient=966500000901&TimeCreated=2026-11-27+10%3A15%3A02";
+  // No token, a wrong one, a token of another length, one sent as a header: 401, nothing changes.
+  CHECK(post_dlr(e.port(), "", delivered).status == 401);
+  CHECK(post_dlr(e.port(), "?token=unifonic-dlr-0123456789abcdeX", delivered).status == 401);
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token + "0", delivered).status == 401);
+  CHECK(http_call(e.port(), "POST", "/webhooks/sms/unifonic", delivered,
+                  {{"Content-Type", "application/x-www-form-urlencoded"}, {"Authorization", "Bearer " + dlr_token}})
+            .status == 401);
+  CHECK(outbox_status(e.db, "3100000000001") == "sent");
+
+  // With the token: delivered, in the database, the staff API and live on the console's stream.
+  auto ok = post_dlr(e.port(), "?token=" + dlr_token, delivered);
+  CHECK(ok.status == 200);
+  CHECK(outbox_status(e.db, "3100000000001") == "delivered");
+  CHECK(live.wait_for([&](const json& ev) {
+    return ev["type"] == "message.status" && ev["message_id"] == message_id && ev["delivery_status"] == "delivered" &&
+           ev["conversation_id"] == conversation;
+  }));
+  CHECK(message_with_id(transcript(e.port(), token, conversation), message_id)["delivery_status"] == "delivered");
+  // A repeat changes nothing and is still 200 (Unifonic retries until it gets one).
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, delivered).status == 200);
+
+  // Undeliverable, as JSON this time, for the second reply: failed.
+  const auto second = db_text(e.db, "SELECT provider_message_id FROM outbox WHERE state = 'sent' ORDER BY id LIMIT 1 OFFSET 1");
+  REQUIRE_FALSE(second.empty());
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token,
+                 R"({"MessageID":)" + second + R"(,"DLR":"Undeliverable","Recipient":"966500000901"})", "application/json")
+            .status == 200);
+  CHECK(outbox_status(e.db, second) == "failed");
+  // And as query parameters with no body.
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token + "&MessageID=3100000000001&DLR=Undeliverable", "").status == 200);
+  CHECK(outbox_status(e.db, "3100000000001") == "failed");
+
+  // Malformed receipts: 400, nothing stored.
+  const auto audit_before = db_value(e.db, "SELECT count(*) FROM audit_log");
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "DLR=Delivered&Recipient=966500000901").status == 400);
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "[1]", "application/json").status == 400);
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "MessageID=a%20b&DLR=Delivered").status == 400);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log") == audit_before);
+  CHECK(http_call(e.port(), "GET", "/webhooks/sms/unifonic?token=" + dlr_token).status == 405);
+}
+
+TEST_CASE("Unifonic: a receipt only touches an SMS; another channel's message with the same id is left alone") {
+  fake_provider unifonic;
+  unifonic.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"success":true,"data":{"MessageID":"555"}})", "application/json", {}};
+  });
+  staff_env e(unifonic_vars(unifonic));
+  // WhatsApp's fake Graph API answers with the id "777" for every message.
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"777"}]})", "application/json", {}};
+  });
+  wa_user b{e.port(), "966500000902"};
+  b.text("السلام عليكم");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = '777'") >= 1; }));
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "MessageID=777&DLR=Undeliverable").status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = '777' AND delivery_status = 'failed'") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = '777' AND delivery_status = 'sent'") >= 1);
+}
+
+TEST_CASE("Unifonic: without AOUN_UNIFONIC_DLR_TOKEN the receipt webhook is off (404)") {
+  staff_env e;
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "MessageID=1&DLR=Delivered").status == 404);
+  CHECK(post_dlr(e.port(), "", "MessageID=1&DLR=Delivered").status == 404);
+}
+
+TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and stays in the transcript") {
+  staff_env e;
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.FAIL1"}]})", "application/json",
+                             {}};
+  });
+  auto token = login(e.port());
+  wa_user b{e.port(), "966500000903"};
+  b.text("السلام عليكم");
+  REQUIRE(eventually([&] {
+    return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.FAIL1' AND state = 'sent'") >= 1;
+  }));
+  const long long message_id =
+      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1");
+  const long long conversation =
+      db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1");
+  stream_client live(e.port(), "/api/v1/stream?token=" + token);
+  REQUIRE(live.status == 101);
+  REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+
+  auto j = json::parse(fixture("whatsapp_status_failed.json"));
+  j["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.FAIL1";
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(live.wait_for([&](const json& ev) {
+    return ev["type"] == "message.status" && ev["message_id"] == message_id && ev["delivery_status"] == "failed" &&
+           ev.value("delivery_error", "").find("131047") != std::string::npos;
+  }));
+  const auto m = message_with_id(transcript(e.port(), token, conversation), message_id);
+  CHECK(m["delivery_status"] == "failed");
+  CHECK(m.value("delivery_error", "") == "131047 Re-engagement message");
+
+  // A status that changes nothing (a late "delivered" after "failed") sends no event.
+  const auto before = live.events().size();
+  j["entry"][0]["changes"][0]["value"]["statuses"][0]["status"] = "delivered";
+  j["entry"][0]["changes"][0]["value"]["statuses"][0].erase("errors");
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_text(e.db, "SELECT delivery_status FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1") ==
+        "failed");
+  // Something that does send an event, to know the stream has caught up.
+  b.text("القائمة");
+  REQUIRE(live.wait_for([&](const json& ev) { return ev["type"] == "message.new" && ev["message"]["text"] == "القائمة"; }));
+  int statuses_after = 0;
+  const auto all = live.events();
+  for (std::size_t i = before; i < all.size(); ++i)
+    if (all[i]["type"] == "message.status" && all[i]["message_id"] == message_id) ++statuses_after;
+  CHECK(statuses_after == 0);
+}
