@@ -210,7 +210,7 @@ parse_result parse_unifonic_dlr(std::string_view content_type, std::string_view 
   ev.channel = kind::sms;
   ev.type = inbound_type::status;
   ev.provider_id = "unifonic:" + id + ":" + raw;
-  ev.status_for = id;
+  ev.status_for = "unifonic:" + id;  // as interpret() stored it
   if (raw == "delivered" || raw == "sent") ev.status = raw;
   else if (raw == "undeliverable" || raw == "undelivered" || raw == "failed" || raw == "rejected" || raw == "expired")
     ev.status = "failed";
@@ -413,7 +413,10 @@ send_result interpret(gateway gw, int http_status, std::string_view body,
       const std::string code = text_member(root, "errorCode");
       if (http_status >= 200 && http_status < 300 && (ok || !root)) {
         r.outcome = send_outcome::sent;
+        // Named for its gateway: Unifonic's and Taqnyat's ids are both plain numbers, and both
+        // are SMS; a delivery receipt must find only Unifonic's message.
         r.provider_message_id = text_member(detail::object_member(root, "data"), "MessageID");
+        if (!r.provider_message_id.empty()) r.provider_message_id.insert(0, "unifonic:");
         return r;
       }
       if (auto t = detail::classify_transport(http_status, retry_after_header)) {

@@ -53,7 +53,8 @@ bool verify_unifonic_token(std::string_view given, std::string_view expected);
 /// starting with '{'), else from a form body, else from the query string (`query`, without '?').
 /// DLR "Delivered" → delivered; "Undeliverable", "Undelivered", "Failed", "Rejected", "Expired"
 /// → failed; "Sent" → sent; anything else is kept lower-cased (it changes no row). One status
-/// event: provider_id "unifonic:<MessageID>:<dlr>", status_for = MessageID, from = +Recipient.
+/// event: provider_id "unifonic:<MessageID>:<dlr>", status_for "unifonic:<MessageID>" (the id
+/// `interpret` stores for a Unifonic send), from = +Recipient.
 /// An empty DLR gives no event. Errors: no MessageID, one longer than 128 bytes or with a
 /// character outside [A-Za-z0-9._:-], a JSON body that is not an object.
 parse_result parse_unifonic_dlr(std::string_view content_type, std::string_view body, std::string_view query);
@@ -72,7 +73,8 @@ std::string body_text(const outgoing& msg);
 std::size_t segments(std::string_view utf8);
 
 /// Interprets a gateway's answer (per `gw`). Twilio: 2xx JSON `sid` → sent; 429 → rate_limited;
-/// 5xx/0 → retry; other 4xx → rejected. Unifonic: `success:true` → sent (data.MessageID);
+/// 5xx/0 → retry; other 4xx → rejected. Unifonic: `success:true` → sent ("unifonic:" +
+/// data.MessageID, so it cannot meet a Taqnyat id);
 /// Taqnyat: 2xx with statusCode 201/200 → sent (messageId).
 send_result interpret(gateway gw, int http_status, std::string_view body,
                       std::string_view retry_after_header);

@@ -180,7 +180,9 @@ result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::
   if (r == 0) return out;
   auto q = c.prepare(
       "UPDATE outbox SET delivery_status = ?1, "
-      "last_error = CASE WHEN ?1 = 'failed' THEN NULLIF(?5, '') ELSE last_error END "
+      "last_error = CASE WHEN ?1 <> 'failed' THEN last_error "
+      "WHEN last_error LIKE 'uncertain%' THEN 'uncertain; ' || COALESCE(NULLIF(?5, ''), 'delivery failed') "
+      "ELSE NULLIF(?5, '') END "
       "WHERE provider_message_id = ?2 AND channel = ?4 AND "
       "(delivery_status IS NULL OR (delivery_status <> 'failed' AND CASE delivery_status WHEN 'sent' THEN 1 "
       "WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END < ?3)) "

@@ -67,7 +67,8 @@ struct delivery_change {
 /// A provider delivery status for our message on `channel` whose provider id is
 /// `provider_message_id` (monotonic: sent < delivered < read; failed final). A `failed` status
 /// puts the provider's reason (`error`; NULL when empty) in last_error, in place of an older
-/// send error that no longer explains anything. Statuses we do not rank
+/// send error that no longer explains anything; a row flagged `uncertain` (it may have gone out
+/// twice) keeps the flag in front of the reason. Statuses we do not rank
 /// change nothing. Returns the rows it changed (none for a repeat or a stale status).
 result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::string_view channel,
                                                             std::string_view provider_message_id,

@@ -73,10 +73,10 @@ TEST_CASE("Unifonic: a delivery receipt needs the URL's token, and marks our SMS
   CHECK(reqs[0].target == "/rest/SMS/messages");
   CHECK(reqs[0].body.find("AppSid=unifonic-app-sid") != std::string::npos);
   CHECK(reqs[0].body.find("Recipient=966500000901") != std::string::npos);
-  CHECK(outbox_status(e.db, "3100000000001") == "sent");
+  CHECK(outbox_status(e.db, "unifonic:3100000000001") == "sent");
   const long long message_id =
-      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = '3100000000001'");
-  const long long conversation = db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = '3100000000001'");
+      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = 'unifonic:3100000000001'");
+  const long long conversation = db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = 'unifonic:3100000000001'");
 
   const std::string delivered = "MessageID=3100000000001&DLR=Delivered&Recipient=966500000901&TimeCreated=2026-11-27+10%3A15%3A02";
   // No token, a wrong one, a token of another length, one sent as a header: 401, nothing changes.
@@ -86,12 +86,12 @@ TEST_CASE("Unifonic: a delivery receipt needs the URL's token, and marks our SMS
   CHECK(http_call(e.port(), "POST", "/webhooks/sms/unifonic", delivered,
                   {{"Content-Type", "application/x-www-form-urlencoded"}, {"Authorization", "Bearer " + dlr_token}})
             .status == 401);
-  CHECK(outbox_status(e.db, "3100000000001") == "sent");
+  CHECK(outbox_status(e.db, "unifonic:3100000000001") == "sent");
 
   // With the token: delivered, in the database, the staff API and live on the console's stream.
   auto ok = post_dlr(e.port(), "?token=" + dlr_token, delivered);
   CHECK(ok.status == 200);
-  CHECK(outbox_status(e.db, "3100000000001") == "delivered");
+  CHECK(outbox_status(e.db, "unifonic:3100000000001") == "delivered");
   CHECK(live.wait_for([&](const json& ev) {
     return ev["type"] == "message.status" && ev["message_id"] == message_id && ev["delivery_status"] == "delivered" &&
            ev["conversation_id"] == conversation;
@@ -102,21 +102,30 @@ TEST_CASE("Unifonic: a delivery receipt needs the URL's token, and marks our SMS
 
   // Undeliverable, as JSON this time, for the second reply: failed.
   const auto second = db_text(e.db, "SELECT provider_message_id FROM outbox WHERE state = 'sent' ORDER BY id LIMIT 1 OFFSET 1");
-  REQUIRE_FALSE(second.empty());
+  REQUIRE(second.rfind("unifonic:", 0) == 0);  // stored under its gateway's name
   CHECK(post_dlr(e.port(), "?token=" + dlr_token,
-                 R"({"MessageID":)" + second + R"(,"DLR":"Undeliverable","Recipient":"966500000901"})", "application/json")
+                 R"({"MessageID":)" + second.substr(9) + R"(,"DLR":"Undeliverable","Recipient":"966500000901"})",
+                 "application/json")
             .status == 200);
   CHECK(outbox_status(e.db, second) == "failed");
   // And as query parameters with no body.
   CHECK(post_dlr(e.port(), "?token=" + dlr_token + "&MessageID=3100000000001&DLR=Undeliverable", "").status == 200);
-  CHECK(outbox_status(e.db, "3100000000001") == "failed");
+  CHECK(outbox_status(e.db, "unifonic:3100000000001") == "failed");
 
-  // Malformed receipts: 400, nothing stored.
-  const auto audit_before = db_value(e.db, "SELECT count(*) FROM audit_log");
-  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "DLR=Delivered&Recipient=966500000901").status == 400);
-  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "[1]", "application/json").status == 400);
-  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "MessageID=a%20b&DLR=Delivered").status == 400);
-  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log") == audit_before);
+  // Malformed receipts: 400, and no row changes (a third reply is still only "sent").
+  const auto third = db_text(e.db, "SELECT provider_message_id FROM outbox WHERE state = 'sent' ORDER BY id LIMIT 1 OFFSET 2");
+  const auto states = [&] {
+    return db_text(e.db, "SELECT group_concat(id || ':' || COALESCE(delivery_status, '') || ':' || COALESCE(last_error, ''), ',') "
+                         "FROM outbox");
+  };
+  const auto before = states();
+  const std::string id3 = third.empty() ? "3100000000003" : third.substr(9);
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "DLR=Undeliverable&Recipient=966500000901").status == 400);
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "[{\"MessageID\":" + id3 + ",\"DLR\":\"Undeliverable\"}]",
+                 "application/json")
+            .status == 400);
+  CHECK(post_dlr(e.port(), "?token=" + dlr_token, "MessageID=" + id3 + "%20&DLR=Undeliverable").status == 400);
+  CHECK(states() == before);
   CHECK(http_call(e.port(), "GET", "/webhooks/sms/unifonic?token=" + dlr_token).status == 405);
 }
 
@@ -126,16 +135,18 @@ TEST_CASE("Unifonic: a receipt only touches an SMS; another channel's message wi
     return scripted_response{200, R"({"success":true,"data":{"MessageID":"555"}})", "application/json", {}};
   });
   staff_env e(unifonic_vars(unifonic));
-  // WhatsApp's fake Graph API answers with the id "777" for every message.
+  // The fake Graph API answers every message with the very id a Unifonic receipt would name:
+  // ids are the providers' own strings, so only the channel tells them apart.
   e.graph.set_default([](const recorded_request&) {
-    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"777"}]})", "application/json", {}};
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"unifonic:777"}]})",
+                             "application/json", {}};
   });
   wa_user b{e.port(), "966500000902"};
   b.text("السلام عليكم");
-  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = '777'") >= 1; }));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'unifonic:777'") >= 1; }));
   CHECK(post_dlr(e.port(), "?token=" + dlr_token, "MessageID=777&DLR=Undeliverable").status == 200);
-  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = '777' AND delivery_status = 'failed'") == 0);
-  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = '777' AND delivery_status = 'sent'") >= 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'unifonic:777' AND delivery_status = 'failed'") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'unifonic:777' AND delivery_status = 'sent'") >= 1);
 }
 
 TEST_CASE("Unifonic: without AOUN_UNIFONIC_DLR_TOKEN the receipt webhook is off (404)") {
@@ -190,4 +201,34 @@ TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and
   for (std::size_t i = before; i < all.size(); ++i)
     if (all[i]["type"] == "message.status" && all[i]["message_id"] == message_id) ++statuses_after;
   CHECK(statuses_after == 0);
+}
+
+TEST_CASE("a provider's 'failed' keeps the flag of a message that may have gone out twice") {
+  staff_env e;
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.UNC1"}]})", "application/json",
+                             {}};
+  });
+  auto token = login(e.port());
+  wa_user b{e.port(), "966500000904"};
+  b.text("السلام عليكم");
+  REQUIRE(eventually([&] {
+    return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.UNC1' AND state = 'sent'") >= 1;
+  }));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  // As a restart after a crash mid-send leaves it (docs/outbox.md, "The guarantee").
+  db_exec(e.db, "UPDATE outbox SET last_error = 'uncertain: in flight when the server stopped' "
+                "WHERE provider_message_id = 'wamid.UNC1'");
+  auto j = json::parse(fixture("whatsapp_status_failed.json"));
+  j["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = "wamid.UNC1";
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE provider_message_id = 'wamid.UNC1' ORDER BY id LIMIT 1") ==
+        "uncertain; 131047 Re-engagement message");
+  // and staff read it so in the transcript.
+  const long long conversation =
+      db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = 'wamid.UNC1' ORDER BY id LIMIT 1");
+  const long long message_id =
+      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = 'wamid.UNC1' ORDER BY id LIMIT 1");
+  CHECK(message_with_id(transcript(e.port(), token, conversation), message_id).value("delivery_error", "") ==
+        "uncertain; 131047 Re-engagement message");
 }

@@ -5,6 +5,7 @@ import { t, tOr, getLang, setLang, applyLang, fmtDateTime, fmtTime, fmtAgo, fmtN
 import { api, session, setUnauthorizedHandler, ApiError, mediaPath } from './api.js';
 import { Stream } from './stream.js';
 import { barChart, columnChart, scoreMeter } from './charts.js';
+import { laterStatus, mergeLoaded } from './delivery.js';
 
 const root = document.getElementById('app');
 const STEPS = ['submitted', 'collecting_info', 'evaluating', 'approved', 'rejected', 'closed'];
@@ -460,7 +461,7 @@ async function openConversation(id) {
     const [c, msgs] = await Promise.all([api.conversation(id), api.messages(id)]);
     if (state.currentId !== id) return;
     upsertConv(c);
-    state.messages = msgs.messages || [];
+    state.messages = mergeLoaded(msgs.messages || [], [], state.earlyStatus);
     renderConvHeader();
     renderTranscript();
     renderCasePane();
@@ -476,7 +477,7 @@ async function refreshCurrent() {
   try {
     const [c, msgs] = await Promise.all([api.conversation(id), api.messages(id)]);
     if (state.currentId !== id) return;
-    upsertConv(c); state.messages = msgs.messages || [];
+    upsertConv(c); state.messages = mergeLoaded(msgs.messages || [], state.messages, state.earlyStatus);
     renderConvHeader(); renderTranscript();
   } catch { /* shown by other paths */ }
 }
@@ -549,18 +550,6 @@ function renderTranscript() {
   if (!state.messages.length) ol.append(h('li', { class: 'empty', text: '—' }));
   for (const m of state.messages) ol.append(messageEl(m));
   ol.scrollTop = ol.scrollHeight;
-}
-
-// How far an outgoing message got. Events and answers can arrive out of order (the answer to a
-// staff reply, saying "pending", after the stream's "sent"; our "sent" after the provider's
-// "delivered"), so a status never moves back. A dead letter retried by staff is pending again.
-const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
-function laterStatus(old, m) {
-  if (!('delivery_status' in m) || !old.delivery_status) return m;
-  const a = STATUS_RANK[old.delivery_status];
-  const b = STATUS_RANK[m.delivery_status];
-  if (a === undefined || b === undefined || b >= a) return m;
-  return { ...m, delivery_status: old.delivery_status, delivery_error: old.delivery_error };
 }
 
 function addMessage(m) {

@@ -162,14 +162,14 @@ TEST_CASE("sms: Unifonic delivery receipt (unifonic_dlr.txt) as form, JSON and q
     const auto& ev = r.events[0];
     CHECK(ev.channel == kind::sms);
     CHECK(ev.type == inbound_type::status);
-    CHECK(ev.status_for == "3100000123456");
+    CHECK(ev.status_for == "unifonic:3100000123456");
     CHECK(ev.status == "failed");
     CHECK(ev.provider_id == "unifonic:3100000123456:undeliverable");
     CHECK(ev.raw_type == "status.unifonic.undeliverable");
     CHECK(ev.from == "+966500000000");
   };
   check_failed(sms::parse_unifonic_dlr("application/x-www-form-urlencoded", form, ""));
-  check_failed(sms::parse_unifonic_dlr("", "", form));  // GET-style: fields in the query string
+  check_failed(sms::parse_unifonic_dlr("", "", form));  // an empty body: fields in the query string
   // JSON, with the id as a number (Unifonic's ids are numeric) and a charset parameter.
   check_failed(sms::parse_unifonic_dlr("Application/JSON; charset=utf-8",
                                        R"({"MessageID":3100000123456,"DLR":"Undeliverable","Recipient":"966500000000",)"
@@ -219,7 +219,7 @@ TEST_CASE("sms: malformed Unifonic delivery receipts") {
   const auto r = sms::parse_unifonic_dlr("application/x-www-form-urlencoded", "MessageID=5&DLR=Delivered",
                                          "MessageID=6&DLR=Undeliverable");
   REQUIRE(r.events.size() == 1);
-  CHECK(r.events[0].status_for == "5");
+  CHECK(r.events[0].status_for == "unifonic:5");
 }
 
 TEST_CASE("sms: render Twilio request (twilio_send_request.txt shape)") {
@@ -357,7 +357,7 @@ TEST_CASE("sms: interpret gateway answers") {
 
   r = sms::interpret(sms::gateway::unifonic, 200, R"({"success":true,"message":"","errorCode":"ER-00","data":{"MessageID":3001}})", "");
   CHECK(r.outcome == send_outcome::sent);
-  CHECK(r.provider_message_id == "3001");
+  CHECK(r.provider_message_id == "unifonic:3001");
   r = sms::interpret(sms::gateway::unifonic, 200, R"({"success":false,"message":"Invalid AppSid","errorCode":"ER-01"})", "");
   CHECK(r.outcome == send_outcome::rejected);
   CHECK(r.error == "http 200 code ER-01");
