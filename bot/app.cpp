@@ -69,6 +69,7 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   media_ = std::make_unique<media_downloader>(ioc_.get_executor(), cfg_);
   metrics_.count("retention_erased", 0);  // listed from the start, not from the first erasure
   metrics_.count("erasures_requested", 0);
+  metrics_.count("delivery_failed", 0);
   services_ = std::unique_ptr<services>(
       new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_, *media_});
   build_routes();

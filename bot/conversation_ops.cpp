@@ -143,6 +143,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     auto changed = storage::outbox_delivery_status(c, channel, in.status_for, in.status,
                                                    channels::crypto::truncate_code_points(in.status_error, 300));
     if (!changed) return storage::result<bool>(boost::system::in_place_error, changed.error());
+    if (in.status == "failed")
+      for (const auto& d : *changed) fx.delivery_failed.emplace_back(channel, d.outbox_id);
     if (fx.staff_listening)
       for (const auto& d : *changed) {
         if (!d.message_id) continue;

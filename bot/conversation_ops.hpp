@@ -50,6 +50,9 @@ struct after_commit {
   std::vector<std::string> unroutable;
   /// Beneficiaries who asked for their data to be erased, and were: logged and counted.
   std::vector<std::int64_t> erased;
+  /// Our messages a provider reported it could not deliver ("channel", outbox id): logged (ids
+  /// only) and counted, so a failure nobody is looking at still shows in /metrics.
+  std::vector<std::pair<std::string, std::int64_t>> delivery_failed;
 
   /// Back to empty, keeping staff_listening: the first thing a write job that may run twice
   /// does (storage::rerun::safe).
@@ -60,6 +63,7 @@ struct after_commit {
     chains.clear();
     unroutable.clear();
     erased.clear();
+    delivery_failed.clear();
   }
 };
 

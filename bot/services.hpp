@@ -39,6 +39,10 @@ struct services {
       stats.count("erasures_requested");
       log::info("beneficiary_erased", {{"beneficiary_id", id}, {"reason", "requested"}});
     }
+    for (const auto& [channel, id] : fx.delivery_failed) {
+      stats.count("delivery_failed");
+      log::warn("delivery_failed", {{"channel", channel}, {"outbox_id", id}});
+    }
   }
 };
 

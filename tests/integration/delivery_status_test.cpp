@@ -167,6 +167,11 @@ TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and
   REQUIRE(eventually([&] {
     return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.FAIL1' AND state = 'sent'") >= 1;
   }));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  // Every reply carries the fake's one id, so the status fails them all.
+  const auto failed_total =
+      "aoun_delivery_failed_total " +
+      std::to_string(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.FAIL1'")) + "\n";
   const long long message_id =
       db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1");
   const long long conversation =
@@ -184,6 +189,8 @@ TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and
   }));
   const auto m = message_with_id(transcript(e.port(), token, conversation), message_id);
   CHECK(m["delivery_status"] == "failed");
+  // Counted for whoever watches /metrics.
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find(failed_total) != std::string::npos);
   CHECK(m.value("delivery_error", "") == "131047 Re-engagement message");
 
   // A status that changes nothing (a late "delivered" after "failed") sends no event.
@@ -193,6 +200,7 @@ TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and
   CHECK(post_wa(e.port(), j.dump()).status == 200);
   CHECK(db_text(e.db, "SELECT delivery_status FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1") ==
         "failed");
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find(failed_total) != std::string::npos);  // not again
   // Something that does send an event, to know the stream has caught up.
   b.text("القائمة");
   REQUIRE(live.wait_for([&](const json& ev) { return ev["type"] == "message.new" && ev["message"]["text"] == "القائمة"; }));
