@@ -44,6 +44,24 @@ json message_with_id(const json& messages, long long id) {
   return nullptr;
 }
 
+// A WhatsApp beneficiary greets the bot; the fake Graph API answers every reply with `wamid`.
+// Returns once every reply is sent: the first reply's message and conversation ids.
+struct first_reply {
+  long long message_id = 0, conversation = 0;
+};
+first_reply welcomed_with_id(staff_env& e, wa_user& b, const std::string& wamid) {
+  e.graph.set_default([wamid](const recorded_request&) {
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":")" + wamid + R"("}]})",
+                             "application/json", {}};
+  });
+  b.text("السلام عليكم");
+  const std::string mine = "FROM outbox WHERE provider_message_id = '" + wamid + "'";
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) " + mine + " AND state = 'sent'") >= 1; }));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  return {db_value(e.db, "SELECT message_id " + mine + " ORDER BY id LIMIT 1"),
+          db_value(e.db, "SELECT conversation_id " + mine + " ORDER BY id LIMIT 1")};
+}
+
 }  // namespace
 
 TEST_CASE("Unifonic: a delivery receipt needs the URL's token, and marks our SMS delivered or failed") {
@@ -157,25 +175,13 @@ TEST_CASE("Unifonic: without AOUN_UNIFONIC_DLR_TOKEN the receipt webhook is off 
 
 TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and stays in the transcript") {
   staff_env e;
-  e.graph.set_default([](const recorded_request&) {
-    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.FAIL1"}]})", "application/json",
-                             {}};
-  });
   auto token = login(e.port());
   wa_user b{e.port(), "966500000903"};
-  b.text("السلام عليكم");
-  REQUIRE(eventually([&] {
-    return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.FAIL1' AND state = 'sent'") >= 1;
-  }));
-  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  const auto [message_id, conversation] = welcomed_with_id(e, b, "wamid.FAIL1");
   // Every reply carries the fake's one id, so the status fails them all.
   const auto failed_total =
       "aoun_delivery_failed_total " +
       std::to_string(db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.FAIL1'")) + "\n";
-  const long long message_id =
-      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1");
-  const long long conversation =
-      db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = 'wamid.FAIL1' ORDER BY id LIMIT 1");
   stream_client live(e.port(), "/api/v1/stream?token=" + token);
   REQUIRE(live.status == 101);
   REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
@@ -213,17 +219,9 @@ TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and
 
 TEST_CASE("a provider's 'failed' keeps the flag of a message that may have gone out twice") {
   staff_env e;
-  e.graph.set_default([](const recorded_request&) {
-    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.UNC1"}]})", "application/json",
-                             {}};
-  });
   auto token = login(e.port());
   wa_user b{e.port(), "966500000904"};
-  b.text("السلام عليكم");
-  REQUIRE(eventually([&] {
-    return db_value(e.db, "SELECT count(*) FROM outbox WHERE provider_message_id = 'wamid.UNC1' AND state = 'sent'") >= 1;
-  }));
-  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  const auto [message_id, conversation] = welcomed_with_id(e, b, "wamid.UNC1");
   // As a restart after a crash mid-send leaves it (docs/outbox.md, "The guarantee").
   db_exec(e.db, "UPDATE outbox SET last_error = 'uncertain: in flight when the server stopped' "
                 "WHERE provider_message_id = 'wamid.UNC1'");
@@ -233,10 +231,6 @@ TEST_CASE("a provider's 'failed' keeps the flag of a message that may have gone 
   CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE provider_message_id = 'wamid.UNC1' ORDER BY id LIMIT 1") ==
         "uncertain; 131047 Re-engagement message");
   // and staff read it so in the transcript.
-  const long long conversation =
-      db_value(e.db, "SELECT conversation_id FROM outbox WHERE provider_message_id = 'wamid.UNC1' ORDER BY id LIMIT 1");
-  const long long message_id =
-      db_value(e.db, "SELECT message_id FROM outbox WHERE provider_message_id = 'wamid.UNC1' ORDER BY id LIMIT 1");
   CHECK(message_with_id(transcript(e.port(), token, conversation), message_id).value("delivery_error", "") ==
         "uncertain; 131047 Re-engagement message");
 }
