@@ -140,8 +140,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   if (in.type == channels::inbound_type::status) {
     // Not deduped by provider id: applying a status twice changes nothing the second time.
     // The provider's reason for a failure is kept for staff (at most 300 code points).
-    auto changed = storage::outbox_delivery_status(c, channel, in.status_for, in.status,
-                                                   channels::crypto::truncate_code_points(in.status_error, 300));
+    const auto reason = channels::crypto::truncate_code_points(in.status_error, 300);
+    auto changed = storage::outbox_delivery_status(c, channel, in.status_for, in.status, reason);
     if (!changed) return storage::result<bool>(boost::system::in_place_error, changed.error());
     if (in.status == "failed")
       for (const auto& d : *changed) fx.delivery_failed.emplace_back(channel, d.outbox_id);
@@ -152,8 +152,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
                 {"conversation_id", d.conversation_id.value_or(0)},
                 {"message_id", *d.message_id},
                 {"delivery_status", in.status}};
-        if (in.status == "failed" && !in.status_error.empty())
-          ev["delivery_error"] = channels::crypto::truncate_code_points(in.status_error, 300);
+        if (in.status == "failed" && !reason.empty()) ev["delivery_error"] = reason;
         fx.events.push_back({"staff", ev.dump(-1, ' ', false, json::error_handler_t::replace)});
       }
     return true;
