@@ -240,7 +240,10 @@ channels::send_result outbox_worker::interpret(const std::string& channel, const
   if (r.status == 0) {
     channels::send_result s;
     s.outcome = channels::send_outcome::retry;
-    s.error = "network: " + r.ec.message();
+    // No answer after the whole request left (a timeout, a connection dropped while we waited):
+    // the provider may have sent the message. It is sent again, flagged like a send cut by a
+    // crash (docs/outbox.md, "The guarantee").
+    s.error = (r.request_sent ? "uncertain: no answer after the request was sent: " : "network: ") + r.ec.message();
     return s;
   }
   if (channel == "whatsapp") return channels::whatsapp::interpret(r.status, r.body, r.retry_after);

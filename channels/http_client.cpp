@@ -235,6 +235,7 @@ net::awaitable<http_response> http_client::send(const provider_request& preq,
       co_return out;
     }
 
+    out.request_sent = true;
     http::response_parser<http::string_body> parser;
     parser.body_limit(preq.body_limit ? preq.body_limit : self->opts_.body_limit);
     conn->lowest().expires_at(deadline);

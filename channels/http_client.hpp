@@ -17,7 +17,7 @@
 //     response bytes, a timeout, any error on a fresh connection — is returned as status 0.
 //     Zero bytes read does NOT prove the request was not processed (the server may have acted and
 //     then died), so it is not resent here; the caller (the outbox) decides, knowing the send is
-//     ambiguous. The remaining race (the server closes between our peek and our write) surfaces
+//     ambiguous (`request_sent`). The remaining race (the server closes between our peek and our write) surfaces
 //     as such a status-0 answer.
 //
 // Lifetime: the http_client must outlive every `send` in flight. The ssl::context is borrowed.
@@ -43,6 +43,10 @@ struct http_response {
   /// Set with status 0 and `ec == http::error::body_limit` when the answer's body (declared or
   /// received) exceeds the request's `body_limit`; the connection is then closed, not pooled.
   boost::system::error_code ec;
+  /// The whole request was written to the server before the error: with status 0 the server may
+  /// have acted on it (sent the message) and died or been slow to answer, so a resend may be a
+  /// duplicate. False when nothing, or only part of the request, left.
+  bool request_sent = false;
 };
 
 struct http_client_options {

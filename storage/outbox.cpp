@@ -36,6 +36,15 @@ int rank(std::string_view status) {
   return 0;
 }
 
+/// SQL for a row's new last_error, `param` being the new error: an uncertain row (it may have gone
+/// out twice) keeps its flag in front of whatever happens to it next, so staff can still see it;
+/// an error that is itself uncertain (no answer after the request left) sets the flag.
+std::string keep_uncertain(std::string_view param) {
+  const std::string p(param);
+  return "CASE WHEN " + p + " LIKE 'uncertain%' THEN " + p + " WHEN last_error LIKE 'uncertain%' THEN 'uncertain; ' || " +
+         p + " ELSE " + p + " END";
+}
+
 }  // namespace
 
 result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
@@ -132,18 +141,18 @@ error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view pro
 }
 
 error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error) {
-  // An uncertain row keeps its flag in last_error so staff can still see it.
-  auto q = c.prepare(
-      "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?, last_error = CASE WHEN last_error LIKE "
-      "'uncertain%' THEN 'uncertain; ' || ? ELSE ? END WHERE id = ?");
+  static const std::string sql =
+      "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, last_error = " + keep_uncertain("?3") + " WHERE id = ?1";
+  auto q = c.prepare(sql);
   if (!q) return q.error();
-  return q->bind(1, next_ms).bind(2, error).bind(3, error).bind(4, id).exec();
+  return q->bind(1, id).bind(2, next_ms).bind(3, error).exec();
 }
 
 error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
-  auto q = c.prepare("UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?");
+  static const std::string sql = "UPDATE outbox SET state = 'dead', last_error = " + keep_uncertain("?2") + " WHERE id = ?1";
+  auto q = c.prepare(sql);
   if (!q) return q.error();
-  return q->bind(1, error).bind(2, id).exec();
+  return q->bind(1, id).bind(2, error).exec();
 }
 
 error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
@@ -203,10 +212,15 @@ result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::
 
 result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit) {
   // Dead rows (what staff look at) through their partial index, which needs the literal.
-  auto q = state == "dead" ? c.prepare(std::string(outbox_select) + "WHERE state = 'dead' ORDER BY id DESC LIMIT ?2")
-                           : c.prepare(std::string(outbox_select) + "WHERE (?1 = 'all' OR state = ?1) ORDER BY id DESC LIMIT ?2");
+  // Uncertain rows (any state) are the ones whose last_error carries the flag, through their
+  // own partial index (schema v6).
+  auto q = state == "dead"        ? c.prepare(std::string(outbox_select) + "WHERE state = 'dead' ORDER BY id DESC LIMIT ?2")
+           : state == "uncertain" ? c.prepare(std::string(outbox_select) +
+                                              "WHERE last_error LIKE 'uncertain%' ORDER BY id DESC LIMIT ?2")
+                                  : c.prepare(std::string(outbox_select) +
+                                              "WHERE (?1 = 'all' OR state = ?1) ORDER BY id DESC LIMIT ?2");
   if (!q) return q.error();
-  if (state != "dead") q->bind(1, state);
+  if (state != "dead" && state != "uncertain") q->bind(1, state);
   q->bind(2, limit);
   std::vector<outbox_row> out;
   for (;;) {

@@ -4,7 +4,7 @@
 
 #include <set>
 
-#include "channels_helpers.hpp"
+#include "staff_helpers.hpp"
 
 using namespace aoun::test;
 using nlohmann::json;
@@ -43,6 +43,9 @@ TEST_CASE("provider outage: 500s, then 429 with retry-after, then recovery — e
     ++ok_calls;
   }
   CHECK(ok_calls == expected);
+  // A 500 or a 429 is an answer: the provider did not take the message, so a resend is no
+  // duplicate and nothing is flagged.
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
   for (auto& u : users) {
     std::vector<std::string> want;
     int rows = static_cast<int>(db_value(db, "SELECT count(*) FROM outbox WHERE recipient = '" + u + "'"));
@@ -157,4 +160,78 @@ TEST_CASE("a reply queued behind one in flight waits for it without busying the 
                                    std::to_string(k)));
   for (auto& j : wa_sends(graph, u)) got.push_back(wa_body(j));
   CHECK(got == want);
+}
+
+TEST_CASE("a send left without an answer is sent again, flagged uncertain, and staff can list it") {
+  // The provider takes the first request and answers only after our timeout: it may have sent
+  // the message, so the resend may be a duplicate. It must still go (nothing lost), flagged.
+  std::atomic<int> calls{0};
+  staff_env e(env_vars{{"AOUN_SEND_TIMEOUT_MS", "300"}, {"AOUN_OUTBOX_BACKOFF_MS", "20"}});
+  e.graph.set_default([&](const recorded_request&) {
+    int n = ++calls;
+    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.slow.)" + std::to_string(n) + R"("}]})"};
+    if (n == 1) r.delay = std::chrono::milliseconds(900);
+    return r;
+  });
+  const std::string u = "966500000301";
+  REQUIRE(post_wa(e.port(), wa_text(u, "wamid.U1", "مرحبا")).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(rows >= 1);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
+  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
+  CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first))
+            .rfind("uncertain: no answer after the request was sent", 0) == 0);
+  // Only the row whose answer never came is flagged; the provider saw it twice, the rest once.
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 1);
+  CHECK(static_cast<long long>(e.graph.requests().size()) == rows + 1);
+  // In order for the beneficiary, the resend included.
+  std::vector<std::string> want, got;
+  want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE id = " + std::to_string(first)));
+  for (long long k = 0; k < rows; ++k)
+    want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id LIMIT 1 OFFSET " +
+                                     std::to_string(k)));
+  for (auto& j : wa_sends(e.graph, u)) got.push_back(wa_body(j));
+  CHECK(got == want);
+
+  auto admin = login(e.port());
+  auto sup = add_staff(e.port(), admin, "sara", "supervisor", "Sara");
+  auto list = as_json(api(e.port(), "GET", "/api/v1/outbox?state=uncertain", sup));
+  REQUIRE(list["outbox"].size() == 1);
+  CHECK(list["outbox"][0]["id"] == first);
+  CHECK(list["outbox"][0]["uncertain"] == true);
+  CHECK(list["outbox"][0]["state"] == "sent");
+  CHECK(as_json(api(e.port(), "GET", "/api/v1/outbox?state=sent", sup))["outbox"].size() == static_cast<std::size_t>(rows));
+}
+
+TEST_CASE("an uncertain row that ends dead keeps its flag; a refused connection is not uncertain") {
+  std::atomic<int> calls{0};
+  staff_env e(env_vars{{"AOUN_SEND_TIMEOUT_MS", "300"}, {"AOUN_OUTBOX_BACKOFF_MS", "20"}, {"AOUN_OUTBOX_MAX_ATTEMPTS", "2"}});
+  e.graph.set_default([&](const recorded_request&) {
+    scripted_response r{503, R"({"error":{"message":"unavailable","code":2}})"};
+    if (++calls == 1) r.delay = std::chrono::milliseconds(900);
+    return r;
+  });
+  REQUIRE(post_wa(e.port(), wa_text("966500000302", "wamid.U2", "مرحبا")).status == 200);
+  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
+  REQUIRE(eventually([&] { return db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "dead"; }));
+  auto err = db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first));
+  CAPTURE(err);
+  CHECK(err.rfind("uncertain; ", 0) == 0);  // the 503 that killed it, behind the flag
+
+  // A provider nobody listens for: the request never left, so the resend cannot duplicate it.
+  temp_dir dir;
+  fake_provider tg, twilio;
+  auto vars = e.vars;
+  {
+    fake_provider gone;
+    vars["AOUN_WHATSAPP_API_BASE"] = gone.base();
+  }  // closed: its port now refuses connections
+  std::string db = dir.path + "/aoun.db";
+  server_process srv(db, vars);
+  REQUIRE(post_wa(srv.port(), wa_text("966500000303", "wamid.U3", "مرحبا")).status == 200);
+  REQUIRE(eventually([&] { return db_value(db, "SELECT count(*) FROM outbox WHERE state = 'dead'") >= 1; }));
+  auto refused = db_text(db, "SELECT last_error FROM outbox WHERE state = 'dead' ORDER BY id LIMIT 1");
+  CAPTURE(refused);
+  CHECK(refused.rfind("network: ", 0) == 0);
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
 }

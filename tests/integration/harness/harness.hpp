@@ -82,6 +82,8 @@ struct scripted_response {
   std::string body;
   std::string content_type = "application/json";
   std::map<std::string, std::string> headers;
+  /// Held this long before answering, outside the provider's lock (other requests go on).
+  std::chrono::milliseconds delay{0};
 };
 
 class fake_provider {

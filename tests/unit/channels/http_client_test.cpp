@@ -238,6 +238,7 @@ TEST_CASE("http_client: timeout gives status 0 within the deadline") {
     CHECK(elapsed >= std::chrono::milliseconds(250));
     CHECK(elapsed < std::chrono::seconds(3));
     CHECK(server.requests == 1);  // received once, never resent
+    CHECK(r.request_sent);        // so the server may have acted on it: the caller must know
     CHECK(client.idle_connections() == 0);
   });
 }
@@ -255,6 +256,7 @@ TEST_CASE("http_client: connection refused and bad URLs give status 0") {
     auto r = co_await client.send(get(port, "/"), std::chrono::seconds(5));
     CHECK(r.status == 0);
     CHECK(r.ec == net::error::connection_refused);
+    CHECK(!r.request_sent);
     provider_request bad;
     bad.url = "ftp://x/";
     r = co_await client.send(bad, std::chrono::seconds(1));
