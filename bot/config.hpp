@@ -25,7 +25,7 @@ struct config_error : std::runtime_error {
 struct server_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
-  /// I/O threads; 0 = one per core (AOUN_THREADS).
+  /// I/O threads; 0 = cores − 1, at least 1: the storage writer has its own thread (AOUN_THREADS).
   int threads = 0;
   /// Largest request body accepted; more is answered 413 (AOUN_BODY_LIMIT, bytes).
   std::size_t body_limit = 1024 * 1024;

@@ -297,7 +297,8 @@ void add_static_routes(router& r, const services& s) {
     };
   };
   r.add_prefix("/console/", serve("/console/", "web/console"));
-  r.add_prefix("/chat/", serve("/chat/", "web/chat"));
+  // The page is no use without its WebSocket: with the web chat off it is not served either.
+  if (s.cfg.webchat_enabled) r.add_prefix("/chat/", serve("/chat/", "web/chat"));
   r.add_prefix("/vendor/", serve("/vendor/", "web/vendor"));
   r.add(http::verb::get, "/", [](request_context& ctx) -> net::awaitable<response> {
     response res{http::status::found, ctx.req.version()};

@@ -133,3 +133,25 @@ TEST_CASE("SIGTERM on a busy server finishes in-flight requests and exits 0") {
   CHECK(ok > 0);
   CHECK(bad_status == 0);
 }
+
+TEST_CASE("pages: the console and the chat page are served; AOUN_WEBCHAT=0 turns off the chat only") {
+  const std::string upgrade =
+      "GET /chat/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  auto status_line = [](const std::string& answer) { return answer.substr(0, answer.find("\r\n")); };
+  temp_dir dir;
+  {
+    server_process srv(dir.path + "/on.db");
+    CHECK(http_call(srv.port(), "GET", "/console/").status == 200);
+    auto chat = http_call(srv.port(), "GET", "/chat/");
+    CHECK(chat.status == 200);
+    CHECK(chat.body.find("dir=\"rtl\"") != std::string::npos);
+    CHECK(status_line(raw_call(srv.port(), upgrade, std::chrono::milliseconds(500))) == "HTTP/1.1 101 Switching Protocols");
+  }
+  server_process srv(dir.path + "/off.db", {{"AOUN_WEBCHAT", "0"}});
+  auto console = http_call(srv.port(), "GET", "/console/");
+  CHECK(console.status == 200);
+  CHECK(console.body.find("<html") != std::string::npos);
+  CHECK(http_call(srv.port(), "GET", "/chat/").status == 404);
+  CHECK(status_line(raw_call(srv.port(), upgrade, std::chrono::milliseconds(500))) == "HTTP/1.1 404 Not Found");
+}
