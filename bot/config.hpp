@@ -59,7 +59,7 @@ struct outbox_options {
   std::chrono::milliseconds base_backoff{500};   ///< doubled per attempt, with jitter
   std::chrono::milliseconds max_backoff{60000};
   /// Sends per second per channel (provider published limits: WhatsApp 80 mps per number,
-  /// Telegram ~30/s overall and 1/s per chat, Twilio 1 segment/s per long code).
+  /// Telegram ~30/s overall and 1/s per chat, Twilio 1 segment/s per long code; counted per message here).
   double whatsapp_rate = 80, telegram_rate = 30, sms_rate = 1;
   double telegram_per_chat_rate = 1;
   std::chrono::milliseconds send_timeout{10000};

@@ -251,10 +251,21 @@ channels::send_result outbox_worker::interpret(const std::string& channel, const
   return channels::sms::interpret(providers_->sms.outbound, r.status, r.body, r.retry_after);
 }
 
-net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row) {
+namespace {
+/// An answerCallbackQuery row (it stops the spinner on a Telegram button; not a chat message).
+bool is_callback_answer(const outbox_send& s) {
+  if (s.row.channel != "telegram") return false;
+  if (s.out) return !s.out->callback_query_id.empty();
+  auto j = nlohmann::json::parse(s.row.payload, nullptr, false);
+  return j.is_object() && j.contains("callback_query_id") && j["callback_query_id"].is_string() &&
+         !j["callback_query_id"].get_ref<const std::string&>().empty();
+}
+}  // namespace
+
+net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row, bool chat_message) {
   auto it = limits_->channels.find(row.channel);
   clock::duration wait = it == limits_->channels.end() ? clock::duration::zero() : it->second.take();
-  if (row.channel == "telegram") {
+  if (row.channel == "telegram" && chat_message) {
     auto& next = limits_->telegram_chats[row.recipient];
     auto now = clock::now();
     auto gap = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / cfg_.outbox.telegram_per_chat_rate));
@@ -397,7 +408,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     // history from the transcript on reconnect: nothing to send to a provider.
     result.outcome = channels::send_outcome::sent;
   } else {
-    co_await pace(row);
+    co_await pace(row, !is_callback_answer(s));
     // `s` lives in this frame until the spawned send completes.
     result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
   }

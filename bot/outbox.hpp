@@ -58,7 +58,10 @@ class outbox_worker {
   /// Sends a recipient's rows one after the other; releases the rest if one must be retried.
   net::awaitable<void> deliver_chain(std::vector<outbox_send> rows);
   void spawn_chain(std::vector<outbox_send> rows);
-  net::awaitable<void> pace(const storage::outbox_row& row);
+  /// Waits for the channel's rate limit and, for a Telegram chat message, the chat's own gap.
+  /// `chat_message` is false for what Telegram does not count as a message in the chat (the
+  /// answer to a button press), which must not hold back the reply behind it.
+  net::awaitable<void> pace(const storage::outbox_row& row, bool chat_message);
   channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
   /// Renders, sends and reads the answer of one row. Runs on the io_context, off the strand:
   /// it touches only const state and the (thread-safe) client, so sends proceed on every I/O

@@ -112,3 +112,45 @@ TEST_CASE("a channel without secrets is off: its webhook answers 404") {
   CHECK(http_call(srv.port(), "POST", "/webhooks/telegram", "{}").status == 404);
   CHECK(http_call(srv.port(), "POST", "/webhooks/sms", "a=b").status == 404);
 }
+
+TEST_CASE("Telegram: a chat gets one message a second, but a button's answer does not hold back the reply") {
+  struct {
+    temp_dir dir;
+    fake_provider graph, tg, twilio;
+    std::string db = dir.path + "/aoun.db";
+  } e;
+  auto vars = channel_env(e.graph, e.tg, e.twilio);
+  vars["AOUN_TELEGRAM_CHAT_RATE"] = "1";  // Telegram's own limit, the default
+  server_process srv(e.db, vars);
+  const long long chat = 777002;
+  auto sends_to_chat = [&] {
+    std::vector<std::chrono::steady_clock::time_point> at;
+    for (auto& r : e.tg.requests())
+      if (r.target.find("/sendMessage") != std::string::npos) at.push_back(r.at);
+    return at;
+  };
+  REQUIRE(post_tg(srv.port(), tg_text(6001, chat, "/start")).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  auto first = sends_to_chat();
+  REQUIRE(first.size() >= 2);  // the welcome and the consent question
+  for (std::size_t i = 1; i < first.size(); ++i)
+    CHECK(first[i] - first[i - 1] >= std::chrono::milliseconds(900));  // AOUN_TELEGRAM_CHAT_RATE=1
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the chat's gap has passed
+
+  auto j = nlohmann::json::parse(fixture("telegram_callback_query_message.json"));
+  j["update_id"] = 6002;
+  j["callback_query"]["id"] = "cbq-6002";
+  j["callback_query"]["from"]["id"] = chat;
+  j["callback_query"]["message"]["chat"]["id"] = chat;
+  j["callback_query"]["data"] = "consent.yes";
+  REQUIRE(post_tg(srv.port(), j.dump()).status == 200);
+  REQUIRE(eventually([&] { return sends_to_chat().size() > first.size(); }));
+  std::optional<std::chrono::steady_clock::time_point> ack;
+  for (auto& r : e.tg.requests())
+    if (r.target.find("/answerCallbackQuery") != std::string::npos) ack = r.at;
+  REQUIRE(ack);
+  const auto reply = sends_to_chat()[first.size()];
+  CHECK(*ack <= reply);  // the spinner stops first
+  // Not a second later, as it would be if the answer counted as a message in the chat.
+  CHECK(reply - *ack < std::chrono::milliseconds(700));
+}
