@@ -65,11 +65,12 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   bootstrap_admin();
   webchat_key_ = server_key("webchat_session");
   ops_ = std::make_unique<conversation_ops>(cfg_, load_engine(cfg_));
-  outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_);
+  outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_, ops_->receipts());
   media_ = std::make_unique<media_downloader>(ioc_.get_executor(), cfg_);
   metrics_.count("retention_erased", 0);  // listed from the start, not from the first erasure
   metrics_.count("erasures_requested", 0);
   metrics_.count("delivery_failed", 0);
+  metrics_.count("delivery_receipts_early", 0);
   services_ = std::unique_ptr<services>(
       new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_, *media_});
   build_routes();

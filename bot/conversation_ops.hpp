@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bot/config.hpp"
+#include "bot/early_receipts.hpp"
 #include "bot/event_hub.hpp"
 #include "channels/message.hpp"
 #include "bot/outbox_send.hpp"
@@ -103,6 +104,10 @@ class conversation_ops {
   boost::system::error_code back_to_bot(storage::connection& c, storage::conversation_row& conv, std::int64_t now,
                                         after_commit& fx) const;
 
+  /// Delivery statuses that came before the outbox committed their provider id; the outbox
+  /// applies them when it does (bot/early_receipts.hpp).
+  early_receipts& receipts() const { return receipts_; }
+
   /// Whether `now` (unix s) falls in the configured working hours, Asia/Riyadh (UTC+3).
   bool within_working_hours(std::int64_t now) const;
   /// WhatsApp's 24-hour customer-service window is open for this conversation.
@@ -135,6 +140,7 @@ class conversation_ops {
   const config& cfg_;
   mutable std::mutex engine_mutex_;
   std::shared_ptr<const dialogs::engine> engine_;  // GUARDED_BY(engine_mutex_)
+  mutable early_receipts receipts_;                // thread-safe itself
 };
 
 }  // namespace aoun::bot

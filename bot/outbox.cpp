@@ -86,12 +86,13 @@ struct outbox_worker::provider_configs {
 };
 
 outbox_worker::outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub,
-                             metrics& m)
+                             metrics& m, early_receipts& receipts)
     : ioc_(ioc),
       db_(db),
       cfg_(cfg),
       hub_(hub),
       metrics_(m),
+      receipts_(receipts),
       strand_(net::make_strand(ioc)),
       tls_(net::ssl::context::tls_client),
       timer_(strand_),
@@ -351,12 +352,13 @@ net::awaitable<void> outbox_worker::loop() {
   if (in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
 }
 
-net::awaitable<storage::result<int>> outbox_worker::record_sent(std::int64_t id, std::string provider_message_id) {
+net::awaitable<storage::result<int>> outbox_worker::record_sent(std::int64_t id, std::string channel,
+                                                                std::string provider_message_id) {
   // Runs on strand_ (deliver's executor): sent_marks_ and flushing_sent_ need no lock.
   return net::async_initiate<decltype(net::use_awaitable), void(storage::result<int>)>(
-      [this](auto handler, std::int64_t id, std::string provider_message_id) {
+      [this](auto handler, std::int64_t id, std::string channel, std::string provider_message_id) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        sent_marks_.push_back({id, std::move(provider_message_id), now_s(), [h](boost::system::error_code ec) {
+        sent_marks_.push_back({id, std::move(channel), std::move(provider_message_id), now_s(), [h](boost::system::error_code ec) {
                                  auto ex = net::get_associated_executor(*h);
                                  net::dispatch(ex, [h, ec]() mutable {
                                    if (ec) (*h)(storage::result<int>(boost::system::in_place_error, ec));
@@ -365,30 +367,62 @@ net::awaitable<storage::result<int>> outbox_worker::record_sent(std::int64_t id,
                                }});
         if (!flushing_sent_) flush_sent();
       },
-      net::use_awaitable, id, std::move(provider_message_id));
+      net::use_awaitable, id, std::move(channel), std::move(provider_message_id));
 }
 
 void outbox_worker::flush_sent() {
   flushing_sent_ = true;
+  struct early {
+    std::size_t mark;  // index in marks
+    early_receipts::receipt receipt;
+    std::vector<storage::delivery_change> changes;
+  };
   struct batch {
     std::vector<sent_mark> marks;
     std::vector<boost::system::error_code> results;
+    std::vector<early> applied;  // receipts that came before their mark, applied with it
   };
   auto b = std::make_shared<batch>();
   b->marks = std::exchange(sent_marks_, {});
   b->results.resize(b->marks.size());
   // One job: a mark that fails (say, its row was purged) does not fail the others. It assigns
-  // every result on each run, so it may run twice (storage::rerun::safe).
+  // every result, and rebuilds `applied`, on each run, so it may run twice (storage::rerun::safe).
   db_.submit_write(
-      [b](storage::connection& c) -> boost::system::error_code {
+      [b, &receipts = receipts_](storage::connection& c) -> boost::system::error_code {
+        b->applied.clear();
         for (std::size_t i = 0; i < b->marks.size(); ++i) {
           const auto& m = b->marks[i];
           b->results[i] = storage::outbox_mark_sent(c, m.id, m.provider_message_id, m.at);
+          if (b->results[i] || receipts.empty() || m.provider_message_id.empty()) continue;
+          auto r = receipts.find(m.channel, m.provider_message_id);
+          if (!r) continue;
+          auto changed = storage::outbox_delivery_status(c, m.channel, m.provider_message_id, r->status, r->error);
+          if (!changed) return changed.error();
+          b->applied.push_back({i, std::move(*r), std::move(*changed)});
         }
         return {};
       },
       [this, b](boost::system::error_code ec) {
         net::post(strand_, [this, b, ec] {
+          if (!ec)
+            for (const auto& e : b->applied) {
+              const auto& m = b->marks[e.mark];
+              receipts_.forget(m.channel, m.provider_message_id);
+              metrics_.count("delivery_receipts_early");
+              for (const auto& d : e.changes) {
+                if (e.receipt.status == "failed") {
+                  metrics_.count("delivery_failed");
+                  log::warn("delivery_failed", {{"channel", m.channel}, {"outbox_id", d.outbox_id}});
+                }
+                if (!d.message_id || !hub_.has_subscribers("staff")) continue;
+                nlohmann::json ev{{"type", "message.status"},
+                                  {"conversation_id", d.conversation_id.value_or(0)},
+                                  {"message_id", *d.message_id},
+                                  {"delivery_status", e.receipt.status}};
+                if (e.receipt.status == "failed" && !e.receipt.error.empty()) ev["delivery_error"] = e.receipt.error;
+                hub_.publish({"staff", ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+              }
+            }
           // Still "flushing" while the waiters resume, so that marks they add wait for the
           // next batch instead of each starting a write of their own.
           for (std::size_t i = 0; i < b->marks.size(); ++i) b->marks[i].done(ec ? ec : b->results[i]);
@@ -426,7 +460,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   switch (result.outcome) {
     case channels::send_outcome::sent:
       outcome = "sent";
-      recorded = co_await record_sent(row.id, std::move(result.provider_message_id));
+      recorded = co_await record_sent(row.id, row.channel, std::move(result.provider_message_id));
       break;
     case channels::send_outcome::retry:
     case channels::send_outcome::rate_limited: {

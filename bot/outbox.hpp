@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "bot/config.hpp"
+#include "bot/early_receipts.hpp"
 #include "bot/event_hub.hpp"
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
@@ -31,7 +32,9 @@ namespace aoun::bot {
 
 class outbox_worker {
  public:
-  outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub, metrics& m);
+  /// `receipts`: delivery statuses that came before their send was recorded, applied when it is.
+  outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub, metrics& m,
+                early_receipts& receipts);
   ~outbox_worker();
   /// Recovers rows left `sending` by a crash, then starts the loop.
   void start();
@@ -78,7 +81,7 @@ class outbox_worker {
   /// Records one `sent` outcome. Outcomes that arrive while a write of them is in flight are
   /// committed together by the next one (one write job for many sends under load, one each
   /// when idle). Completes once this row's mark is committed, or failed.
-  net::awaitable<storage::result<int>> record_sent(std::int64_t id, std::string provider_message_id);
+  net::awaitable<storage::result<int>> record_sent(std::int64_t id, std::string channel, std::string provider_message_id);
   void flush_sent();  ///< on strand_
 
   net::io_context& ioc_;
@@ -86,6 +89,7 @@ class outbox_worker {
   const config& cfg_;
   event_hub& hub_;
   metrics& metrics_;
+  early_receipts& receipts_;
   net::strand<net::io_context::executor_type> strand_;
   net::ssl::context tls_;
   std::unique_ptr<channels::http_client> client_;
@@ -101,7 +105,7 @@ class outbox_worker {
   bool loop_done_ = false;                       // touched only on strand_
   struct sent_mark {
     std::int64_t id = 0;
-    std::string provider_message_id;
+    std::string channel, provider_message_id;
     std::int64_t at = 0;
     std::function<void(boost::system::error_code)> done;
   };

@@ -28,14 +28,6 @@ outbox_row read_row(const statement& s) {
   return r;
 }
 
-int rank(std::string_view status) {
-  if (status == "sent") return 1;
-  if (status == "delivered") return 2;
-  if (status == "read") return 3;
-  if (status == "failed") return 4;
-  return 0;
-}
-
 /// SQL for a row's new last_error, `param` being the new error: an uncertain row (it may have gone
 /// out twice) keeps its flag in front of whatever happens to it next, so staff can still see it;
 /// an error that is itself uncertain (no answer after the request left) sets the flag.
@@ -46,6 +38,25 @@ std::string keep_uncertain(std::string_view param) {
 }
 
 }  // namespace
+
+int delivery_status_rank(std::string_view status) {
+  if (status == "sent") return 1;
+  if (status == "delivered") return 2;
+  if (status == "read") return 3;
+  if (status == "failed") return 4;
+  return 0;
+}
+
+result<bool> outbox_has_provider_id(connection& c, std::string_view channel, std::string_view provider_message_id) {
+  auto q = c.prepare("SELECT 1 FROM outbox WHERE provider_message_id = ? AND channel = ? LIMIT 1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  q->bind(1, provider_message_id).bind(2, channel);
+  auto r = q->step();
+  if (!r) return r;
+  bool found = *r;
+  if (found) q->exec();  // finish (and reset) the statement
+  return found;
+}
 
 result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
   // Written once in its first state: a row claimed by its own job is inserted as `sending`
@@ -185,7 +196,7 @@ result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::
                                                             std::string_view provider_message_id,
                                                             std::string_view status, std::string_view error) {
   std::vector<delivery_change> out;
-  int r = rank(status);
+  int r = delivery_status_rank(status);
   if (r == 0) return out;
   auto q = c.prepare(
       "UPDATE outbox SET delivery_status = ?1, "

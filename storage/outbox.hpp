@@ -73,6 +73,12 @@ struct delivery_change {
 result<std::vector<delivery_change>> outbox_delivery_status(connection& c, std::string_view channel,
                                                             std::string_view provider_message_id,
                                                             std::string_view status, std::string_view error);
+/// How far along a delivery status is: sent 1, delivered 2, read 3, failed 4 (final); 0 for a
+/// status we do not rank.
+int delivery_status_rank(std::string_view status);
+/// Whether one of our rows on `channel` carries this provider id (a status that changed nothing
+/// was then a repeat or stale, not early).
+result<bool> outbox_has_provider_id(connection& c, std::string_view channel, std::string_view provider_message_id);
 result<std::vector<outbox_row>> outbox_list(connection& c, std::string_view state, int limit);
 
 }  // namespace aoun::storage

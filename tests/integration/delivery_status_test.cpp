@@ -234,3 +234,43 @@ TEST_CASE("a provider's 'failed' keeps the flag of a message that may have gone 
   CHECK(message_with_id(transcript(e.port(), token, conversation), message_id).value("delivery_error", "") ==
         "uncertain; 131047 Re-engagement message");
 }
+
+TEST_CASE("a status that comes before the outbox recorded the send is applied once it is") {
+  staff_env e;
+  auto token = login(e.port());
+  stream_client live(e.port(), "/api/v1/stream?token=" + token);
+  REQUIRE(live.status == 101);
+  REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+  // The fake Graph API reports the first message failed *before* it answers the send that
+  // gives us its id: the status webhook is committed while no row carries that id yet.
+  std::atomic<int> calls{0};
+  std::atomic<int> early_status{0};
+  const unsigned short port = e.port();
+  e.graph.set_default([&, port](const recorded_request&) {
+    const int n = ++calls;
+    const std::string wamid = "wamid.EARLY" + std::to_string(n);
+    if (n == 1) {
+      auto j = json::parse(fixture("whatsapp_status_failed.json"));
+      j["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] = wamid;
+      early_status = post_wa(port, j.dump()).status;
+    }
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":")" + wamid + R"("}]})"};
+  });
+  wa_user b{e.port(), "966500000905"};
+  b.text("السلام عليكم");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  CHECK(early_status == 200);
+  const std::string first = "FROM outbox WHERE provider_message_id = 'wamid.EARLY1'";
+  REQUIRE(eventually([&] { return db_text(e.db, "SELECT COALESCE(delivery_status, '') " + first) == "failed"; }));
+  CHECK(db_text(e.db, "SELECT last_error " + first) == "131047 Re-engagement message");
+  // The other replies, whose statuses never came, are merely sent.
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE delivery_status = 'failed'") == 1);
+  const auto message_id = db_value(e.db, "SELECT message_id " + first);
+  CHECK(live.wait_for([&](const json& ev) {
+    return ev["type"] == "message.status" && ev["message_id"] == message_id && ev["delivery_status"] == "failed" &&
+           ev.value("delivery_error", "") == "131047 Re-engagement message";
+  }));
+  const auto metrics = http_call(e.port(), "GET", "/metrics").body;
+  CHECK(metrics.find("aoun_delivery_receipts_early_total 1\n") != std::string::npos);
+  CHECK(metrics.find("aoun_delivery_failed_total 1\n") != std::string::npos);
+}

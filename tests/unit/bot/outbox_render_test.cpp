@@ -90,7 +90,8 @@ TEST_CASE("the outbox renders the same provider request from the message in memo
   bot::net::io_context ioc;
   bot::event_hub hub;
   bot::metrics stats;
-  bot::outbox_worker worker(ioc, **db, cfg, hub, stats);
+  bot::early_receipts receipts;
+  bot::outbox_worker worker(ioc, **db, cfg, hub, stats, receipts);
 
   const std::map<std::string, std::string> recipients{
       {"whatsapp", "966500000001"}, {"telegram", "123456789"}, {"sms", "+966500000001"}};
