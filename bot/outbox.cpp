@@ -154,7 +154,13 @@ void outbox_worker::deliver_claimed(std::vector<outbox_send> rows) {
       if (fresh) chains.emplace_back();
       chains[it->second].push_back(std::move(r));
     }
-    for (auto& c : chains) spawn_chain(std::move(c));
+    // The fast path obeys the same bound as the claim: beyond it a chain waits its turn in
+    // memory (its rows stay `sending`), so a slow provider cannot make us open a socket per
+    // reply until the process runs out of descriptors.
+    for (auto& c : chains) {
+      if (in_flight_ < max_in_flight && waiting_chains_.empty()) spawn_chain(std::move(c));
+      else waiting_chains_.push_back(std::move(c));
+    }
   });
 }
 
@@ -172,18 +178,28 @@ void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
   });
 }
 
+void outbox_worker::release_chain(std::vector<outbox_send> rows) {
+  ++in_flight_;  // the database must stay open until the release is written
+  net::co_spawn(strand_, release_rows(std::move(rows)), [this](std::exception_ptr) { finished_one(); });
+}
+
+net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) {
+  for (const auto& r : rows) {
+    std::int64_t id = r.row.id;
+    auto done = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
+      if (auto ec = storage::outbox_release(c, id)) return ec;
+      return 0;
+    });
+    if (!done) log::error("outbox_release_failed", {{"id", id}, {"error", done.error().message()}});
+  }
+}
+
 net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     if (co_await deliver(std::move(rows[i]))) continue;
     // This row waits for a retry: the recipient's later rows must not overtake it.
-    for (std::size_t k = i + 1; k < rows.size(); ++k) {
-      std::int64_t id = rows[k].row.id;
-      auto r = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
-        if (auto ec = storage::outbox_release(c, id)) return ec;
-        return 0;
-      });
-      if (!r) log::error("outbox_release_failed", {{"id", id}, {"error", r.error().message()}});
-    }
+    co_await release_rows(std::vector<outbox_send>(std::make_move_iterator(rows.begin() + static_cast<std::ptrdiff_t>(i) + 1),
+                                                   std::make_move_iterator(rows.end())));
     backlog_changed();  // the released rows are pending behind the one to retry
     break;
   }
@@ -194,12 +210,25 @@ void outbox_worker::stop(std::function<void()> done) {
     stopping_ = true;
     on_stopped_ = std::move(done);
     timer_.cancel();
+    // Chains that never started go back to `pending` for the next start (not flagged uncertain:
+    // nothing of theirs left).
+    while (!waiting_chains_.empty()) {
+      release_chain(std::move(waiting_chains_.front()));
+      waiting_chains_.pop_front();
+    }
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
   });
 }
 
 void outbox_worker::finished_one() {
   --in_flight_;
+  if (!waiting_chains_.empty()) {
+    auto next = std::move(waiting_chains_.front());
+    waiting_chains_.pop_front();
+    if (stopping_) release_chain(std::move(next));
+    else spawn_chain(std::move(next));
+    return;
+  }
   if (stopping_) {
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
   } else if (pending_left_) {

@@ -235,3 +235,50 @@ TEST_CASE("an uncertain row that ends dead keeps its flag; a refused connection 
   CHECK(refused.rfind("network: ", 0) == 0);
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
 }
+
+TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn, and a stop sends nothing twice") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  const auto hold = std::chrono::milliseconds(1500);
+  std::atomic<int> calls{0};
+  graph.set_default([&](const recorded_request&) {
+    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.held.)" + std::to_string(++calls) + R"("}]})"};
+    r.delay = hold;
+    return r;
+  });
+  std::string db = dir.path + "/aoun.db";
+  auto env = channel_env(graph, tg, twilio);
+  env["AOUN_WHATSAPP_RATE"] = "100000";
+  auto srv = std::make_unique<server_process>(db, env);
+  // 300 beneficiaries at once: 300 recipients whose replies all take the fast path.
+  for (int i = 0; i < 300; ++i)
+    REQUIRE(post_wa(srv->port(), wa_text("96656" + std::to_string(1000000 + i), "wamid.H" + std::to_string(i), "مرحبا"))
+                .status == 200);
+  REQUIRE(eventually([&] { return graph.requests().size() >= 256; }));
+  // A send is in flight from its arrival until `hold` later at least: count the overlap.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::size_t most = 0;
+  {
+    auto reqs = graph.requests();
+    for (auto& a : reqs) {
+      std::size_t open = 0;
+      for (auto& b : reqs)
+        if (b.at <= a.at && a.at < b.at + hold) ++open;
+      most = std::max(most, open);
+    }
+  }
+  CAPTURE(most);
+  CHECK(most <= 256);
+  CHECK(most >= 200);
+  // A graceful stop now: the sends in flight finish and are recorded; the chains that waited
+  // go back to pending, not flagged, and leave after the restart. Each reply once.
+  CHECK(srv->stop(15) == 0);
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sending'") == 0);
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
+  const auto rows = db_value(db, "SELECT count(*) FROM outbox");
+  srv = std::make_unique<server_process>(db, env);
+  REQUIRE(eventually([&] { return db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; },
+                     std::chrono::seconds(60)));
+  CHECK(static_cast<long long>(graph.requests().size()) == rows);
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
+}
