@@ -143,9 +143,10 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     const auto reason = channels::crypto::truncate_code_points(in.status_error, 300);
     auto changed = storage::outbox_delivery_status(c, channel, in.status_for, in.status, reason);
     if (!changed) return storage::result<bool>(boost::system::in_place_error, changed.error());
-    if (changed->empty() && storage::delivery_status_rank(in.status) > 0) {
+    if (changed->empty() && storage::delivery_status_rank(in.status) > storage::delivery_status_rank("sent")) {
       // No row moved: a repeat, a stale status, or one that came before the outbox committed
       // the id it names. The last is kept for the outbox to apply (idempotent if run twice).
+      // Not an early "sent": recording the send says as much, and every message gets one.
       auto known = storage::outbox_has_provider_id(c, channel, in.status_for);
       if (!known) return known;
       if (!*known) receipts_.keep(channel, in.status_for, early_receipts::receipt{in.status, std::string(reason)});

@@ -12,10 +12,11 @@ std::string early_receipts::key(std::string_view channel, std::string_view provi
 }
 
 void early_receipts::expire(clock::time_point now) {
-  // Oldest first; an entry replaced by a later receipt keeps its first time (it is only
-  // forgotten sooner, never kept longer).
+  // Oldest first; an entry whose status a later receipt raised keeps its first time.
   while (!order_.empty() && (order_.front().first + keep_for_ <= now || entries_.size() > capacity_)) {
-    entries_.erase(order_.front().second);
+    // Only the entry this place was made for: a key forgotten and kept again has a later one.
+    if (auto it = entries_.find(order_.front().second); it != entries_.end() && it->second.at == order_.front().first)
+      entries_.erase(it);
     order_.pop_front();
   }
   // Keys forgotten already leave their place in order_ behind: drop them when they pile up.

@@ -37,7 +37,8 @@ class early_receipts {
   explicit early_receipts(std::size_t capacity = 10000, std::chrono::seconds keep_for = std::chrono::minutes(10))
       : capacity_(capacity), keep_for_(keep_for) {}
 
-  /// Keeps a receipt that matched no row. Of several for one message the furthest along wins
+  /// Keeps a receipt that matched no row (the caller passes delivered, read or failed: an
+  /// early "sent" adds nothing to the send's own record). Of several for one message the furthest along wins
   /// (failed over read over delivered over sent), as storage::outbox_delivery_status ranks them.
   void keep(std::string_view channel, std::string_view provider_id, receipt r, clock::time_point now = clock::now());
   /// The receipt kept for this message, if any; it stays until forget().

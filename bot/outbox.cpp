@@ -154,13 +154,7 @@ void outbox_worker::deliver_claimed(std::vector<outbox_send> rows) {
       if (fresh) chains.emplace_back();
       chains[it->second].push_back(std::move(r));
     }
-    // The fast path obeys the same bound as the claim: beyond it a chain waits its turn in
-    // memory (its rows stay `sending`), so a slow provider cannot make us open a socket per
-    // reply until the process runs out of descriptors.
-    for (auto& c : chains) {
-      if (in_flight_ < max_in_flight && waiting_chains_.empty()) spawn_chain(std::move(c));
-      else waiting_chains_.push_back(std::move(c));
-    }
+    for (auto& c : chains) spawn_chain(std::move(c));
   });
 }
 
@@ -176,11 +170,6 @@ void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
     }
     finished_one();
   });
-}
-
-void outbox_worker::release_chain(std::vector<outbox_send> rows) {
-  ++in_flight_;  // the database must stay open until the release is written
-  net::co_spawn(strand_, release_rows(std::move(rows)), [this](std::exception_ptr) { finished_one(); });
 }
 
 net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) {
@@ -210,25 +199,32 @@ void outbox_worker::stop(std::function<void()> done) {
     stopping_ = true;
     on_stopped_ = std::move(done);
     timer_.cancel();
-    // Chains that never started go back to `pending` for the next start (not flagged uncertain:
-    // nothing of theirs left).
-    while (!waiting_chains_.empty()) {
-      release_chain(std::move(waiting_chains_.front()));
-      waiting_chains_.pop_front();
-    }
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
   });
 }
 
-void outbox_worker::finished_one() {
-  --in_flight_;
-  if (!waiting_chains_.empty()) {
-    auto next = std::move(waiting_chains_.front());
-    waiting_chains_.pop_front();
-    if (stopping_) release_chain(std::move(next));
-    else spawn_chain(std::move(next));
+net::awaitable<void> outbox_worker::acquire_send_slot() {
+  if (sends_in_flight_ < max_in_flight) {
+    ++sends_in_flight_;
+    co_return;
+  }
+  auto turn = std::make_shared<net::steady_timer>(strand_, net::steady_timer::time_point::max());
+  slot_waiters_.push_back(turn);
+  co_await turn->async_wait(use_tuple);  // woken by release_send_slot, which hands its slot over
+}
+
+void outbox_worker::release_send_slot() {
+  if (slot_waiters_.empty()) {
+    --sends_in_flight_;
     return;
   }
+  auto next = std::move(slot_waiters_.front());
+  slot_waiters_.pop_front();
+  next->cancel();
+}
+
+void outbox_worker::finished_one() {
+  --in_flight_;
   if (stopping_) {
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
   } else if (pending_left_) {
@@ -426,8 +422,9 @@ void outbox_worker::flush_sent() {
           auto r = receipts.find(m.channel, m.provider_message_id);
           if (!r) continue;
           auto changed = storage::outbox_delivery_status(c, m.channel, m.provider_message_id, r->status, r->error);
-          if (!changed) return changed.error();
-          b->applied.push_back({i, std::move(*r), std::move(*changed)});
+          // Its failure must not undo the marks: the receipt stays kept, the send recorded.
+          if (!changed) log::error("early_receipt_failed", {{"id", m.id}, {"error", changed.error().message()}});
+          else b->applied.push_back({i, std::move(*r), std::move(*changed)});
         }
         return {};
       },
@@ -472,6 +469,13 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     result.outcome = channels::send_outcome::sent;
   } else {
     co_await pace(row, !is_callback_answer(s));
+    // A slot only around the request itself: a send waiting for its rate limit holds no socket
+    // and must not keep another channel's reply waiting.
+    co_await acquire_send_slot();
+    struct slot_guard {
+      outbox_worker* w;
+      ~slot_guard() { w->release_send_slot(); }  // also if the send throws
+    } slot{this};
     // `s` lives in this frame until the spawned send completes.
     result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
   }

@@ -62,10 +62,12 @@ class outbox_worker {
   /// Sends a recipient's rows one after the other; releases the rest if one must be retried.
   net::awaitable<void> deliver_chain(std::vector<outbox_send> rows);
   void spawn_chain(std::vector<outbox_send> rows);
-  /// A chain that never started, at shutdown: its rows back to `pending` (counted in flight
-  /// until written, so the database outlives the job).
-  void release_chain(std::vector<outbox_send> rows);
+  /// Puts rows that will not be sent now back to `pending` (order kept: they are behind a retry).
   net::awaitable<void> release_rows(std::vector<outbox_send> rows);
+  /// At most max_in_flight provider requests at once (sockets): a send waits here, on strand_,
+  /// for a slot, after its pacing. Release hands the slot to the next waiter, oldest first.
+  net::awaitable<void> acquire_send_slot();
+  void release_send_slot();
   /// Waits for the channel's rate limit and, for a Telegram chat message, the chat's own gap.
   /// `chat_message` is false for what Telegram does not count as a message in the chat (the
   /// answer to a button press), which must not hold back the reply behind it.
@@ -107,7 +109,8 @@ class outbox_worker {
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
   std::function<void()> on_stopped_;             // touched only on strand_
-  std::deque<std::vector<outbox_send>> waiting_chains_;  // strand_: fast-path chains beyond max_in_flight
+  int sends_in_flight_ = 0;                                         // strand_: requests in flight
+  std::deque<std::shared_ptr<net::steady_timer>> slot_waiters_;      // strand_: sends waiting for a slot
   bool loop_done_ = false;                       // touched only on strand_
   struct sent_mark {
     std::int64_t id = 0;

@@ -237,6 +237,7 @@ TEST_CASE("an uncertain row that ends dead keeps its flag; a refused connection 
 }
 
 TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn, and a stop sends nothing twice") {
+  // Every send is held 1.5 s. Each webhook's replies take the fast path, a chain per recipient.
   temp_dir dir;
   fake_provider graph, tg, twilio;
   const auto hold = std::chrono::milliseconds(1500);
@@ -270,8 +271,9 @@ TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn,
   CAPTURE(most);
   CHECK(most <= 256);
   CHECK(most >= 200);
-  // A graceful stop now: the sends in flight finish and are recorded; the chains that waited
-  // go back to pending, not flagged, and leave after the restart. Each reply once.
+  // A graceful stop now: the chains already handed to the worker finish (those waiting for a
+  // slot included) and are recorded, nothing is left `sending` or flagged, and after a restart
+  // nothing goes twice.
   CHECK(srv->stop(15) == 0);
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sending'") == 0);
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
