@@ -134,6 +134,16 @@ void conversation_ops::queue(storage::conversation_row& conv, std::string_view r
   }
 }
 
+std::string conversation_ops::message_status_event(std::optional<std::int64_t> conversation_id, std::int64_t message_id,
+                                                   std::string_view status, std::string_view error) {
+  json ev{{"type", "message.status"},
+          {"conversation_id", conversation_id.value_or(0)},
+          {"message_id", message_id},
+          {"delivery_status", status}};
+  if (!error.empty()) ev["delivery_error"] = error;
+  return ev.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, const channels::inbound& in,
                                                        std::int64_t now, after_commit& fx) const {
   const auto channel = std::string(channels::to_string(in.channel));
@@ -156,12 +166,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (fx.staff_listening)
       for (const auto& d : *changed) {
         if (!d.message_id) continue;
-        json ev{{"type", "message.status"},
-                {"conversation_id", d.conversation_id.value_or(0)},
-                {"message_id", *d.message_id},
-                {"delivery_status", in.status}};
-        if (in.status == "failed" && !reason.empty()) ev["delivery_error"] = reason;
-        fx.events.push_back({"staff", ev.dump(-1, ' ', false, json::error_handler_t::replace)});
+        fx.events.push_back(
+            {"staff", message_status_event(d.conversation_id, *d.message_id, in.status, in.status == "failed" ? reason : "")});
       }
     return true;
   }

@@ -117,6 +117,10 @@ class conversation_ops {
   nlohmann::json conversation_json(storage::connection& c, const storage::conversation_row& conv,
                                    std::int64_t now) const;
   static nlohmann::json message_json(const storage::message_row& m);
+  /// The stream's `message.status` event: our message `message_id` is now `status`; `error`
+  /// (the reason of a failed or dead one) goes in `delivery_error` when not empty.
+  static std::string message_status_event(std::optional<std::int64_t> conversation_id, std::int64_t message_id,
+                                          std::string_view status, std::string_view error);
   static nlohmann::json case_json(const storage::case_row& k);
 
   /// Publishes an updated conversation to the staff stream (and waiting if queued).

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bot/conversation_ops.hpp"
 #include "bot/db.hpp"
 #include "bot/log.hpp"
 #include "bot/outgoing_json.hpp"
@@ -441,12 +442,9 @@ void outbox_worker::flush_sent() {
                   log::warn("delivery_failed", {{"channel", m.channel}, {"outbox_id", d.outbox_id}});
                 }
                 if (!d.message_id || !hub_.has_subscribers("staff")) continue;
-                nlohmann::json ev{{"type", "message.status"},
-                                  {"conversation_id", d.conversation_id.value_or(0)},
-                                  {"message_id", *d.message_id},
-                                  {"delivery_status", e.receipt.status}};
-                if (e.receipt.status == "failed" && !e.receipt.error.empty()) ev["delivery_error"] = e.receipt.error;
-                hub_.publish({"staff", ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+                hub_.publish({"staff", conversation_ops::message_status_event(
+                                           d.conversation_id, *d.message_id, e.receipt.status,
+                                           e.receipt.status == "failed" ? e.receipt.error : "")});
               }
             }
           // Still "flushing" while the waiters resume, so that marks they add wait for the
@@ -529,12 +527,8 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
                             {"ms", std::chrono::duration<double, std::milli>(clock::now() - started).count()}});
   // Built only for a console that is listening: most sends have nobody to tell.
   if (row.message_id && (outcome == "sent" || outcome == "dead") && hub_.has_subscribers("staff")) {
-    nlohmann::json ev{{"type", "message.status"},
-                      {"conversation_id", row.conversation_id.value_or(0)},
-                      {"message_id", *row.message_id},
-                      {"delivery_status", outcome}};
-    if (outcome == "dead" && !result.error.empty()) ev["delivery_error"] = result.error;
-    hub_.publish({"staff", ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+    hub_.publish({"staff", conversation_ops::message_status_event(row.conversation_id, *row.message_id, outcome,
+                                                                  outcome == "dead" ? result.error : "")});
   }
   co_return outcome == "sent" || outcome == "dead";
 }
