@@ -28,6 +28,15 @@ outbox_row read_row(const statement& s) {
   return r;
 }
 
+/// Whether a bound "SELECT 1 ... LIMIT 1" finds a row; the statement is finished (reset) either way.
+result<bool> has_row(statement& q) {
+  auto r = q.step();
+  if (!r) return r;
+  bool found = *r;
+  if (found) q.exec();  // finish (and reset) the statement
+  return found;
+}
+
 /// SQL for a row's new last_error, `param` being the new error: an uncertain row (it may have gone
 /// out twice) keeps its flag in front of whatever happens to it next, so staff can still see it;
 /// an error that is itself uncertain (no answer after the request left) sets the flag.
@@ -51,11 +60,7 @@ result<bool> outbox_has_provider_id(connection& c, std::string_view channel, std
   auto q = c.prepare("SELECT 1 FROM outbox WHERE provider_message_id = ? AND channel = ? LIMIT 1");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());
   q->bind(1, provider_message_id).bind(2, channel);
-  auto r = q->step();
-  if (!r) return r;
-  bool found = *r;
-  if (found) q->exec();  // finish (and reset) the statement
-  return found;
+  return has_row(*q);
 }
 
 result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
@@ -107,11 +112,7 @@ result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::str
       "SELECT 1 FROM outbox WHERE channel = ? AND recipient = ? AND state IN ('pending', 'sending') LIMIT 1");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());
   q->bind(1, channel).bind(2, recipient);
-  auto r = q->step();
-  if (!r) return r;
-  bool found = *r;
-  if (found) q->exec();  // finish (and reset) the statement
-  return found;
+  return has_row(*q);
 }
 
 error_code outbox_release(connection& c, std::int64_t id) {
@@ -126,10 +127,9 @@ result<outbox_backlog> outbox_backlog_of(connection& c) {
   {
     auto q = c.prepare("SELECT 1 FROM outbox WHERE state = 'pending' LIMIT 1");  // partial index
     if (!q) return q.error();
-    auto r = q->step();
+    auto r = has_row(*q);
     if (!r) return r.error();
     b.any_pending = *r;
-    if (*r) q->exec();  // finish (and reset) the statement
   }
   if (!b.any_pending) return b;
   auto q = c.prepare(
