@@ -9,6 +9,12 @@ constexpr const char* outbox_select =
     "SELECT id, message_id, conversation_id, channel, recipient, payload, state, attempts, next_attempt_at_ms, "
     "COALESCE(last_error, ''), provider_message_id, delivery_status, created_at FROM outbox ";
 
+// For a pending head row of the outbox (as `outbox`): its recipient has nothing `sending`.
+// Through the partial index of unsent rows, so it reads that recipient's few unsent rows only.
+constexpr const char* no_send_in_flight =
+    "NOT EXISTS (SELECT 1 FROM outbox AS f WHERE f.channel = outbox.channel AND f.recipient = outbox.recipient "
+    "AND f.state IN ('pending', 'sending') AND f.state = 'sending')";
+
 outbox_row read_row(const statement& s) {
   outbox_row r;
   r.id = s.int64(0);
@@ -84,10 +90,12 @@ result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms,
     // Head of line per recipient: the oldest unsent row of each recipient, if it is pending and
     // due. Both halves use partial indexes over unsent rows only, so the cost follows the
     // backlog of unsent rows, never the history.
+    // A pending head whose recipient has a row `sending` further back (a dead letter revived
+    // by staff while newer messages are in flight) waits for it: one send at a time per person.
     auto q = c.prepare(std::string(outbox_select) +
                        "WHERE id IN (SELECT min(id) FROM outbox WHERE state IN ('pending', 'sending') "
-                       "GROUP BY channel, recipient) AND state = 'pending' AND next_attempt_at_ms <= ?1 "
-                       "ORDER BY id LIMIT ?2");
+                       "GROUP BY channel, recipient) AND state = 'pending' AND next_attempt_at_ms <= ?1 AND " +
+                       no_send_in_flight + " ORDER BY id LIMIT ?2");
     if (!q) return q.error();
     q->bind(1, now_ms).bind(2, limit);
     for (;;) {
@@ -132,9 +140,12 @@ result<outbox_backlog> outbox_backlog_of(connection& c) {
     b.any_pending = *r;
   }
   if (!b.any_pending) return b;
+  // The same heads as outbox_claim's: one blocked by a send in flight is not due (the worker
+  // looks again when that send finishes), or the loop would wake at once, again and again.
   auto q = c.prepare(
-      "SELECT min(next_attempt_at_ms) FROM outbox WHERE id IN (SELECT min(id) FROM outbox "
-      "WHERE state IN ('pending', 'sending') GROUP BY channel, recipient) AND state = 'pending'");
+      std::string("SELECT min(next_attempt_at_ms) FROM outbox WHERE id IN (SELECT min(id) FROM outbox "
+                  "WHERE state IN ('pending', 'sending') GROUP BY channel, recipient) AND state = 'pending' AND ") +
+      no_send_in_flight);
   if (!q) return q.error();
   auto r = q->step();
   if (!r) return r.error();
