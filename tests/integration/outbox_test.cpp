@@ -237,10 +237,10 @@ TEST_CASE("an uncertain row that ends dead keeps its flag; a refused connection 
 }
 
 TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn, and a stop sends nothing twice") {
-  // Every send is held 1.5 s. Each webhook's replies take the fast path, a chain per recipient.
+  // Every send is held 2 s. Each webhook's replies take the fast path, a chain per recipient.
   temp_dir dir;
   fake_provider graph, tg, twilio;
-  const auto hold = std::chrono::milliseconds(1500);
+  const auto hold = std::chrono::milliseconds(2000);
   std::atomic<int> calls{0};
   graph.set_default([&](const recorded_request&) {
     scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.held.)" + std::to_string(++calls) + R"("}]})"};
@@ -251,10 +251,21 @@ TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn,
   auto env = channel_env(graph, tg, twilio);
   env["AOUN_WHATSAPP_RATE"] = "100000";
   auto srv = std::make_unique<server_process>(db, env);
-  // 300 beneficiaries at once: 300 recipients whose replies all take the fast path.
-  for (int i = 0; i < 300; ++i)
-    REQUIRE(post_wa(srv->port(), wa_text("96656" + std::to_string(1000000 + i), "wamid.H" + std::to_string(i), "مرحبا"))
-                .status == 200);
+  // 300 beneficiaries at once: 300 recipients whose replies all take the fast path. Posted from
+  // four threads, so that even a slow build has them all in flight within the hold.
+  std::atomic<int> acked{0};
+  {
+    std::vector<std::thread> posters;
+    for (int t = 0; t < 4; ++t)
+      posters.emplace_back([&, t] {
+        for (int i = t; i < 300; i += 4)
+          if (post_wa(srv->port(), wa_text("96656" + std::to_string(1000000 + i), "wamid.H" + std::to_string(i), "مرحبا"))
+                  .status == 200)
+            ++acked;
+      });
+    for (auto& p : posters) p.join();
+  }
+  REQUIRE(acked == 300);
   REQUIRE(eventually([&] { return graph.requests().size() >= 256; }));
   // A send is in flight from its arrival until `hold` later at least: count the overlap.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
