@@ -176,11 +176,14 @@ void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
 net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) {
   for (const auto& r : rows) {
     std::int64_t id = r.row.id;
-    auto done = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
-      if (auto ec = storage::outbox_release(c, id)) return ec;
-      return 0;
-    });
-    if (!done) log::error("outbox_release_failed", {{"id", id}, {"error", done.error().message()}});
+    auto pause = first_rewrite_pause;
+    for (;;) {
+      auto done = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
+        if (auto ec = storage::outbox_release(c, id)) return ec;
+        return 0;
+      });
+      if (done || !co_await wait_to_rewrite(id, done.error(), pause)) break;
+    }
   }
 }
 
@@ -200,6 +203,7 @@ void outbox_worker::stop(std::function<void()> done) {
     stopping_ = true;
     on_stopped_ = std::move(done);
     timer_.cancel();
+    for (auto& w : record_waits_) w->cancel();
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
   });
 }
@@ -273,9 +277,14 @@ channels::send_result outbox_worker::interpret(const std::string& channel, const
     s.error = (r.request_sent ? "uncertain: no answer after the request was sent: " : "network: ") + r.ec.message();
     return s;
   }
-  if (channel == "whatsapp") return channels::whatsapp::interpret(r.status, r.body, r.retry_after);
-  if (channel == "telegram") return channels::telegram::interpret(r.status, r.body, r.retry_after);
-  return channels::sms::interpret(providers_->sms.outbound, r.status, r.body, r.retry_after);
+  channels::send_result s = channel == "whatsapp"   ? channels::whatsapp::interpret(r.status, r.body, r.retry_after)
+                             : channel == "telegram" ? channels::telegram::interpret(r.status, r.body, r.retry_after)
+                                                     : channels::sms::interpret(providers_->sms.outbound, r.status, r.body, r.retry_after);
+  // A 502 or 504 comes from a gateway in front of the provider that passed the request on and
+  // got no usable answer back: as ambiguous as a timeout, so flagged the same way.
+  if ((r.status == 502 || r.status == 504) && s.outcome == channels::send_outcome::retry)
+    s.error = "uncertain: gateway error after the request was sent: " + s.error;
+  return s;
 }
 
 namespace {
@@ -457,6 +466,45 @@ void outbox_worker::flush_sent() {
       storage::rerun::safe);
 }
 
+net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t id, const std::string& channel,
+                                                                  const outcome_write& w) {
+  if (w.what == outcome_write::kind::sent) co_return co_await record_sent(id, channel, w.provider_message_id);
+  // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
+  // non-trivial captures of lambdas that live across a co_await.
+  co_return co_await db_write<int>(db_, storage::rerun::safe, [&w, id](storage::connection& c) -> storage::result<int> {
+    auto ec = w.what == outcome_write::kind::retry ? storage::outbox_retry(c, id, w.next_ms, w.error)
+                                                   : storage::outbox_dead(c, id, w.error);
+    if (ec) return ec;
+    return 0;
+  });
+}
+
+net::awaitable<bool> outbox_worker::wait_to_rewrite(std::int64_t id, const boost::system::error_code& ec,
+                                                    std::chrono::milliseconds& pause) {
+  metrics_.count("outbox_record_failed");
+  // Stopping: the row stays `sending`, and the next start flags it uncertain and sends it again.
+  if (stopping_) {
+    log::error("outbox_record_failed", {{"id", id}, {"error", ec.message()}, {"retry", false}});
+    co_return false;
+  }
+  log::error("outbox_record_failed",
+             {{"id", id}, {"error", ec.message()}, {"retry_ms", static_cast<std::int64_t>(pause.count())}});
+  auto wait = std::make_shared<net::steady_timer>(strand_, pause);
+  record_waits_.insert(wait);
+  co_await wait->async_wait(use_tuple);  // cut short by stop(), which leaves one last try
+  record_waits_.erase(wait);
+  pause = std::min(pause * 2, max_rewrite_pause);
+  co_return true;
+}
+
+net::awaitable<void> outbox_worker::record_outcome(std::int64_t id, const std::string& channel, const outcome_write& w) {
+  auto pause = first_rewrite_pause;
+  for (;;) {
+    auto recorded = co_await write_outcome(id, channel, w);
+    if (recorded || !co_await wait_to_rewrite(id, recorded.error(), pause)) co_return;
+  }
+}
+
 net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   auto& row = s.row;
   auto started = clock::now();
@@ -479,19 +527,11 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   }
   std::string outcome;
   auto ms = now_ms();
-  // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
-  // non-trivial captures of lambdas that live across a co_await.
-  auto write = [this](auto job) {
-    return db_write<int>(db_, storage::rerun::safe, [job](storage::connection& c) -> storage::result<int> {
-      if (auto ec = job(c)) return ec;
-      return 0;
-    });
-  };
-  storage::result<int> recorded = 0;
+  outcome_write w;
   switch (result.outcome) {
     case channels::send_outcome::sent:
       outcome = "sent";
-      recorded = co_await record_sent(row.id, row.channel, std::move(result.provider_message_id));
+      w.provider_message_id = std::move(result.provider_message_id);
       break;
     case channels::send_outcome::retry:
     case channels::send_outcome::rate_limited: {
@@ -501,24 +541,27 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       int limit = limited ? cfg_.outbox.max_attempts * 3 : cfg_.outbox.max_attempts;
       if (row.attempts >= limit) {
         outcome = "dead";
-        recorded = co_await write([&](storage::connection& c) { return storage::outbox_dead(c, row.id, result.error); });
+        w.what = outcome_write::kind::dead;
       } else {
         outcome = limited ? "rate_limited" : "retry";
         auto delay = limited ? std::max(result.retry_after, std::chrono::milliseconds(1000)) : backoff(row.attempts);
         if (limited && result.retry_after.count() > 0) delay = result.retry_after;
-        std::int64_t next = ms + delay.count();
-        recorded = co_await write([&](storage::connection& c) { return storage::outbox_retry(c, row.id, next, result.error); });
-        backlog_changed();  // pending again, due at `next`; the loop must set its timer by it
+        w.what = outcome_write::kind::retry;
+        w.next_ms = ms + delay.count();
       }
+      w.error = result.error;
       break;
     }
     case channels::send_outcome::rejected:
       outcome = "dead";
       if (result.outside_window) result.error = "outside_24h_window: " + result.error;
-      recorded = co_await write([&](storage::connection& c) { return storage::outbox_dead(c, row.id, result.error); });
+      w.what = outcome_write::kind::dead;
+      w.error = result.error;
       break;
   }
-  if (!recorded) log::error("outbox_record_failed", {{"id", row.id}, {"error", recorded.error().message()}});
+  co_await record_outcome(row.id, row.channel, w);
+  // Pending again, due at next_ms: the loop must set its timer by it.
+  if (w.what == outcome_write::kind::retry) backlog_changed();
   metrics_.count("outbox_" + outcome);
   log::info("outbox_send", {{"id", row.id},
                             {"channel", row.channel},

@@ -17,6 +17,7 @@
 #include <vector>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "bot/config.hpp"
 #include "bot/early_receipts.hpp"
@@ -90,6 +91,23 @@ class outbox_worker {
   /// when idle). Completes once this row's mark is committed, or failed.
   net::awaitable<storage::result<int>> record_sent(std::int64_t id, std::string channel, std::string provider_message_id);
   void flush_sent();  ///< on strand_
+  /// What one send's outcome writes to its row.
+  struct outcome_write {
+    enum class kind { sent, retry, dead } what = kind::sent;
+    std::string provider_message_id;  // sent
+    std::int64_t next_ms = 0;         // retry
+    std::string error;                // retry, dead
+  };
+  net::awaitable<storage::result<int>> write_outcome(std::int64_t id, const std::string& channel, const outcome_write& w);
+  /// Writes the outcome until it is committed or the worker stops. A row whose outcome is not
+  /// recorded stays `sending`, and a recipient with a row `sending` gets nothing more (one send
+  /// at a time): a failed write (disk full, a lock held too long) must not stop their messages.
+  net::awaitable<void> record_outcome(std::int64_t id, const std::string& channel, const outcome_write& w);
+  /// After a failed write of row `id`'s state: counts and logs it, waits `pause` (doubled for the
+  /// next time, cut short by stop()), and says whether to write again (not once stopping).
+  net::awaitable<bool> wait_to_rewrite(std::int64_t id, const boost::system::error_code& ec, std::chrono::milliseconds& pause);
+  static constexpr std::chrono::milliseconds first_rewrite_pause{100};
+  static constexpr std::chrono::milliseconds max_rewrite_pause{5000};
 
   net::io_context& ioc_;
   storage::database& db_;
@@ -111,6 +129,7 @@ class outbox_worker {
   std::function<void()> on_stopped_;             // touched only on strand_
   int sends_in_flight_ = 0;                                         // strand_: requests in flight
   std::deque<std::shared_ptr<net::steady_timer>> slot_waiters_;      // strand_: sends waiting for a slot
+  std::set<std::shared_ptr<net::steady_timer>> record_waits_;        // strand_: outcomes waiting to be written again
   bool loop_done_ = false;                       // touched only on strand_
   struct sent_mark {
     std::int64_t id = 0;

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <mutex>
 #include <set>
 
 #include "staff_helpers.hpp"
@@ -236,6 +237,38 @@ TEST_CASE("an uncertain row that ends dead keeps its flag; a refused connection 
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
 }
 
+TEST_CASE("a 502 or 504 from a gateway in front of the provider is flagged uncertain; a 500 from the provider is not") {
+  // Keyed by recipient, so the order between the two beneficiaries' sends does not matter.
+  std::mutex m;
+  std::set<std::string> failed_once;
+  staff_env e(env_vars{{"AOUN_OUTBOX_BACKOFF_MS", "20"}});
+  e.graph.set_default([&](const recorded_request& req) {
+    auto to = json::parse(req.body).value("to", "");
+    {
+      std::lock_guard lock(m);
+      if (failed_once.insert(to).second) {
+        if (to == "966500000321") return scripted_response{504, "<html>504 Gateway Time-out</html>", "text/html"};
+        if (to == "966500000322") return scripted_response{502, "<html>502 Bad Gateway</html>", "text/html"};
+        return scripted_response{500, R"({"error":{"message":"unknown","code":1}})"};
+      }
+    }
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.gw.)" + to + R"("}]})"};
+  });
+  for (auto [u, id] : {std::pair{"966500000321", "wamid.G1"}, {"966500000322", "wamid.G2"}, {"966500000323", "wamid.G3"}})
+    REQUIRE(post_wa(e.port(), wa_text(u, id, "مرحبا")).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
+  auto first_error = [&](const std::string& to) {
+    return db_text(e.db, "SELECT COALESCE(last_error, '') FROM outbox WHERE recipient = '" + to + "' ORDER BY id LIMIT 1");
+  };
+  CAPTURE(first_error("966500000321"));
+  CAPTURE(first_error("966500000323"));
+  CHECK(first_error("966500000321").rfind("uncertain: gateway error after the request was sent: http 504", 0) == 0);
+  CHECK(first_error("966500000322").rfind("uncertain: gateway error after the request was sent: http 502", 0) == 0);
+  CHECK(first_error("966500000323").rfind("http 500", 0) == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 2);
+}
+
 TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn, and a stop sends nothing twice") {
   // Every send is held 2 s. Each webhook's replies take the fast path, a chain per recipient.
   temp_dir dir;
@@ -294,4 +327,46 @@ TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn,
                      std::chrono::seconds(60)));
   CHECK(static_cast<long long>(graph.requests().size()) == rows);
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
+}
+
+TEST_CASE("a send whose outcome cannot be written at once is recorded later, and the beneficiary's next replies go") {
+  // Another process holds the database's write lock for longer than the server's busy timeout
+  // (5 s) while the provider answers the first send: writing "sent" fails. A row left `sending`
+  // would hold back everything else for that beneficiary (one send at a time per recipient).
+  std::atomic<int> calls{0};
+  staff_env e;
+  e.graph.set_default([&](const recorded_request&) {
+    int n = ++calls;
+    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.locked.)" + std::to_string(n) + R"("}]})"};
+    if (n == 1) r.delay = std::chrono::milliseconds(800);
+    return r;
+  });
+  const std::string u = "966500000311";
+  REQUIRE(post_wa(e.port(), wa_text(u, "wamid.K1", "مرحبا")).status == 200);
+  const auto first_rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
+  REQUIRE(eventually([&] { return calls >= 1; }));
+  {
+    sqlite3* lock = nullptr;
+    REQUIRE(sqlite3_open_v2(e.db.c_str(), &lock, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(lock, 5000);
+    REQUIRE(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    // The answer comes 0.8 s after the request; the server's write waits 5 s for the lock, then fails.
+    std::this_thread::sleep_for(std::chrono::milliseconds(7000));
+    CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "sending");
+    CHECK(sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(lock);
+  }
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_outbox_record_failed_total") != std::string::npos);
+  // Written once the lock is gone, with the provider's id: nothing sent again, nothing flagged.
+  REQUIRE(eventually([&] { return db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "sent"; }));
+  CHECK(db_text(e.db, "SELECT provider_message_id FROM outbox WHERE id = " + std::to_string(first)) == "wamid.locked.1");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == first_rows; }));
+  // The beneficiary writes again: the answer goes out.
+  REQUIRE(post_wa(e.port(), wa_text(u, "wamid.K2", "1")).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(rows > first_rows);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
+  CHECK(static_cast<long long>(e.graph.requests().size()) == rows);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
 }
