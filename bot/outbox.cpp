@@ -280,10 +280,14 @@ channels::send_result outbox_worker::interpret(const std::string& channel, const
   channels::send_result s = channel == "whatsapp"   ? channels::whatsapp::interpret(r.status, r.body, r.retry_after)
                              : channel == "telegram" ? channels::telegram::interpret(r.status, r.body, r.retry_after)
                                                      : channels::sms::interpret(providers_->sms.outbound, r.status, r.body, r.retry_after);
-  // A 502 or 504 comes from a gateway in front of the provider that passed the request on and
-  // got no usable answer back: as ambiguous as a timeout, so flagged the same way.
-  if ((r.status == 502 || r.status == 504) && s.outcome == channels::send_outcome::retry)
-    s.error = "uncertain: gateway error after the request was sent: " + s.error;
+  // A 502 or 504 that is not the provider's own JSON error comes from a gateway in front of it
+  // (an HTML page, or nothing) that passed the request on and got no usable answer back: as
+  // ambiguous as a timeout, so flagged the same way.
+  if ((r.status == 502 || r.status == 504) && s.outcome == channels::send_outcome::retry) {
+    auto first = r.body.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || r.body[first] != '{')
+      s.error = "uncertain: gateway error after the request was sent: " + s.error;
+  }
   return s;
 }
 
@@ -388,12 +392,12 @@ net::awaitable<void> outbox_worker::loop() {
 }
 
 net::awaitable<storage::result<int>> outbox_worker::record_sent(std::int64_t id, std::string channel,
-                                                                std::string provider_message_id) {
+                                                                std::string provider_message_id, std::int64_t at_s) {
   // Runs on strand_ (deliver's executor): sent_marks_ and flushing_sent_ need no lock.
   return net::async_initiate<decltype(net::use_awaitable), void(storage::result<int>)>(
-      [this](auto handler, std::int64_t id, std::string channel, std::string provider_message_id) {
+      [this](auto handler, std::int64_t id, std::string channel, std::string provider_message_id, std::int64_t at_s) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        sent_marks_.push_back({id, std::move(channel), std::move(provider_message_id), now_s(), [h](boost::system::error_code ec) {
+        sent_marks_.push_back({id, std::move(channel), std::move(provider_message_id), at_s, [h](boost::system::error_code ec) {
                                  auto ex = net::get_associated_executor(*h);
                                  net::dispatch(ex, [h, ec]() mutable {
                                    if (ec) (*h)(storage::result<int>(boost::system::in_place_error, ec));
@@ -402,7 +406,7 @@ net::awaitable<storage::result<int>> outbox_worker::record_sent(std::int64_t id,
                                }});
         if (!flushing_sent_) flush_sent();
       },
-      net::use_awaitable, id, std::move(channel), std::move(provider_message_id));
+      net::use_awaitable, id, std::move(channel), std::move(provider_message_id), at_s);
 }
 
 void outbox_worker::flush_sent() {
@@ -468,7 +472,7 @@ void outbox_worker::flush_sent() {
 
 net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t id, const std::string& channel,
                                                                   const outcome_write& w) {
-  if (w.what == outcome_write::kind::sent) co_return co_await record_sent(id, channel, w.provider_message_id);
+  if (w.what == outcome_write::kind::sent) co_return co_await record_sent(id, channel, w.provider_message_id, w.at_s);
   // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
   // non-trivial captures of lambdas that live across a co_await.
   co_return co_await db_write<int>(db_, storage::rerun::safe, [&w, id](storage::connection& c) -> storage::result<int> {
@@ -497,11 +501,12 @@ net::awaitable<bool> outbox_worker::wait_to_rewrite(std::int64_t id, const boost
   co_return true;
 }
 
-net::awaitable<void> outbox_worker::record_outcome(std::int64_t id, const std::string& channel, const outcome_write& w) {
+net::awaitable<bool> outbox_worker::record_outcome(std::int64_t id, const std::string& channel, const outcome_write& w) {
   auto pause = first_rewrite_pause;
   for (;;) {
     auto recorded = co_await write_outcome(id, channel, w);
-    if (recorded || !co_await wait_to_rewrite(id, recorded.error(), pause)) co_return;
+    if (recorded) co_return true;
+    if (!co_await wait_to_rewrite(id, recorded.error(), pause)) co_return false;
   }
 }
 
@@ -532,6 +537,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     case channels::send_outcome::sent:
       outcome = "sent";
       w.provider_message_id = std::move(result.provider_message_id);
+      w.at_s = now_s();
       break;
     case channels::send_outcome::retry:
     case channels::send_outcome::rate_limited: {
@@ -559,7 +565,9 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       w.error = result.error;
       break;
   }
-  co_await record_outcome(row.id, row.channel, w);
+  // Not recorded (only when stopping): the row stays `sending`, to be flagged and sent again at
+  // the next start. The recipient's next rows must not go now: they would be sent again too.
+  const bool recorded = co_await record_outcome(row.id, row.channel, w);
   // Pending again, due at next_ms: the loop must set its timer by it.
   if (w.what == outcome_write::kind::retry) backlog_changed();
   metrics_.count("outbox_" + outcome);
@@ -573,7 +581,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     hub_.publish({"staff", conversation_ops::message_status_event(row.conversation_id, *row.message_id, outcome,
                                                                   outcome == "dead" ? result.error : "")});
   }
-  co_return outcome == "sent" || outcome == "dead";
+  co_return recorded && (outcome == "sent" || outcome == "dead");
 }
 
 }  // namespace aoun::bot

@@ -89,12 +89,14 @@ class outbox_worker {
   /// Records one `sent` outcome. Outcomes that arrive while a write of them is in flight are
   /// committed together by the next one (one write job for many sends under load, one each
   /// when idle). Completes once this row's mark is committed, or failed.
-  net::awaitable<storage::result<int>> record_sent(std::int64_t id, std::string channel, std::string provider_message_id);
+  net::awaitable<storage::result<int>> record_sent(std::int64_t id, std::string channel, std::string provider_message_id,
+                                                   std::int64_t at_s);
   void flush_sent();  ///< on strand_
   /// What one send's outcome writes to its row.
   struct outcome_write {
     enum class kind { sent, retry, dead } what = kind::sent;
     std::string provider_message_id;  // sent
+    std::int64_t at_s = 0;            // sent: when the provider answered (unix s)
     std::int64_t next_ms = 0;         // retry
     std::string error;                // retry, dead
   };
@@ -102,7 +104,8 @@ class outbox_worker {
   /// Writes the outcome until it is committed or the worker stops. A row whose outcome is not
   /// recorded stays `sending`, and a recipient with a row `sending` gets nothing more (one send
   /// at a time): a failed write (disk full, a lock held too long) must not stop their messages.
-  net::awaitable<void> record_outcome(std::int64_t id, const std::string& channel, const outcome_write& w);
+  /// False if it gave up (the worker is stopping and the last try failed).
+  net::awaitable<bool> record_outcome(std::int64_t id, const std::string& channel, const outcome_write& w);
   /// After a failed write of row `id`'s state: counts and logs it, waits `pause` (doubled for the
   /// next time, cut short by stop()), and says whether to write again (not once stopping).
   net::awaitable<bool> wait_to_rewrite(std::int64_t id, const boost::system::error_code& ec, std::chrono::milliseconds& pause);

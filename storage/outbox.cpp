@@ -157,21 +157,21 @@ result<outbox_backlog> outbox_backlog_of(connection& c) {
 error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id, std::int64_t now) {
   auto q = c.prepare(
       "UPDATE outbox SET state = 'sent', provider_message_id = NULLIF(?, ''), sent_at = ?, "
-      "delivery_status = COALESCE(delivery_status, 'sent') WHERE id = ?");
+      "delivery_status = COALESCE(delivery_status, 'sent') WHERE id = ? AND state = 'sending'");
   if (!q) return q.error();
   return q->bind(1, provider_message_id).bind(2, now).bind(3, id).exec();
 }
 
 error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error) {
   static const std::string sql =
-      "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, last_error = " + keep_uncertain("?3") + " WHERE id = ?1";
+      "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, last_error = " + keep_uncertain("?3") + " WHERE id = ?1 AND state = 'sending'";
   auto q = c.prepare(sql);
   if (!q) return q.error();
   return q->bind(1, id).bind(2, next_ms).bind(3, error).exec();
 }
 
 error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
-  static const std::string sql = "UPDATE outbox SET state = 'dead', last_error = " + keep_uncertain("?2") + " WHERE id = ?1";
+  static const std::string sql = "UPDATE outbox SET state = 'dead', last_error = " + keep_uncertain("?2") + " WHERE id = ?1 AND state = 'sending'";
   auto q = c.prepare(sql);
   if (!q) return q.error();
   return q->bind(1, id).bind(2, error).exec();

@@ -49,6 +49,8 @@ struct outbox_backlog {
 };
 result<outbox_backlog> outbox_backlog_of(connection& c);
 
+/// The outcome of a send, for a row that is `sending` (a row in any other state is left alone,
+/// so writing an outcome again, after a write reported failed that did commit, changes nothing).
 boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::string_view provider_message_id,
                                            std::int64_t now);
 /// Back to pending, to be tried at `next_ms`.

@@ -237,7 +237,7 @@ TEST_CASE("an uncertain row that ends dead keeps its flag; a refused connection 
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
 }
 
-TEST_CASE("a 502 or 504 from a gateway in front of the provider is flagged uncertain; a 500 from the provider is not") {
+TEST_CASE("a 502 or 504 from a gateway in front of the provider is flagged uncertain; the provider's own errors are not") {
   // Keyed by recipient, so the order between the two beneficiaries' sends does not matter.
   std::mutex m;
   std::set<std::string> failed_once;
@@ -249,12 +249,14 @@ TEST_CASE("a 502 or 504 from a gateway in front of the provider is flagged uncer
       if (failed_once.insert(to).second) {
         if (to == "966500000321") return scripted_response{504, "<html>504 Gateway Time-out</html>", "text/html"};
         if (to == "966500000322") return scripted_response{502, "<html>502 Bad Gateway</html>", "text/html"};
+        if (to == "966500000324") return scripted_response{502, R"({"error":{"message":"unknown","code":1}})"};
         return scripted_response{500, R"({"error":{"message":"unknown","code":1}})"};
       }
     }
     return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.gw.)" + to + R"("}]})"};
   });
-  for (auto [u, id] : {std::pair{"966500000321", "wamid.G1"}, {"966500000322", "wamid.G2"}, {"966500000323", "wamid.G3"}})
+  for (auto [u, id] : {std::pair{"966500000321", "wamid.G1"}, {"966500000322", "wamid.G2"}, {"966500000323", "wamid.G3"},
+                       {"966500000324", "wamid.G4"}})
     REQUIRE(post_wa(e.port(), wa_text(u, id, "مرحبا")).status == 200);
   const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
   REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
@@ -266,6 +268,7 @@ TEST_CASE("a 502 or 504 from a gateway in front of the provider is flagged uncer
   CHECK(first_error("966500000321").rfind("uncertain: gateway error after the request was sent: http 504", 0) == 0);
   CHECK(first_error("966500000322").rfind("uncertain: gateway error after the request was sent: http 502", 0) == 0);
   CHECK(first_error("966500000323").rfind("http 500", 0) == 0);
+  CHECK(first_error("966500000324").rfind("http 502 code 1", 0) == 0);  // the provider's own answer
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 2);
 }
 
@@ -334,11 +337,16 @@ TEST_CASE("a send whose outcome cannot be written at once is recorded later, and
   // (5 s) while the provider answers the first send: writing "sent" fails. A row left `sending`
   // would hold back everything else for that beneficiary (one send at a time per recipient).
   std::atomic<int> calls{0};
+  std::atomic<bool> locked{false};
   staff_env e;
   e.graph.set_default([&](const recorded_request&) {
     int n = ++calls;
     scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.locked.)" + std::to_string(n) + R"("}]})"};
-    if (n == 1) r.delay = std::chrono::milliseconds(800);
+    if (n == 1) {
+      // The first answer waits for the lock to be held (then 0.2 s more), however slow the build.
+      for (int i = 0; i < 500 && !locked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      r.delay = std::chrono::milliseconds(200);
+    }
     return r;
   });
   const std::string u = "966500000311";
@@ -351,7 +359,8 @@ TEST_CASE("a send whose outcome cannot be written at once is recorded later, and
     REQUIRE(sqlite3_open_v2(e.db.c_str(), &lock, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
     sqlite3_busy_timeout(lock, 5000);
     REQUIRE(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-    // The answer comes 0.8 s after the request; the server's write waits 5 s for the lock, then fails.
+    locked = true;
+    // The answer comes 0.2 s later; the server's write waits 5 s for the lock, then fails.
     std::this_thread::sleep_for(std::chrono::milliseconds(7000));
     CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "sending");
     CHECK(sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
@@ -369,4 +378,50 @@ TEST_CASE("a send whose outcome cannot be written at once is recorded later, and
   REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
   CHECK(static_cast<long long>(e.graph.requests().size()) == rows);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
+}
+
+TEST_CASE("a stop while a send's outcome cannot be written: nothing more goes to that beneficiary until the restart") {
+  // As above, but the server is stopped while the lock is held: the "sent" of the first reply is
+  // never written. Its next replies must not be sent now, or the restart would send them again.
+  std::atomic<int> calls{0};
+  std::atomic<bool> locked{false};
+  staff_env e;
+  e.graph.set_default([&](const recorded_request&) {
+    int n = ++calls;
+    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.stopped.)" + std::to_string(n) + R"("}]})"};
+    if (n == 1) {
+      for (int i = 0; i < 500 && !locked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      r.delay = std::chrono::milliseconds(200);
+    }
+    return r;
+  });
+  const std::string u = "966500000312";
+  REQUIRE(post_wa(e.port(), wa_text(u, "wamid.S1", "مرحبا")).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(rows >= 2);  // a chain: the welcome and what follows it
+  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
+  REQUIRE(eventually([&] { return calls >= 1; }));
+  sqlite3* lock = nullptr;
+  REQUIRE(sqlite3_open_v2(e.db.c_str(), &lock, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(lock, 5000);
+  REQUIRE(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  locked = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // answered; its write waits for the lock
+  CHECK(e.srv->stop(15, std::chrono::seconds(90)) == 0);
+  CHECK(sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(lock);
+  CHECK(calls == 1);  // only the reply whose answer could not be recorded
+  CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "sending");
+  // The restart sends it again, flagged, and each of the others once.
+  e.srv = std::make_unique<server_process>(e.db, e.vars);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
+  CHECK(calls == rows + 1);
+  CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first)).rfind("uncertain", 0) == 0);
+  std::vector<std::string> want, got;
+  want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE id = " + std::to_string(first)));
+  for (long long k = 0; k < rows; ++k)
+    want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id LIMIT 1 OFFSET " +
+                                     std::to_string(k)));
+  for (auto& j : wa_sends(e.graph, u)) got.push_back(wa_body(j));
+  CHECK(got == want);
 }
