@@ -229,12 +229,15 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
 
   auto eng = engine();
   std::string previous_mode = conv.mode;
-  if (in.type == channels::inbound_type::unsupported) {
-    // Reactions, orders, system notices: recorded for staff, not a dialog turn.
+  if (in.type == channels::inbound_type::unsupported ||
+      (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
+    // Reactions, orders, system notices, group messages, stickers: recorded for staff, not a
+    // dialog turn (a "thank you" sticker is neither an answer nor a case document).
   } else if (conv.mode == "staff") {
     // The person holding the conversation answers; the bot stays silent, except that danger
-    // words still get the emergency numbers at once and raise the conversation's priority.
-    if (in.type == channels::inbound_type::text && eng->is_danger(in.text)) {
+    // words still get the emergency numbers at once and raise the conversation's priority,
+    // whether they come as text or as the caption of a photo or an MMS.
+    if (!in.text.empty() && in.type != channels::inbound_type::choice && eng->is_danger(in.text)) {
       channels::outgoing o;
       o.channel = in.channel;
       o.to = conv.address;
@@ -490,6 +493,8 @@ json conversation_ops::message_json(const storage::message_row& m) {
          {"media", p.contains("media") ? p["media"] : json(nullptr)},
          {"created_at", m.created_at}};
   if (p.contains("location")) j["location"] = p["location"];
+  if (p.contains("contact")) j["contact"] = p["contact"];
+  if (p.contains("raw_type")) j["raw_type"] = p["raw_type"];
   if (p.contains("choice_id")) j["choice_id"] = p["choice_id"];
   if (m.direction == "out") {
     std::string st = m.outbox_state.value_or("");

@@ -88,19 +88,60 @@ void parse_message(const json* m, inbound& ev) {
       ev.media_filename = text_member(d, "file_name");
       ev.text = text_member(m, "caption");
     }
-  } else if (const json* loc = object_member(m, "location")) {
-    ev.raw_type = "location";
+  } else if (const json* venue = object_member(m, "venue"); venue || object_member(m, "location")) {
+    // A venue is a location with a name and an address (Telegram sends `location` beside it).
+    const json* loc = venue ? object_member(venue, "location") : object_member(m, "location");
+    ev.raw_type = venue ? "venue" : "location";
     const auto lat = detail::number_member(loc, "latitude");
     const auto lon = detail::number_member(loc, "longitude");
     if (lat && lon) {
       ev.type = inbound_type::location;
       ev.latitude = *lat;
       ev.longitude = *lon;
+      const std::string title = text_member(venue, "title");
+      const std::string address = text_member(venue, "address");
+      ev.text = title;
+      if (!address.empty()) ev.text += (title.empty() ? "" : "\n") + address;
     }
   } else {
+    // Voice notes, audio, video, round videos, stickers and GIFs are media like the WhatsApp
+    // ones: recorded with their file_id, which staff fetch through getFile.
+    struct kind_of {
+      const char* field;
+      const char* media_kind;
+      const char* default_mime;
+    };
+    static constexpr kind_of kinds[] = {{"voice", "audio", "audio/ogg"},      {"audio", "audio", "audio/mpeg"},
+                                        {"video", "video", "video/mp4"},      {"video_note", "video", "video/mp4"},
+                                        {"animation", "video", "video/mp4"}, {"sticker", "sticker", "image/webp"}};
     ev.raw_type = "message";
-    for (const char* k : {"voice", "audio", "video", "video_note", "sticker", "animation", "venue", "poll"})
-      if (member(m, k)) ev.raw_type = k;
+    for (const auto& k : kinds) {
+      const json* f = object_member(m, k.field);
+      if (!f) continue;
+      ev.raw_type = k.field;
+      ev.media_id = text_member(f, "file_id");
+      if (ev.media_id.empty()) break;
+      ev.type = inbound_type::media;
+      ev.media_kind = k.media_kind;
+      ev.media_mime = text_member(f, "mime_type");
+      if (ev.media_mime.empty() && std::string_view(k.field) == "sticker") {
+        const json* animated = member(f, "is_animated");
+        const json* video = member(f, "is_video");
+        if (animated && animated->is_boolean() && animated->get<bool>()) ev.media_mime = "application/x-tgsticker";
+        else if (video && video->is_boolean() && video->get<bool>()) ev.media_mime = "video/webm";
+      }
+      if (ev.media_mime.empty()) ev.media_mime = k.default_mime;
+      ev.media_filename = text_member(f, "file_name");
+      ev.text = text_member(m, "caption");
+      break;
+    }
+    if (ev.raw_type == "message" && member(m, "poll")) ev.raw_type = "poll";
+  }
+  // A group, supergroup or channel: recorded for staff, never a dialog turn. The bot would
+  // otherwise ask for consent and a national ID in front of everyone in the group.
+  if (const std::string type = text_member(chat, "type"); !type.empty() && type != "private") {
+    ev.type = inbound_type::unsupported;
+    ev.raw_type = "group:" + ev.raw_type;
   }
 }
 
@@ -149,7 +190,9 @@ parse_result parse(std::string_view body) {
     if (ev.from.empty()) ev.from = text_member(from, "id");
     ev.display_name = display_name(from);
     ev.reply_to = text_member(message, "message_id");
-    if (const json* data = member(q, "data"); data && data->is_string() && !data->get_ref<const std::string&>().empty()) {
+    if (const std::string type = text_member(object_member(message, "chat"), "type"); !type.empty() && type != "private") {
+      ev.raw_type = "group:callback_query";  // acknowledged, not a dialog turn (see parse_message)
+    } else if (const json* data = member(q, "data"); data && data->is_string() && !data->get_ref<const std::string&>().empty()) {
       ev.type = inbound_type::choice;
       ev.choice_id = data->get<std::string>();
       ev.text = button_title(message, ev.choice_id);

@@ -1201,9 +1201,12 @@ struct runner {
 
   // -- input handling ----------------------------------------------------------------------
 
-  void misunderstanding(const step_def& s, const std::string& key) {
+  /// `counts`: whether it counts toward the three that hand the conversation to staff (and
+  /// clear the answers so far). A file where none is expected does not: a WhatsApp album or an
+  /// MMS arrives as one message per picture, and three of them would wipe an intake.
+  void misunderstanding(const step_def& s, const std::string& key, bool counts = true) {
     misunderstood = true;
-    st().misunderstandings += 1;
+    if (counts) st().misunderstandings += 1;
     if (st().misunderstandings >= 3) {
       st().misunderstandings = 0;
       clear_slots();
@@ -1353,6 +1356,15 @@ struct runner {
       enter(st().consented ? "menu/main" : "welcome/consent");
       return;
     }
+    if (in.type == input::kind::media && s->accept != "media" && !s->silent && !text.empty()) {
+      // A photo whose caption answers the question (the description of what happened, say):
+      // the caption is the answer; the file stays in the transcript for staff.
+      input caption;
+      caption.type = input::kind::text;
+      caption.text = text;
+      handle(caption, text);
+      return;
+    }
     if (auto i = match_choice(*s, in, text)) {
       apply_choice(*s, s->choices[*i]);
       return;
@@ -1380,7 +1392,7 @@ struct runner {
         advance(redirect.empty() ? s->next : redirect);
         return;
       }
-      misunderstanding(*s, "media_not_expected");
+      misunderstanding(*s, "media_not_expected", false);
       return;
     }
     if (!s->validator.empty() && (in.type == input::kind::text || in.type == input::kind::contact ||

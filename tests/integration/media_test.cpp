@@ -580,3 +580,68 @@ TEST_CASE("media: SIGTERM during downloads: fetches are cut short, and the serve
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
   CHECK(audit_rows(e.db, "message:" + std::to_string(silent_id), "stopped") == 1);
 }
+
+TEST_CASE("media: a Telegram voice note is media staff can play; a sticker and a group's messages are no dialog turn") {
+  const std::string ogg = binary_blob(733, 5);
+  staff_env e;
+  e.tg.set_default([&](const recorded_request& r) {
+    if (r.target == "/bot123:ABC/getFile?file_id=VOICE-1")
+      return json_answer({{"ok", true}, {"result", {{"file_id", "VOICE-1"}, {"file_path", "voice/file_7.oga"}}}});
+    if (r.target == "/file/bot123:ABC/voice/file_7.oga") return bytes(ogg, "application/octet-stream");
+    return json_answer({{"ok", true}, {"result", {{"message_id", 1}}}});
+  });
+  auto update = [&](long long id, const json& fields) {
+    auto u = json::parse(fixture("telegram_message.json"));
+    u["update_id"] = id;
+    u["message"].erase("text");
+    for (auto& [k, v] : fields.items()) u["message"][k] = v;
+    REQUIRE(post_tg(e.port(), u.dump()).status == 200);
+  };
+  const auto outbox = [&] { return db_value(e.db, "SELECT count(*) FROM outbox"); };
+  update(710001, {{"voice", {{"file_id", "VOICE-1"}, {"file_unique_id", "u1"}, {"duration", 3}, {"mime_type", "audio/ogg"}}}});
+  const auto voice_id = last_media_message(e.db);
+  CHECK(db_text(e.db, "SELECT kind FROM messages WHERE id = " + std::to_string(voice_id)) == "media");
+  const auto token = login(e.port());
+  auto r = get_media(e.port(), voice_id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == ogg);
+  CHECK(r.headers["content-type"] == "audio/ogg");
+
+  // A sticker: recorded as media (staff see it), but no reply and no case document.
+  const auto before_sticker = outbox();
+  update(710002, {{"sticker", {{"file_id", "STK-1"}, {"file_unique_id", "u2"}, {"type", "regular"}, {"width", 512},
+                               {"height", 512}, {"is_animated", false}, {"is_video", false}}}});
+  CHECK(last_media_message(e.db) > voice_id);
+  CHECK(outbox() == before_sticker);
+
+  // A group: its messages are recorded with what they are, never answered.
+  const auto before_group = outbox();
+  auto g = json::parse(fixture("telegram_message.json"));
+  g["update_id"] = 710003;
+  g["message"]["chat"] = {{"id", -1001234}, {"type", "supergroup"}, {"title", "Family"}};
+  g["message"]["text"] = "السلام عليكم";
+  REQUIRE(post_tg(e.port(), g.dump()).status == 200);
+  CHECK(outbox() == before_group);
+  const auto cid = conversation_of(e.db, "-1001234");
+  auto conv = as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(cid) + "/messages", token));
+  REQUIRE(conv["messages"].size() == 1);
+  CHECK(conv["messages"][0]["kind"] == "unsupported");
+  CHECK(conv["messages"][0]["raw_type"] == "group:text");
+  CHECK(conv["messages"][0]["text"] == "السلام عليكم");
+
+  // What a beneficiary shares is there for staff to act on: the place and the number.
+  update(710004, {{"location", {{"latitude", 24.7136}, {"longitude", 46.6753}}}});
+  update(710005, {{"contact", {{"phone_number", "+966501112223"}, {"first_name", "Sara"}, {"user_id", 1111111}}}});
+  conv = as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(conversation_of(e.db, "1111111")) + "/messages", token));
+  json location, contact;
+  for (auto& m : conv["messages"]) {
+    if (m["kind"] == "location") location = m["location"];
+    if (m["kind"] == "contact") contact = m["contact"];
+  }
+  REQUIRE(location.is_object());
+  CHECK(location["latitude"].get<double>() == doctest::Approx(24.7136));
+  CHECK(location["longitude"].get<double>() == doctest::Approx(46.6753));
+  REQUIRE(contact.is_object());
+  CHECK(contact["phone"] == "+966501112223");
+  CHECK(contact["is_sender"] == true);
+}

@@ -315,3 +315,35 @@ TEST_CASE("staff: a dead letter sent again waits for the recipient's message in 
     }
   CHECK(seen == 1);
 }
+
+TEST_CASE("staff mode: danger words in a photo's caption still get the emergency numbers") {
+  staff_env e;
+  wa_user b{e.port(), "966500000401"};
+  b.text("السلام عليكم");
+  const auto cid = conversation_of(e.db, b.from);
+  const auto admin = login(e.port());
+  const auto agent = add_staff(e.port(), admin, "huda", "agent", "Huda");
+  b.text("موظف");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", agent).status == 200);
+  const auto danger_all = locale_text("ar", "danger");
+  const auto danger = danger_all.substr(0, danger_all.find('\n'));  // the rest names the numbers
+  const auto before = count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'");
+  // A photo with a plain caption: the bot stays silent, the person holding it answers.
+  auto photo = [&](const std::string& caption) {
+    auto j = nlohmann::json::parse(fixture("whatsapp_image.json"));
+    auto& v = j["entry"][0]["changes"][0]["value"];
+    v["contacts"][0]["wa_id"] = b.from;
+    v["messages"][0]["from"] = b.from;
+    v["messages"][0]["id"] = b.next_id();
+    v["messages"][0]["image"]["caption"] = caption;
+    REQUIRE(post_wa(e.port(), j.dump()).status == 200);
+  };
+  photo("صورة الإيصال");
+  CHECK(count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'") == before);
+  photo("أبي أنتحر");
+  CHECK(count(e.db, "messages WHERE conversation_id = " + std::to_string(cid) + " AND sender = 'bot'") == before + 1);
+  CHECK(db_text(e.db, "SELECT text FROM messages WHERE conversation_id = " + std::to_string(cid) +
+                          " AND sender = 'bot' ORDER BY id DESC LIMIT 1").rfind(danger, 0) == 0);
+  CHECK(db_value(e.db, "SELECT priority FROM conversations WHERE id = " + std::to_string(cid)) == 1);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, danger); }));
+}

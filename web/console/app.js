@@ -599,6 +599,25 @@ function mediaLink(path, cls, children) {
   return a;
 }
 
+// What a beneficiary shared, for staff to act on: the place (a map link), the number, or the
+// provider's name for a kind the bot does not handle.
+function sharedDetail(m) {
+  const lat = Number(m.location?.latitude), lon = Number(m.location?.longitude);
+  if (m.kind === 'location' && Number.isFinite(lat) && Number.isFinite(lon)) {
+    const coords = `${lat.toFixed(6)},${lon.toFixed(6)}`;
+    return [h('p', { class: 'shared-detail' }, h('a', {
+      href: `https://www.openstreetmap.org/?mlat=${lat.toFixed(6)}&mlon=${lon.toFixed(6)}#map=17/${lat.toFixed(6)}/${lon.toFixed(6)}`,
+      target: '_blank', rel: 'noopener noreferrer', dir: 'ltr', class: 'map-link', text: coords }))];
+  }
+  if (m.kind === 'contact' && m.contact?.phone) {
+    return [h('p', { class: 'shared-detail', dir: 'ltr', text: String(m.contact.phone) })];
+  }
+  if (m.kind === 'unsupported' && m.raw_type) {
+    return [h('p', { class: 'shared-detail muted', dir: 'ltr', text: String(m.raw_type) })];
+  }
+  return [];
+}
+
 function messageEl(m) {
   const out = m.direction === 'out';
   const cls = `msg ${out ? 'msg-out' : 'msg-in'} sender-${m.sender || (out ? 'bot' : 'beneficiary')}`;
@@ -615,6 +634,7 @@ function messageEl(m) {
       : h('div', { class: 'attachment' }, inner));
   } else if (m.kind === 'location' || m.kind === 'contact' || m.kind === 'unsupported') {
     body.push(h('p', { class: 'muted', text: t(`kind.${m.kind}`) }));
+    body.push(...sharedDetail(m));
   }
   if (m.text) body.push(h('p', { class: 'msg-text', dir: 'auto', text: maskIds(m.text) }));
   if (m.choices?.length) {

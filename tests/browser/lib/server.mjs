@@ -127,6 +127,8 @@ export function whatsappUser(base, { waId, name }) {
     list: (id, title = id) => post({ type: 'interactive', interactive: { type: 'list_reply', list_reply: { id, title } } }),
     image: (id, mime = 'image/jpeg') => post({ type: 'image', image: { id, mime_type: mime, sha256: 'x' } }),
     document: (id, filename, mime = 'application/pdf') => post({ type: 'document', document: { id, filename, mime_type: mime, sha256: 'x' } }),
+    location: (latitude, longitude, extra = {}) => post({ type: 'location', location: { latitude, longitude, ...extra } }),
+    contact: (name, phone) => post({ type: 'contacts', contacts: [{ name: { formatted_name: name, first_name: name }, phones: [{ phone, type: 'CELL' }] }] }),
     // WhatsApp's status webhook for one of our messages (`errors` as Meta sends them on "failed")
     status: async (wamid, status, errors) => {
       const body = structuredClone(fixture);

@@ -125,6 +125,21 @@ describe('staff console', () => {
     assert.equal(await bubble.locator('.dstatus-reason').innerText(), '131047 Re-engagement message');
   });
 
+  test('a shared location is a map link and a shared contact shows its number, without a reload', async () => {
+    const user = whatsappUser(aoun.base, beneficiary);
+    await user.location(24.7136, 46.6753);
+    const link = page.locator('#transcript .map-link').last();
+    await link.waitFor();
+    assert.equal(await link.innerText(), '24.713600,46.675300');
+    const href = new URL(await link.getAttribute('href'));
+    assert.equal(href.hostname, 'www.openstreetmap.org');
+    assert.equal(href.searchParams.get('mlat'), '24.713600');
+    assert.equal(href.searchParams.get('mlon'), '46.675300');
+    assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
+    await user.contact('سارة', '+966 50 111 2223');
+    await page.locator('#transcript .shared-detail', { hasText: '+966 50 111 2223' }).waitFor();
+  });
+
   test('the case moves through its steps, offering only valid transitions', async () => {
     assert.ok(reference, 'a case was created');
     const panel = page.locator('#case-pane');

@@ -111,10 +111,10 @@ TEST_CASE("telegram: location, edited_message, other updates, voice") {
   CHECK(e.longitude == doctest::Approx(46.6753));
 
   u["message"].erase("location");
-  u["message"]["voice"] = {{"file_id", "v"}};
+  u["message"]["poll"] = {{"id", "p"}};
   e = only_event(u.dump());
   CHECK(e.type == inbound_type::unsupported);
-  CHECK(e.raw_type == "voice");
+  CHECK(e.raw_type == "poll");
 
   json edited = json_fixture("telegram_message.json");
   edited["edited_message"] = edited["message"];
@@ -230,4 +230,92 @@ TEST_CASE("telegram: interpret answers") {
   CHECK(telegram::interpret(502, "Bad Gateway", "").outcome == send_outcome::retry);
   CHECK(telegram::interpret(0, "", "").outcome == send_outcome::retry);
   CHECK(telegram::interpret(200, R"({"ok":false,"error_code":400})", "").outcome == send_outcome::rejected);
+}
+
+TEST_CASE("telegram: voice notes, audio, video, round videos, GIFs and stickers are media with their file_id") {
+  // Shapes from the Bot API's Voice, Audio, Video, VideoNote, Animation and Sticker objects.
+  struct want {
+    json field;
+    const char* name;
+    const char* kind;
+    const char* mime;
+  };
+  const want cases[] = {
+      {{{"file_id", "VOICE1"}, {"file_unique_id", "u"}, {"duration", 4}, {"mime_type", "audio/ogg"}}, "voice", "audio", "audio/ogg"},
+      {{{"file_id", "VOICE2"}, {"file_unique_id", "u"}, {"duration", 4}}, "voice", "audio", "audio/ogg"},
+      {{{"file_id", "AUDIO1"}, {"file_unique_id", "u"}, {"duration", 90}, {"file_name", "rec.m4a"}, {"mime_type", "audio/mp4"}},
+       "audio", "audio", "audio/mp4"},
+      {{{"file_id", "VIDEO1"}, {"file_unique_id", "u"}, {"width", 640}, {"height", 360}, {"duration", 9}}, "video", "video", "video/mp4"},
+      {{{"file_id", "NOTE1"}, {"file_unique_id", "u"}, {"length", 240}, {"duration", 5}}, "video_note", "video", "video/mp4"},
+      {{{"file_id", "GIF1"}, {"file_unique_id", "u"}, {"width", 1}, {"height", 1}, {"duration", 1}, {"mime_type", "video/mp4"}},
+       "animation", "video", "video/mp4"},
+      {{{"file_id", "STK1"}, {"file_unique_id", "u"}, {"type", "regular"}, {"width", 512}, {"height", 512},
+        {"is_animated", false}, {"is_video", false}, {"emoji", "🙏"}},
+       "sticker", "sticker", "image/webp"},
+      {{{"file_id", "STK2"}, {"file_unique_id", "u"}, {"type", "regular"}, {"width", 512}, {"height", 512},
+        {"is_animated", true}, {"is_video", false}},
+       "sticker", "sticker", "application/x-tgsticker"},
+      {{{"file_id", "STK3"}, {"file_unique_id", "u"}, {"type", "regular"}, {"width", 512}, {"height", 512},
+        {"is_animated", false}, {"is_video", true}},
+       "sticker", "sticker", "video/webm"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.field.dump());
+    json u = json_fixture("telegram_message.json");
+    u["message"].erase("text");
+    u["message"][c.name] = c.field;
+    u["message"]["caption"] = "تسجيل صوتي";
+    auto e = only_event(u.dump());
+    CHECK(e.type == inbound_type::media);
+    CHECK(e.raw_type == c.name);
+    CHECK(e.media_kind == c.kind);
+    CHECK(e.media_id == c.field["file_id"].get<std::string>());
+    CHECK(e.media_mime == c.mime);
+    CHECK(e.media_filename == c.field.value("file_name", ""));
+    CHECK(e.text == "تسجيل صوتي");
+    // Without a file_id there is nothing to fetch: recorded as what it is.
+    u["message"][c.name].erase("file_id");
+    e = only_event(u.dump());
+    CHECK(e.type == inbound_type::unsupported);
+    CHECK(e.raw_type == c.name);
+  }
+}
+
+TEST_CASE("telegram: a venue is a location with its name and address") {
+  json u = json_fixture("telegram_message.json");
+  u["message"].erase("text");
+  u["message"]["location"] = {{"latitude", 21.4858}, {"longitude", 39.1925}};
+  u["message"]["venue"] = {{"location", {{"latitude", 21.4858}, {"longitude", 39.1925}}},
+                           {"title", "مركز الشرطة"},
+                           {"address", "جدة، حي الروضة"}};
+  auto e = only_event(u.dump());
+  CHECK(e.type == inbound_type::location);
+  CHECK(e.raw_type == "venue");
+  CHECK(e.latitude == doctest::Approx(21.4858));
+  CHECK(e.longitude == doctest::Approx(39.1925));
+  CHECK(e.text == "مركز الشرطة\nجدة، حي الروضة");
+}
+
+TEST_CASE("telegram: messages and button presses from a group, supergroup or channel are never dialog turns") {
+  for (const char* type : {"group", "supergroup", "channel"}) {
+    CAPTURE(type);
+    json u = json_fixture("telegram_message.json");
+    u["message"]["chat"] = {{"id", -100123}, {"type", type}, {"title", "عائلة"}};
+    auto e = only_event(u.dump());
+    CHECK(e.type == inbound_type::unsupported);
+    CHECK(e.raw_type == "group:text");
+    CHECK(e.from == "-100123");
+    CHECK(!e.text.empty());  // kept for staff
+
+    json q = json_fixture("telegram_callback_query.json");
+    q["callback_query"]["message"]["chat"] = {{"id", -100123}, {"type", type}};
+    e = only_event(q.dump());
+    CHECK(e.type == inbound_type::unsupported);
+    CHECK(e.raw_type == "group:callback_query");
+    CHECK(!e.callback_query_id.empty());  // still acknowledged
+  }
+  // A private chat is what it always was.
+  json u = json_fixture("telegram_message.json");
+  u["message"]["chat"]["type"] = "private";
+  CHECK(only_event(u.dump()).type == inbound_type::text);
 }

@@ -85,8 +85,11 @@ struct runner {
       in.contact_phone = arg.substr(9, arg.size() - 10);
       in.contact_is_sender = true;
     } else if (arg.rfind("[media:", 0) == 0) {
+      // "[media:image]" or "[media:image] caption"
+      const auto close = arg.find(']');
       in.type = input::kind::media;
-      in.media_kind = arg.substr(7, arg.size() - 8);
+      in.media_kind = arg.substr(7, close - 7);
+      if (close + 1 < arg.size()) in.text = trim(arg.substr(close + 1));
       in.media_id = "m" + std::to_string(ctx.now);
       in.media_mime = in.media_kind == "image" ? "image/jpeg" : "application/pdf";
       in.media_filename = in.media_kind == "image" ? "" : "file.pdf";
