@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "bot/log.hpp"
 #include "bot/outgoing_json.hpp"
 #include "channels/crypto.hpp"
 #include "storage/outbox.hpp"
@@ -10,6 +11,8 @@
 
 namespace aoun::bot {
 namespace {
+
+constexpr std::string_view sms_opted_out_reason = "opted_out: the beneficiary texted STOP (START lifts it)";
 
 using boost::system::error_code;
 using nlohmann::json;
@@ -227,9 +230,15 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (auto ec = enqueue(c, row, ack, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
 
+  if (!in.opt_out.empty() && channel == "sms") {
+    // STOP / START: Twilio confirms it to the person itself. Recorded, not a dialog turn.
+    if (auto ec = storage::set_sms_opt_out(c, in.from, in.opt_out == "stop" ? std::optional<std::int64_t>(now) : std::nullopt))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    log::info("sms_opt_out", {{"conversation_id", conv.id}, {"opt_out", in.opt_out}});
+  }
   auto eng = engine();
   std::string previous_mode = conv.mode;
-  if (in.type == channels::inbound_type::unsupported ||
+  if (in.type == channels::inbound_type::unsupported || !in.opt_out.empty() ||
       (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
     // Reactions, orders, system notices, group messages, stickers: recorded for staff, not a
     // dialog turn (a "thank you" sticker is neither an answer nor a case document).
@@ -404,6 +413,20 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   // Claim at once when nothing older is waiting for this recipient (or what is waiting was
   // claimed by this same job): the worker gets the row right after the commit, with no claim
   // transaction and no claim query on the reply's path. Otherwise the row waits its turn.
+  if (row.channel == "sms") {
+    // Someone who texted STOP gets nothing more by SMS, staff replies included: the row is kept,
+    // dead with the reason, so staff see why it did not go.
+    auto out = storage::sms_opted_out(c, row.recipient);
+    if (!out) return out.error();
+    if (*out) {
+      row.state = "dead";
+      row.last_error = std::string(sms_opted_out_reason);
+      auto id = storage::outbox_enqueue(c, row);
+      if (!id) return id.error();
+      row.id = *id;
+      return {};
+    }
+  }
   std::string key = row.channel + "\n" + row.recipient;
   bool claim = fx.chains.count(key) > 0;
   if (!claim) {

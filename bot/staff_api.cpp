@@ -987,7 +987,8 @@ net::awaitable<response> retry_outbox(const services& s, request_context& ctx, c
     if (auto ec = storage::outbox_revive(c, oid, now_ms)) {
       if (ec == storage::errc::not_found) return fail(api_error::not_found, "no dead-lettered message with this id");
       if (ec == storage::errc::invalid)
-        return fail(api_error::conflict, "this message was erased with the beneficiary's data; it cannot be sent again");
+        return fail(api_error::conflict,
+                    "this message was erased with the beneficiary's data, or the beneficiary texted STOP; it cannot be sent again");
       return ec;
     }
     if (auto ec = audit(c, me, "outbox.retry", "outbox:" + std::to_string(oid), json::object(), now)) return ec;

@@ -221,6 +221,30 @@ parse_result parse_unifonic_dlr(std::string_view content_type, std::string_view 
   return r;
 }
 
+std::string opt_out_of(std::string_view opt_out_type, std::string_view body) {
+  auto upper = [](std::string_view s) {
+    const auto b = s.find_first_not_of(" \t\r\n");
+    const auto e = s.find_last_not_of(" \t\r\n.!");
+    std::string out(b == std::string_view::npos ? std::string_view{} : s.substr(b, e - b + 1));
+    for (auto& ch : out)
+      if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    return out;
+  };
+  // Twilio's Advanced Opt-Out says what it did; it is the authority when present.
+  const std::string type = upper(opt_out_type);
+  if (type == "STOP") return "stop";
+  if (type == "START") return "start";
+  if (!type.empty()) return {};  // HELP, or a word of the account's own list that is not one of these
+  // Without it, Twilio's default keywords. Not CANCEL or YES: they are words of the dialog (the
+  // intake's "cancel", consent's "yes"), and a person who writes them means the dialog.
+  const std::string word = upper(body);
+  for (const char* k : {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT"})
+    if (word == k) return "stop";
+  for (const char* k : {"START", "UNSTOP"})
+    if (word == k) return "start";
+  return {};
+}
+
 parse_result parse_twilio(std::string_view form_body) {
   parse_result r;
   form_map f;
@@ -256,6 +280,7 @@ parse_result parse_twilio(std::string_view form_body) {
     return r;
   }
   const std::string body = first(f, "Body");
+  const std::string opt_out = opt_out_of(first(f, "OptOutType"), body);
   const auto num_media = detail::parse_int(first(f, "NumMedia")).value_or(0);
   std::int64_t emitted = 0;
   for (std::int64_t n = 0; n < std::min<std::int64_t>(num_media, 10); ++n) {
@@ -282,6 +307,7 @@ parse_result parse_twilio(std::string_view form_body) {
     ev.from = from;
     ev.text = body;
     ev.raw_type = "sms";
+    ev.opt_out = opt_out;
     r.events.push_back(std::move(ev));
   }
   r.ok = true;

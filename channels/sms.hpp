@@ -40,7 +40,14 @@ bool verify_twilio_signature(std::string_view full_url, std::string_view form_bo
 /// raw value); NumMedia > 0 → one media event per MediaUrlN (text = Body on the first; the
 /// first keeps provider_id = MessageSid, the others "<MessageSid>:<N>"); otherwise text.
 /// Errors: no MessageSid/SmsSid, or no From for an inbound message.
+/// The text event carries `opt_out` "stop" or "start" when the sender opts out of SMS or back
+/// in (see opt_out_of).
 parse_result parse_twilio(std::string_view form_body);
+
+/// "stop", "start" or "": Twilio's OptOutType (Advanced Opt-Out) when present; else the body is
+/// exactly one of Twilio's default keywords (STOP, STOPALL, UNSUBSCRIBE, END, QUIT; START,
+/// UNSTOP), any case, trailing "." or "!" ignored. CANCEL and YES are left to the dialog.
+std::string opt_out_of(std::string_view opt_out_type, std::string_view body);
 
 /// Checks the secret of a Unifonic delivery-receipt callback. Unifonic does not sign its
 /// webhooks, so the secret travels in the callback URL registered with Unifonic

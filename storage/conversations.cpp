@@ -140,6 +140,19 @@ result<std::vector<Row>> many(result<statement>& q, Read read) {
 
 }  // namespace
 
+boost::system::error_code set_sms_opt_out(connection& c, std::string_view address, std::optional<std::int64_t> at) {
+  auto q = c.prepare("UPDATE beneficiaries SET sms_opted_out_at = ? WHERE channel = 'sms' AND address = ?");
+  if (!q) return q.error();
+  return q->bind(1, at).bind(2, address).exec();
+}
+
+result<bool> sms_opted_out(connection& c, std::string_view address) {
+  auto q = c.prepare(
+      "SELECT 1 FROM beneficiaries WHERE channel = 'sms' AND address = ? AND sms_opted_out_at IS NOT NULL");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  return q->bind(1, address).step();  // the statement is reset when it goes back to the cache
+}
+
 result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now) {
   auto q = c.prepare("INSERT OR IGNORE INTO processed_webhooks (channel, provider_id, received_at) VALUES (?, ?, ?)");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());

@@ -76,6 +76,11 @@ inline constexpr std::int64_t inbound_refresh_seconds = 60;
 /// set, last_inbound_at (see inbound_refresh_seconds). Writes nothing when nothing changes.
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
                                            std::string_view display_name, std::int64_t now, bool inbound);
+/// An SMS beneficiary who texted STOP (`at`) or START (nullopt). Nothing is sent to them by SMS
+/// while opted out (docs/channels.md, "Opting out").
+boost::system::error_code set_sms_opt_out(connection& c, std::string_view address, std::optional<std::int64_t> at);
+/// Whether an SMS address opted out (false for one never seen).
+result<bool> sms_opted_out(connection& c, std::string_view address);
 /// The beneficiary's conversation (one per beneficiary), created on first use.
 result<conversation_row> conversation_for(connection& c, std::int64_t beneficiary_id, std::int64_t now);
 /// errc::not_found if there is no such conversation.

@@ -72,14 +72,17 @@ result<bool> outbox_has_provider_id(connection& c, std::string_view channel, std
 result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
   // Written once in its first state: a row claimed by its own job is inserted as `sending`
   // rather than inserted and then updated (each UPDATE of `state` rewrites index entries).
+  // A row refused before any attempt (its recipient opted out) is written `dead` with the reason.
   auto q = c.prepare(
-      "INSERT INTO outbox (message_id, conversation_id, channel, recipient, payload, created_at, state, attempts) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+      "INSERT INTO outbox (message_id, conversation_id, channel, recipient, payload, created_at, state, attempts, "
+      "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))");
   if (!q) return q.error();
   const bool sending = r.state == "sending";
+  const char* state = sending ? "sending" : r.state == "dead" ? "dead" : "pending";
   if (auto ec = q->bind(1, r.message_id).bind(2, r.conversation_id).bind(3, r.channel).bind(4, r.recipient)
-                    .bind(5, r.payload).bind(6, r.created_at).bind(7, sending ? "sending" : "pending")
-                    .bind(8, sending ? std::int64_t{1} : std::int64_t{0}).exec())
+                    .bind(5, r.payload).bind(6, r.created_at).bind(7, state)
+                    .bind(8, sending ? std::int64_t{1} : std::int64_t{0})
+                    .bind(9, r.state == "dead" ? std::string_view(r.last_error) : std::string_view()).exec())
     return ec;
   return c.last_insert_rowid();
 }
@@ -178,10 +181,12 @@ error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
 }
 
 error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
-  // A row whose payload was wiped with its beneficiary's data would go out empty: not revived.
+  // A row whose payload was wiped with its beneficiary's data would go out empty, and an SMS to
+  // someone who texted STOP must not go at all: neither is revived.
   auto q = c.prepare(
       "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ? WHERE id = ? AND state = 'dead' "
-      "AND payload <> '{}'");
+      "AND payload <> '{}' AND NOT (channel = 'sms' AND EXISTS (SELECT 1 FROM beneficiaries b WHERE b.channel = 'sms' "
+      "AND b.address = outbox.recipient AND b.sms_opted_out_at IS NOT NULL))");
   if (!q) return q.error();
   if (auto ec = q->bind(1, now_ms).bind(2, id).exec()) return ec;
   if (c.changes() == 1) return {};

@@ -57,7 +57,8 @@ boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::
 boost::system::error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error);
 boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::string_view error);
 /// Staff retry of a dead row: pending again, attempts reset. errc::not_found if there is no
-/// dead row with this id; errc::invalid if its payload was erased with its beneficiary's data.
+/// dead row with this id; errc::invalid if its payload was erased with its beneficiary's data, or it
+/// is an SMS to someone who texted STOP.
 boost::system::error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms);
 /// At start-up: rows left in `sending` become `uncertain` and pending again. Returns how many.
 result<int> outbox_recover(connection& c);

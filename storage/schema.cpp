@@ -274,6 +274,11 @@ CREATE TABLE server_keys (
       R"sql(
 CREATE INDEX outbox_uncertain ON outbox(id) WHERE last_error LIKE 'uncertain%';
 )sql",
+      // 7: a beneficiary who texted STOP (docs/channels.md, "Opting out"): nothing more is sent
+      //    to them by SMS until they text START. Most rows stay NULL.
+      R"sql(
+ALTER TABLE beneficiaries ADD COLUMN sms_opted_out_at INTEGER;
+)sql",
   };
   return list;
 }

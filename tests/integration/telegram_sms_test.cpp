@@ -1,7 +1,7 @@
 // Telegram and SMS webhooks: authentication, every official sample, duplicates across a restart.
 #include <doctest/doctest.h>
 
-#include "channels_helpers.hpp"
+#include "staff_helpers.hpp"
 
 using namespace aoun::test;
 
@@ -153,4 +153,46 @@ TEST_CASE("Telegram: a chat gets one message a second, but a button's answer doe
   CHECK(*ack <= reply);  // the spinner stops first
   // Not a second later, as it would be if the answer counted as a message in the chat.
   CHECK(reply - *ack < std::chrono::milliseconds(700));
+}
+
+TEST_CASE("SMS: a beneficiary who texts STOP gets nothing more by SMS until START") {
+  env e;
+  const std::string from = "+966500000501";
+  int sid = 0;
+  auto text = [&](const std::string& body) {
+    REQUIRE(post_sms(e.port(), {{"MessageSid", "SMopt" + std::to_string(++sid)}, {"From", from}, {"To", "+15005550006"},
+                                {"Body", body}, {"NumMedia", "0"}})
+                .status == 200);
+  };
+  auto outbox = [&] { return db_value(e.db, "SELECT count(*) FROM outbox"); };
+  text("مرحبا");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == outbox(); }));
+  const auto sent_before = e.twilio.requests().size();
+  REQUIRE(sent_before > 0);
+
+  const auto rows = outbox();
+  text("STOP");
+  CHECK(outbox() == rows);  // no dialog turn: Twilio confirms the opt-out itself
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 1);
+  // Written again while opted out: the replies are kept, dead with the reason, and not sent.
+  text("أبي مساعدة");
+  REQUIRE(outbox() > rows);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(rows) +
+                           " AND state = 'dead' AND last_error LIKE 'opted_out:%'") == outbox() - rows);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(e.twilio.requests().size() == sent_before);
+  // Staff cannot send it again either, while the STOP stands.
+  const auto admin = login(e.port());
+  const auto dead = db_value(e.db, "SELECT max(id) FROM outbox");
+  CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(dead) + "/retry", admin).status == 409);
+  CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(dead)) == "dead");
+
+  const auto stopped = outbox();
+  text("start");
+  CHECK(outbox() == stopped);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 0);
+  text("مرحبا");
+  REQUIRE(outbox() > stopped);
+  REQUIRE(eventually([&] { return e.twilio.requests().size() > sent_before; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(stopped) + " AND state = 'dead'") == 0);
 }

@@ -396,3 +396,28 @@ TEST_CASE("sms: TwiML answers") {
   CHECK(sms::twiml_message("شكراً لتواصلك معنا. سيتم الرد عليك قريباً.") == fixture("twilio_twiml_reply.xml"));
   CHECK(sms::twiml_message("a<b>&\"'") .find("a&lt;b&gt;&amp;&quot;&apos;") != std::string::npos);
 }
+
+TEST_CASE("sms: STOP and START, from Twilio's OptOutType or its default keywords") {
+  CHECK(sms::opt_out_of("", "STOP") == "stop");
+  CHECK(sms::opt_out_of("", "  stop.\n") == "stop");
+  CHECK(sms::opt_out_of("", "Unsubscribe") == "stop");
+  for (const char* w : {"STOPALL", "END", "QUIT", "stop!"}) CHECK(sms::opt_out_of("", w) == "stop");
+  CHECK(sms::opt_out_of("", "start") == "start");
+  CHECK(sms::opt_out_of("", "UNSTOP") == "start");
+  // Words of the dialog, and sentences that merely contain a keyword, are the dialog's.
+  for (const char* w : {"cancel", "CANCEL", "yes", "Yes", "please stop the intake", "stop it", "", "إيقاف", "STOPP"})
+    CHECK(sms::opt_out_of("", w).empty());
+  // Advanced Opt-Out says what Twilio did, whatever the word (an account's own keywords).
+  CHECK(sms::opt_out_of("STOP", "توقف") == "stop");
+  CHECK(sms::opt_out_of("START", "ابدأ") == "start");
+  CHECK(sms::opt_out_of("HELP", "STOP").empty());
+
+  auto r = sms::parse_twilio("MessageSid=SM1&From=%2B966500000501&To=%2B15005550006&Body=Stop&NumMedia=0");
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].opt_out == "stop");
+  CHECK(r.events[0].text == "Stop");
+  r = sms::parse_twilio("MessageSid=SM2&From=%2B966500000501&Body=%D9%85%D8%B1%D8%AD%D8%A8%D8%A7");
+  REQUIRE(r.ok);
+  CHECK(r.events[0].opt_out.empty());
+}
