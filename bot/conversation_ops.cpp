@@ -242,6 +242,17 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
     // Reactions, orders, system notices, group messages, stickers: recorded for staff, not a
     // dialog turn (a "thank you" sticker is neither an answer nor a case document).
+    // What WhatsApp itself could not hand over (its "unsupported" type: a poll, a view-once
+    // photo, a file too large) was meant for us: while the bot answers, the person is told.
+    if (in.channel == channels::kind::whatsapp && in.raw_type == "unsupported" &&
+        (conv.mode == "bot" || conv.mode == "resolved")) {
+      channels::outgoing o;
+      o.channel = in.channel;
+      o.to = conv.address;
+      o.text = eng->text(conv.lang, "unsupported_message");
+      if (auto r = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !r)
+        return storage::result<bool>(boost::system::in_place_error, r.error());
+    }
   } else if (conv.mode == "staff") {
     // The person holding the conversation answers; the bot stays silent, except that danger
     // words still get the emergency numbers at once and raise the conversation's priority,

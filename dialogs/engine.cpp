@@ -300,6 +300,7 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& action_table
 const std::vector<std::string> engine_keys = {
     "danger",          "not_understood",    "misunderstood_handoff", "language_switched",
     "cancelled",       "nothing_to_cancel", "media_not_expected",    "handoff.left",
+    "unsupported_message",
     "queued",          "staff_joined",      "staff_left",            "after_hours",
     "outside_window_notice", "thanks_reply", "survey.cancelled",
     "case_step.submitted", "case_step.collecting_info", "case_step.evaluating",

@@ -152,3 +152,33 @@ TEST_CASE("WhatsApp: a delivery status updates our outbound message") {
   CHECK(post_wa(e.port(), j.dump()).status == 200);
   CHECK(db_text(e.db, "SELECT delivery_status FROM outbox WHERE provider_message_id = 'wamid.OUT1' LIMIT 1") == "read");
 }
+
+TEST_CASE("WhatsApp: a message WhatsApp could not hand over is answered; a reaction is not") {
+  channel_server e;
+  const std::string from = "966500000601";
+  REQUIRE(post_wa(e.port(), wa_text(from, "wamid.UNS0", "مرحبا")).status == 200);
+  const auto greeted = db_value(e.db, "SELECT count(*) FROM outbox");
+  auto post = [&](const std::string& wamid, const nlohmann::json& message) {
+    auto j = nlohmann::json::parse(fixture("whatsapp_text.json"));
+    auto& v = j["entry"][0]["changes"][0]["value"];
+    v["contacts"][0]["wa_id"] = from;
+    nlohmann::json m = message;
+    m["from"] = from;
+    m["id"] = wamid;
+    m["timestamp"] = "1700000000";
+    v["messages"] = nlohmann::json::array({m});
+    REQUIRE(post_wa(e.port(), j.dump()).status == 200);
+  };
+  // As the Cloud API sends it (type "unsupported", errors 131051).
+  post("wamid.UNS1", {{"type", "unsupported"},
+                      {"errors", {{{"code", 131051}, {"title", "Message type unknown"},
+                                   {"message", "Message type unknown"},
+                                   {"error_data", {{"details", "Message type is currently not supported."}}}}}}});
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
+  const auto text = db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id DESC LIMIT 1");
+  CHECK(text.find("لم نتمكن من قراءة رسالتكم") != std::string::npos);
+  // A reaction is not a message to answer.
+  post("wamid.UNS2", {{"type", "reaction"}, {"reaction", {{"message_id", "wamid.UNS0"}, {"emoji", "👍"}}}});
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, from, "لم نتمكن من قراءة رسالتكم"); }));
+}
