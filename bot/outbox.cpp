@@ -12,6 +12,7 @@
 #include "channels/sms.hpp"
 #include "channels/telegram.hpp"
 #include "channels/whatsapp.hpp"
+#include "storage/conversations.hpp"
 
 namespace aoun::bot {
 namespace {
@@ -479,6 +480,10 @@ net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t i
     auto ec = w.what == outcome_write::kind::retry ? storage::outbox_retry(c, id, w.next_ms, w.error)
                                                    : storage::outbox_dead(c, id, w.error);
     if (ec) return ec;
+    // Twilio refuses to send to someone who opted out with it (a keyword of its own, or STOP
+    // before we knew): from now on we know too, whichever gateway sends SMS.
+    if (!w.opted_out.empty())
+      if (auto oe = storage::set_sms_opt_out(c, w.opted_out, w.at_ms / 1000)) return oe;
     return 0;
   });
 }
@@ -563,6 +568,8 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       if (result.outside_window) result.error = "outside_24h_window: " + result.error;
       w.what = outcome_write::kind::dead;
       w.error = result.error;
+      w.at_ms = ms;
+      if (row.channel == "sms" && result.error.find("code 21610") != std::string::npos) w.opted_out = row.recipient;
       break;
   }
   // Not recorded (only when stopping): the row stays `sending`, to be flagged and sent again at

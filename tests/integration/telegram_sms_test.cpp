@@ -196,3 +196,29 @@ TEST_CASE("SMS: a beneficiary who texts STOP gets nothing more by SMS until STAR
   REQUIRE(eventually([&] { return e.twilio.requests().size() > sent_before; }));
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(stopped) + " AND state = 'dead'") == 0);
 }
+
+TEST_CASE("SMS: Twilio refusing a recipient who opted out with it (21610) marks them opted out here too") {
+  env e;
+  e.twilio.set_default([](const recorded_request&) {
+    return scripted_response{400, R"({"code":21610,"message":"Attempt to send to unsubscribed recipient","status":400})"};
+  });
+  const std::string from = "+966500000502";
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMx1"}, {"From", from}, {"To", "+15005550006"}, {"Body", "مرحبا"}, {"NumMedia", "0"}})
+              .status == 200);
+  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
+  REQUIRE(eventually([&] { return db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "dead"; }));
+  CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first)).find("code 21610") != std::string::npos);
+  REQUIRE(eventually([&] {
+    return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 1;
+  }));
+  // What comes next is not tried at all.
+  const auto tried = e.twilio.requests().size();
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMx2"}, {"From", from}, {"To", "+15005550006"}, {"Body", "1"}, {"NumMedia", "0"}})
+              .status == 200);
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM outbox") > rows);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(rows) +
+                           " AND (state <> 'dead' OR last_error NOT LIKE 'opted_out:%')") == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(e.twilio.requests().size() == tried);
+}
