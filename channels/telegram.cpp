@@ -197,8 +197,15 @@ parse_result parse(std::string_view body) {
       ev.choice_id = data->get<std::string>();
       ev.text = button_title(message, ev.choice_id);
     }
+  } else if (const json* edited = object_member(&*doc, "edited_message")) {
+    // An edit is not a new answer (the dialog has moved on), but staff see what it now says:
+    // recorded with the new text, never a dialog turn.
+    parse_message(edited, ev);
+    ev.type = inbound_type::unsupported;
+    ev.raw_type = "edited_message";
+    ev.media_id.clear();
   } else {
-    // edited_message, channel_post, my_chat_member, ...: recorded, not routed.
+    // channel_post, my_chat_member, ...: recorded, not routed.
     for (auto it = doc->begin(); it != doc->end(); ++it) {
       if (it.key() == "update_id") continue;
       ev.raw_type = it.key();

@@ -124,6 +124,7 @@ TEST_CASE("telegram: location, edited_message, other updates, voice") {
   CHECK(e.raw_type == "edited_message");
   CHECK(e.from == "1111111");
   CHECK(e.provider_id == "10000");
+  CHECK(e.text == "/start");  // what the message says now, for staff
 
   e = only_event(R"({"update_id":5,"my_chat_member":{}})");
   CHECK(e.type == inbound_type::unsupported);
