@@ -13,6 +13,17 @@ namespace aoun::bot {
 namespace {
 
 constexpr std::string_view sms_opted_out_reason = "opted_out: the beneficiary texted STOP (START lifts it)";
+/// WhatsApp's "unsupported" (optionally "unsupported.<what>") that deserves an answer.
+bool answers_unsupported(std::string_view raw_type) {
+  if (raw_type == "unsupported") return true;
+  if (raw_type.rfind("unsupported.", 0) != 0) return false;
+  const auto what = raw_type.substr(12);
+  for (std::string_view silent : {"pin", "unpin", "keep_in_chat", "poll_update", "reaction", "edit", "revoke"})
+    if (what == silent) return false;
+  return true;
+}
+
+constexpr std::string_view telegram_group_reason = "group_chat: the bot does not write to Telegram groups or channels";
 
 using boost::system::error_code;
 using nlohmann::json;
@@ -230,28 +241,39 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (auto ec = enqueue(c, row, ack, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
 
+  const bool stop = in.opt_out == "stop" && channel == "sms";
   if (!in.opt_out.empty() && channel == "sms") {
-    // STOP / START: Twilio confirms it to the person itself. Recorded, not a dialog turn.
-    if (auto ec = storage::set_sms_opt_out(c, in.from, in.opt_out == "stop" ? std::optional<std::int64_t>(now) : std::nullopt))
+    // STOP: Twilio confirms it to the person itself; recorded, not a dialog turn, and what was
+    // still waiting to go to them will not go. START (or YES): back in, and the message is an
+    // ordinary turn (the first "Start", or "yes" to consent, must be answered).
+    if (auto ec = storage::set_sms_opt_out(c, in.from, stop ? std::optional<std::int64_t>(now) : std::nullopt))
       return storage::result<bool>(boost::system::in_place_error, ec);
+    if (stop)
+      if (auto ec = storage::outbox_refuse_unsent(c, channel, in.from, sms_opted_out_reason))
+        return storage::result<bool>(boost::system::in_place_error, ec);
     log::info("sms_opt_out", {{"conversation_id", conv.id}, {"opt_out", in.opt_out}});
   }
   auto eng = engine();
   std::string previous_mode = conv.mode;
-  if (in.type == channels::inbound_type::unsupported || !in.opt_out.empty() ||
+  if (in.type == channels::inbound_type::unsupported || stop ||
       (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
     // Reactions, orders, system notices, group messages, stickers: recorded for staff, not a
     // dialog turn (a "thank you" sticker is neither an answer nor a case document).
-    // What WhatsApp itself could not hand over (its "unsupported" type: a poll, a view-once
-    // photo, a file too large) was meant for us: while the bot answers, the person is told.
-    if (in.channel == channels::kind::whatsapp && in.raw_type == "unsupported" &&
-        (conv.mode == "bot" || conv.mode == "resolved")) {
+    // What WhatsApp itself could not hand over (its "unsupported" type: a view-once photo, a
+    // file too large, a kind it does not know) was meant for us: while the bot answers, the
+    // person is told, once in ten minutes at most (another bot on WhatsApp must not start a
+    // ping-pong). Not for what is no message to answer: pins, poll votes, reactions, edits.
+    if (in.channel == channels::kind::whatsapp && (conv.mode == "bot" || conv.mode == "resolved") &&
+        answers_unsupported(in.raw_type)) {
       channels::outgoing o;
       o.channel = in.channel;
       o.to = conv.address;
       o.text = eng->text(conv.lang, "unsupported_message");
-      if (auto r = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !r)
-        return storage::result<bool>(boost::system::in_place_error, r.error());
+      auto said = storage::bot_said_since(c, conv.id, o.text, now - 600);
+      if (!said) return storage::result<bool>(boost::system::in_place_error, said.error());
+      if (!*said)
+        if (auto r = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !r)
+          return storage::result<bool>(boost::system::in_place_error, r.error());
     }
   } else if (conv.mode == "staff") {
     // The person holding the conversation answers; the bot stays silent, except that danger
@@ -421,23 +443,29 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
 
 error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row& row, const channels::outgoing& o,
                                      after_commit& fx) const {
+  // Refused before any attempt, kept dead with the reason so staff see why it did not go:
+  // - an SMS to someone who texted STOP (staff replies included);
+  // - anything to a Telegram group or channel (negative chat ids): a group's messages are
+  //   recorded, never answered, and staff taking it over must not post a case into the group.
+  const bool group = row.channel == "telegram" && !row.recipient.empty() && row.recipient.front() == '-' &&
+                     o.callback_query_id.empty();
+  bool opted_out = false;
+  if (row.channel == "sms") {
+    auto out = storage::sms_opted_out(c, row.recipient);
+    if (!out) return out.error();
+    opted_out = *out;
+  }
+  if (group || opted_out) {
+    row.state = "dead";
+    row.last_error = std::string(group ? telegram_group_reason : sms_opted_out_reason);
+    auto id = storage::outbox_enqueue(c, row);
+    if (!id) return id.error();
+    row.id = *id;
+    return {};
+  }
   // Claim at once when nothing older is waiting for this recipient (or what is waiting was
   // claimed by this same job): the worker gets the row right after the commit, with no claim
   // transaction and no claim query on the reply's path. Otherwise the row waits its turn.
-  if (row.channel == "sms") {
-    // Someone who texted STOP gets nothing more by SMS, staff replies included: the row is kept,
-    // dead with the reason, so staff see why it did not go.
-    auto out = storage::sms_opted_out(c, row.recipient);
-    if (!out) return out.error();
-    if (*out) {
-      row.state = "dead";
-      row.last_error = std::string(sms_opted_out_reason);
-      auto id = storage::outbox_enqueue(c, row);
-      if (!id) return id.error();
-      row.id = *id;
-      return {};
-    }
-  }
   std::string key = row.channel + "\n" + row.recipient;
   bool claim = fx.chains.count(key) > 0;
   if (!claim) {

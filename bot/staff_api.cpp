@@ -504,6 +504,13 @@ net::awaitable<response> post_message(const services& s, request_context& ctx, c
                   "WhatsApp's 24-hour window is closed (no message from the beneficiary in the last 24 hours): "
                   "use the approved template '" + s.cfg.whatsapp_template + "'",
                   window_closed_extra(s));
+    if (conv.channel == "sms") {
+      auto out = storage::sms_opted_out(c, conv.address);
+      if (!out) return out.error();
+      if (*out) return fail(api_error::conflict, "the beneficiary texted STOP: nothing can be sent by SMS until they text START");
+    }
+    if (conv.channel == "telegram" && !conv.address.empty() && conv.address.front() == '-')
+      return fail(api_error::conflict, "this is a Telegram group or channel: the bot does not write to groups");
     channels::outgoing o;
     o.channel = channel_kind(conv);
     o.to = conv.address;

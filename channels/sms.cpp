@@ -235,12 +235,13 @@ std::string opt_out_of(std::string_view opt_out_type, std::string_view body) {
   if (type == "STOP") return "stop";
   if (type == "START") return "start";
   if (!type.empty()) return {};  // HELP, or a word of the account's own list that is not one of these
-  // Without it, Twilio's default keywords. Not CANCEL or YES: they are words of the dialog (the
-  // intake's "cancel", consent's "yes"), and a person who writes them means the dialog.
+  // Without it, Twilio's default keywords. Not CANCEL for STOP: it is a word of the dialog (the
+  // intake's "cancel"), and a person who writes it means the dialog. YES opts back in at Twilio,
+  // so it does here; "start" is a dialog turn as well, so consent's "yes" still works.
   const std::string word = upper(body);
   for (const char* k : {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT"})
     if (word == k) return "stop";
-  for (const char* k : {"START", "UNSTOP"})
+  for (const char* k : {"START", "UNSTOP", "YES"})
     if (word == k) return "start";
   return {};
 }

@@ -46,7 +46,7 @@ parse_result parse_twilio(std::string_view form_body);
 
 /// "stop", "start" or "": Twilio's OptOutType (Advanced Opt-Out) when present; else the body is
 /// exactly one of Twilio's default keywords (STOP, STOPALL, UNSUBSCRIBE, END, QUIT; START,
-/// UNSTOP), any case, trailing "." or "!" ignored. CANCEL and YES are left to the dialog.
+/// UNSTOP, YES), any case, trailing "." or "!" ignored. CANCEL is left to the dialog.
 std::string opt_out_of(std::string_view opt_out_type, std::string_view body);
 
 /// Checks the secret of a Unifonic delivery-receipt callback. Unifonic does not sign its

@@ -78,7 +78,8 @@ void parse_message(const json* m, inbound& ev) {
       ev.media_mime = "image/jpeg";  // Telegram re-encodes photos as JPEG
       ev.text = text_member(m, "caption");
     }
-  } else if (const json* d = object_member(m, "document")) {
+  } else if (const json* d = object_member(m, "document"); d && !object_member(m, "animation")) {
+    // (A GIF comes with `document` too, for old clients: it is an animation, below.)
     ev.raw_type = "document";
     ev.media_id = text_member(d, "file_id");
     if (!ev.media_id.empty()) {
@@ -202,7 +203,7 @@ parse_result parse(std::string_view body) {
     // recorded with the new text, never a dialog turn.
     parse_message(edited, ev);
     ev.type = inbound_type::unsupported;
-    ev.raw_type = "edited_message";
+    ev.raw_type = ev.raw_type.rfind("group:", 0) == 0 ? "group:edited_message" : "edited_message";
     ev.media_id.clear();
   } else {
     // channel_post, my_chat_member, ...: recorded, not routed.

@@ -124,7 +124,11 @@ void parse_message(const jv& m, const std::vector<contact_name>& contacts, std::
       }
     }
   }
-  // reaction, order, system, unsupported, nfm_reply, unknown types: stay `unsupported`.
+  // reaction, order, system, unsupported, nfm_reply, unknown types: stay `unsupported`. What
+  // WhatsApp could not hand over may say what it was (`unsupported.type`: a poll, a pin, ...).
+  if (type == "unsupported")
+    if (std::string sub = text_member(object_member(&m, "unsupported"), "type"); !sub.empty())
+      ev.raw_type = "unsupported." + sub;
   out.push_back(std::move(ev));
 }
 

@@ -1191,6 +1191,7 @@ struct runner {
     return {};
   }
   input pending_media;
+  bool caption_turn = false;  ///< handling the caption of a file as the answer (see handle)
 
   void queue(const std::string& reason) {
     effect("queue_for_staff", {{"reason", reason}, {"priority", reason == "danger" ? 1 : 0}});
@@ -1205,9 +1206,12 @@ struct runner {
   /// `counts`: whether it counts toward the three that hand the conversation to staff (and
   /// clear the answers so far). A file where none is expected does not: a WhatsApp album or an
   /// MMS arrives as one message per picture, and three of them would wipe an intake.
-  void misunderstanding(const step_def& s, const std::string& key, bool counts = true) {
+  void misunderstanding(const step_def& s, const std::string& key_asked, bool counts = true) {
     misunderstood = true;
-    if (counts) st().misunderstandings += 1;
+    // A photo whose caption does not answer the question ("my ID card" under a picture of it)
+    // is still a file where none is expected: no count, and that is what the person is told.
+    const std::string key = caption_turn ? "media_not_expected" : key_asked;
+    if (counts && !caption_turn) st().misunderstandings += 1;
     if (st().misunderstandings >= 3) {
       st().misunderstandings = 0;
       clear_slots();
@@ -1363,7 +1367,9 @@ struct runner {
       input caption;
       caption.type = input::kind::text;
       caption.text = text;
+      caption_turn = true;
       handle(caption, text);
+      caption_turn = false;
       return;
     }
     if (auto i = match_choice(*s, in, text)) {

@@ -146,6 +146,15 @@ boost::system::error_code set_sms_opt_out(connection& c, std::string_view addres
   return q->bind(1, at).bind(2, address).exec();
 }
 
+result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::string_view text, std::int64_t since) {
+  // Newest first through messages_by_conversation; stops at the first message older than `since`.
+  auto q = c.prepare(
+      "SELECT 1 FROM (SELECT sender, text, created_at FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 200) "
+      "WHERE created_at >= ? AND sender = 'bot' AND text = ? LIMIT 1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  return q->bind(1, conversation_id).bind(2, since).bind(3, text).step();
+}
+
 result<bool> sms_opted_out(connection& c, std::string_view address) {
   auto q = c.prepare(
       "SELECT 1 FROM beneficiaries WHERE channel = 'sms' AND address = ? AND sms_opted_out_at IS NOT NULL");

@@ -81,6 +81,8 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
 boost::system::error_code set_sms_opt_out(connection& c, std::string_view address, std::optional<std::int64_t> at);
 /// Whether an SMS address opted out (false for one never seen).
 result<bool> sms_opted_out(connection& c, std::string_view address);
+/// Whether the bot wrote exactly `text` in this conversation at or after `since` (unix s).
+result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::string_view text, std::int64_t since);
 /// The beneficiary's conversation (one per beneficiary), created on first use.
 result<conversation_row> conversation_for(connection& c, std::int64_t beneficiary_id, std::int64_t now);
 /// errc::not_found if there is no such conversation.

@@ -180,6 +180,17 @@ error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
   return q->bind(1, id).bind(2, error).exec();
 }
 
+error_code outbox_refuse_unsent(connection& c, std::string_view channel, std::string_view recipient,
+                                std::string_view error) {
+  // The partial index's own condition, so that only this recipient's unsent rows are read.
+  static const std::string sql = "UPDATE outbox SET state = 'dead', last_error = " + keep_uncertain("?3") +
+                                 " WHERE channel = ?1 AND recipient = ?2 AND state IN ('pending', 'sending') "
+                                 "AND state = 'pending'";
+  auto q = c.prepare(sql);
+  if (!q) return q.error();
+  return q->bind(1, channel).bind(2, recipient).bind(3, error).exec();
+}
+
 error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
   // A row whose payload was wiped with its beneficiary's data would go out empty, and an SMS to
   // someone who texted STOP must not go at all: neither is revived.

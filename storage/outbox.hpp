@@ -56,6 +56,10 @@ boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::
 /// Back to pending, to be tried at `next_ms`.
 boost::system::error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error);
 boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::string_view error);
+/// Every `pending` row for this recipient becomes `dead` with `error` (a `sending` one is in
+/// flight and cannot be called back).
+boost::system::error_code outbox_refuse_unsent(connection& c, std::string_view channel, std::string_view recipient,
+                                               std::string_view error);
 /// Staff retry of a dead row: pending again, attempts reset. errc::not_found if there is no
 /// dead row with this id; errc::invalid if its payload was erased with its beneficiary's data, or it
 /// is an SMS to someone who texted STOP.

@@ -628,6 +628,14 @@ TEST_CASE("media: a Telegram voice note is media staff can play; a sticker and a
   CHECK(conv["messages"][0]["kind"] == "unsupported");
   CHECK(conv["messages"][0]["raw_type"] == "group:text");
   CHECK(conv["messages"][0]["text"] == "السلام عليكم");
+  // Staff cannot post into the group either, even after taking the conversation over.
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", token).status == 200);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", token,
+            json{{"text", "مرحبا"}}).status == 409);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '-1001234' AND (state <> 'dead' OR "
+                       "last_error NOT LIKE 'group_chat:%')") == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (const auto& r : e.tg.requests()) CHECK(r.body.find("-1001234") == std::string::npos);
 
   // What a beneficiary shares is there for staff to act on: the place and the number.
   update(710004, {{"location", {{"latitude", 24.7136}, {"longitude", 46.6753}}}});

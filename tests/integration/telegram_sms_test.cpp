@@ -4,6 +4,7 @@
 #include "staff_helpers.hpp"
 
 using namespace aoun::test;
+using nlohmann::json;
 
 namespace {
 using env = channel_server;
@@ -187,14 +188,54 @@ TEST_CASE("SMS: a beneficiary who texts STOP gets nothing more by SMS until STAR
   CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(dead) + "/retry", admin).status == 409);
   CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(dead)) == "dead");
 
+  // Staff cannot write to them either: told why, nothing written.
+  const auto cid = db_value(e.db, "SELECT c.id FROM conversations c JOIN beneficiaries b ON b.id = c.beneficiary_id "
+                                  "WHERE b.address = '" + from + "'");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", admin).status == 200);
+  const auto taken = outbox();  // the "staff joined" notice: dead too
+  auto reply = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", admin,
+                   json{{"text", "نحن هنا"}});
+  CHECK(reply.status == 409);
+  CHECK(reply.body.find("STOP") != std::string::npos);
+  CHECK(outbox() == taken);
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/release", admin).status == 200);
+
+  // START lifts it, and is a message like any other: it is answered.
   const auto stopped = outbox();
   text("start");
-  CHECK(outbox() == stopped);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 0);
-  text("مرحبا");
   REQUIRE(outbox() > stopped);
   REQUIRE(eventually([&] { return e.twilio.requests().size() > sent_before; }));
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(stopped) + " AND state = 'dead'") == 0);
+}
+
+TEST_CASE("SMS: STOP also stops the replies still waiting their turn") {
+  env e;
+  const std::string from = "+966500000503";
+  std::atomic<int> calls{0};
+  e.twilio.set_default([&](const recorded_request&) {
+    scripted_response r{201, R"({"sid":"SMout)" + std::to_string(++calls) + R"(","status":"queued"})"};
+    r.delay = std::chrono::milliseconds(1500);  // the first replies are in flight a while
+    return r;
+  });
+  int sid = 0;
+  auto text = [&](const std::string& body) {
+    REQUIRE(post_sms(e.port(), {{"MessageSid", "SMw" + std::to_string(++sid)}, {"From", from}, {"To", "+15005550006"},
+                                {"Body", body}, {"NumMedia", "0"}})
+                .status == 200);
+  };
+  text("مرحبا");
+  const auto in_flight = db_value(e.db, "SELECT count(*) FROM outbox");
+  text("1");  // its replies wait behind the ones in flight
+  const auto waiting = db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'pending'");
+  REQUIRE(waiting > 0);
+  text("STOP");
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'pending'") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead' AND last_error LIKE 'opted_out:%'") == waiting);
+  // The ones already in flight finish; nothing else goes.
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sending'") == 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(calls == in_flight);
 }
 
 TEST_CASE("SMS: Twilio refusing a recipient who opted out with it (21610) marks them opted out here too") {

@@ -177,8 +177,13 @@ TEST_CASE("WhatsApp: a message WhatsApp could not hand over is answered; a react
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
   const auto text = db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id DESC LIMIT 1");
   CHECK(text.find("لم نتمكن من قراءة رسالتكم") != std::string::npos);
-  // A reaction is not a message to answer.
+  // A reaction is not a message to answer, nor a vote in a poll; and the notice is not repeated
+  // within ten minutes (another bot on WhatsApp would otherwise start a ping-pong).
   post("wamid.UNS2", {{"type", "reaction"}, {"reaction", {{"message_id", "wamid.UNS0"}, {"emoji", "👍"}}}});
+  post("wamid.UNS3", {{"type", "unsupported"}, {"unsupported", {{"type", "poll_update"}}}});
+  post("wamid.UNS4", {{"type", "unsupported"}, {"unsupported", {{"type", "view_once"}}}});
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
+  CHECK(db_text(e.db, "SELECT group_concat(payload, ' ') FROM messages WHERE direction = 'in'").find("unsupported.poll_update") !=
+        std::string::npos);
   REQUIRE(eventually([&] { return wa_sent_containing(e.graph, from, "لم نتمكن من قراءة رسالتكم"); }));
 }

@@ -404,8 +404,9 @@ TEST_CASE("sms: STOP and START, from Twilio's OptOutType or its default keywords
   for (const char* w : {"STOPALL", "END", "QUIT", "stop!"}) CHECK(sms::opt_out_of("", w) == "stop");
   CHECK(sms::opt_out_of("", "start") == "start");
   CHECK(sms::opt_out_of("", "UNSTOP") == "start");
-  // Words of the dialog, and sentences that merely contain a keyword, are the dialog's.
-  for (const char* w : {"cancel", "CANCEL", "yes", "Yes", "please stop the intake", "stop it", "", "إيقاف", "STOPP"})
+  CHECK(sms::opt_out_of("", "Yes") == "start");  // Twilio's opt-in word too (and still the dialog's)
+  // The dialog's "cancel", and sentences that merely contain a keyword, are the dialog's.
+  for (const char* w : {"cancel", "CANCEL", "please stop the intake", "stop it", "", "إيقاف", "STOPP", "yes please"})
     CHECK(sms::opt_out_of("", w).empty());
   // Advanced Opt-Out says what Twilio did, whatever the word (an account's own keywords).
   CHECK(sms::opt_out_of("STOP", "توقف") == "stop");

@@ -265,6 +265,8 @@ TEST_CASE("telegram: voice notes, audio, video, round videos, GIFs and stickers 
     json u = json_fixture("telegram_message.json");
     u["message"].erase("text");
     u["message"][c.name] = c.field;
+    // The Bot API sends an animation's `document` as well, for clients that predate animations.
+    if (std::string_view(c.name) == "animation") u["message"]["document"] = c.field;
     u["message"]["caption"] = "تسجيل صوتي";
     auto e = only_event(u.dump());
     CHECK(e.type == inbound_type::media);
@@ -276,6 +278,7 @@ TEST_CASE("telegram: voice notes, audio, video, round videos, GIFs and stickers 
     CHECK(e.text == "تسجيل صوتي");
     // Without a file_id there is nothing to fetch: recorded as what it is.
     u["message"][c.name].erase("file_id");
+    u["message"].erase("document");
     e = only_event(u.dump());
     CHECK(e.type == inbound_type::unsupported);
     CHECK(e.raw_type == c.name);
