@@ -10,6 +10,28 @@
 using namespace aoun::test;
 using nlohmann::json;
 
+namespace {
+
+/// The texts the fake Graph API received for `to`, in order.
+std::vector<std::string> wa_texts_to(staff_env& e, const std::string& to) {
+  std::vector<std::string> got;
+  for (auto& j : wa_sends(e.graph, to)) got.push_back(wa_body(j));
+  return got;
+}
+
+/// Row `first` (sent, then sent again) followed by all `rows` outbox rows in order: what the
+/// beneficiary gets when one send was repeated.
+std::vector<std::string> resent_then_all(staff_env& e, long long first, long long rows) {
+  std::vector<std::string> want;
+  want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE id = " + std::to_string(first)));
+  for (long long k = 0; k < rows; ++k)
+    want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id LIMIT 1 OFFSET " +
+                                     std::to_string(k)));
+  return want;
+}
+
+}  // namespace
+
 TEST_CASE("provider outage: 500s, then 429 with retry-after, then recovery — each reply once, in order per recipient") {
   temp_dir dir;
   fake_provider graph, tg, twilio;
@@ -186,13 +208,7 @@ TEST_CASE("a send left without an answer is sent again, flagged uncertain, and s
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 1);
   CHECK(static_cast<long long>(e.graph.requests().size()) == rows + 1);
   // In order for the beneficiary, the resend included.
-  std::vector<std::string> want, got;
-  want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE id = " + std::to_string(first)));
-  for (long long k = 0; k < rows; ++k)
-    want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id LIMIT 1 OFFSET " +
-                                     std::to_string(k)));
-  for (auto& j : wa_sends(e.graph, u)) got.push_back(wa_body(j));
-  CHECK(got == want);
+  CHECK(wa_texts_to(e, u) == resent_then_all(e, first, rows));
 
   auto admin = login(e.port());
   auto sup = add_staff(e.port(), admin, "sara", "supervisor", "Sara");
@@ -332,39 +348,74 @@ TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn,
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'uncertain%'") == 0);
 }
 
-TEST_CASE("a send whose outcome cannot be written at once is recorded later, and the beneficiary's next replies go") {
-  // Another process holds the database's write lock for longer than the server's busy timeout
-  // (5 s) while the provider answers the first send: writing "sent" fails. A row left `sending`
-  // would hold back everything else for that beneficiary (one send at a time per recipient).
-  std::atomic<int> calls{0};
-  std::atomic<bool> locked{false};
-  staff_env e;
-  e.graph.set_default([&](const recorded_request&) {
+namespace {
+
+/// The server's database write-locked by another process (BEGIN IMMEDIATE) until release():
+/// the server's writes wait its busy timeout (5 s), then fail.
+struct write_lock {
+  sqlite3* db = nullptr;
+  explicit write_lock(const std::string& path) {
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  void release() {
+    if (!db) return;
+    CHECK(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    db = nullptr;
+  }
+  ~write_lock() { release(); }
+};
+
+/// A Graph API whose first answer waits until `locked` is set (then 0.2 s more), however slow
+/// the build: that send's outcome is then written while the lock is held.
+void answer_first_once_locked(fake_provider& graph, std::atomic<int>& calls, std::atomic<bool>& locked,
+                              const std::string& id_prefix) {
+  graph.set_default([&calls, &locked, id_prefix](const recorded_request&) {
     int n = ++calls;
-    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.locked.)" + std::to_string(n) + R"("}]})"};
+    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":")" + id_prefix + std::to_string(n) + R"("}]})"};
     if (n == 1) {
-      // The first answer waits for the lock to be held (then 0.2 s more), however slow the build.
       for (int i = 0; i < 500 && !locked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       r.delay = std::chrono::milliseconds(200);
     }
     return r;
   });
+}
+
+/// A server whose first reply to `user` is at the Graph API, its answer held until `locked`.
+struct first_reply_held {
+  std::atomic<int> calls{0};
+  std::atomic<bool> locked{false};
+  staff_env e;
+  long long rows = 0;   ///< the outbox rows the first message made
+  long long first = 0;  ///< the first of them, the one held
+  first_reply_held(const std::string& user, const std::string& id_prefix) {
+    answer_first_once_locked(e.graph, calls, locked, id_prefix);
+    REQUIRE(post_wa(e.port(), wa_text(user, id_prefix + "in", "مرحبا")).status == 200);
+    rows = db_value(e.db, "SELECT count(*) FROM outbox");
+    first = db_value(e.db, "SELECT min(id) FROM outbox");
+    REQUIRE(eventually([&] { return calls >= 1; }));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a send whose outcome cannot be written at once is recorded later, and the beneficiary's next replies go") {
+  // Another process holds the database's write lock for longer than the server's busy timeout
+  // (5 s) while the provider answers the first send: writing "sent" fails. A row left `sending`
+  // would hold back everything else for that beneficiary (one send at a time per recipient).
   const std::string u = "966500000311";
-  REQUIRE(post_wa(e.port(), wa_text(u, "wamid.K1", "مرحبا")).status == 200);
-  const auto first_rows = db_value(e.db, "SELECT count(*) FROM outbox");
-  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
-  REQUIRE(eventually([&] { return calls >= 1; }));
+  first_reply_held h(u, "wamid.locked.");
+  auto& e = h.e;
+  const auto first_rows = h.rows;
+  const auto first = h.first;
   {
-    sqlite3* lock = nullptr;
-    REQUIRE(sqlite3_open_v2(e.db.c_str(), &lock, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-    sqlite3_busy_timeout(lock, 5000);
-    REQUIRE(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-    locked = true;
+    write_lock lock(e.db);
+    h.locked = true;
     // The answer comes 0.2 s later; the server's write waits 5 s for the lock, then fails.
     std::this_thread::sleep_for(std::chrono::milliseconds(7000));
     CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "sending");
-    CHECK(sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(lock);
   }
   CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_outbox_record_failed_total") != std::string::npos);
   // Written once the lock is gone, with the provider's id: nothing sent again, nothing flagged.
@@ -383,33 +434,18 @@ TEST_CASE("a send whose outcome cannot be written at once is recorded later, and
 TEST_CASE("a stop while a send's outcome cannot be written: nothing more goes to that beneficiary until the restart") {
   // As above, but the server is stopped while the lock is held: the "sent" of the first reply is
   // never written. Its next replies must not be sent now, or the restart would send them again.
-  std::atomic<int> calls{0};
-  std::atomic<bool> locked{false};
-  staff_env e;
-  e.graph.set_default([&](const recorded_request&) {
-    int n = ++calls;
-    scripted_response r{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.stopped.)" + std::to_string(n) + R"("}]})"};
-    if (n == 1) {
-      for (int i = 0; i < 500 && !locked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      r.delay = std::chrono::milliseconds(200);
-    }
-    return r;
-  });
   const std::string u = "966500000312";
-  REQUIRE(post_wa(e.port(), wa_text(u, "wamid.S1", "مرحبا")).status == 200);
-  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  first_reply_held h(u, "wamid.stopped.");
+  auto& e = h.e;
+  auto& calls = h.calls;
+  const auto rows = h.rows;
   REQUIRE(rows >= 2);  // a chain: the welcome and what follows it
-  const auto first = db_value(e.db, "SELECT min(id) FROM outbox");
-  REQUIRE(eventually([&] { return calls >= 1; }));
-  sqlite3* lock = nullptr;
-  REQUIRE(sqlite3_open_v2(e.db.c_str(), &lock, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-  sqlite3_busy_timeout(lock, 5000);
-  REQUIRE(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  locked = true;
+  const auto first = h.first;
+  write_lock lock(e.db);
+  h.locked = true;
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // answered; its write waits for the lock
   CHECK(e.srv->stop(15, std::chrono::seconds(90)) == 0);
-  CHECK(sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(lock);
+  lock.release();
   CHECK(calls == 1);  // only the reply whose answer could not be recorded
   CHECK(db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "sending");
   // The restart sends it again, flagged, and each of the others once.
@@ -417,11 +453,5 @@ TEST_CASE("a stop while a send's outcome cannot be written: nothing more goes to
   REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; }));
   CHECK(calls == rows + 1);
   CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first)).rfind("uncertain", 0) == 0);
-  std::vector<std::string> want, got;
-  want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE id = " + std::to_string(first)));
-  for (long long k = 0; k < rows; ++k)
-    want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id LIMIT 1 OFFSET " +
-                                     std::to_string(k)));
-  for (auto& j : wa_sends(e.graph, u)) got.push_back(wa_body(j));
-  CHECK(got == want);
+  CHECK(wa_texts_to(e, u) == resent_then_all(e, first, rows));
 }
