@@ -12,7 +12,6 @@
 namespace aoun::bot {
 namespace {
 
-constexpr std::string_view sms_opted_out_reason = "opted_out: the beneficiary texted STOP (START lifts it)";
 /// WhatsApp's "unsupported" (optionally "unsupported.<what>") that deserves an answer.
 bool answers_unsupported(std::string_view raw_type) {
   if (raw_type == "unsupported") return true;
@@ -23,7 +22,6 @@ bool answers_unsupported(std::string_view raw_type) {
   return true;
 }
 
-constexpr std::string_view telegram_group_reason = "group_chat: the bot does not write to Telegram groups or channels";
 
 using boost::system::error_code;
 using nlohmann::json;
@@ -248,13 +246,27 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     // ordinary turn (the first "Start", or "yes" to consent, must be answered).
     if (auto ec = storage::set_sms_opt_out(c, in.from, stop ? std::optional<std::int64_t>(now) : std::nullopt))
       return storage::result<bool>(boost::system::in_place_error, ec);
+    const bool changed = c.changes() > 0;
     if (stop)
       if (auto ec = storage::outbox_refuse_unsent(c, channel, in.from, sms_opted_out_reason))
         return storage::result<bool>(boost::system::in_place_error, ec);
-    log::info("sms_opt_out", {{"conversation_id", conv.id}, {"opt_out", in.opt_out}});
+    if (changed) log::info("sms_opt_out", {{"conversation_id", conv.id}, {"opt_out", in.opt_out}});
   }
   auto eng = engine();
   std::string previous_mode = conv.mode;
+  // Danger words outside a dialog turn (while staff hold the conversation, or in an edit): the
+  // emergency numbers at once, and the conversation first in the queue (or, held, its priority
+  // raised).
+  auto danger_outside_turn = [&]() -> boost::system::error_code {
+    channels::outgoing o;
+    o.channel = in.channel;
+    o.to = conv.address;
+    o.text = eng->text(conv.lang, "danger");
+    if (auto r = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !r) return r.error();
+    queue(conv, "danger", 1, now);
+    conv.queue_reason = "danger";
+    return {};
+  };
   if (in.type == channels::inbound_type::unsupported || stop ||
       (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
     // Reactions, orders, system notices, group messages, stickers: recorded for staff, not a
@@ -263,8 +275,10 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     // file too large, a kind it does not know) was meant for us: while the bot answers, the
     // person is told, once in ten minutes at most (another bot on WhatsApp must not start a
     // ping-pong). Not for what is no message to answer: pins, poll votes, reactions, edits.
-    if (in.channel == channels::kind::whatsapp && (conv.mode == "bot" || conv.mode == "resolved") &&
-        answers_unsupported(in.raw_type)) {
+    if (in.raw_type == "edited_message" && !in.text.empty() && eng->is_danger(in.text)) {
+      if (auto ec = danger_outside_turn()) return storage::result<bool>(boost::system::in_place_error, ec);
+    } else if (in.channel == channels::kind::whatsapp && (conv.mode == "bot" || conv.mode == "resolved") &&
+               answers_unsupported(in.raw_type)) {
       channels::outgoing o;
       o.channel = in.channel;
       o.to = conv.address;
@@ -279,16 +293,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     // The person holding the conversation answers; the bot stays silent, except that danger
     // words still get the emergency numbers at once and raise the conversation's priority,
     // whether they come as text or as the caption of a photo or an MMS.
-    if (!in.text.empty() && in.type != channels::inbound_type::choice && eng->is_danger(in.text)) {
-      channels::outgoing o;
-      o.channel = in.channel;
-      o.to = conv.address;
-      o.text = eng->text(conv.lang, "danger");
-      if (auto r = record_outbound(c, conv, o, "bot", std::nullopt, now, fx); !r)
-        return storage::result<bool>(boost::system::in_place_error, r.error());
-      conv.priority = 1;
-      conv.queue_reason = "danger";
-    }
+    if (!in.text.empty() && in.type != channels::inbound_type::choice && eng->is_danger(in.text))
+      if (auto ec = danger_outside_turn()) return storage::result<bool>(boost::system::in_place_error, ec);
   } else {
     if (conv.mode == "resolved") conv.mode = "bot";  // a new message reopens it (a survey answer, say)
     auto st = dialogs::state::parse(conv.dialog_state);
@@ -425,7 +431,9 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
   row.payload = to_json_text(o);
   row.created_at = now;
   if (auto ec = enqueue(c, row, o, fx)) return ec;
-  m.outbox_state = "pending";
+  // What staff see live: "pending", or "dead" with the reason for a row refused at once.
+  m.outbox_state = row.state == "dead" ? "dead" : "pending";
+  if (row.state == "dead") m.outbox_error = row.last_error;
   conv.last_message_at = now;
   // Events only for someone who can receive them: the console stream, or the visitor's page.
   bool webchat = conv.channel == "webchat";
@@ -447,8 +455,7 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   // - an SMS to someone who texted STOP (staff replies included);
   // - anything to a Telegram group or channel (negative chat ids): a group's messages are
   //   recorded, never answered, and staff taking it over must not post a case into the group.
-  const bool group = row.channel == "telegram" && !row.recipient.empty() && row.recipient.front() == '-' &&
-                     o.callback_query_id.empty();
+  const bool group = row.channel == "telegram" && telegram_group(row.recipient) && o.callback_query_id.empty();
   bool opted_out = false;
   if (row.channel == "sms") {
     auto out = storage::sms_opted_out(c, row.recipient);

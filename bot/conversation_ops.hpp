@@ -70,6 +70,15 @@ struct after_commit {
 
 class conversation_ops {
  public:
+  /// Why a row was refused before any attempt (its last_error, dead): an SMS to someone who
+  /// texted STOP; anything but a button's acknowledgement to a Telegram group or channel.
+  static constexpr std::string_view sms_opted_out_reason = "opted_out: the beneficiary texted STOP (START lifts it)";
+  static constexpr std::string_view telegram_group_reason =
+      "group_chat: the bot does not write to Telegram groups or channels";
+  /// Whether a Telegram recipient is a group, supergroup or channel (their chat ids are negative;
+  /// a private chat's id is the user's, positive).
+  static bool telegram_group(std::string_view recipient) { return !recipient.empty() && recipient.front() == '-'; }
+
   conversation_ops(const config& cfg, std::shared_ptr<const dialogs::engine> engine);
 
   std::shared_ptr<const dialogs::engine> engine() const;

@@ -482,8 +482,10 @@ net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t i
     if (ec) return ec;
     // Twilio refuses to send to someone who opted out with it (a keyword of its own, or STOP
     // before we knew): from now on we know too, whichever gateway sends SMS.
-    if (!w.opted_out.empty())
+    if (!w.opted_out.empty()) {
       if (auto oe = storage::set_sms_opt_out(c, w.opted_out, w.at_ms / 1000)) return oe;
+      if (auto oe = storage::outbox_refuse_unsent(c, "sms", w.opted_out, conversation_ops::sms_opted_out_reason)) return oe;
+    }
     return 0;
   });
 }
@@ -519,7 +521,27 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   auto& row = s.row;
   auto started = clock::now();
   channels::send_result result;
-  if (row.channel == "webchat") {
+  // Refused at the last moment too: a STOP may have come after the row was written (the rest of
+  // a chain, a retry, a row released or recovered), and nothing goes to a Telegram group.
+  std::string_view refused;
+  if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
+    refused = conversation_ops::telegram_group_reason;
+  } else if (row.channel == "sms") {
+    const std::string& recipient = row.recipient;
+    auto out = co_await db_read<bool>(db_, [&recipient](storage::connection& c) { return storage::sms_opted_out(c, recipient); });
+    if (!out) {
+      result.outcome = channels::send_outcome::retry;
+      result.error = "database: the opt-out check failed: " + out.error().message();
+    } else if (*out) {
+      refused = conversation_ops::sms_opted_out_reason;
+    }
+  }
+  if (!refused.empty()) {
+    result.outcome = channels::send_outcome::rejected;
+    result.error = std::string(refused);
+  } else if (!result.error.empty()) {
+    // the check itself failed: retried like a send that did not leave
+  } else if (row.channel == "webchat") {
     // The visitor's page got the message live at commit time (event hub) and reloads the
     // history from the transcript on reconnect: nothing to send to a provider.
     result.outcome = channels::send_outcome::sent;

@@ -486,6 +486,17 @@ net::awaitable<response> resolve(const services& s, request_context& ctx, const 
 
 json window_closed_extra(const services& s) { return json{{"template", s.cfg.whatsapp_template}}; }
 
+/// Why nothing can be sent in this conversation ("" when something can): an SMS beneficiary who
+/// texted STOP, or a Telegram group.
+storage::result<std::string> unreachable(storage::connection& c, const storage::conversation_row& conv) {
+  if (conv.channel == "telegram" && conversation_ops::telegram_group(conv.address))
+    return std::string("this is a Telegram group or channel: the bot does not write to groups");
+  if (conv.channel != "sms") return std::string();
+  auto out = storage::sms_opted_out(c, conv.address);
+  if (!out) return out.error();
+  return std::string(*out ? "the beneficiary texted STOP: nothing can be sent by SMS until they text START" : "");
+}
+
 net::awaitable<response> post_message(const services& s, request_context& ctx, const storage::staff_row& me) {
   auto body = body_object(ctx, false);
   if (!body || !body->contains("text") || !(*body)["text"].is_string())
@@ -504,13 +515,8 @@ net::awaitable<response> post_message(const services& s, request_context& ctx, c
                   "WhatsApp's 24-hour window is closed (no message from the beneficiary in the last 24 hours): "
                   "use the approved template '" + s.cfg.whatsapp_template + "'",
                   window_closed_extra(s));
-    if (conv.channel == "sms") {
-      auto out = storage::sms_opted_out(c, conv.address);
-      if (!out) return out.error();
-      if (*out) return fail(api_error::conflict, "the beneficiary texted STOP: nothing can be sent by SMS until they text START");
-    }
-    if (conv.channel == "telegram" && !conv.address.empty() && conv.address.front() == '-')
-      return fail(api_error::conflict, "this is a Telegram group or channel: the bot does not write to groups");
+    if (auto why = unreachable(c, conv); !why) return why.error();
+    else if (!why->empty()) return fail(api_error::conflict, *why);
     channels::outgoing o;
     o.channel = channel_kind(conv);
     o.to = conv.address;
@@ -602,6 +608,8 @@ net::awaitable<response> request_documents(const services& s, request_context& c
                   "WhatsApp's 24-hour window is closed: send the approved template '" + s.cfg.whatsapp_template +
                       "' first and ask again once the beneficiary answers",
                   window_closed_extra(s));
+    if (auto why = unreachable(c, conv); !why) return why.error();
+    else if (!why->empty()) return fail(api_error::conflict, *why);
     // The bot collects the documents (it attaches each one to the case), so the conversation
     // goes back to the bot; the staff member can take it again at any time.
     std::string previous_mode = conv.mode;
@@ -995,7 +1003,8 @@ net::awaitable<response> retry_outbox(const services& s, request_context& ctx, c
       if (ec == storage::errc::not_found) return fail(api_error::not_found, "no dead-lettered message with this id");
       if (ec == storage::errc::invalid)
         return fail(api_error::conflict,
-                    "this message was erased with the beneficiary's data, or the beneficiary texted STOP; it cannot be sent again");
+                    "this message was erased with the beneficiary's data, the beneficiary texted STOP, or it is for a "
+                    "Telegram group; it cannot be sent again");
       return ec;
     }
     if (auto ec = audit(c, me, "outbox.retry", "outbox:" + std::to_string(oid), json::object(), now)) return ec;

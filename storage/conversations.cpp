@@ -141,13 +141,17 @@ result<std::vector<Row>> many(result<statement>& q, Read read) {
 }  // namespace
 
 boost::system::error_code set_sms_opt_out(connection& c, std::string_view address, std::optional<std::int64_t> at) {
-  auto q = c.prepare("UPDATE beneficiaries SET sms_opted_out_at = ? WHERE channel = 'sms' AND address = ?");
+  // Only a change is written (and counted by changes()): a STOP again keeps the first time, and
+  // a "yes" from someone who never opted out touches nothing.
+  auto q = c.prepare(
+      "UPDATE beneficiaries SET sms_opted_out_at = ?1 WHERE channel = 'sms' AND address = ?2 AND "
+      "(sms_opted_out_at IS NULL) = (?1 IS NOT NULL)");
   if (!q) return q.error();
   return q->bind(1, at).bind(2, address).exec();
 }
 
 result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::string_view text, std::int64_t since) {
-  // Newest first through messages_by_conversation; stops at the first message older than `since`.
+  // Newest first through messages_by_conversation, the last 200 messages at most.
   auto q = c.prepare(
       "SELECT 1 FROM (SELECT sender, text, created_at FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 200) "
       "WHERE created_at >= ? AND sender = 'bot' AND text = ? LIMIT 1");

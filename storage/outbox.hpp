@@ -61,8 +61,8 @@ boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::strin
 boost::system::error_code outbox_refuse_unsent(connection& c, std::string_view channel, std::string_view recipient,
                                                std::string_view error);
 /// Staff retry of a dead row: pending again, attempts reset. errc::not_found if there is no
-/// dead row with this id; errc::invalid if its payload was erased with its beneficiary's data, or it
-/// is an SMS to someone who texted STOP.
+/// dead row with this id; errc::invalid if its payload was erased with its beneficiary's data, it
+/// is an SMS to someone who texted STOP, or it is for a Telegram group or channel.
 boost::system::error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms);
 /// At start-up: rows left in `sending` become `uncertain` and pending again. Returns how many.
 result<int> outbox_recover(connection& c);

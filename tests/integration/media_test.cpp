@@ -634,6 +634,10 @@ TEST_CASE("media: a Telegram voice note is media staff can play; a sticker and a
             json{{"text", "مرحبا"}}).status == 409);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '-1001234' AND (state <> 'dead' OR "
                        "last_error NOT LIKE 'group_chat:%')") == 0);
+  // Nor send one of those dead rows again.
+  const auto notice = db_value(e.db, "SELECT max(id) FROM outbox WHERE recipient = '-1001234'");
+  REQUIRE(notice > 0);
+  CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(notice) + "/retry", token).status == 409);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   for (const auto& r : e.tg.requests()) CHECK(r.body.find("-1001234") == std::string::npos);
 
