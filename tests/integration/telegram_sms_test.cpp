@@ -268,3 +268,29 @@ TEST_CASE("SMS: Twilio refusing a recipient who opted out with it (21610) marks 
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(e.twilio.requests().size() == tried);
 }
+
+TEST_CASE("Telegram: danger words added by editing a message still get the emergency numbers") {
+  env e;
+  auto u = json::parse(fixture("telegram_message.json"));
+  u["update_id"] = 720001;
+  u["message"]["text"] = "السلام عليكم";
+  REQUIRE(post_tg(e.port(), u.dump()).status == 200);
+  const auto before = db_value(e.db, "SELECT count(*) FROM outbox");
+  json edited = u;
+  edited["update_id"] = 720002;
+  edited["edited_message"] = edited["message"];
+  edited.erase("message");
+  edited["edited_message"]["text"] = "السلام عليكم، أبي أنتحر";
+  edited["edited_message"]["edit_date"] = 1441645600;
+  REQUIRE(post_tg(e.port(), edited.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == before + 1);
+  CHECK(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id DESC LIMIT 1").find("911") !=
+        std::string::npos);
+  CHECK(db_text(e.db, "SELECT mode FROM conversations") == "waiting");
+  CHECK(db_value(e.db, "SELECT priority FROM conversations") == 1);
+  // An edit without them is recorded for staff, and nothing is said.
+  edited["update_id"] = 720003;
+  edited["edited_message"]["text"] = "السلام عليكم ورحمة الله";
+  REQUIRE(post_tg(e.port(), edited.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == before + 1);
+}
