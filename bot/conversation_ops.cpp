@@ -22,7 +22,6 @@ bool answers_unsupported(std::string_view raw_type) {
   return true;
 }
 
-
 using boost::system::error_code;
 using nlohmann::json;
 
@@ -269,16 +268,16 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   };
   if (in.type == channels::inbound_type::unsupported || stop ||
       (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
-    // Reactions, orders, system notices, group messages, stickers: recorded for staff, not a
-    // dialog turn (a "thank you" sticker is neither an answer nor a case document).
-    // What WhatsApp itself could not hand over (its "unsupported" type: a view-once photo, a
-    // file too large, a kind it does not know) was meant for us: while the bot answers, the
-    // person is told, once in ten minutes at most (another bot on WhatsApp must not start a
-    // ping-pong). Not for what is no message to answer: pins, poll votes, reactions, edits.
+    // Reactions, orders, system notices, edits, group messages, stickers, STOP: recorded for
+    // staff, not a dialog turn (a "thank you" sticker is neither an answer nor a case document).
     if (in.raw_type == "edited_message" && !in.text.empty() && eng->is_danger(in.text)) {
       if (auto ec = danger_outside_turn()) return storage::result<bool>(boost::system::in_place_error, ec);
     } else if (in.channel == channels::kind::whatsapp && (conv.mode == "bot" || conv.mode == "resolved") &&
                answers_unsupported(in.raw_type)) {
+      // What WhatsApp itself could not hand over (its "unsupported" type: a view-once photo, a
+      // file too large, a kind it does not know) was meant for us: while the bot answers, the
+      // person is told, once in ten minutes at most (another bot on WhatsApp must not start a
+      // ping-pong). Not for what is no message to answer: pins, poll votes, reactions, edits.
       channels::outgoing o;
       o.channel = in.channel;
       o.to = conv.address;
