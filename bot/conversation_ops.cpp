@@ -44,7 +44,12 @@ std::string inbound_payload(const channels::inbound& in) {
   if (!in.choice_id.empty()) p["choice_id"] = in.choice_id;
   if (in.type == channels::inbound_type::media)
     p["media"] = {{"kind", in.media_kind}, {"id", in.media_id}, {"mime", in.media_mime}, {"filename", in.media_filename}};
-  if (in.type == channels::inbound_type::location) p["location"] = {{"latitude", in.latitude}, {"longitude", in.longitude}};
+  if (in.type == channels::inbound_type::location || in.location_update) {
+    p["location"] = {{"latitude", in.latitude}, {"longitude", in.longitude}};
+    // Telegram: which message it is (its live updates name it) and for how long it is live.
+    if (!in.message_ref.empty()) p["location"]["message_ref"] = in.message_ref;
+    if (in.live_period > 0) p["location"]["live_period"] = in.live_period;
+  }
   if (in.type == channels::inbound_type::contact) p["contact"] = {{"phone", in.contact_phone}, {"is_sender", in.contact_is_sender}};
   if (in.type == channels::inbound_type::unsupported) p["raw_type"] = in.raw_type;
   return p.dump();
@@ -206,11 +211,36 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   auto conv = std::move(*convr);
   const auto before = conv;  // save_conversation writes the queue fields only if they change
 
+  if (in.location_update) {
+    // A Telegram live location moving (an edit of the message that shared it, every few
+    // seconds for up to hours): that message's place is updated and shown to staff live. A row
+    // per update would bury the conversation. Nothing is said.
+    auto shared = storage::find_shared_location(c, conv.id, in.message_ref);
+    if (shared) {
+      json p = json::parse(shared->payload, nullptr, false);
+      if (!p.is_object()) p = json::object();
+      if (!p["location"].is_object()) p["location"] = json::object();
+      p["location"]["latitude"] = in.latitude;
+      p["location"]["longitude"] = in.longitude;
+      p["location"]["updated_at"] = now;
+      shared->payload = p.dump();
+      if (auto ec = storage::set_message_payload(c, shared->id, shared->payload))
+        return storage::result<bool>(boost::system::in_place_error, ec);
+      if (fx.staff_listening)
+        fx.events.push_back(
+            {"staff", json{{"type", "message.updated"}, {"conversation_id", conv.id}, {"message", message_json(*shared)}}.dump()});
+      return true;
+    }
+    if (shared.error() != storage::errc::not_found) return storage::result<bool>(boost::system::in_place_error, shared.error());
+    // Its message is not in this conversation (shared before a new one began): recorded as a
+    // location of its own, which the next updates move.
+  }
+
   storage::message_row m;
   m.conversation_id = conv.id;
   m.direction = "in";
   m.sender = "beneficiary";
-  m.kind = std::string(channels::to_string(in.type));
+  m.kind = in.location_update ? "location" : std::string(channels::to_string(in.type));
   m.text = in.text;
   m.payload = inbound_payload(in);
   m.provider_id = in.provider_id;

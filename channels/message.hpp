@@ -49,6 +49,13 @@ struct inbound {
   bool contact_is_sender = false;///< Telegram: contact.user_id == from.id; WhatsApp: wa_id == from
   // location
   double latitude = 0, longitude = 0;
+  std::int64_t live_period = 0;  ///< Telegram live location: seconds it is shared for (0: a fixed place)
+  /// Telegram: the message's `message_id` in its chat. A live location's updates are edits that
+  /// name it, so the place staff see moves instead of a row being added per update.
+  std::string message_ref;
+  /// An edit that only moves a shared location (Telegram live location): `message_ref` names
+  /// the message, latitude/longitude are where it is now.
+  bool location_update = false;
   // media
   std::string media_kind;        ///< "image", "document", "audio", "video", "sticker"
   std::string media_id;          ///< provider media id (WhatsApp media id, Telegram file_id, Twilio MediaUrl0)

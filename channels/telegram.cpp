@@ -1,5 +1,6 @@
 #include "channels/telegram.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "channels/crypto.hpp"
@@ -43,6 +44,7 @@ void parse_message(const json* m, inbound& ev) {
   ev.display_name = display_name(from ? from : chat);
   ev.timestamp = detail::int_member(m, "date").value_or(0);
   ev.reply_to = text_member(object_member(m, "reply_to_message"), "message_id");
+  ev.message_ref = text_member(m, "message_id");
 
   if (const json* t = member(m, "text"); t && t->is_string()) {
     ev.type = inbound_type::text;
@@ -99,6 +101,7 @@ void parse_message(const json* m, inbound& ev) {
       ev.type = inbound_type::location;
       ev.latitude = *lat;
       ev.longitude = *lon;
+      if (!venue) ev.live_period = std::max<std::int64_t>(0, detail::int_member(loc, "live_period").value_or(0));
       const std::string title = text_member(venue, "title");
       const std::string address = text_member(venue, "address");
       ev.text = title;
@@ -202,6 +205,8 @@ parse_result parse(std::string_view body) {
     // An edit is not a new answer (the dialog has moved on), but staff see what it now says:
     // recorded with the new text, never a dialog turn.
     parse_message(edited, ev);
+    // A live location is updated by editing its message: the place moves, nothing is said.
+    ev.location_update = ev.type == inbound_type::location && ev.raw_type == "location" && !ev.message_ref.empty();
     ev.type = inbound_type::unsupported;
     ev.raw_type = ev.raw_type.rfind("group:", 0) == 0 ? "group:edited_message" : "edited_message";
     ev.media_id.clear();

@@ -364,6 +364,22 @@ result<message_row> find_message(connection& c, std::int64_t id) {
   return one<message_row>(q, read_message);
 }
 
+result<message_row> find_shared_location(connection& c, std::int64_t conversation_id, std::string_view message_ref) {
+  // Newest first through messages_by_conversation; the JSON is read only for location rows.
+  auto q = c.prepare(std::string(message_select) +
+                     "WHERE m.id = (SELECT id FROM (SELECT id, kind, payload FROM messages WHERE conversation_id = ?1 "
+                     "AND direction = 'in' ORDER BY id DESC LIMIT 1000) WHERE kind = 'location' AND "
+                     "json_extract(payload, '$.location.message_ref') = ?2 ORDER BY id DESC LIMIT 1)");
+  if (q) q->bind(1, conversation_id).bind(2, message_ref);
+  return one<message_row>(q, read_message);
+}
+
+boost::system::error_code set_message_payload(connection& c, std::int64_t id, std::string_view payload) {
+  auto q = c.prepare("UPDATE messages SET payload = ? WHERE id = ?");
+  if (!q) return q.error();
+  return q->bind(1, payload).bind(2, id).exec();
+}
+
 result<std::int64_t> next_counter(connection& c, std::string_view name) {
   auto q = c.prepare(
       "INSERT INTO counters (name, value) VALUES (?1, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 "

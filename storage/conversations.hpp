@@ -104,6 +104,12 @@ boost::system::error_code set_consented(connection& c, std::int64_t id, std::int
 result<std::int64_t> insert_message(connection& c, const message_row& m);
 result<std::vector<message_row>> list_messages(connection& c, std::int64_t conversation_id, int limit);
 result<message_row> find_message(connection& c, std::int64_t id);
+/// The location a beneficiary shared in this conversation as message `message_ref` (Telegram's
+/// message_id, kept in the payload as location.message_ref), among its newest 1,000 messages;
+/// errc::not_found if there is none.
+result<message_row> find_shared_location(connection& c, std::int64_t conversation_id, std::string_view message_ref);
+/// Replaces a message's payload (a live location that moved). Its text and time stay.
+boost::system::error_code set_message_payload(connection& c, std::int64_t id, std::string_view payload);
 
 /// Next value of a named counter (case reference numbers). Starts at 1.
 result<std::int64_t> next_counter(connection& c, std::string_view name);

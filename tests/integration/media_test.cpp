@@ -657,3 +657,69 @@ TEST_CASE("media: a Telegram voice note is media staff can play; a sticker and a
   CHECK(contact["phone"] == "+966501112223");
   CHECK(contact["is_sender"] == true);
 }
+
+TEST_CASE("media: a Telegram live location moves on its own message, live for staff, instead of adding a row per update") {
+  staff_env e;
+  e.tg.set_default([](const recorded_request&) { return json_answer({{"ok", true}, {"result", {{"message_id", 1}}}}); });
+  const auto token = login(e.port());
+  stream_client live(e.port(), "/api/v1/stream?token=" + token);
+  REQUIRE(live.status == 101);
+  REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+  auto located = [](long long update_id, long long message_id, double lat, double lon, bool edit) {
+    auto u = json::parse(fixture("telegram_message.json"));
+    u["update_id"] = update_id;
+    u["message"].erase("text");
+    u["message"]["message_id"] = message_id;
+    u["message"]["location"] = {{"latitude", lat}, {"longitude", lon}, {"live_period", 3600}};
+    if (edit) {
+      u["message"]["edit_date"] = 1441645600;
+      u["edited_message"] = u["message"];
+      u.erase("message");
+    }
+    return u.dump();
+  };
+  const auto rows = [&] { return db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'"); };
+  const auto outbox = [&] { return db_value(e.db, "SELECT count(*) FROM outbox"); };
+  const auto where = [&](long long id) {
+    auto conv = as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(conversation_of(e.db, "1111111")) + "/messages", token));
+    for (auto& m : conv["messages"])
+      if (m["id"] == id) return m;
+    return json();
+  };
+
+  REQUIRE(post_tg(e.port(), located(730001, 500, 24.7136, 46.6753, false)).status == 200);
+  const auto shared = db_value(e.db, "SELECT max(id) FROM messages WHERE kind = 'location'");
+  CHECK(where(shared)["location"]["live_period"] == 3600);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  const auto in_before = rows();
+  const auto out_before = outbox();
+
+  // Three updates, and Telegram retrying one: one row, where the person is now, nothing said.
+  for (int i = 1; i <= 3; ++i)
+    REQUIRE(post_tg(e.port(), located(730001 + i, 500, 24.7136 + i * 0.001, 46.6753 + i * 0.001, true)).status == 200);
+  REQUIRE(post_tg(e.port(), located(730002, 500, 10.0, 10.0, true)).status == 200);
+  CHECK(rows() == in_before);
+  CHECK(outbox() == out_before);
+  auto m = where(shared);
+  CHECK(m["kind"] == "location");
+  CHECK(m["location"]["latitude"].get<double>() == doctest::Approx(24.7166));
+  CHECK(m["location"]["longitude"].get<double>() == doctest::Approx(46.6783));
+  CHECK(m["location"]["live_period"] == 3600);
+  CHECK(m["location"]["updated_at"].get<long long>() >= m["created_at"].get<long long>());
+  CHECK(live.wait_for([&](const json& ev) {
+    return ev["type"] == "message.updated" && ev["message"]["id"] == shared &&
+           std::abs(ev["message"]["location"]["latitude"].get<double>() - 24.7166) < 1e-9;
+  }));
+
+  // An update of a location this conversation does not have: recorded once as a location,
+  // which the next update moves.
+  REQUIRE(post_tg(e.port(), located(730010, 777, 21.5, 39.2, true)).status == 200);
+  CHECK(rows() == in_before + 1);
+  const auto adopted = db_value(e.db, "SELECT max(id) FROM messages WHERE kind = 'location'");
+  CHECK(adopted > shared);
+  REQUIRE(post_tg(e.port(), located(730011, 777, 21.6, 39.3, true)).status == 200);
+  CHECK(rows() == in_before + 1);
+  CHECK(where(adopted)["location"]["latitude"].get<double>() == doctest::Approx(21.6));
+  CHECK(where(shared)["location"]["latitude"].get<double>() == doctest::Approx(24.7166));
+  CHECK(outbox() == out_before);
+}

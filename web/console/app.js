@@ -279,6 +279,9 @@ function handleEvent(ev) {
       renderQueueList();
     }
     if (id === state.currentId && m) addMessage(m);
+  } else if (ev.type === 'message.updated') {
+    // a message that changed in place (a live location that moved): redrawn where it stands
+    if (ev.conversation_id === state.currentId && ev.message && state.messages.some((x) => x.id === ev.message.id)) addMessage(ev.message);
   } else if (ev.type === 'message.status') {
     // delivery progress of an outgoing message: {conversation_id, message_id, delivery_status,
     // delivery_error?} from our outbox or from the provider's own status webhooks
@@ -605,9 +608,20 @@ function sharedDetail(m) {
   const lat = Number(m.location?.latitude), lon = Number(m.location?.longitude);
   if (m.kind === 'location' && Number.isFinite(lat) && Number.isFinite(lon)) {
     const coords = `${lat.toFixed(6)},${lon.toFixed(6)}`;
-    return [h('p', { class: 'shared-detail' }, h('a', {
+    const out = [h('p', { class: 'shared-detail' }, h('a', {
       href: `https://www.openstreetmap.org/?mlat=${lat.toFixed(6)}&mlon=${lon.toFixed(6)}#map=17/${lat.toFixed(6)}/${lon.toFixed(6)}`,
       target: '_blank', rel: 'noopener noreferrer', dir: 'ltr', class: 'map-link', text: coords }))];
+    // A Telegram live location: the link follows it (message.updated); staff see when it last
+    // moved and whether it is still being shared.
+    const period = Number(m.location?.live_period);
+    if (period > 0) {
+      const moved = Number(m.location.updated_at) || m.created_at;
+      const until = period >= 0x7FFFFFFF ? null : m.created_at + period;
+      const parts = [t('location.live'), t('location.moved', { time: fmtTime(moved) })];
+      if (until !== null) parts.push(t(Date.now() / 1000 < until ? 'location.until' : 'location.ended', { time: fmtTime(until) }));
+      out.push(h('p', { class: 'shared-detail live-location muted', text: parts.join(' · ') }));
+    }
+    return out;
   }
   if (m.kind === 'contact' && m.contact?.phone) {
     return [h('p', { class: 'shared-detail', dir: 'ltr', text: String(m.contact.phone) })];

@@ -145,6 +145,37 @@ export function whatsappUser(base, { waId, name }) {
   };
 }
 
+// Telegram, for the tests that need it: the fake Graph API answers the Bot API's POSTs too
+// (any 2xx without "ok": false is a sent message).
+const TG = { token: '123:browser-tests', secret: 'tg-secret-browser-tests' };
+export const telegramEnv = (apiBase) => ({ AOUN_TELEGRAM_TOKEN: TG.token, AOUN_TELEGRAM_SECRET: TG.secret, AOUN_TELEGRAM_API_BASE: apiBase });
+
+// A Telegram user sending updates with the webhook's secret token, as Telegram does.
+export function telegramUser(base, { chatId, firstName }) {
+  const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'tests/fixtures/channels/telegram_message.json'), 'utf8'));
+  let update = 900000 + crypto.randomInt(100000);
+  async function post(message, edited = false) {
+    const body = structuredClone(fixture);
+    body.update_id = ++update;
+    const m = body.message;
+    delete m.text;
+    m.chat.id = m.from.id = chatId;
+    m.chat.first_name = m.from.first_name = firstName;
+    delete m.chat.last_name; delete m.from.last_name;
+    m.date = Math.floor(Date.now() / 1000);
+    Object.assign(m, message);
+    if (edited) { m.edit_date = m.date; body.edited_message = m; delete body.message; }
+    const res = await fetch(`${base}/webhooks/telegram`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Telegram-Bot-Api-Secret-Token': TG.secret }, body: JSON.stringify(body) });
+    if (res.status !== 200) throw new Error(`telegram webhook answered ${res.status}: ${await res.text()}`);
+  }
+  return {
+    text: (text) => post({ text }),
+    // a live location is shared as message `messageId`, then moved by editing it
+    liveLocation: (messageId, latitude, longitude, livePeriod) => post({ message_id: messageId, location: { latitude, longitude, live_period: livePeriod } }),
+    moveLocation: (messageId, latitude, longitude, livePeriod) => post({ message_id: messageId, location: { latitude, longitude, live_period: livePeriod } }, true),
+  };
+}
+
 // A valid Saudi national ID (starts with 1, Luhn check digit), as the intake validator expects.
 export function nationalId() {
   const d = [1, ...Array.from({ length: 8 }, () => crypto.randomInt(10))];

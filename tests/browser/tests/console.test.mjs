@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from '../lib/browser.mjs';
 import { axeViolations, formatViolations } from '../lib/a11y.mjs';
-import { startAoun, startFakeGraph, whatsappUser, nationalId, outboundText, ADMIN, REPO } from '../lib/server.mjs';
+import { startAoun, startFakeGraph, whatsappUser, telegramUser, telegramEnv, nationalId, outboundText, ADMIN, REPO } from '../lib/server.mjs';
 
 const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
 const SHOTS = path.join(REPO, 'docs/screenshots');
@@ -31,7 +31,7 @@ describe('staff console', () => {
   before(async () => {
     fs.mkdirSync(SHOTS, { recursive: true });
     graph = await startFakeGraph();
-    aoun = await startAoun(BIN, graph.base);
+    aoun = await startAoun(BIN, graph.base, telegramEnv(graph.base));
     browser = await launch();
     page = browser.context.pages()[0] || await browser.context.newPage();
     page.setDefaultTimeout(15000);
@@ -264,6 +264,24 @@ describe('staff console', () => {
     assert.ok(await page.locator('.back-link').isVisible(), 'a back link on the phone');
     await shot('console-phone-conversation', { fullPage: true });
     await page.setViewportSize({ width: 1366, height: 860 });
+  });
+
+  test('a Telegram live location moves on the map link as it is updated, without a new message', async () => {
+    const user = telegramUser(aoun.base, { chatId: 5550001, firstName: 'ريم' });
+    await user.liveLocation(41, 21.485811, 39.192505, 3600);
+    await page.click('#tab-all');
+    await page.locator('#queue-list .queue-item', { hasText: 'ريم' }).click();
+    const link = page.locator('#transcript .map-link');
+    await link.waitFor();
+    assert.equal(await link.innerText(), '21.485811,39.192505');
+    const live = page.locator('#transcript .live-location');
+    assert.match(await live.innerText(), /موقع مباشر · آخر تحديث .+ · يُشارك حتى /);
+    const bubbles = await page.locator('#transcript li').count();
+    await user.moveLocation(41, 21.490001, 39.190002, 3600);
+    await page.locator('#transcript .map-link', { hasText: '21.490001,39.190002' }).waitFor();
+    assert.equal(await page.locator('#transcript .map-link').count(), 1, 'one location, moved');
+    assert.equal(await page.locator('#transcript li').count(), bubbles, 'no message added');
+    assert.equal(new URL(await link.getAttribute('href')).searchParams.get('mlat'), '21.490001');
   });
 
   test('an expired session returns to sign-in with a message', async () => {

@@ -125,6 +125,38 @@ TEST_CASE("telegram: location, edited_message, other updates, voice") {
   CHECK(e.from == "1111111");
   CHECK(e.provider_id == "10000");
   CHECK(e.text == "/start");  // what the message says now, for staff
+  CHECK_FALSE(e.location_update);
+  CHECK(e.message_ref == "1365");
+
+  // A live location: shared for live_period seconds, then moved by editing its message.
+  u = json_fixture("telegram_message.json");
+  u["message"].erase("text");
+  u["message"]["location"] = {{"latitude", 24.7136}, {"longitude", 46.6753}, {"live_period", 900}};
+  e = only_event(u.dump());
+  CHECK(e.type == inbound_type::location);
+  CHECK(e.live_period == 900);
+  CHECK(e.message_ref == "1365");
+  CHECK_FALSE(e.location_update);
+  edited = u;
+  edited["edited_message"] = edited["message"];
+  edited.erase("message");
+  edited["edited_message"]["location"] = {{"latitude", 24.72}, {"longitude", 46.68}, {"live_period", 900}};
+  e = only_event(edited.dump());
+  CHECK(e.type == inbound_type::unsupported);  // never a dialog turn
+  CHECK(e.raw_type == "edited_message");
+  CHECK(e.location_update);
+  CHECK(e.message_ref == "1365");
+  CHECK(e.latitude == doctest::Approx(24.72));
+  CHECK(e.longitude == doctest::Approx(46.68));
+  // Not a moving place: an edited venue, or a live location in a group.
+  json venue = edited;
+  venue["edited_message"]["venue"] = {{"location", {{"latitude", 21.4858}, {"longitude", 39.1925}}}, {"title", "T"}};
+  CHECK_FALSE(only_event(venue.dump()).location_update);
+  json group = edited;
+  group["edited_message"]["chat"] = {{"id", -100123}, {"type", "group"}};
+  e = only_event(group.dump());
+  CHECK_FALSE(e.location_update);
+  CHECK(e.raw_type == "group:edited_message");
 
   e = only_event(R"({"update_id":5,"my_chat_member":{}})");
   CHECK(e.type == inbound_type::unsupported);
