@@ -1167,6 +1167,19 @@ struct runner {
     return {};
   }
 
+  static json document_of(const input& m) {
+    return {{"media_id", m.media_id}, {"media_kind", m.media_kind}, {"mime", m.media_mime}, {"filename", m.media_filename}};
+  }
+
+  // Whether the flow gathers documents for a case it has yet to create (intake's add_document).
+  bool flow_collects_documents(const std::string& flow) const {
+    auto f = d.flows.find(flow);
+    if (f == d.flows.end()) return false;
+    for (const auto& [name, step] : f->second.steps)
+      if (step.action == "add_document") return true;
+    return false;
+  }
+
   std::string document_received(bool attach) {
     json docs = st().slots.contains("documents") && st().slots["documents"].is_array() ? st().slots["documents"]
                                                                                        : json::array();
@@ -1174,10 +1187,7 @@ struct runner {
       say("intake.too_many_documents");
       return "!stop";
     }
-    json doc = {{"media_id", pending_media.media_id},
-                {"media_kind", pending_media.media_kind},
-                {"mime", pending_media.media_mime},
-                {"filename", pending_media.media_filename}};
+    json doc = document_of(pending_media);
     if (attach) {
       json data = doc;
       data["reference"] = st().slots.value("reference", std::string());
@@ -1363,13 +1373,33 @@ struct runner {
     }
     if (in.type == input::kind::media && s->accept != "media" && !s->silent && !text.empty()) {
       // A photo whose caption answers the question (the description of what happened, say):
-      // the caption is the answer; the file stays in the transcript for staff.
+      // the caption is the answer. The file stays in the transcript for staff and, in a flow
+      // that gathers documents for the case it will create (intake), it is one of them: the
+      // picture of the damage sent with the description reaches the case. Kept only if the
+      // caption is taken; a caption that does not answer leaves the documents as they were.
+      std::optional<json> documents_before;
+      if (flow_collects_documents(st().flow)) {
+        json docs = st().slots.contains("documents") && st().slots["documents"].is_array() ? st().slots["documents"]
+                                                                                           : json::array();
+        if (docs.size() < 10) {
+          documents_before = st().slots.contains("documents") ? st().slots["documents"] : json();
+          docs.push_back(document_of(in));
+          st().slots["documents"] = std::move(docs);
+        }
+      }
+      const bool misunderstood_before = misunderstood;
+      misunderstood = false;
       input caption;
       caption.type = input::kind::text;
       caption.text = text;
       caption_turn = true;
       handle(caption, text);
       caption_turn = false;
+      if (misunderstood && documents_before) {
+        if (documents_before->is_null()) st().slots.erase("documents");
+        else st().slots["documents"] = std::move(*documents_before);
+      }
+      misunderstood = misunderstood || misunderstood_before;
       return;
     }
     if (auto i = match_choice(*s, in, text)) {
