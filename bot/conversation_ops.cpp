@@ -6,6 +6,7 @@
 #include "bot/log.hpp"
 #include "bot/outgoing_json.hpp"
 #include "channels/crypto.hpp"
+#include "channels/telegram.hpp"
 #include "storage/outbox.hpp"
 #include "storage/staff.hpp"
 
@@ -42,8 +43,10 @@ std::string inbound_payload(const channels::inbound& in) {
     return "{}";
   json p = json::object();
   if (!in.choice_id.empty()) p["choice_id"] = in.choice_id;
-  if (in.type == channels::inbound_type::media)
+  if (in.type == channels::inbound_type::media) {
     p["media"] = {{"kind", in.media_kind}, {"id", in.media_id}, {"mime", in.media_mime}, {"filename", in.media_filename}};
+    if (in.media_size > 0) p["media"]["size"] = in.media_size;
+  }
   if (in.type == channels::inbound_type::location || in.location_update) {
     p["location"] = {{"latitude", in.latitude}, {"longitude", in.longitude}};
     // Telegram: which message it is (its live updates name it) and for how long it is live.
@@ -75,6 +78,7 @@ dialogs::input to_input(const channels::inbound& in) {
       d.media_kind = in.media_kind;
       d.media_mime = in.media_mime;
       d.media_filename = in.media_filename;
+      d.media_too_large = in.channel == channels::kind::telegram && in.media_size > channels::telegram::max_download_bytes;
       break;
     default: d.type = dialogs::input::kind::text;
   }

@@ -61,6 +61,7 @@ struct inbound {
   std::string media_id;          ///< provider media id (WhatsApp media id, Telegram file_id, Twilio MediaUrl0)
   std::string media_mime;
   std::string media_filename;
+  std::int64_t media_size = 0;   ///< bytes, where the provider says (Telegram file_size); 0 = unknown
   // status (type == status)
   std::string status_for;        ///< provider id of our outbound message (wamid / MessageSid)
   std::string status;            ///< "sent", "delivered", "read", "failed", else the provider's word (never empty)

@@ -36,6 +36,12 @@ std::string button_title(const json* message, std::string_view data) {
   return {};
 }
 
+// A file's size as Telegram gives it (optional), 0 when absent or not a sane byte count.
+std::int64_t file_size(const json* f) {
+  const auto n = detail::int_member(f, "file_size");
+  return n && *n > 0 ? *n : 0;
+}
+
 void parse_message(const json* m, inbound& ev) {
   const json* chat = object_member(m, "chat");
   const json* from = object_member(m, "from");
@@ -77,6 +83,7 @@ void parse_message(const json* m, inbound& ev) {
       ev.type = inbound_type::media;
       ev.media_kind = "image";
       ev.media_id = text_member(best, "file_id");
+      ev.media_size = file_size(best);
       ev.media_mime = "image/jpeg";  // Telegram re-encodes photos as JPEG
       ev.text = text_member(m, "caption");
     }
@@ -89,6 +96,7 @@ void parse_message(const json* m, inbound& ev) {
       ev.media_kind = "document";
       ev.media_mime = text_member(d, "mime_type");
       ev.media_filename = text_member(d, "file_name");
+      ev.media_size = file_size(d);
       ev.text = text_member(m, "caption");
     }
   } else if (const json* venue = object_member(m, "venue"); venue || object_member(m, "location")) {
@@ -136,6 +144,7 @@ void parse_message(const json* m, inbound& ev) {
       }
       if (ev.media_mime.empty()) ev.media_mime = k.default_mime;
       ev.media_filename = text_member(f, "file_name");
+      ev.media_size = file_size(f);
       ev.text = text_member(m, "caption");
       break;
     }

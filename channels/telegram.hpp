@@ -19,6 +19,7 @@ struct config {
 inline constexpr std::size_t max_text = 4096;           ///< sendMessage text, code points
 inline constexpr std::size_t max_callback_data = 64;    ///< bytes
 inline constexpr std::size_t max_callback_answer = 200; ///< answerCallbackQuery text, code points
+inline constexpr std::int64_t max_download_bytes = 20LL << 20;  ///< getFile serves files up to 20 MB
 
 /// Compares header `X-Telegram-Bot-Api-Secret-Token` with the configured secret in constant
 /// time. False when either is empty.

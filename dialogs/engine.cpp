@@ -299,7 +299,7 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& action_table
 // Text keys the engine itself uses (checked at load in both locales).
 const std::vector<std::string> engine_keys = {
     "danger",          "not_understood",    "misunderstood_handoff", "language_switched",
-    "cancelled",       "nothing_to_cancel", "media_not_expected",    "handoff.left",
+    "cancelled",       "nothing_to_cancel", "media_not_expected",    "handoff.left", "media_too_large",
     "unsupported_message",
     "queued",          "staff_joined",      "staff_left",            "after_hours",
     "outside_window_notice", "thanks_reply", "survey.cancelled",
@@ -1378,7 +1378,7 @@ struct runner {
       // picture of the damage sent with the description reaches the case. Kept only if the
       // caption is taken; a caption that does not answer leaves the documents as they were.
       std::optional<json> documents_before;
-      if (flow_collects_documents(st().flow)) {
+      if (!in.media_too_large && flow_collects_documents(st().flow)) {
         json docs = st().slots.contains("documents") && st().slots["documents"].is_array() ? st().slots["documents"]
                                                                                            : json::array();
         if (docs.size() < 10) {
@@ -1421,6 +1421,11 @@ struct runner {
     }
     if (s->silent) return;
     if (in.type == input::kind::media) {
+      if (s->accept == "media" && in.media_too_large) {
+        // Recorded in the transcript, but no document staff could open: asked for another copy.
+        misunderstanding(*s, "media_too_large", false);
+        return;
+      }
       if (s->accept == "media") {
         pending_media = in;
         std::string redirect = act(s->action, *s, "");

@@ -45,6 +45,9 @@ struct input {
   std::string contact_phone;
   bool contact_is_sender = false;
   std::string media_id, media_kind, media_mime, media_filename;
+  /// The file is one staff could never fetch (Telegram lets bots download 20 MB at most): it is
+  /// not taken as a document, and the person is asked for a smaller copy.
+  bool media_too_large = false;
 };
 
 /// The conversation's dialog state; bot/ stores serialize() in SQLite.

@@ -294,3 +294,38 @@ TEST_CASE("Telegram: danger words added by editing a message still get the emerg
   REQUIRE(post_tg(e.port(), edited.dump()).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == before + 1);
 }
+
+TEST_CASE("Telegram: a file over 20 MB is not taken as a case document; the person is asked for a smaller copy") {
+  // Telegram lets a bot download 20 MB at most: such a file would sit in the case unopenable.
+  env e;
+  long long id = 740000;
+  const long long chat = 4242;
+  auto say = [&](const std::string& text) { REQUIRE(post_tg(e.port(), tg_text(++id, chat, text)).status == 200); };
+  auto step = [&] {
+    return db_text(e.db, "SELECT json_extract(dialog_state, '$.flow') || '/' || json_extract(dialog_state, '$.step') FROM conversations");
+  };
+  auto document = [&](long long bytes) {
+    auto u = json::parse(fixture("telegram_document.json"));
+    u["update_id"] = ++id;
+    u["message"]["chat"]["id"] = chat;
+    u["message"]["from"]["id"] = chat;
+    u["message"]["document"]["file_size"] = bytes;
+    REQUIRE(post_tg(e.port(), u.dump()).status == 200);
+  };
+  for (const char* text : {"السلام عليكم", "أوافق", "١", "نورة محمد السبيعي", "١٧٥٧٤٩١١٨٦", "0501234567", "الرياض", "١",
+                           "سرقوا سيارتي من أمام البيت وأحتاج استشارة"})
+    say(text);
+  REQUIRE(step() == "intake/documents");
+
+  document(25LL << 20);
+  CHECK(step() == "intake/documents");
+  CHECK(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id DESC LIMIT 1").find("أكبر من ٢٠ ميغابايت") !=
+        std::string::npos);
+  // Staff still see it in the transcript, with its size.
+  CHECK(db_value(e.db, "SELECT json_extract(payload, '$.media.size') FROM messages WHERE kind = 'media' ORDER BY id LIMIT 1") ==
+        (25LL << 20));
+
+  // Exactly 20 MB is within the limit, and taken.
+  document(20LL << 20);
+  CHECK(step() == "intake/documents_more");
+}

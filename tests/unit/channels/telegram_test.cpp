@@ -99,6 +99,7 @@ TEST_CASE("telegram: document fixture") {
   CHECK(e.media_id == "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX");
   CHECK(e.media_filename == "Testfile.pdf");
   CHECK(e.media_mime == "application/pdf");
+  CHECK(e.media_size == 536392);
 }
 
 TEST_CASE("telegram: location, edited_message, other updates, voice") {

@@ -85,10 +85,15 @@ struct runner {
       in.contact_phone = arg.substr(9, arg.size() - 10);
       in.contact_is_sender = true;
     } else if (arg.rfind("[media:", 0) == 0) {
-      // "[media:image]" or "[media:image] caption"
+      // "[media:image]" or "[media:image] caption"; "[media:document:too_large]" is a file
+      // staff could never fetch (over Telegram's 20 MB)
       const auto close = arg.find(']');
       in.type = input::kind::media;
       in.media_kind = arg.substr(7, close - 7);
+      if (const auto colon = in.media_kind.find(':'); colon != std::string::npos) {
+        in.media_too_large = in.media_kind.substr(colon + 1) == "too_large";
+        in.media_kind.resize(colon);
+      }
       if (close + 1 < arg.size()) in.text = trim(arg.substr(close + 1));
       in.media_id = "m" + std::to_string(ctx.now);
       in.media_mime = in.media_kind == "image" ? "image/jpeg" : "application/pdf";
