@@ -257,6 +257,25 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   if (fx.staff_listening)
     fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
 
+  // Opting out (docs/channels.md, "Opting out"). SMS: STOP, which Twilio confirms to the person
+  // itself; START (or YES) is back in, and an ordinary turn (the first "Start", or "yes" to
+  // consent, must be answered). Telegram: blocking the bot (my_chat_member "kicked"); anything
+  // the person then writes or presses means the chat is open again. STOP and a block are
+  // recorded, not a dialog turn, and what was still waiting to go to them will not go.
+  const bool stop = in.opt_out == "stop" && (channel == "sms" || channel == "telegram");
+  const bool back = channel == "sms" ? in.opt_out == "start"
+                                     : channel == "telegram" && !stop && !telegram_group(in.from);
+  if (stop || back) {
+    if (auto ec = storage::set_opt_out(c, channel, in.from, stop ? std::optional<std::int64_t>(now) : std::nullopt))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    const bool changed = c.changes() > 0;
+    if (stop)
+      if (auto ec = storage::outbox_refuse_unsent(c, channel, in.from, opted_out_reason(channel)))
+        return storage::result<bool>(boost::system::in_place_error, ec);
+    if (changed)
+      log::info("opt_out", {{"conversation_id", conv.id}, {"channel", channel}, {"opt_out", stop ? "stop" : "start"}});
+  }
+
   // A button press on Telegram shows a spinner until it is acknowledged, whatever happens next.
   if (!in.callback_query_id.empty()) {
     channels::outgoing ack;
@@ -272,19 +291,6 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (auto ec = enqueue(c, row, ack, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
   }
 
-  const bool stop = in.opt_out == "stop" && channel == "sms";
-  if (!in.opt_out.empty() && channel == "sms") {
-    // STOP: Twilio confirms it to the person itself; recorded, not a dialog turn, and what was
-    // still waiting to go to them will not go. START (or YES): back in, and the message is an
-    // ordinary turn (the first "Start", or "yes" to consent, must be answered).
-    if (auto ec = storage::set_sms_opt_out(c, in.from, stop ? std::optional<std::int64_t>(now) : std::nullopt))
-      return storage::result<bool>(boost::system::in_place_error, ec);
-    const bool changed = c.changes() > 0;
-    if (stop)
-      if (auto ec = storage::outbox_refuse_unsent(c, channel, in.from, sms_opted_out_reason))
-        return storage::result<bool>(boost::system::in_place_error, ec);
-    if (changed) log::info("sms_opt_out", {{"conversation_id", conv.id}, {"opt_out", in.opt_out}});
-  }
   auto eng = engine();
   std::string previous_mode = conv.mode;
   // Danger words outside a dialog turn (while staff hold the conversation, or in an edit): the
@@ -485,19 +491,20 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
 error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row& row, const channels::outgoing& o,
                                      after_commit& fx) const {
   // Refused before any attempt, kept dead with the reason so staff see why it did not go:
-  // - an SMS to someone who texted STOP (staff replies included);
+  // - an SMS to someone who texted STOP, a Telegram message to someone who blocked the bot
+  //   (staff replies included);
   // - anything to a Telegram group or channel (negative chat ids): a group's messages are
   //   recorded, never answered, and staff taking it over must not post a case into the group.
   const bool group = row.channel == "telegram" && telegram_group(row.recipient) && o.callback_query_id.empty();
   bool opted_out = false;
-  if (row.channel == "sms") {
-    auto out = storage::sms_opted_out(c, row.recipient);
+  if (!group && !opted_out_reason(row.channel).empty()) {
+    auto out = storage::opted_out(c, row.channel, row.recipient);
     if (!out) return out.error();
     opted_out = *out;
   }
   if (group || opted_out) {
     row.state = "dead";
-    row.last_error = std::string(group ? telegram_group_reason : sms_opted_out_reason);
+    row.last_error = std::string(group ? telegram_group_reason : opted_out_reason(row.channel));
     auto id = storage::outbox_enqueue(c, row);
     if (!id) return id.error();
     row.id = *id;

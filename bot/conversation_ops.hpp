@@ -73,6 +73,13 @@ class conversation_ops {
   /// Why a row was refused before any attempt (its last_error, dead): an SMS to someone who
   /// texted STOP; anything but a button's acknowledgement to a Telegram group or channel.
   static constexpr std::string_view sms_opted_out_reason = "opted_out: the beneficiary texted STOP (START lifts it)";
+  static constexpr std::string_view telegram_blocked_reason =
+      "blocked: the beneficiary blocked the bot on Telegram (lifted when they write to it again)";
+  /// Channels where a person can opt out (SMS STOP, blocking the Telegram bot), and the reason
+  /// written on what is then not sent; empty for the others.
+  static std::string_view opted_out_reason(std::string_view channel) {
+    return channel == "sms" ? sms_opted_out_reason : channel == "telegram" ? telegram_blocked_reason : std::string_view();
+  }
   static constexpr std::string_view telegram_group_reason =
       "group_chat: the bot does not write to Telegram groups or channels";
   /// Whether a Telegram recipient is a group, supergroup or channel (their chat ids are negative;

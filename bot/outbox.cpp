@@ -476,15 +476,16 @@ net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t i
   if (w.what == outcome_write::kind::sent) co_return co_await record_sent(id, channel, w.provider_message_id, w.at_s);
   // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
   // non-trivial captures of lambdas that live across a co_await.
-  co_return co_await db_write<int>(db_, storage::rerun::safe, [&w, id](storage::connection& c) -> storage::result<int> {
+  co_return co_await db_write<int>(db_, storage::rerun::safe, [&w, id, &channel](storage::connection& c) -> storage::result<int> {
     auto ec = w.what == outcome_write::kind::retry ? storage::outbox_retry(c, id, w.next_ms, w.error)
                                                    : storage::outbox_dead(c, id, w.error);
     if (ec) return ec;
     // Twilio refuses to send to someone who opted out with it (a keyword of its own, or STOP
-    // before we knew): from now on we know too, whichever gateway sends SMS.
+    // before we knew), Telegram to someone who blocked the bot: from now on we know too,
+    // whichever gateway sends SMS, and nothing more is tried until they write again.
     if (!w.opted_out.empty()) {
-      if (auto oe = storage::set_sms_opt_out(c, w.opted_out, w.at_ms / 1000)) return oe;
-      if (auto oe = storage::outbox_refuse_unsent(c, "sms", w.opted_out, conversation_ops::sms_opted_out_reason)) return oe;
+      if (auto oe = storage::set_opt_out(c, channel, w.opted_out, w.at_ms / 1000)) return oe;
+      if (auto oe = storage::outbox_refuse_unsent(c, channel, w.opted_out, conversation_ops::opted_out_reason(channel))) return oe;
     }
     return 0;
   });
@@ -521,19 +522,23 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   auto& row = s.row;
   auto started = clock::now();
   channels::send_result result;
-  // Refused at the last moment too: a STOP may have come after the row was written (the rest of
-  // a chain, a retry, a row released or recovered), and nothing goes to a Telegram group.
+  // Refused at the last moment too: a STOP or a block may have come after the row was written
+  // (the rest of a chain, a retry, a row released or recovered), and nothing goes to a Telegram
+  // group. (A button's acknowledgement is never refused: it answers a press just made.)
   std::string_view refused;
   if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
     refused = conversation_ops::telegram_group_reason;
-  } else if (row.channel == "sms") {
+  } else if (!conversation_ops::opted_out_reason(row.channel).empty() && !is_callback_answer(s)) {
     const std::string& recipient = row.recipient;
-    auto out = co_await db_read<bool>(db_, [&recipient](storage::connection& c) { return storage::sms_opted_out(c, recipient); });
+    const std::string& channel = row.channel;
+    auto out = co_await db_read<bool>(db_, [&recipient, &channel](storage::connection& c) {
+      return storage::opted_out(c, channel, recipient);
+    });
     if (!out) {
       result.outcome = channels::send_outcome::retry;
       result.error = "database: the opt-out check failed: " + out.error().message();
     } else if (*out) {
-      refused = conversation_ops::sms_opted_out_reason;
+      refused = conversation_ops::opted_out_reason(row.channel);
     }
   }
   if (!refused.empty()) {
@@ -591,7 +596,9 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       w.what = outcome_write::kind::dead;
       w.error = result.error;
       w.at_ms = ms;
-      if (row.channel == "sms" && result.error.find("code 21610") != std::string::npos) w.opted_out = row.recipient;
+      if ((row.channel == "sms" && result.error.find("code 21610") != std::string::npos) ||
+          (row.channel == "telegram" && result.recipient_blocked && !is_callback_answer(s)))
+        w.opted_out = row.recipient;
       break;
   }
   // Not recorded (only when stopping): the row stays `sending`, to be flagged and sent again at

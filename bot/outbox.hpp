@@ -99,7 +99,7 @@ class outbox_worker {
     std::int64_t at_s = 0;            // sent: when the provider answered (unix s)
     std::int64_t next_ms = 0;         // retry
     std::string error;                // retry, dead
-    std::string opted_out;            // dead: an SMS recipient Twilio says opted out (21610)
+    std::string opted_out;            // dead: a recipient the provider says opted out (Twilio 21610, Telegram 403)
     std::int64_t at_ms = 0;           // opted_out: when the answer came
   };
   net::awaitable<storage::result<int>> write_outcome(std::int64_t id, const std::string& channel, const outcome_write& w);

@@ -491,10 +491,13 @@ json window_closed_extra(const services& s) { return json{{"template", s.cfg.wha
 storage::result<std::string> unreachable(storage::connection& c, const storage::conversation_row& conv) {
   if (conv.channel == "telegram" && conversation_ops::telegram_group(conv.address))
     return std::string("this is a Telegram group or channel: the bot does not write to groups");
-  if (conv.channel != "sms") return std::string();
-  auto out = storage::sms_opted_out(c, conv.address);
+  if (conversation_ops::opted_out_reason(conv.channel).empty()) return std::string();
+  auto out = storage::opted_out(c, conv.channel, conv.address);
   if (!out) return out.error();
-  return std::string(*out ? "the beneficiary texted STOP: nothing can be sent by SMS until they text START" : "");
+  if (!*out) return std::string();
+  return std::string(conv.channel == "sms"
+                         ? "the beneficiary texted STOP: nothing can be sent by SMS until they text START"
+                         : "the beneficiary blocked the bot on Telegram: nothing can be sent until they write to it again");
 }
 
 net::awaitable<response> post_message(const services& s, request_context& ctx, const storage::staff_row& me) {

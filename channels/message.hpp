@@ -67,8 +67,8 @@ struct inbound {
   std::string status;            ///< "sent", "delivered", "read", "failed", else the provider's word (never empty)
   std::string status_error;      ///< provider error code + title, for failed
   std::string raw_type;          ///< the provider's own type name (for unsupported kinds, logs)
-  // SMS opting out
-  std::string opt_out;           ///< "stop" or "start": the sender opts out of SMS, or back in
+  // Opting out
+  std::string opt_out;           ///< "stop" or "start": the sender opts out (SMS STOP, blocking the Telegram bot), or back in
 };
 
 /// One choice offered to the beneficiary.

@@ -50,6 +50,9 @@ struct send_result {
   std::chrono::milliseconds retry_after{0};
   std::string error;
   bool outside_window = false;  ///< WhatsApp 131047: free-form outside the 24 h window; send a template
+  /// Telegram 403: the person blocked the bot (or deleted their account): nothing more reaches
+  /// them until they write again.
+  bool recipient_blocked = false;
 };
 
 }  // namespace aoun::channels

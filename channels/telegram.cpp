@@ -219,8 +219,23 @@ parse_result parse(std::string_view body) {
     ev.type = inbound_type::unsupported;
     ev.raw_type = ev.raw_type.rfind("group:", 0) == 0 ? "group:edited_message" : "edited_message";
     ev.media_id.clear();
+  } else if (const json* cm = object_member(&*doc, "my_chat_member")) {
+    // The bot's own membership of a chat changed. In a private chat, "kicked" is the person
+    // blocking the bot, and "member" unblocking (restarting) it: nothing can reach them between.
+    const json* chat = object_member(cm, "chat");
+    ev.from = text_member(chat, "id");
+    ev.display_name = display_name(object_member(cm, "from"));
+    ev.timestamp = detail::int_member(cm, "date").value_or(0);
+    const std::string status = text_member(object_member(cm, "new_chat_member"), "status");
+    ev.raw_type = "my_chat_member:" + status;
+    if (const std::string type = text_member(chat, "type"); !type.empty() && type != "private")
+      ev.raw_type = "group:" + ev.raw_type;
+    else if (status == "kicked")
+      ev.opt_out = "stop";
+    else if (status == "member")
+      ev.opt_out = "start";
   } else {
-    // channel_post, my_chat_member, ...: recorded, not routed.
+    // channel_post, chat_member, ...: recorded, not routed.
     for (auto it = doc->begin(); it != doc->end(); ++it) {
       if (it.key() == "update_id") continue;
       ev.raw_type = it.key();
@@ -312,6 +327,10 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
   send_result r;
   r.outcome = http_status >= 400 || (root && ok) ? send_outcome::rejected : send_outcome::retry;
   r.error = detail::error_text(http_status, code);
+  // "Forbidden: bot was blocked by the user", "Forbidden: user is deactivated": said to staff.
+  if (const std::string why = text_member(root, "description"); !why.empty())
+    r.error += ": " + std::string(crypto::truncate_code_points(why, 200));
+  r.recipient_blocked = http_status == 403 || code == "403";
   return r;
 }
 

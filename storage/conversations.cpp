@@ -140,14 +140,15 @@ result<std::vector<Row>> many(result<statement>& q, Read read) {
 
 }  // namespace
 
-boost::system::error_code set_sms_opt_out(connection& c, std::string_view address, std::optional<std::int64_t> at) {
+boost::system::error_code set_opt_out(connection& c, std::string_view channel, std::string_view address,
+                                      std::optional<std::int64_t> at) {
   // Only a change is written (and counted by changes()): a STOP again keeps the first time, and
   // a "yes" from someone who never opted out touches nothing.
   auto q = c.prepare(
-      "UPDATE beneficiaries SET sms_opted_out_at = ?1 WHERE channel = 'sms' AND address = ?2 AND "
-      "(sms_opted_out_at IS NULL) = (?1 IS NOT NULL)");
+      "UPDATE beneficiaries SET opted_out_at = ?1 WHERE channel = ?3 AND address = ?2 AND "
+      "(opted_out_at IS NULL) = (?1 IS NOT NULL)");
   if (!q) return q.error();
-  return q->bind(1, at).bind(2, address).exec();
+  return q->bind(1, at).bind(2, address).bind(3, channel).exec();
 }
 
 result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::string_view text, std::int64_t since) {
@@ -159,11 +160,10 @@ result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::st
   return q->bind(1, conversation_id).bind(2, since).bind(3, text).step();
 }
 
-result<bool> sms_opted_out(connection& c, std::string_view address) {
-  auto q = c.prepare(
-      "SELECT 1 FROM beneficiaries WHERE channel = 'sms' AND address = ? AND sms_opted_out_at IS NOT NULL");
+result<bool> opted_out(connection& c, std::string_view channel, std::string_view address) {
+  auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = ? AND address = ? AND opted_out_at IS NOT NULL");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());
-  return q->bind(1, address).step();  // the statement is reset when it goes back to the cache
+  return q->bind(1, channel).bind(2, address).step();  // the statement is reset when it goes back to the cache
 }
 
 result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now) {

@@ -76,11 +76,13 @@ inline constexpr std::int64_t inbound_refresh_seconds = 60;
 /// set, last_inbound_at (see inbound_refresh_seconds). Writes nothing when nothing changes.
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
                                            std::string_view display_name, std::int64_t now, bool inbound);
-/// An SMS beneficiary who texted STOP (`at`) or START (nullopt). Nothing is sent to them by SMS
-/// while opted out (docs/channels.md, "Opting out").
-boost::system::error_code set_sms_opt_out(connection& c, std::string_view address, std::optional<std::int64_t> at);
-/// Whether an SMS address opted out (false for one never seen).
-result<bool> sms_opted_out(connection& c, std::string_view address);
+/// A beneficiary who asked for nothing more on their channel (`at`), or came back (nullopt): an
+/// SMS STOP and START, a Telegram user who blocked the bot and wrote again. Nothing is sent to
+/// them on that channel while opted out (docs/channels.md, "Opting out").
+boost::system::error_code set_opt_out(connection& c, std::string_view channel, std::string_view address,
+                                      std::optional<std::int64_t> at);
+/// Whether an address opted out on its channel (false for one never seen).
+result<bool> opted_out(connection& c, std::string_view channel, std::string_view address);
 /// Whether the bot wrote exactly `text` in this conversation at or after `since` (unix s).
 result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::string_view text, std::int64_t since);
 /// The beneficiary's conversation (one per beneficiary), created on first use.

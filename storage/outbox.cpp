@@ -193,12 +193,13 @@ error_code outbox_refuse_unsent(connection& c, std::string_view channel, std::st
 
 error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
   // A row whose payload was wiped with its beneficiary's data would go out empty; an SMS to
-  // someone who texted STOP, or anything to a Telegram group, must not go at all: none is revived.
+  // someone who texted STOP, a Telegram message to someone who blocked the bot, or anything to
+  // a Telegram group, must not go at all: none is revived.
   auto q = c.prepare(
       "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ? WHERE id = ? AND state = 'dead' "
       "AND payload <> '{}' AND NOT (channel = 'telegram' AND recipient LIKE '-%') "
-      "AND NOT (channel = 'sms' AND EXISTS (SELECT 1 FROM beneficiaries b WHERE b.channel = 'sms' "
-      "AND b.address = outbox.recipient AND b.sms_opted_out_at IS NOT NULL))");
+      "AND NOT EXISTS (SELECT 1 FROM beneficiaries b WHERE b.channel = outbox.channel "
+      "AND b.address = outbox.recipient AND b.opted_out_at IS NOT NULL)");
   if (!q) return q.error();
   if (auto ec = q->bind(1, now_ms).bind(2, id).exec()) return ec;
   if (c.changes() == 1) return {};

@@ -279,6 +279,11 @@ CREATE INDEX outbox_uncertain ON outbox(id) WHERE last_error LIKE 'uncertain%';
       R"sql(
 ALTER TABLE beneficiaries ADD COLUMN sms_opted_out_at INTEGER;
 )sql",
+      // 8: the same for Telegram, where a person who blocks the bot cannot be written to until
+      //    they write again: one column for "this address asked for nothing more on its channel".
+      R"sql(
+ALTER TABLE beneficiaries RENAME COLUMN sms_opted_out_at TO opted_out_at;
+)sql",
   };
   return list;
 }

@@ -174,7 +174,7 @@ TEST_CASE("SMS: a beneficiary who texts STOP gets nothing more by SMS until STAR
   const auto rows = outbox();
   text("STOP");
   CHECK(outbox() == rows);  // no dialog turn: Twilio confirms the opt-out itself
-  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND opted_out_at IS NOT NULL") == 1);
   // Written again while opted out: the replies are kept, dead with the reason, and not sent.
   text("أبي مساعدة");
   REQUIRE(outbox() > rows);
@@ -203,7 +203,7 @@ TEST_CASE("SMS: a beneficiary who texts STOP gets nothing more by SMS until STAR
   // START lifts it, and is a message like any other: it is answered.
   const auto stopped = outbox();
   text("start");
-  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND opted_out_at IS NOT NULL") == 0);
   REQUIRE(outbox() > stopped);
   REQUIRE(eventually([&] { return e.twilio.requests().size() > sent_before; }));
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(stopped) + " AND state = 'dead'") == 0);
@@ -255,7 +255,7 @@ TEST_CASE("SMS: Twilio refusing a recipient who opted out with it (21610) marks 
   REQUIRE(eventually([&] { return db_text(e.db, "SELECT state FROM outbox WHERE id = " + std::to_string(first)) == "dead"; }));
   CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first)).find("code 21610") != std::string::npos);
   REQUIRE(eventually([&] {
-    return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND sms_opted_out_at IS NOT NULL") == 1;
+    return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND opted_out_at IS NOT NULL") == 1;
   }));
   // What comes next is not tried at all.
   const auto tried = e.twilio.requests().size();
@@ -328,4 +328,96 @@ TEST_CASE("Telegram: a file over 20 MB is not taken as a case document; the pers
   // Exactly 20 MB is within the limit, and taken.
   document(20LL << 20);
   CHECK(step() == "intake/documents_more");
+}
+
+TEST_CASE("Telegram: a person who blocks the bot gets nothing more, and staff are told, until they write again") {
+  env e;
+  std::atomic<bool> blocked{false};
+  e.tg.set_default([&](const recorded_request& r) {
+    if (blocked && r.target.find("/sendMessage") != std::string::npos)
+      return scripted_response{403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})",
+                               "application/json", {}};
+    return scripted_response{200, R"({"ok":true,"result":{"message_id":1}})", "application/json", {}};
+  });
+  const long long chat = 5151;
+  long long id = 750000;
+  auto say = [&](const std::string& text) { REQUIRE(post_tg(e.port(), tg_text(++id, chat, text)).status == 200); };
+  auto membership = [&](const char* status) {
+    json u = {{"update_id", ++id},
+              {"my_chat_member",
+               {{"chat", {{"id", chat}, {"type", "private"}, {"first_name", "Sara"}}},
+                {"from", {{"id", chat}, {"is_bot", false}, {"first_name", "Sara"}}},
+                {"date", 1441645600},
+                {"old_chat_member", {{"status", "member"}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}},
+                {"new_chat_member", {{"status", status}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}}}}};
+    REQUIRE(post_tg(e.port(), u.dump()).status == 200);
+  };
+  auto outbox = [&] { return db_value(e.db, "SELECT count(*) FROM outbox"); };
+  auto is_blocked = [&] {
+    return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + std::to_string(chat) + "' AND opted_out_at IS NOT NULL") == 1;
+  };
+  auto sends = [&] {
+    std::size_t n = 0;
+    for (const auto& r : e.tg.requests()) n += r.target.find("/sendMessage") != std::string::npos ? 1 : 0;
+    return n;
+  };
+  say("السلام عليكم");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == outbox(); }));
+
+  // 1. Blocking the bot arrives as my_chat_member: recorded for staff, no reply, flag set.
+  const auto rows = outbox();
+  membership("kicked");
+  CHECK(is_blocked());
+  CHECK(outbox() == rows);
+  CHECK(db_text(e.db, "SELECT json_extract(payload, '$.raw_type') FROM messages WHERE direction = 'in' ORDER BY id DESC LIMIT 1") ==
+        "my_chat_member:kicked");
+  // Staff are told why they cannot write; nothing is written.
+  const auto admin = login(e.port());
+  const auto cid = conversation_of(e.db, std::to_string(chat));
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", admin).status == 200);
+  CHECK(db_text(e.db, "SELECT last_error FROM outbox ORDER BY id DESC LIMIT 1").rfind("blocked:", 0) == 0);  // "staff joined"
+  const auto taken = outbox();
+  const auto sent_before = sends();
+  auto reply = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", admin, json{{"text", "نحن هنا"}});
+  CHECK(reply.status == 409);
+  CHECK(reply.body.find("blocked the bot") != std::string::npos);
+  CHECK(outbox() == taken);
+  // Nor can a refused row be sent again.
+  CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(db_value(e.db, "SELECT max(id) FROM outbox")) + "/retry", admin)
+            .status == 409);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(sends() == sent_before);
+
+  // 2. Restarting the bot lifts it: staff can write again.
+  membership("member");
+  CHECK_FALSE(is_blocked());
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", admin, json{{"text", "أهلًا بكم"}})
+            .status == 200);
+  REQUIRE(eventually([&] { return sends() == sent_before + 1; }));
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/release", admin).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+
+  // 3. A block we did not hear of: Telegram refuses the send (403). The reason is kept for
+  //    staff, the flag set, and the next replies are not tried.
+  blocked = true;
+  const auto rows3 = outbox();
+  const auto sends3 = sends();
+  say("ابي مساعدة");
+  REQUIRE(eventually([&] { return is_blocked(); }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE '%Forbidden: bot was blocked by the user%'") == 1);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  const auto refused_rows = outbox();
+  // One attempt, dead with Telegram's reason (the refusal of what follows is the SMS STOP's
+  // machinery, tested with it above).
+  CHECK(sends() == sends3 + 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(rows3) + " AND state = 'dead'") ==
+        refused_rows - rows3);
+  const auto refused_sends = sends();
+  // They unblock the bot and write (Telegram lets nobody write to a bot they block): writing is
+  // itself the sign the chat is open again, and that message's replies go out.
+  blocked = false;
+  say("١");
+  CHECK_FALSE(is_blocked());
+  REQUIRE(eventually([&] { return sends() > refused_sends; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(refused_rows) + " AND state = 'dead'") == 0);
 }

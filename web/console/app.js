@@ -627,7 +627,9 @@ function sharedDetail(m) {
     return [h('p', { class: 'shared-detail', dir: 'ltr', text: String(m.contact.phone) })];
   }
   if (m.kind === 'unsupported' && m.raw_type) {
-    return [h('p', { class: 'shared-detail muted', dir: 'ltr', text: String(m.raw_type) })];
+    // What it means where the console knows (a Telegram user blocking the bot), else the provider's name.
+    const label = tOr(`raw.${m.raw_type}`, null);
+    return [h('p', { class: 'shared-detail muted', dir: label ? 'auto' : 'ltr', text: label ?? String(m.raw_type) })];
   }
   return [];
 }

@@ -168,8 +168,19 @@ export function telegramUser(base, { chatId, firstName }) {
     const res = await fetch(`${base}/webhooks/telegram`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Telegram-Bot-Api-Secret-Token': TG.secret }, body: JSON.stringify(body) });
     if (res.status !== 200) throw new Error(`telegram webhook answered ${res.status}: ${await res.text()}`);
   }
+  // the person blocks ('kicked') or restarts ('member') the bot: the Bot API's my_chat_member
+  async function membership(status) {
+    const chat = { id: chatId, type: 'private', first_name: firstName };
+    const bot = { id: 42, is_bot: true, first_name: 'Aoun' };
+    const body = { update_id: ++update, my_chat_member: { chat, from: { id: chatId, is_bot: false, first_name: firstName }, date: Math.floor(Date.now() / 1000),
+      old_chat_member: { status: status === 'kicked' ? 'member' : 'kicked', user: bot }, new_chat_member: { status, user: bot } } };
+    const res = await fetch(`${base}/webhooks/telegram`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Telegram-Bot-Api-Secret-Token': TG.secret }, body: JSON.stringify(body) });
+    if (res.status !== 200) throw new Error(`telegram webhook answered ${res.status}: ${await res.text()}`);
+  }
   return {
     text: (text) => post({ text }),
+    block: () => membership('kicked'),
+    unblock: () => membership('member'),
     // a live location is shared as message `messageId`, then moved by editing it
     liveLocation: (messageId, latitude, longitude, livePeriod) => post({ message_id: messageId, location: { latitude, longitude, live_period: livePeriod } }),
     moveLocation: (messageId, latitude, longitude, livePeriod) => post({ message_id: messageId, location: { latitude, longitude, live_period: livePeriod } }, true),

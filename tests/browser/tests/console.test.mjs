@@ -266,7 +266,7 @@ describe('staff console', () => {
     await page.setViewportSize({ width: 1366, height: 860 });
   });
 
-  test('a Telegram live location moves on the map link as it is updated, without a new message', async () => {
+  test('a Telegram live location moves on the map link as it is updated, without a new message; a block is said in words', async () => {
     const user = telegramUser(aoun.base, { chatId: 5550001, firstName: 'ريم' });
     await user.liveLocation(41, 21.485811, 39.192505, 3600);
     await page.click('#tab-all');
@@ -282,6 +282,9 @@ describe('staff console', () => {
     assert.equal(await page.locator('#transcript .map-link').count(), 1, 'one location, moved');
     assert.equal(await page.locator('#transcript li').count(), bubbles, 'no message added');
     assert.equal(new URL(await link.getAttribute('href')).searchParams.get('mlat'), '21.490001');
+    // Blocking the bot is said in words staff understand, live.
+    await user.block();
+    await page.locator('#transcript .shared-detail', { hasText: 'حظر المستفيد البوت في تيليجرام' }).waitFor();
   });
 
   test('an expired session returns to sign-in with a message', async () => {

@@ -161,7 +161,36 @@ TEST_CASE("telegram: location, edited_message, other updates, voice") {
 
   e = only_event(R"({"update_id":5,"my_chat_member":{}})");
   CHECK(e.type == inbound_type::unsupported);
-  CHECK(e.raw_type == "my_chat_member");
+  CHECK(e.raw_type == "my_chat_member:");
+  CHECK(e.opt_out.empty());
+  e = only_event(R"({"update_id":4,"channel_post":{"chat":{"id":-100777,"type":"channel"}}})");
+  CHECK(e.raw_type == "channel_post");
+  CHECK(e.from == "-100777");
+
+  // The person blocks the bot, then restarts it (the Bot API's ChatMemberUpdated).
+  json member = {{"update_id", 7},
+                 {"my_chat_member",
+                  {{"chat", {{"id", 1111111}, {"type", "private"}, {"first_name", "Sara"}}},
+                   {"from", {{"id", 1111111}, {"is_bot", false}, {"first_name", "Sara"}}},
+                   {"date", 1441645600},
+                   {"old_chat_member", {{"status", "member"}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}},
+                   {"new_chat_member", {{"status", "kicked"}, {"until_date", 0}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}}}}};
+  e = only_event(member.dump());
+  CHECK(e.type == inbound_type::unsupported);
+  CHECK(e.raw_type == "my_chat_member:kicked");
+  CHECK(e.opt_out == "stop");
+  CHECK(e.from == "1111111");
+  CHECK(e.display_name == "Sara");
+  member["my_chat_member"]["new_chat_member"]["status"] = "member";
+  e = only_event(member.dump());
+  CHECK(e.raw_type == "my_chat_member:member");
+  CHECK(e.opt_out == "start");
+  // In a group it is the group removing the bot: recorded, nobody opts out.
+  member["my_chat_member"]["chat"] = {{"id", -100123}, {"type", "supergroup"}, {"title", "Family"}};
+  member["my_chat_member"]["new_chat_member"]["status"] = "kicked";
+  e = only_event(member.dump());
+  CHECK(e.raw_type == "group:my_chat_member:kicked");
+  CHECK(e.opt_out.empty());
   e = only_event(R"({"update_id":6})");
   CHECK(e.type == inbound_type::unsupported);
 }
@@ -258,9 +287,12 @@ TEST_CASE("telegram: interpret answers") {
   CHECK(r.provider_message_id == "1370");
   r = telegram::interpret(400, R"({"ok":false,"error_code":400,"description":"Bad Request: chat not found"})", "");
   CHECK(r.outcome == send_outcome::rejected);
-  CHECK(r.error == "http 400 code 400");
-  CHECK(telegram::interpret(403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})", "").outcome ==
-        send_outcome::rejected);
+  CHECK(r.error == "http 400 code 400: Bad Request: chat not found");  // Telegram's reason, for staff
+  CHECK_FALSE(r.recipient_blocked);
+  r = telegram::interpret(403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})", "");
+  CHECK(r.outcome == send_outcome::rejected);
+  CHECK(r.recipient_blocked);
+  CHECK(r.error == "http 403 code 403: Forbidden: bot was blocked by the user");
   CHECK(telegram::interpret(502, "Bad Gateway", "").outcome == send_outcome::retry);
   CHECK(telegram::interpret(0, "", "").outcome == send_outcome::retry);
   CHECK(telegram::interpret(200, R"({"ok":false,"error_code":400})", "").outcome == send_outcome::rejected);
