@@ -52,6 +52,8 @@ std::string inbound_payload(const channels::inbound& in) {
     // Telegram: which message it is (its live updates name it) and for how long it is live.
     if (!in.message_ref.empty()) p["location"]["message_ref"] = in.message_ref;
     if (in.live_period > 0) p["location"]["live_period"] = in.live_period;
+    // When it was shared (an update's own message date), from which live_period runs.
+    if ((in.live_period > 0 || in.location_update) && in.timestamp > 0) p["location"]["shared_at"] = in.timestamp;
   }
   if (in.type == channels::inbound_type::contact) p["contact"] = {{"phone", in.contact_phone}, {"is_sender", in.contact_is_sender}};
   if (in.type == channels::inbound_type::unsupported) p["raw_type"] = in.raw_type;
@@ -215,6 +217,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   auto conv = std::move(*convr);
   const auto before = conv;  // save_conversation writes the queue fields only if they change
 
+  // What is recorded for a live location's update that matches no message (below).
+  std::optional<channels::inbound> unmatched_update;
   if (in.location_update) {
     // A Telegram live location moving (an edit of the message that shared it, every few
     // seconds for up to hours): that message's place is updated and shown to staff live. A row
@@ -224,9 +228,18 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       json p = json::parse(shared->payload, nullptr, false);
       if (!p.is_object()) p = json::object();
       if (!p["location"].is_object()) p["location"] = json::object();
-      p["location"]["latitude"] = in.latitude;
-      p["location"]["longitude"] = in.longitude;
-      p["location"]["updated_at"] = now;
+      json& loc = p["location"];
+      loc["latitude"] = in.latitude;
+      loc["longitude"] = in.longitude;
+      loc["updated_at"] = now;
+      // Telegram gives live_period while the place is shared (the person may extend it), and
+      // none in the update that stops it.
+      if (in.live_period > 0) {
+        loc["live_period"] = in.live_period;
+        loc.erase("stopped_at");
+      } else if (!loc.contains("stopped_at")) {
+        loc["stopped_at"] = now;
+      }
       shared->payload = p.dump();
       if (auto ec = storage::set_message_payload(c, shared->id, shared->payload))
         return storage::result<bool>(boost::system::in_place_error, ec);
@@ -237,16 +250,25 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     }
     if (shared.error() != storage::errc::not_found) return storage::result<bool>(boost::system::in_place_error, shared.error());
     // Its message is not in this conversation (shared before a new one began): recorded as a
-    // location of its own, which the next updates move.
+    // location of its own, which the next updates move. Unless it was shared before the person
+    // had their data erased: where they are is not taken up again from an old share; such an
+    // update is recorded as the edit it is, without the place.
+    if (b->erased_at && in.timestamp <= *b->erased_at) {
+      unmatched_update = in;
+      unmatched_update->location_update = false;
+      unmatched_update->latitude = unmatched_update->longitude = 0;
+      unmatched_update->live_period = 0;
+    }
   }
+  const channels::inbound& rec = unmatched_update ? *unmatched_update : in;
 
   storage::message_row m;
   m.conversation_id = conv.id;
   m.direction = "in";
   m.sender = "beneficiary";
-  m.kind = in.location_update ? "location" : std::string(channels::to_string(in.type));
+  m.kind = rec.location_update ? "location" : std::string(channels::to_string(rec.type));
   m.text = in.text;
-  m.payload = inbound_payload(in);
+  m.payload = inbound_payload(rec);
   m.provider_id = in.provider_id;
   m.created_at = now;
   auto mid = storage::insert_message(c, m);
@@ -262,7 +284,14 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   // consent, must be answered). Telegram: blocking the bot (my_chat_member "kicked"); anything
   // the person then writes or presses means the chat is open again. STOP and a block are
   // recorded, not a dialog turn, and what was still waiting to go to them will not go.
-  const bool stop = in.opt_out == "stop" && (channel == "sms" || channel == "telegram");
+  bool stop = in.opt_out == "stop" && (channel == "sms" || channel == "telegram");
+  if (stop && channel == "telegram") {
+    // Telegram may deliver updates out of order (several webhook connections): a block older
+    // than something the person has since written (a higher update_id) is past news.
+    auto newer = storage::inbound_update_after(c, conv.id, in.provider_id);
+    if (!newer) return storage::result<bool>(boost::system::in_place_error, newer.error());
+    stop = !*newer;
+  }
   const bool back = channel == "sms" ? in.opt_out == "start"
                                      : channel == "telegram" && !stop && !telegram_group(in.from);
   if (stop || back) {

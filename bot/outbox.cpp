@@ -483,7 +483,16 @@ net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t i
     // Twilio refuses to send to someone who opted out with it (a keyword of its own, or STOP
     // before we knew), Telegram to someone who blocked the bot: from now on we know too,
     // whichever gateway sends SMS, and nothing more is tried until they write again.
-    if (!w.opted_out.empty()) {
+    // Unless the person wrote after this message was written: they may have unblocked the bot
+    // (or texted START) since, and the refusal would be older than what they said. If they
+    // blocked it again after writing, the next send is refused and sets the flag then.
+    bool wrote_since = false;
+    if (!w.opted_out.empty() && w.conversation_id > 0 && w.message_id > 0) {
+      auto since = storage::inbound_after(c, w.conversation_id, w.message_id);
+      if (!since) return since.error();
+      wrote_since = *since;
+    }
+    if (!w.opted_out.empty() && !wrote_since) {
       if (auto oe = storage::set_opt_out(c, channel, w.opted_out, w.at_ms / 1000)) return oe;
       if (auto oe = storage::outbox_refuse_unsent(c, channel, w.opted_out, conversation_ops::opted_out_reason(channel))) return oe;
     }
@@ -597,8 +606,11 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       w.error = result.error;
       w.at_ms = ms;
       if ((row.channel == "sms" && result.error.find("code 21610") != std::string::npos) ||
-          (row.channel == "telegram" && result.recipient_blocked && !is_callback_answer(s)))
+          (row.channel == "telegram" && result.recipient_blocked && !is_callback_answer(s))) {
         w.opted_out = row.recipient;
+        w.conversation_id = row.conversation_id.value_or(0);
+        w.message_id = row.message_id.value_or(0);
+      }
       break;
   }
   // Not recorded (only when stopping): the row stays `sending`, to be flagged and sent again at

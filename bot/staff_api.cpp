@@ -1006,8 +1006,8 @@ net::awaitable<response> retry_outbox(const services& s, request_context& ctx, c
       if (ec == storage::errc::not_found) return fail(api_error::not_found, "no dead-lettered message with this id");
       if (ec == storage::errc::invalid)
         return fail(api_error::conflict,
-                    "this message was erased with the beneficiary's data, the beneficiary texted STOP, or it is for a "
-                    "Telegram group; it cannot be sent again");
+                    "this message was erased with the beneficiary's data, the beneficiary texted STOP or blocked the "
+                    "bot on Telegram, or it is for a Telegram group; it cannot be sent again");
       return ec;
     }
     if (auto ec = audit(c, me, "outbox.retry", "outbox:" + std::to_string(oid), json::object(), now)) return ec;

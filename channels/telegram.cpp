@@ -327,10 +327,13 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
   send_result r;
   r.outcome = http_status >= 400 || (root && ok) ? send_outcome::rejected : send_outcome::retry;
   r.error = detail::error_text(http_status, code);
-  // "Forbidden: bot was blocked by the user", "Forbidden: user is deactivated": said to staff.
-  if (const std::string why = text_member(root, "description"); !why.empty())
-    r.error += ": " + std::string(crypto::truncate_code_points(why, 200));
-  r.recipient_blocked = http_status == 403 || code == "403";
+  // Telegram's own 403 (its JSON, not a proxy's page): the person blocked the bot or deleted
+  // their account. Its reason is said to staff ("Forbidden: bot was blocked by the user", "…
+  // user is deactivated"); other descriptions are not copied (they can echo user content).
+  r.recipient_blocked = says_failed && code == "403";
+  if (r.recipient_blocked)
+    if (const std::string why = text_member(root, "description"); why.rfind("Forbidden:", 0) == 0)
+      r.error += ": " + std::string(crypto::truncate_code_points(why, 100));
   return r;
 }
 

@@ -1202,6 +1202,7 @@ struct runner {
   }
   input pending_media;
   bool caption_turn = false;  ///< handling the caption of a file as the answer (see handle)
+  bool went_global = false;   ///< the last text was taken as a global intent (menu, cancel, staff, …)
 
   void queue(const std::string& reason) {
     effect("queue_for_staff", {{"reason", reason}, {"priority", reason == "danger" ? 1 : 0}});
@@ -1389,13 +1390,16 @@ struct runner {
       }
       const bool misunderstood_before = misunderstood;
       misunderstood = false;
+      went_global = false;
       input caption;
       caption.type = input::kind::text;
       caption.text = text;
       caption_turn = true;
       handle(caption, text);
       caption_turn = false;
-      if (misunderstood && documents_before) {
+      // Kept only if the caption answered the question: not if it was refused, nor if it was a
+      // word the whole dialog understands ("English", "delete my data", "staff").
+      if ((misunderstood || went_global) && documents_before) {
         if (documents_before->is_null()) st().slots.erase("documents");
         else st().slots["documents"] = std::move(*documents_before);
       }
@@ -1409,14 +1413,20 @@ struct runner {
     if (!text.empty() && in.type != input::kind::media) {
       if (analyse(text).msg.size() <= 6) {
         const classification c = classified(text);
-        if (global_intents.count(c.intent) && global(c.intent, text)) return;
+        if (global_intents.count(c.intent) && global(c.intent, text)) {
+          went_global = true;
+          return;
+        }
       }
       if (in.type == input::kind::choice) {
         // An old button's id: the main menu's ids work from anywhere.
         for (const auto& [id, intent] : std::initializer_list<std::pair<const char*, const char*>>{
                  {"menu", "menu"}, {"cancel", "cancel"}, {"staff", "talk_to_staff"},
                  {"lang.en", "switch_language"}, {"lang.ar", "switch_language"}})
-          if (in.choice_id == id && global(intent, in.choice_id == std::string("lang.en") ? "english" : in.choice_id == std::string("lang.ar") ? "عربي" : text)) return;
+          if (in.choice_id == id && global(intent, in.choice_id == std::string("lang.en") ? "english" : in.choice_id == std::string("lang.ar") ? "عربي" : text)) {
+            went_global = true;
+            return;
+          }
       }
     }
     if (s->silent) return;

@@ -160,6 +160,20 @@ result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::st
   return q->bind(1, conversation_id).bind(2, since).bind(3, text).step();
 }
 
+result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id) {
+  auto q = c.prepare(
+      "SELECT 1 FROM (SELECT direction, provider_id FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 50) "
+      "WHERE direction = 'in' AND CAST(provider_id AS INTEGER) > CAST(? AS INTEGER) LIMIT 1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  return q->bind(1, conversation_id).bind(2, update_id).step();
+}
+
+result<bool> inbound_after(connection& c, std::int64_t conversation_id, std::int64_t message_id) {
+  auto q = c.prepare("SELECT 1 FROM messages WHERE conversation_id = ? AND id > ? AND direction = 'in' LIMIT 1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  return q->bind(1, conversation_id).bind(2, message_id).step();
+}
+
 result<bool> opted_out(connection& c, std::string_view channel, std::string_view address) {
   auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = ? AND address = ? AND opted_out_at IS NOT NULL");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());

@@ -81,6 +81,11 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
 /// them on that channel while opted out (docs/channels.md, "Opting out").
 boost::system::error_code set_opt_out(connection& c, std::string_view channel, std::string_view address,
                                       std::optional<std::int64_t> at);
+/// Whether this conversation has an inbound message from a later provider update than
+/// `update_id` (Telegram's update ids increase), among its newest 50 messages.
+result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id);
+/// Whether the beneficiary wrote in this conversation after message `message_id`.
+result<bool> inbound_after(connection& c, std::int64_t conversation_id, std::int64_t message_id);
 /// Whether an address opted out on its channel (false for one never seen).
 result<bool> opted_out(connection& c, std::string_view channel, std::string_view address);
 /// Whether the bot wrote exactly `text` in this conversation at or after `since` (unix s).

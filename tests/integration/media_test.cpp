@@ -665,12 +665,13 @@ TEST_CASE("media: a Telegram live location moves on its own message, live for st
   stream_client live(e.port(), "/api/v1/stream?token=" + token);
   REQUIRE(live.status == 101);
   REQUIRE(live.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
-  auto located = [](long long update_id, long long message_id, double lat, double lon, bool edit) {
+  auto located = [](long long update_id, long long message_id, double lat, double lon, bool edit, int live_period = 3600) {
     auto u = json::parse(fixture("telegram_message.json"));
     u["update_id"] = update_id;
     u["message"].erase("text");
     u["message"]["message_id"] = message_id;
-    u["message"]["location"] = {{"latitude", lat}, {"longitude", lon}, {"live_period", 3600}};
+    u["message"]["location"] = {{"latitude", lat}, {"longitude", lon}};
+    if (live_period > 0) u["message"]["location"]["live_period"] = live_period;
     if (edit) {
       u["message"]["edit_date"] = 1441645600;
       u["edited_message"] = u["message"];
@@ -690,6 +691,7 @@ TEST_CASE("media: a Telegram live location moves on its own message, live for st
   REQUIRE(post_tg(e.port(), located(730001, 500, 24.7136, 46.6753, false)).status == 200);
   const auto shared = db_value(e.db, "SELECT max(id) FROM messages WHERE kind = 'location'");
   CHECK(where(shared)["location"]["live_period"] == 3600);
+  CHECK(where(shared)["location"]["shared_at"] == 1441645532);  // the message's date: live_period runs from it
   REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
   const auto in_before = rows();
   const auto out_before = outbox();
@@ -722,4 +724,31 @@ TEST_CASE("media: a Telegram live location moves on its own message, live for st
   CHECK(where(adopted)["location"]["latitude"].get<double>() == doctest::Approx(21.6));
   CHECK(where(shared)["location"]["latitude"].get<double>() == doctest::Approx(24.7166));
   CHECK(outbox() == out_before);
+
+  // The person extends the sharing, then stops it (Telegram's last update has no live_period).
+  REQUIRE(post_tg(e.port(), located(730020, 500, 24.72, 46.68, true, 7200)).status == 200);
+  CHECK(where(shared)["location"]["live_period"] == 7200);
+  CHECK_FALSE(where(shared)["location"].contains("stopped_at"));
+  REQUIRE(post_tg(e.port(), located(730021, 500, 24.73, 46.69, true, 0)).status == 200);
+  m = where(shared);
+  CHECK(m["location"]["latitude"].get<double>() == doctest::Approx(24.73));
+  CHECK(m["location"]["stopped_at"].get<long long>() >= m["created_at"].get<long long>());
+
+  // After "delete my data", an update of a place shared before is not taken up again: it is
+  // recorded as the edit it is, without the place.
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  auto text = json::parse(fixture("telegram_message.json"));
+  text["update_id"] = 730030;
+  text["message"]["text"] = "احذف بياناتي";
+  REQUIRE(post_tg(e.port(), text.dump()).status == 200);
+  auto yes = json::parse(fixture("telegram_callback_query.json"));
+  yes["update_id"] = 730031;
+  yes["callback_query"]["data"] = "erase.yes";
+  yes["callback_query"]["message"]["chat"]["id"] = 1111111;
+  REQUIRE(post_tg(e.port(), yes.dump()).status == 200);
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '1111111' AND erased_at IS NOT NULL") == 1);
+  REQUIRE(post_tg(e.port(), located(730032, 500, 24.74, 46.70, true)).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%24.74%'") == 0);
+  CHECK(db_text(e.db, "SELECT kind || ' ' || json_extract(payload, '$.raw_type') FROM messages ORDER BY id DESC LIMIT 1") ==
+        "unsupported edited_message");
 }

@@ -421,3 +421,56 @@ TEST_CASE("Telegram: a person who blocks the bot gets nothing more, and staff ar
   REQUIRE(eventually([&] { return sends() > refused_sends; }));
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(refused_rows) + " AND state = 'dead'") == 0);
 }
+
+TEST_CASE("Telegram: a refusal that comes back after the person wrote again does not block them") {
+  // The person blocked the bot while a reply was on its way, then unblocked it and wrote. The
+  // 403 for that reply lands after their new message: it is older news, and their new message
+  // must be answered.
+  env e;
+  std::atomic<int> refuse_next{0};
+  e.tg.set_default([&](const recorded_request& r) {
+    if (r.target.find("/sendMessage") != std::string::npos && refuse_next.exchange(0) == 1)
+      return scripted_response{403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})",
+                               "application/json", {}, std::chrono::milliseconds(1500)};
+    return scripted_response{200, R"({"ok":true,"result":{"message_id":1}})", "application/json", {}};
+  });
+  const long long chat = 5252;
+  long long id = 760000;
+  auto say = [&](const std::string& text) { REQUIRE(post_tg(e.port(), tg_text(++id, chat, text)).status == 200); };
+  auto settled = [&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; };
+  say("السلام عليكم");
+  REQUIRE(eventually(settled));
+  refuse_next = 1;
+  say("ابي مساعدة");
+  REQUIRE(eventually([&] { return refuse_next == 0; }));  // its reply is at Telegram, held
+  const auto before = db_value(e.db, "SELECT max(id) FROM outbox");
+  say("١");  // they unblocked the bot, and wrote
+  REQUIRE(eventually(settled));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE '%Forbidden%'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + std::to_string(chat) + "' AND opted_out_at IS NOT NULL") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(before) + " AND state = 'sent'") ==
+        db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(before)));
+}
+
+TEST_CASE("Telegram: a block delivered after a later message of the person's is past news") {
+  env e;
+  const long long chat = 5353;
+  auto membership = [&](long long update_id, const char* status) {
+    json u = {{"update_id", update_id},
+              {"my_chat_member",
+               {{"chat", {{"id", chat}, {"type", "private"}, {"first_name", "Sara"}}},
+                {"from", {{"id", chat}, {"is_bot", false}, {"first_name", "Sara"}}},
+                {"date", 1441645600},
+                {"old_chat_member", {{"status", "member"}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}},
+                {"new_chat_member", {{"status", status}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}}}}};
+    REQUIRE(post_tg(e.port(), u.dump()).status == 200);
+  };
+  auto is_blocked = [&] {
+    return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + std::to_string(chat) + "' AND opted_out_at IS NOT NULL") == 1;
+  };
+  REQUIRE(post_tg(e.port(), tg_text(770010, chat, "السلام عليكم")).status == 200);
+  membership(770009, "kicked");  // sent before the greeting, delivered after it
+  CHECK_FALSE(is_blocked());
+  membership(770011, "kicked");
+  CHECK(is_blocked());
+}

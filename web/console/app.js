@@ -602,6 +602,9 @@ function mediaLink(path, cls, children) {
   return a;
 }
 
+// A file's size where the provider gave it (Telegram): a file over 20 MB cannot be fetched there.
+const fmtBytes = (n) => (!(Number(n) > 0) ? '' : n >= 1 << 20 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`);
+
 // What a beneficiary shared, for staff to act on: the place (a map link), the number, or the
 // provider's name for a kind the bot does not handle.
 function sharedDetail(m) {
@@ -615,10 +618,13 @@ function sharedDetail(m) {
     // moved and whether it is still being shared.
     const period = Number(m.location?.live_period);
     if (period > 0) {
-      const moved = Number(m.location.updated_at) || m.created_at;
-      const until = period >= 0x7FFFFFFF ? null : m.created_at + period;
+      const start = Number(m.location.shared_at) || m.created_at;  // live_period runs from the share
+      const moved = Number(m.location.updated_at) || start;
+      const stopped = Number(m.location.stopped_at);
+      const until = period >= 0x7FFFFFFF ? null : start + period;
       const parts = [t('location.live'), t('location.moved', { time: fmtTime(moved) })];
-      if (until !== null) parts.push(t(Date.now() / 1000 < until ? 'location.until' : 'location.ended', { time: fmtTime(until) }));
+      if (stopped) parts.push(t('location.ended', { time: fmtTime(stopped) }));
+      else if (until !== null) parts.push(t(Date.now() / 1000 < until ? 'location.until' : 'location.ended', { time: fmtTime(until) }));
       out.push(h('p', { class: 'shared-detail live-location muted', text: parts.join(' · ') }));
     }
     return out;
@@ -643,7 +649,7 @@ function messageEl(m) {
     const inner = [
       h('span', { class: 'att-icon', 'aria-hidden': 'true', dir: 'ltr', text: (m.media.mime || m.media.kind || '').split('/').pop().slice(0, 4).toUpperCase() }),
       h('span', {}, h('strong', { text: tOr(`media.${m.media.kind}`, t('media.other')) }), ' ',
-        h('span', { class: 'muted', dir: 'ltr', text: [m.media.filename, m.media.mime].filter(Boolean).join(' · ') }))];
+        h('span', { class: 'muted', dir: 'ltr', text: [m.media.filename, m.media.mime, fmtBytes(m.media.size)].filter(Boolean).join(' · ') }))];
     // Only what a beneficiary sent has a provider copy to fetch.
     body.push(m.direction === 'in' && m.media.id
       ? mediaLink(mediaPath.message(m.id), 'attachment', inner)

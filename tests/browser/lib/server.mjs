@@ -180,7 +180,6 @@ export function telegramUser(base, { chatId, firstName }) {
   return {
     text: (text) => post({ text }),
     block: () => membership('kicked'),
-    unblock: () => membership('member'),
     // a live location is shared as message `messageId`, then moved by editing it
     liveLocation: (messageId, latitude, longitude, livePeriod) => post({ message_id: messageId, location: { latitude, longitude, live_period: livePeriod } }),
     moveLocation: (messageId, latitude, longitude, livePeriod) => post({ message_id: messageId, location: { latitude, longitude, live_period: livePeriod } }, true),

@@ -6,6 +6,7 @@
 #include <limits>
 #include <thread>
 
+#include "storage/conversations.hpp"
 #include "storage/database.hpp"
 #include "storage/schema.hpp"
 #include "storage/staff.hpp"
@@ -282,6 +283,35 @@ TEST_CASE("v3 rebuilds messages and outbox: rows, references and checks survive"
   CHECK(bad("INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES ('sms', 'x', '{}', 'lost', 5)"));
   CHECK(bad("INSERT INTO messages (conversation_id, direction, sender, created_at) VALUES (99, 'out', 'bot', 5)"));
   CHECK(!bad("INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES ('sms', 'x', '{}', 'uncertain', 5)"));
+}
+
+TEST_CASE("v8 renames the SMS opt-out column: whoever texted STOP under v7 is still opted out") {
+  temp_file f;
+  {
+    auto c = connection::open(f.path, connection::mode::read_write);
+    REQUIRE(c);
+    REQUIRE(*migrate(**c, 7) == 7);
+    REQUIRE(!(*c)->exec_script(
+        "INSERT INTO beneficiaries (id, channel, address, created_at, sms_opted_out_at) VALUES (1, 'sms', '+966500000001', 1, 5);"
+        "INSERT INTO beneficiaries (id, channel, address, created_at) VALUES (2, 'sms', '+966500000002', 1);"));
+  }
+  auto db = database::open({.path = f.path});
+  REQUIRE(db);
+  CHECK((*db)->schema_version() == latest_schema_version());
+  CHECK(count(**db, "SELECT count(*) FROM beneficiaries WHERE opted_out_at = 5 AND address = '+966500000001'") == 1);
+  CHECK(count(**db, "SELECT count(*) FROM beneficiaries WHERE opted_out_at IS NULL") == 1);
+  bool stopped = false, other = true;
+  CHECK(!write_sync(**db, [&](connection& c) -> error_code {
+    auto a = opted_out(c, "sms", "+966500000001");
+    auto b = opted_out(c, "sms", "+966500000002");
+    if (!a) return a.error();
+    if (!b) return b.error();
+    stopped = *a;
+    other = *b;
+    return {};
+  }));
+  CHECK(stopped);
+  CHECK_FALSE(other);
 }
 
 TEST_CASE("checkpoints run beside the writer and keep the WAL from growing") {
