@@ -38,6 +38,20 @@ http_result post_sms_fixture(unsigned short port, const std::string& name,
   for (auto& [k, v] : overrides) params[k] = v;
   return post_sms(port, params);
 }
+
+// The Bot API's my_chat_member update for a private chat: the person blocks ("kicked") or
+// restarts ("member") the bot.
+std::string tg_membership(long long update_id, long long chat, const char* status) {
+  const json bot = {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}};
+  return json{{"update_id", update_id},
+              {"my_chat_member",
+               {{"chat", {{"id", chat}, {"type", "private"}, {"first_name", "Sara"}}},
+                {"from", {{"id", chat}, {"is_bot", false}, {"first_name", "Sara"}}},
+                {"date", 1441645600},
+                {"old_chat_member", {{"status", "member"}, {"user", bot}}},
+                {"new_chat_member", {{"status", status}, {"user", bot}}}}}}
+      .dump();
+}
 }  // namespace
 
 TEST_CASE("Telegram: the secret token header is required") {
@@ -342,16 +356,7 @@ TEST_CASE("Telegram: a person who blocks the bot gets nothing more, and staff ar
   const long long chat = 5151;
   long long id = 750000;
   auto say = [&](const std::string& text) { REQUIRE(post_tg(e.port(), tg_text(++id, chat, text)).status == 200); };
-  auto membership = [&](const char* status) {
-    json u = {{"update_id", ++id},
-              {"my_chat_member",
-               {{"chat", {{"id", chat}, {"type", "private"}, {"first_name", "Sara"}}},
-                {"from", {{"id", chat}, {"is_bot", false}, {"first_name", "Sara"}}},
-                {"date", 1441645600},
-                {"old_chat_member", {{"status", "member"}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}},
-                {"new_chat_member", {{"status", status}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}}}}};
-    REQUIRE(post_tg(e.port(), u.dump()).status == 200);
-  };
+  auto membership = [&](const char* status) { REQUIRE(post_tg(e.port(), tg_membership(++id, chat, status)).status == 200); };
   auto outbox = [&] { return db_value(e.db, "SELECT count(*) FROM outbox"); };
   auto is_blocked = [&] {
     return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + std::to_string(chat) + "' AND opted_out_at IS NOT NULL") == 1;
@@ -456,14 +461,7 @@ TEST_CASE("Telegram: a block delivered after a later message of the person's is 
   env e;
   const long long chat = 5353;
   auto membership = [&](long long update_id, const char* status) {
-    json u = {{"update_id", update_id},
-              {"my_chat_member",
-               {{"chat", {{"id", chat}, {"type", "private"}, {"first_name", "Sara"}}},
-                {"from", {{"id", chat}, {"is_bot", false}, {"first_name", "Sara"}}},
-                {"date", 1441645600},
-                {"old_chat_member", {{"status", "member"}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}},
-                {"new_chat_member", {{"status", status}, {"user", {{"id", 42}, {"is_bot", true}, {"first_name", "Aoun"}}}}}}}};
-    REQUIRE(post_tg(e.port(), u.dump()).status == 200);
+    REQUIRE(post_tg(e.port(), tg_membership(update_id, chat, status)).status == 200);
   };
   auto is_blocked = [&] {
     return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + std::to_string(chat) + "' AND opted_out_at IS NOT NULL") == 1;
