@@ -224,6 +224,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     // seconds for up to hours): that message's place is updated and shown to staff live. A row
     // per update would bury the conversation. Nothing is said.
     auto shared = storage::find_shared_location(c, conv.id, in.message_ref);
+    if (shared && shared->kind != "location") return true;  // a share from before an erasure (below)
     if (shared) {
       json p = json::parse(shared->payload, nullptr, false);
       if (!p.is_object()) p = json::object();
@@ -234,12 +235,11 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       loc["updated_at"] = now;
       // Telegram gives live_period while the place is shared (the person may extend it), and
       // none in the update that stops it.
-      if (in.live_period > 0) {
+      // A stopped share never starts again (an older update delivered late cannot undo it).
+      if (in.live_period > 0 && !loc.contains("stopped_at"))
         loc["live_period"] = in.live_period;
-        loc.erase("stopped_at");
-      } else if (!loc.contains("stopped_at")) {
+      else if (in.live_period <= 0 && !loc.contains("stopped_at"))
         loc["stopped_at"] = now;
-      }
       shared->payload = p.dump();
       if (auto ec = storage::set_message_payload(c, shared->id, shared->payload))
         return storage::result<bool>(boost::system::in_place_error, ec);
@@ -253,6 +253,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     // location of its own, which the next updates move. Unless it was shared before the person
     // had their data erased: where they are is not taken up again from an old share; such an
     // update is recorded as the edit it is, without the place.
+    // Its later moves match that record and are dropped (their update ids stay recorded).
     if (b->erased_at && in.timestamp <= *b->erased_at) {
       unmatched_update = in;
       unmatched_update->location_update = false;
@@ -269,6 +270,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   m.kind = rec.location_update ? "location" : std::string(channels::to_string(rec.type));
   m.text = in.text;
   m.payload = inbound_payload(rec);
+  // A move of a location shared before an erasure: which share it was, never where.
+  if (unmatched_update) m.payload = json{{"raw_type", "edited_message"}, {"location", {{"message_ref", in.message_ref}}}}.dump();
   m.provider_id = in.provider_id;
   m.created_at = now;
   auto mid = storage::insert_message(c, m);
@@ -285,15 +288,18 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   // the person then writes or presses means the chat is open again. STOP and a block are
   // recorded, not a dialog turn, and what was still waiting to go to them will not go.
   bool stop = in.opt_out == "stop" && (channel == "sms" || channel == "telegram");
+  bool past_news = false;
   if (stop && channel == "telegram") {
     // Telegram may deliver updates out of order (several webhook connections): a block older
-    // than something the person has since written (a higher update_id) is past news.
-    auto newer = storage::inbound_update_after(c, conv.id, in.provider_id);
+    // than something the person has since written (a higher update_id, in the last minutes)
+    // is past news, and changes nothing either way.
+    auto newer = storage::inbound_update_after(c, conv.id, in.provider_id, now - 600);
     if (!newer) return storage::result<bool>(boost::system::in_place_error, newer.error());
-    stop = !*newer;
+    past_news = *newer;
+    stop = !past_news;
   }
   const bool back = channel == "sms" ? in.opt_out == "start"
-                                     : channel == "telegram" && !stop && !telegram_group(in.from);
+                                     : channel == "telegram" && !stop && !past_news && !telegram_group(in.from);
   if (stop || back) {
     if (auto ec = storage::set_opt_out(c, channel, in.from, stop ? std::optional<std::int64_t>(now) : std::nullopt))
       return storage::result<bool>(boost::system::in_place_error, ec);

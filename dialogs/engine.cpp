@@ -1379,11 +1379,13 @@ struct runner {
       // picture of the damage sent with the description reaches the case. Kept only if the
       // caption is taken; a caption that does not answer leaves the documents as they were.
       std::optional<json> documents_before;
+      std::size_t kept_at = 0;  // where the file went in the list
       if (!in.media_too_large && flow_collects_documents(st().flow)) {
         json docs = st().slots.contains("documents") && st().slots["documents"].is_array() ? st().slots["documents"]
                                                                                            : json::array();
         if (docs.size() < 10) {
           documents_before = st().slots.contains("documents") ? st().slots["documents"] : json();
+          kept_at = docs.size();
           docs.push_back(document_of(in));
           st().slots["documents"] = std::move(docs);
         }
@@ -1398,8 +1400,12 @@ struct runner {
       handle(caption, text);
       caption_turn = false;
       // Kept only if the caption answered the question: not if it was refused, nor if it was a
-      // word the whole dialog understands ("English", "delete my data", "staff").
-      if ((misunderstood || went_global) && documents_before) {
+      // word the whole dialog understands ("English", "delete my data", "staff"). The list is
+      // put back only while it still holds the file where it went: a "cancel" or "menu" that
+      // cleared the answers must not have them back.
+      if ((misunderstood || went_global) && documents_before && st().slots.contains("documents") &&
+          st().slots["documents"].is_array() && st().slots["documents"].size() == kept_at + 1 &&
+          st().slots["documents"].back() == document_of(in)) {
         if (documents_before->is_null()) st().slots.erase("documents");
         else st().slots["documents"] = std::move(*documents_before);
       }

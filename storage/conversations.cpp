@@ -160,12 +160,14 @@ result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::st
   return q->bind(1, conversation_id).bind(2, since).bind(3, text).step();
 }
 
-result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id) {
+result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id,
+                                  std::int64_t since) {
   auto q = c.prepare(
-      "SELECT 1 FROM (SELECT direction, provider_id FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 50) "
-      "WHERE direction = 'in' AND CAST(provider_id AS INTEGER) > CAST(? AS INTEGER) LIMIT 1");
+      "SELECT 1 FROM (SELECT direction, provider_id, created_at FROM messages WHERE conversation_id = ? "
+      "ORDER BY id DESC LIMIT 50) WHERE direction = 'in' AND created_at >= ? AND "
+      "CAST(provider_id AS INTEGER) > CAST(? AS INTEGER) LIMIT 1");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());
-  return q->bind(1, conversation_id).bind(2, update_id).step();
+  return q->bind(1, conversation_id).bind(2, since).bind(3, update_id).step();
 }
 
 result<bool> inbound_after(connection& c, std::int64_t conversation_id, std::int64_t message_id) {
@@ -382,7 +384,7 @@ result<message_row> find_shared_location(connection& c, std::int64_t conversatio
   // Newest first through messages_by_conversation; the JSON is read only for location rows.
   auto q = c.prepare(std::string(message_select) +
                      "WHERE m.id = (SELECT id FROM (SELECT id, kind, payload FROM messages WHERE conversation_id = ?1 "
-                     "AND direction = 'in' ORDER BY id DESC LIMIT 1000) WHERE kind = 'location' AND "
+                     "AND direction = 'in' ORDER BY id DESC LIMIT 1000) WHERE kind IN ('location', 'unsupported') AND "
                      "json_extract(payload, '$.location.message_ref') = ?2 ORDER BY id DESC LIMIT 1)");
   if (q) q->bind(1, conversation_id).bind(2, message_ref);
   return one<message_row>(q, read_message);

@@ -82,8 +82,11 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
 boost::system::error_code set_opt_out(connection& c, std::string_view channel, std::string_view address,
                                       std::optional<std::int64_t> at);
 /// Whether this conversation has an inbound message from a later provider update than
-/// `update_id` (Telegram's update ids increase), among its newest 50 messages.
-result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id);
+/// `update_id`, recorded at or after `since` (unix seconds), among its newest 50 messages.
+/// Telegram's update ids increase, except that after a week without updates the next one is
+/// random: hence the recent window.
+result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id,
+                                  std::int64_t since);
 /// Whether the beneficiary wrote in this conversation after message `message_id`.
 result<bool> inbound_after(connection& c, std::int64_t conversation_id, std::int64_t message_id);
 /// Whether an address opted out on its channel (false for one never seen).
@@ -112,7 +115,8 @@ result<std::int64_t> insert_message(connection& c, const message_row& m);
 result<std::vector<message_row>> list_messages(connection& c, std::int64_t conversation_id, int limit);
 result<message_row> find_message(connection& c, std::int64_t id);
 /// The location a beneficiary shared in this conversation as message `message_ref` (Telegram's
-/// message_id, kept in the payload as location.message_ref), among its newest 1,000 messages;
+/// message_id, kept in the payload as location.message_ref), among its newest 1,000 messages,
+/// or the record of a move of one shared before an erasure (kind unsupported, no place);
 /// errc::not_found if there is none.
 result<message_row> find_shared_location(connection& c, std::int64_t conversation_id, std::string_view message_ref);
 /// Replaces a message's payload (a live location that moved). Its text and time stay.

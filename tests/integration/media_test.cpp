@@ -751,4 +751,10 @@ TEST_CASE("media: a Telegram live location moves on its own message, live for st
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%24.74%'") == 0);
   CHECK(db_text(e.db, "SELECT kind || ' ' || json_extract(payload, '$.raw_type') FROM messages ORDER BY id DESC LIMIT 1") ==
         "unsupported edited_message");
+  // Its next moves add nothing: one record of the old share, without the place.
+  const auto after_erasure = rows();
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(post_tg(e.port(), located(730033 + i, 500, 24.75 + i * 0.01, 46.71, true)).status == 200);
+  CHECK(rows() == after_erasure);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%24.7%'") == 0);
 }

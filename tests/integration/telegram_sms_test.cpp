@@ -471,4 +471,7 @@ TEST_CASE("Telegram: a block delivered after a later message of the person's is 
   CHECK_FALSE(is_blocked());
   membership(770011, "kicked");
   CHECK(is_blocked());
+  // Nor does an old block, delivered late, undo the newer one it is older than.
+  membership(770008, "kicked");
+  CHECK(is_blocked());
 }

@@ -622,7 +622,7 @@ function sharedDetail(m) {
       const moved = Number(m.location.updated_at) || start;
       const stopped = Number(m.location.stopped_at);
       const until = period >= 0x7FFFFFFF ? null : start + period;
-      const parts = [t('location.live'), t('location.moved', { time: fmtTime(moved) })];
+      const parts = [t(stopped ? 'location.live_past' : 'location.live'), t('location.moved', { time: fmtTime(moved) })];
       if (stopped) parts.push(t('location.ended', { time: fmtTime(stopped) }));
       else if (until !== null) parts.push(t(Date.now() / 1000 < until ? 'location.until' : 'location.ended', { time: fmtTime(until) }));
       out.push(h('p', { class: 'shared-detail live-location muted', text: parts.join(' · ') }));
