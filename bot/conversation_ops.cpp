@@ -230,15 +230,17 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       if (!p.is_object()) p = json::object();
       if (!p["location"].is_object()) p["location"] = json::object();
       json& loc = p["location"];
+      // A stopped share never moves again: the update that stopped it carried the last place,
+      // and an older one delivered late must not put back an earlier place.
+      if (loc.contains("stopped_at")) return true;
       loc["latitude"] = in.latitude;
       loc["longitude"] = in.longitude;
       loc["updated_at"] = now;
       // Telegram gives live_period while the place is shared (the person may extend it), and
       // none in the update that stops it.
-      // A stopped share never starts again (an older update delivered late cannot undo it).
-      if (in.live_period > 0 && !loc.contains("stopped_at"))
+      if (in.live_period > 0)
         loc["live_period"] = in.live_period;
-      else if (in.live_period <= 0 && !loc.contains("stopped_at"))
+      else
         loc["stopped_at"] = now;
       shared->payload = p.dump();
       if (auto ec = storage::set_message_payload(c, shared->id, shared->payload))

@@ -381,7 +381,8 @@ result<message_row> find_message(connection& c, std::int64_t id) {
 }
 
 result<message_row> find_shared_location(connection& c, std::int64_t conversation_id, std::string_view message_ref) {
-  // Newest first through messages_by_conversation; the JSON is read only for location rows.
+  // Newest first through messages_by_conversation; the JSON is read only for location rows (and
+  // unsupported ones: the record of a share from before an erasure).
   auto q = c.prepare(std::string(message_select) +
                      "WHERE m.id = (SELECT id FROM (SELECT id, kind, payload FROM messages WHERE conversation_id = ?1 "
                      "AND direction = 'in' ORDER BY id DESC LIMIT 1000) WHERE kind IN ('location', 'unsupported') AND "

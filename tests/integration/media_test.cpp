@@ -733,6 +733,9 @@ TEST_CASE("media: a Telegram live location moves on its own message, live for st
   m = where(shared);
   CHECK(m["location"]["latitude"].get<double>() == doctest::Approx(24.73));
   CHECK(m["location"]["stopped_at"].get<long long>() >= m["created_at"].get<long long>());
+  // An older move delivered after the stop does not put an earlier place back.
+  REQUIRE(post_tg(e.port(), located(730019, 500, 24.70, 46.60, true, 7200)).status == 200);
+  CHECK(where(shared)["location"]["latitude"].get<double>() == doctest::Approx(24.73));
 
   // After "delete my data", an update of a place shared before is not taken up again: it is
   // recorded as the edit it is, without the place.
