@@ -217,8 +217,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   auto conv = std::move(*convr);
   const auto before = conv;  // save_conversation writes the queue fields only if they change
 
-  // What is recorded for a live location's update that matches no message (below).
-  std::optional<channels::inbound> unmatched_update;
+  bool erased_share = false;  // a live location's move, shared before an erasure (below)
   if (in.location_update) {
     // A Telegram live location moving (an edit of the message that shared it, every few
     // seconds for up to hours): that message's place is updated and shown to staff live. A row
@@ -253,27 +252,20 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (shared.error() != storage::errc::not_found) return storage::result<bool>(boost::system::in_place_error, shared.error());
     // Its message is not in this conversation (shared before a new one began): recorded as a
     // location of its own, which the next updates move. Unless it was shared before the person
-    // had their data erased: where they are is not taken up again from an old share; such an
-    // update is recorded as the edit it is, without the place.
-    // Its later moves match that record and are dropped (their update ids stay recorded).
-    if (b->erased_at && in.timestamp <= *b->erased_at) {
-      unmatched_update = in;
-      unmatched_update->location_update = false;
-      unmatched_update->latitude = unmatched_update->longitude = 0;
-      unmatched_update->live_period = 0;
-    }
+    // had their data erased: where they are is not taken up again from an old share. Such an
+    // update is recorded as the edit it is, naming the share but not the place, and its later
+    // moves match that record and are dropped (their update ids stay recorded).
+    erased_share = b->erased_at && in.timestamp <= *b->erased_at;
   }
-  const channels::inbound& rec = unmatched_update ? *unmatched_update : in;
 
   storage::message_row m;
   m.conversation_id = conv.id;
   m.direction = "in";
   m.sender = "beneficiary";
-  m.kind = rec.location_update ? "location" : std::string(channels::to_string(rec.type));
+  m.kind = in.location_update && !erased_share ? "location" : std::string(channels::to_string(in.type));
   m.text = in.text;
-  m.payload = inbound_payload(rec);
-  // A move of a location shared before an erasure: which share it was, never where.
-  if (unmatched_update) m.payload = json{{"raw_type", "edited_message"}, {"location", {{"message_ref", in.message_ref}}}}.dump();
+  m.payload = erased_share ? json{{"raw_type", in.raw_type}, {"location", {{"message_ref", in.message_ref}}}}.dump()
+                           : inbound_payload(in);
   m.provider_id = in.provider_id;
   m.created_at = now;
   auto mid = storage::insert_message(c, m);
