@@ -1,5 +1,6 @@
 #include "bot/app.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -153,9 +154,16 @@ net::awaitable<response> app::healthz(request_context& ctx) {
     return static_cast<int>(q->int64(0));
   });
   bool ok = r && *r == 1;
-  nlohmann::json j{{"status", ok ? "ok" : "degraded"},
+  // A channel whose provider refuses our credentials holds its replies: "degraded", but still
+  // 200, since webhooks are taken and stored (a load balancer must not drop the server for it).
+  nlohmann::json faults = nlohmann::json::array();
+  if (outbox_)
+    for (const auto& f : outbox_->channel_faults())
+      faults.push_back({{"channel", f.channel}, {"state", "credentials_refused"}, {"since", f.since}, {"error", f.error}});
+  nlohmann::json j{{"status", ok && faults.empty() ? "ok" : "degraded"},
                    {"version", AOUN_VERSION},
-                   {"database", {{"reachable", ok}, {"schema_version", db_->schema_version()}}}};
+                   {"database", {{"reachable", ok}, {"schema_version", db_->schema_version()}}},
+                   {"channel_faults", faults}};
   co_return json_response(ctx.req.version(), ctx.req.keep_alive(), j.dump(),
                           ok ? http::status::ok : http::status::service_unavailable);
 }
@@ -169,6 +177,15 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
     body.append("# TYPE ").append(name).append(" ").append(type).append("\n");
     body.append(name).append(" ").append(std::to_string(value)).append("\n");
   };
+  {
+    auto faults = outbox_ ? outbox_->channel_faults() : std::vector<outbox_worker::channel_fault>{};
+    body.append("# HELP aoun_channel_credentials_refused 1 while the channel's provider refuses our token or key (replies held).\n"
+                "# TYPE aoun_channel_credentials_refused gauge\n");
+    for (const char* ch : {"whatsapp", "telegram", "sms"}) {
+      bool down = std::any_of(faults.begin(), faults.end(), [&](const auto& f) { return f.channel == ch; });
+      body.append("aoun_channel_credentials_refused{channel=\"").append(ch).append("\"} ").append(down ? "1" : "0").append("\n");
+    }
+  }
   family("aoun_db_commits_total", "counter", "Write transactions committed by the group-commit writer.", s.commits);
   family("aoun_db_jobs_total", "counter", "", s.jobs);
   family("aoun_db_failed_jobs_total", "counter", "", s.failed_jobs);

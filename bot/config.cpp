@@ -211,6 +211,7 @@ config load_config(const lookup_fn& get) {
   c.outbox.max_attempts = static_cast<int>(number(get, "AOUN_OUTBOX_MAX_ATTEMPTS", 8, 1, 100));
   c.outbox.base_backoff = std::chrono::milliseconds(number(get, "AOUN_OUTBOX_BACKOFF_MS", 500, 1, 600000));
   c.outbox.max_backoff = std::chrono::milliseconds(number(get, "AOUN_OUTBOX_MAX_BACKOFF_MS", 60000, 1, 3600000));
+  c.outbox.credentials_pause = std::chrono::milliseconds(number(get, "AOUN_CREDENTIALS_PAUSE_MS", 30000, 100, 3600000));
   c.outbox.whatsapp_rate = real(get, "AOUN_WHATSAPP_RATE", 80);
   c.outbox.telegram_rate = real(get, "AOUN_TELEGRAM_RATE", 30);
   c.outbox.telegram_per_chat_rate = real(get, "AOUN_TELEGRAM_CHAT_RATE", 1);

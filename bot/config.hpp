@@ -58,6 +58,9 @@ struct outbox_options {
   int max_attempts = 8;                          ///< then the message is dead-lettered
   std::chrono::milliseconds base_backoff{500};   ///< doubled per attempt, with jitter
   std::chrono::milliseconds max_backoff{60000};
+  /// A channel whose credentials are refused is tried again (one probe) after this, doubling
+  /// to 30 times it (15 minutes by default).
+  std::chrono::milliseconds credentials_pause{30000};
   /// Sends per second per channel (provider published limits: WhatsApp 80 mps per number,
   /// Telegram ~30/s overall and 1/s per chat, Twilio 1 segment/s per long code; counted per message here).
   double whatsapp_rate = 80, telegram_rate = 30, sms_rate = 1;

@@ -348,6 +348,23 @@ net::awaitable<void> outbox_worker::loop() {
     // Nothing pending means nothing to claim: a finished send or an idle timer then costs no
     // write job. Rows become pending only through wake() (a reply queued behind another, a
     // staff retry) or this worker's own retries, which all call backlog_changed().
+    if (!release_held_.empty()) {
+      auto held = std::exchange(release_held_, {});
+      auto r = co_await db_write<int>(db_, storage::rerun::safe, [&held](storage::connection& c) -> storage::result<int> {
+        int n = 0;
+        for (const auto& channel : held) {
+          auto made = storage::outbox_release_held(c, channel);
+          if (!made) return made.error();
+          n += *made;
+        }
+        return n;
+      });
+      if (!r) {
+        log::error("outbox_release_held_failed", {{"error", r.error().message()}});
+        release_held_.merge(held);
+        failed = true;
+      }
+    }
     if (room > 0 && pending_left_) {
       const auto changes = backlog_changes_;
       auto claimed = co_await db_write<claim_result>(
@@ -477,8 +494,9 @@ net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t i
   // Jobs capture by reference (they run before the co_await returns): GCC 12 mishandles
   // non-trivial captures of lambdas that live across a co_await.
   co_return co_await db_write<int>(db_, storage::rerun::safe, [&w, id, &channel](storage::connection& c) -> storage::result<int> {
-    auto ec = w.what == outcome_write::kind::retry ? storage::outbox_retry(c, id, w.next_ms, w.error)
-                                                   : storage::outbox_dead(c, id, w.error);
+    auto ec = w.what == outcome_write::kind::retry  ? storage::outbox_retry(c, id, w.next_ms, w.error)
+              : w.what == outcome_write::kind::hold ? storage::outbox_hold(c, id, w.next_ms, w.error)
+                                                    : storage::outbox_dead(c, id, w.error);
     if (ec) return ec;
     // Twilio refuses to send to someone who opted out with it (a keyword of its own, or STOP
     // before we knew), Telegram to someone who blocked the bot: from now on we know too,
@@ -527,6 +545,78 @@ net::awaitable<bool> outbox_worker::record_outcome(std::int64_t id, const std::s
   }
 }
 
+std::vector<outbox_worker::channel_fault> outbox_worker::channel_faults() const {
+  std::lock_guard lock(faults_mutex_);
+  return faults_shown_;
+}
+
+void outbox_worker::publish_faults() {
+  std::vector<channel_fault> shown;
+  for (const auto& [channel, f] : faults_) shown.push_back(f.shown);
+  std::lock_guard lock(faults_mutex_);
+  faults_shown_ = std::move(shown);
+}
+
+std::optional<std::chrono::milliseconds> outbox_worker::credentials_hold(const std::string& channel) {
+  auto it = faults_.find(channel);
+  if (it == faults_.end()) return std::nullopt;
+  auto& f = it->second;
+  const auto now = clock::now();
+  if (now < f.until) return std::max(std::chrono::ceil<std::chrono::milliseconds>(f.until - now), std::chrono::milliseconds(1));
+  // One send tries the credentials again; the others wait a moment for its answer.
+  if (f.probing) return std::chrono::milliseconds(1000);
+  f.probing = true;
+  return std::nullopt;
+}
+
+void outbox_worker::credentials_answer(const std::string& channel, bool probe, const channels::send_result& r) {
+  const auto first_pause = cfg_.outbox.credentials_pause, max_pause = first_pause * 30;
+  auto it = faults_.find(channel);
+  if (r.credentials_refused) {
+    if (it == faults_.end()) {
+      fault_state f;
+      f.shown = {channel, now_s(), r.error};
+      f.pause = first_pause;
+      f.until = clock::now() + f.pause;
+      faults_.emplace(channel, std::move(f));
+      publish_faults();
+      metrics_.count("provider_credentials_refused");
+      log::error("provider_credentials_refused", {{"channel", channel}, {"error", r.error}});
+      if (hub_.has_subscribers("staff"))
+        hub_.publish({"staff", nlohmann::json{{"type", "channel.status"}, {"channel", channel}, {"state", "credentials_refused"},
+                                              {"since", now_s()}, {"error", r.error}}.dump()});
+    } else if (probe) {
+      // Sends already in flight when the fault began answer 401 too: only a probe's refusal
+      // lengthens the pause.
+      it->second.pause = std::min(it->second.pause * 2, max_pause);
+      it->second.until = clock::now() + it->second.pause;
+      it->second.probing = false;
+    }
+    return;
+  }
+  if (it == faults_.end()) return;
+  // Any other answer from the provider itself (accepted, or a refusal of this message) means
+  // it took our credentials. A timeout or a 5xx says nothing: the probe is tried again later.
+  const bool answered = r.outcome == channels::send_outcome::sent ||
+                        (r.outcome == channels::send_outcome::rejected && r.error.rfind("http 4", 0) == 0);
+  if (!answered) {
+    if (probe) {
+      it->second.probing = false;
+      it->second.until = clock::now() + it->second.pause;
+    }
+    return;
+  }
+  const auto since = it->second.shown.since;
+  faults_.erase(it);
+  publish_faults();
+  log::info("provider_credentials_accepted", {{"channel", channel}, {"refused_for_s", now_s() - since}});
+  if (hub_.has_subscribers("staff"))
+    hub_.publish({"staff", nlohmann::json{{"type", "channel.status"}, {"channel", channel}, {"state", "ok"}}.dump()});
+  // The held rows wait for their pause to end: they are due now.
+  release_held_.insert(channel);
+  backlog_changed();
+}
+
 net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   auto& row = s.row;
   auto started = clock::now();
@@ -535,6 +625,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   // (the rest of a chain, a retry, a row released or recovered), and nothing goes to a Telegram
   // group. (A button's acknowledgement is never refused: it answers a press just made.)
   std::string_view refused;
+  std::optional<std::chrono::milliseconds> held;  // not tried, or refused our credentials: waits this long
   if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
     refused = conversation_ops::telegram_group_reason;
   } else if (!conversation_ops::opted_out_reason(row.channel).empty() && !is_callback_answer(s)) {
@@ -559,7 +650,10 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     // The visitor's page got the message live at commit time (event hub) and reloads the
     // history from the transcript on reconnect: nothing to send to a provider.
     result.outcome = channels::send_outcome::sent;
+  } else if (auto wait = credentials_hold(row.channel)) {
+    held = *wait;
   } else {
+    const bool probe = faults_.count(row.channel) > 0;
     co_await pace(row, !is_callback_answer(s));
     // A slot only around the request itself: a send waiting for its rate limit holds no socket
     // and must not keep another channel's reply waiting.
@@ -570,11 +664,19 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     } slot{this};
     // `s` lives in this frame until the spawned send completes.
     result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
+    credentials_answer(row.channel, probe, result);
+    if (result.credentials_refused) held = faults_.at(row.channel).pause;
   }
   std::string outcome;
   auto ms = now_ms();
   outcome_write w;
-  switch (result.outcome) {
+  if (held) {
+    // The channel, not this message, is at fault: no attempt is spent and nothing is dead.
+    outcome = "held";
+    w.what = outcome_write::kind::hold;
+    w.next_ms = ms + held->count();
+    w.error = std::string(storage::held_credentials_prefix) + faults_.at(row.channel).shown.error;
+  } else switch (result.outcome) {
     case channels::send_outcome::sent:
       outcome = "sent";
       w.provider_message_id = std::move(result.provider_message_id);
@@ -617,7 +719,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   // the next start. The recipient's next rows must not go now: they would be sent again too.
   const bool recorded = co_await record_outcome(row.id, row.channel, w);
   // Pending again, due at next_ms: the loop must set its timer by it.
-  if (w.what == outcome_write::kind::retry) backlog_changed();
+  if (w.what == outcome_write::kind::retry || w.what == outcome_write::kind::hold) backlog_changed();
   metrics_.count("outbox_" + outcome);
   log::info("outbox_send", {{"id", row.id},
                             {"channel", row.channel},

@@ -16,8 +16,10 @@
 #include <map>
 #include <vector>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 
 #include "bot/config.hpp"
 #include "bot/early_receipts.hpp"
@@ -47,6 +49,16 @@ class outbox_worker {
   void deliver_claimed(std::vector<outbox_send> rows);
   /// Stops claiming; `done` runs once the in-flight sends have recorded their outcome.
   void stop(std::function<void()> done);
+
+  /// A channel whose provider refuses our credentials (HTTP 401, WhatsApp's 190): its messages
+  /// are held, not dead-lettered, and tried again with a single probe after a pause (30 s,
+  /// doubling to 15 min) until one is accepted. Thread-safe.
+  struct channel_fault {
+    std::string channel;
+    std::int64_t since = 0;  ///< unix seconds of the first refusal
+    std::string error;       ///< the provider's answer ("http 401 code 190")
+  };
+  std::vector<channel_fault> channel_faults() const;
 
   /// Builds the provider request for one row, from its JSON payload (exposed for tests).
   channels::provider_request render(const storage::outbox_row& row) const;
@@ -94,10 +106,10 @@ class outbox_worker {
   void flush_sent();  ///< on strand_
   /// What one send's outcome writes to its row.
   struct outcome_write {
-    enum class kind { sent, retry, dead } what = kind::sent;
+    enum class kind { sent, retry, dead, hold } what = kind::sent;
     std::string provider_message_id;  // sent
     std::int64_t at_s = 0;            // sent: when the provider answered (unix s)
-    std::int64_t next_ms = 0;         // retry
+    std::int64_t next_ms = 0;         // retry, hold
     std::string error;                // retry, dead
     std::string opted_out;            // dead: a recipient the provider says opted out (Twilio 21610, Telegram 403)
     std::int64_t at_ms = 0;           // opted_out: when the answer came
@@ -145,6 +157,23 @@ class outbox_worker {
     std::function<void(boost::system::error_code)> done;
   };
   std::vector<sent_mark> sent_marks_;            // touched only on strand_
+  // Channels whose credentials were refused (strand_), and a copy for other threads.
+  struct fault_state {
+    channel_fault shown;
+    std::chrono::steady_clock::time_point until;  // no send before, except the probe
+    std::chrono::milliseconds pause{0};            // the current pause; doubles on each refused probe
+    bool probing = false;                          // one send is trying the credentials
+  };
+  std::map<std::string, fault_state> faults_;
+  std::set<std::string> release_held_;  // strand_: channels whose held rows are to be made due
+  mutable std::mutex faults_mutex_;
+  std::vector<channel_fault> faults_shown_;  // GUARDED_BY(faults_mutex_)
+  /// Before a send (strand_): how long this row must wait for its channel's credentials, or
+  /// nothing if it may go (no fault, or it is the probe).
+  std::optional<std::chrono::milliseconds> credentials_hold(const std::string& channel);
+  /// After a send (strand_): what its answer says of the channel's credentials.
+  void credentials_answer(const std::string& channel, bool probe, const channels::send_result& r);
+  void publish_faults();
   bool flushing_sent_ = false;                   // touched only on strand_
 };
 

@@ -1276,6 +1276,13 @@ void add_staff_routes(router& r, const services& s) {
   r.add(v::get, "/api/v1/canned-answers", guarded(s, agent, [&s, st](request_context& ctx, const storage::staff_row&) {
           return canned_answers(s, *st, ctx);
         }));
+  // Channels whose provider refuses our credentials: every agent sees why replies are held.
+  r.add(v::get, "/api/v1/channels/faults", guarded(s, agent, [&s](request_context& ctx, const storage::staff_row&) -> net::awaitable<response> {
+          json faults = json::array();
+          for (const auto& f : s.outbox.channel_faults())
+            faults.push_back({{"channel", f.channel}, {"state", "credentials_refused"}, {"since", f.since}, {"error", f.error}});
+          co_return json_response(ctx.req.version(), ctx.req.keep_alive(), json{{"faults", faults}}.dump());
+        }));
   r.add(v::get, "/api/v1/outbox",
         guarded(s, supervisor, [&s](request_context& ctx, const storage::staff_row&) { return list_outbox(s, ctx); }));
   r.add(v::post, "/api/v1/outbox/{id}/retry",

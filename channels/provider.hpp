@@ -53,6 +53,10 @@ struct send_result {
   /// Telegram 403: the person blocked the bot (or deleted their account): nothing more reaches
   /// them until they write again.
   bool recipient_blocked = false;
+  /// The provider refused our own credentials (HTTP 401, WhatsApp's code 190: an expired or
+  /// revoked token, a wrong key): a fault of the channel, not of this message, which is held
+  /// until the credentials work again (docs/outbox.md, "Refused credentials").
+  bool credentials_refused = false;
 };
 
 }  // namespace aoun::channels

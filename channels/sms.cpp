@@ -404,10 +404,8 @@ bool names_a_number(const json* list) {
   return false;
 }
 
-}  // namespace
 
-send_result interpret(gateway gw, int http_status, std::string_view body,
-                      std::string_view retry_after_header) {
+send_result interpret_answer(gateway gw, int http_status, std::string_view body, std::string_view retry_after_header) {
   const auto doc = detail::parse_json(body);
   const json* root = doc ? &*doc : nullptr;
   send_result r;
@@ -477,6 +475,19 @@ send_result interpret(gateway gw, int http_status, std::string_view body,
       r.error = detail::error_text(http_status, code);
       return r;
     }
+  }
+  return r;
+}
+
+}  // namespace
+
+send_result interpret(gateway gw, int http_status, std::string_view body,
+                      std::string_view retry_after_header) {
+  send_result r = interpret_answer(gw, http_status, body, retry_after_header);
+  // Twilio's 20003, Unifonic's and Taqnyat's wrong key or token: our credentials, not the SMS.
+  if (http_status == 401 && r.outcome != send_outcome::sent) {
+    r.outcome = send_outcome::rejected;
+    r.credentials_refused = true;
   }
   return r;
 }

@@ -395,6 +395,14 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
       r.provider_message_id = text_member(&ms->get_array().front(), "id");
     return r;
   }
+  // 190: the access token expired or was revoked (Meta answers it with 401, sometimes 400).
+  if (code == 190 || http_status == 401) {
+    send_result r;
+    r.outcome = send_outcome::rejected;
+    r.credentials_refused = true;
+    r.error = detail::error_text(http_status, code_text);
+    return r;
+  }
   if (code == 131047) {
     send_result r;
     r.outcome = send_outcome::rejected;

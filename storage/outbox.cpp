@@ -173,6 +173,14 @@ error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, st
   return q->bind(1, id).bind(2, next_ms).bind(3, error).exec();
 }
 
+error_code outbox_hold(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error) {
+  static const std::string sql = "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = max(attempts - 1, 0), "
+                                 "last_error = " + keep_uncertain("?3") + " WHERE id = ?1 AND state = 'sending'";
+  auto q = c.prepare(sql);
+  if (!q) return q.error();
+  return q->bind(1, id).bind(2, next_ms).bind(3, error).exec();
+}
+
 error_code outbox_dead(connection& c, std::int64_t id, std::string_view error) {
   static const std::string sql = "UPDATE outbox SET state = 'dead', last_error = " + keep_uncertain("?2") + " WHERE id = ?1 AND state = 'sending'";
   auto q = c.prepare(sql);
@@ -218,6 +226,18 @@ result<int> outbox_recover(connection& c) {
       "WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending', 'sending') AND state = 'sending')");
   if (!q) return q.error();
   if (auto ec = q->exec()) return ec;
+  const int recovered = c.changes();
+  if (auto held = outbox_release_held(c, ""); !held) return held.error();
+  return recovered;
+}
+
+result<int> outbox_release_held(connection& c, std::string_view channel) {
+  auto q = c.prepare(
+      "UPDATE outbox SET next_attempt_at_ms = 0 WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending', 'sending') "
+      "AND state = 'pending' AND (?1 = '' OR channel = ?1)) "
+      "AND (last_error LIKE 'credentials_refused: %' OR last_error LIKE 'uncertain; credentials_refused: %')");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, channel).exec()) return ec;
   return c.changes();
 }
 

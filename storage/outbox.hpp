@@ -55,6 +55,9 @@ boost::system::error_code outbox_mark_sent(connection& c, std::int64_t id, std::
                                            std::int64_t now);
 /// Back to pending, to be tried at `next_ms`.
 boost::system::error_code outbox_retry(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error);
+/// Back to pending until `next_ms` without spending an attempt: the message was not tried (its
+/// channel's credentials are refused). `error` says why it waits.
+boost::system::error_code outbox_hold(connection& c, std::int64_t id, std::int64_t next_ms, std::string_view error);
 boost::system::error_code outbox_dead(connection& c, std::int64_t id, std::string_view error);
 /// Every `pending` row for this recipient becomes `dead` with `error` (a `sending` one is in
 /// flight and cannot be called back).
@@ -65,7 +68,12 @@ boost::system::error_code outbox_refuse_unsent(connection& c, std::string_view c
 /// is an SMS to someone who texted STOP, or it is for a Telegram group or channel.
 boost::system::error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms);
 /// At start-up: rows left in `sending` become `uncertain` and pending again. Returns how many.
+/// Rows held for refused credentials are due at once: the restart may be the fix.
 result<int> outbox_recover(connection& c);
+/// Rows held for refused credentials (of `channel`, or of every channel if empty) are due now.
+result<int> outbox_release_held(connection& c, std::string_view channel);
+/// What a held row's last_error starts with (after any "uncertain; ").
+inline constexpr std::string_view held_credentials_prefix = "credentials_refused: ";
 /// One of our rows a provider's delivery status moved on.
 struct delivery_change {
   std::int64_t outbox_id = 0;

@@ -455,3 +455,118 @@ TEST_CASE("a stop while a send's outcome cannot be written: nothing more goes to
   CHECK(db_text(e.db, "SELECT last_error FROM outbox WHERE id = " + std::to_string(first)).rfind("uncertain", 0) == 0);
   CHECK(wa_texts_to(e, u) == resent_then_all(e, first, rows));
 }
+
+namespace {
+/// The Graph API's answer to an expired or revoked access token.
+scripted_response token_expired() {
+  return scripted_response{401, R"({"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"AbC"}})"};
+}
+/// Graph API requests answered 200, and those refused, while `refuse` says so.
+struct token_switch {
+  std::atomic<bool> refuse{true};
+  std::atomic<int> refused{0}, accepted{0};
+  std::mutex mutex;
+  std::map<std::string, std::vector<std::string>> delivered;  // recipient -> texts accepted, in order
+  std::vector<std::chrono::steady_clock::time_point> refused_at;
+  void attach(fake_provider& graph) {
+    graph.set_default([this](const recorded_request& req) {
+      if (refuse) {
+        ++refused;
+        std::lock_guard lock(mutex);
+        refused_at.push_back(std::chrono::steady_clock::now());
+        return token_expired();
+      }
+      {
+        auto j = json::parse(req.body);
+        std::lock_guard lock(mutex);
+        delivered[j["to"]].push_back(wa_body(j));
+      }
+      int n = ++accepted;
+      return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.tok.)" + std::to_string(n) + R"("}]})"};
+    });
+  }
+};
+}  // namespace
+
+TEST_CASE("refused credentials hold the channel's replies, probe once per pause, and send each once when fixed") {
+  token_switch tok;
+  staff_env e(env_vars{{"AOUN_CREDENTIALS_PAUSE_MS", "300"}, {"AOUN_OUTBOX_MAX_ATTEMPTS", "2"}});
+  tok.attach(e.graph);
+  // Six beneficiaries: without the one-probe rule each pause would end in six refused sends.
+  const std::vector<std::string> users = {"966500000401", "966500000402", "966500000404",
+                                          "966500000405", "966500000406", "966500000407"};
+  int n = 0;
+  for (int round = 0; round < 2; ++round)
+    for (const auto& u : users) REQUIRE(post_wa(e.port(), wa_text(u, "wamid.T" + std::to_string(++n), "مرحبا")).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(rows >= 4);
+  REQUIRE(eventually([&] {
+    return db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error = 'credentials_refused: http 401 code 190'") >= 6;
+  }));
+  // Seen from outside: health, metrics, the staff API.
+  auto health = as_json(http_call(e.port(), "GET", "/healthz"));
+  CHECK(health["status"] == "degraded");
+  REQUIRE(health["channel_faults"].size() == 1);
+  CHECK(health["channel_faults"][0]["channel"] == "whatsapp");
+  CHECK(health["channel_faults"][0]["error"] == "http 401 code 190");
+  CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_channel_credentials_refused{channel=\"whatsapp\"} 1") !=
+        std::string::npos);
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "nora", "agent", "Nora");
+  auto faults = as_json(api(e.port(), "GET", "/api/v1/channels/faults", agent))["faults"];
+  REQUIRE(faults.size() == 1);
+  CHECK(faults[0]["state"] == "credentials_refused");
+
+  // Two more seconds refused: one probe per pause (300, 600, 1200 ms ...), not a send per row
+  // per retry, and no row spends its attempts or dies.
+  const int before = tok.refused;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  {
+    std::lock_guard lock(tok.mutex);
+    const std::vector<std::chrono::steady_clock::time_point> probes(tok.refused_at.begin() + before, tok.refused_at.end());
+    CHECK(probes.size() >= 1);  // the credentials are tried again ...
+    CHECK(probes.size() <= 4);  // ... less and less often ...
+    for (std::size_t i = 1; i < probes.size(); ++i)  // ... by one send at a time
+      CHECK(probes[i] - probes[i - 1] >= std::chrono::milliseconds(250));
+  }
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead'") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 0);
+  CHECK(db_value(e.db, "SELECT max(attempts) FROM outbox") <= 1);
+
+  // The token is fixed: the next probe goes through and every held reply follows, once each,
+  // in order per beneficiary.
+  tok.refuse = false;
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; },
+                     std::chrono::seconds(20)));
+  CHECK(tok.accepted == rows);
+  for (const auto& u : users) {
+    std::vector<std::string> want;
+    const auto mine = db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '" + u + "'");
+    for (long long k = 0; k < mine; ++k)
+      want.push_back(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE recipient = '" + u +
+                                       "' ORDER BY id LIMIT 1 OFFSET " + std::to_string(k)));
+    std::lock_guard lock(tok.mutex);
+    CHECK(tok.delivered[u] == want);
+  }
+  CHECK(as_json(http_call(e.port(), "GET", "/healthz"))["status"] == "ok");
+  CHECK(as_json(api(e.port(), "GET", "/api/v1/channels/faults", agent))["faults"].empty());
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_channel_credentials_refused{channel=\"whatsapp\"} 0") !=
+        std::string::npos);
+}
+
+TEST_CASE("replies held for refused credentials go out at once after a restart (the restart may be the fix)") {
+  token_switch tok;
+  staff_env e(env_vars{{"AOUN_CREDENTIALS_PAUSE_MS", "600000"}});
+  tok.attach(e.graph);
+  REQUIRE(post_wa(e.port(), wa_text("966500000403", "wamid.TR1", "مرحبا")).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'pending'") == rows; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE last_error LIKE 'credentials_refused: %'") >= 1);
+  tok.refuse = false;
+  CHECK(e.restart() == 0);
+  // Ten minutes' pause would hold them; the restart makes them due.
+  CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == rows; },
+                   std::chrono::seconds(10)));
+  CHECK(tok.accepted == rows);
+}

@@ -111,5 +111,6 @@ export const api = {
   },
   caseReport: () => request('GET', '/api/v1/reports/cases'),
   canned: () => request('GET', '/api/v1/canned-answers'),
+  channelFaults: () => request('GET', '/api/v1/channels/faults'),
   download,
 };

@@ -156,6 +156,27 @@ function startApp() {
   connectStream();
   loadLists();
   api.canned().then((r) => { state.canned = r.answers || []; }).catch(() => { state.canned = []; });
+  loadChannelFaults();
+}
+
+// Channels whose provider refuses the bot's token or key: their replies are held (not lost)
+// until it is fixed. Loaded at start and on reconnect, then kept by channel.status events.
+function loadChannelFaults() {
+  api.channelFaults().then((r) => {
+    state.faults = new Map((r.faults || []).map((f) => [f.channel, f]));
+    renderFaults();
+  }).catch(() => {});
+}
+
+function renderFaults() {
+  const b = document.getElementById('fault-banner');
+  if (!b) return;
+  const faults = [...(state.faults || new Map()).values()];
+  clear(b);
+  b.hidden = faults.length === 0;
+  for (const f of faults) {
+    b.append(h('p', { text: t('banner.credentials', { channel: tOr(`channel.${f.channel}`, f.channel), time: fmtTime(f.since), error: `\u2066${f.error || ''}\u2069` }) }));  // LRI…PDI: the provider's words stay left to right
+  }
 }
 
 function connectStream() {
@@ -170,7 +191,7 @@ function connectStream() {
         // A refused upgrade looks like a drop; ask the API whether the session is still valid.
         if (state.me) api.me().catch(() => {});
       } else if (st === 'open') {
-        if (reconnected) { setBanner(null); toast(t('banner.reconnected')); loadLists(); refreshCurrent(); }
+        if (reconnected) { setBanner(null); toast(t('banner.reconnected')); loadLists(); refreshCurrent(); loadChannelFaults(); }
         else setBanner(null);
       }
     },
@@ -194,6 +215,7 @@ function renderShell() {
     h('a', { href: '#main', class: 'skip-link', text: t('app.skip'), onclick: (e) => { e.preventDefault(); document.getElementById('main')?.focus(); } }),
     h('div', { id: 'conn-banner', class: 'conn-banner', role: 'alert', hidden: true },
       h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('span', { class: 'banner-text' })),
+    h('div', { id: 'fault-banner', class: 'fault-banner', role: 'alert', hidden: true }),
     h('header', { class: 'topbar' },
       h('div', { class: 'brand' }, h('span', { class: 'logo', 'aria-hidden': 'true', text: 'ع' }),
         h('span', {}, h('strong', { text: t('app.name') }), h('span', { class: 'brand-sub', text: t('app.subtitle') }))),
@@ -209,6 +231,7 @@ function renderShell() {
     h('main', { id: 'main', tabindex: '-1' }),
     h('div', { id: 'toasts', class: 'toasts', 'aria-live': 'polite' }));
   if (state.streamState === 'reconnecting') setBanner(t('banner.reconnecting'));
+  renderFaults();
   route();
 }
 
@@ -279,6 +302,11 @@ function handleEvent(ev) {
       renderQueueList();
     }
     if (id === state.currentId && m) addMessage(m);
+  } else if (ev.type === 'channel.status') {
+    // {channel, state: 'credentials_refused' | 'ok', since?, error?}
+    if (!state.faults) state.faults = new Map();
+    if (ev.state === 'ok') state.faults.delete(ev.channel); else state.faults.set(ev.channel, ev);
+    renderFaults();
   } else if (ev.type === 'message.updated') {
     // a message that changed in place (a live location that moved): redrawn where it stands
     if (ev.conversation_id === state.currentId && ev.message && state.messages.some((x) => x.id === ev.message.id)) addMessage(ev.message);

@@ -21,6 +21,8 @@ export async function startFakeGraph() {
   let n = 0;
   const waiters = new Set();
   let port = 0;
+  // refuseToken: every send is answered 401 / code 190 (counted in `refused`) while it is true.
+  const fake = { refuseToken: false, refused: 0 };
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => { body += c; });
@@ -37,6 +39,13 @@ export async function startFakeGraph() {
         return;
       }
       let json = null; try { json = JSON.parse(body); } catch { /* keep raw */ }
+      if (req.method === 'POST' && req.url.endsWith('/messages') && fake.refuseToken) {
+        // an expired access token, as Meta answers it
+        fake.refused += 1;
+        res.writeHead(401, { 'Content-Type': 'application/json' });
+        res.end('{"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190}}');
+        return;
+      }
       if (req.method === 'POST' && req.url.endsWith('/messages')) {
         posts.push({ path: req.url, auth: req.headers.authorization, body: json ?? body });
         for (const w of [...waiters]) w();
@@ -60,7 +69,8 @@ export async function startFakeGraph() {
       check();
     });
   }
-  return { port, posts, media, mediaGets, waitFor, base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) };
+  Object.assign(fake, { port, posts, media, mediaGets, waitFor, base: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) });
+  return fake;
 }
 
 export async function startAoun(bin, graphBase, extraEnv = {}) {

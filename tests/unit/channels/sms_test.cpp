@@ -422,3 +422,14 @@ TEST_CASE("sms: STOP and START, from Twilio's OptOutType or its default keywords
   REQUIRE(r.ok);
   CHECK(r.events[0].opt_out.empty());
 }
+
+TEST_CASE("sms: a 401 from any gateway is our credentials, not the SMS") {
+  auto tw = sms::interpret(sms::gateway::twilio, 401, R"({"code":20003,"message":"Authenticate","status":401})", "");
+  CHECK(tw.outcome == send_outcome::rejected);
+  CHECK(tw.credentials_refused);
+  CHECK(tw.error == "http 401 code 20003");
+  CHECK(sms::interpret(sms::gateway::unifonic, 401, "", "").credentials_refused);
+  CHECK(sms::interpret(sms::gateway::taqnyat, 401, R"({"statusCode":401,"message":"Unauthorized"})", "").credentials_refused);
+  CHECK_FALSE(sms::interpret(sms::gateway::twilio, 400, R"({"code":21211})", "").credentials_refused);
+  CHECK_FALSE(sms::interpret(sms::gateway::twilio, 500, "", "").credentials_refused);
+}

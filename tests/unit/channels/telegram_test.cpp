@@ -392,3 +392,12 @@ TEST_CASE("telegram: messages and button presses from a group, supergroup or cha
   u["message"]["chat"]["type"] = "private";
   CHECK(only_event(u.dump()).type == inbound_type::text);
 }
+
+TEST_CASE("telegram: a revoked or wrong bot token is the channel's fault") {
+  auto r = telegram::interpret(401, R"({"ok":false,"error_code":401,"description":"Unauthorized"})", "");
+  CHECK(r.outcome == send_outcome::rejected);
+  CHECK(r.credentials_refused);
+  CHECK_FALSE(r.recipient_blocked);
+  CHECK_FALSE(telegram::interpret(400, R"({"ok":false,"error_code":400,"description":"Bad Request: chat not found"})", "").credentials_refused);
+  CHECK_FALSE(telegram::interpret(403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})", "").credentials_refused);
+}

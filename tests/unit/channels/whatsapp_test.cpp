@@ -405,3 +405,16 @@ TEST_CASE("whatsapp: interpret answers") {
   CHECK(whatsapp::interpret(400, "not json", "").outcome == send_outcome::rejected);
   CHECK(whatsapp::interpret(429, "", "99999").retry_after == std::chrono::hours(1));
 }
+
+TEST_CASE("whatsapp: a refused access token is the channel's fault, not the message's") {
+  for (int status : {401, 400}) {
+    auto r = whatsapp::interpret(status, R"({"error":{"message":"Error validating access token","type":"OAuthException","code":190}})", "");
+    CHECK(r.outcome == send_outcome::rejected);
+    CHECK(r.credentials_refused);
+    CHECK(r.error == "http " + std::to_string(status) + " code 190");
+  }
+  CHECK(whatsapp::interpret(401, "<html>Unauthorized</html>", "").credentials_refused);
+  CHECK_FALSE(whatsapp::interpret(400, R"({"error":{"code":100}})", "").credentials_refused);
+  CHECK_FALSE(whatsapp::interpret(400, R"({"error":{"code":131047}})", "").credentials_refused);
+  CHECK_FALSE(whatsapp::interpret(200, R"({"messages":[{"id":"wamid.1"}]})", "").credentials_refused);
+}

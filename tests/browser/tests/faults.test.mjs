@@ -1,0 +1,56 @@
+// A provider that refuses the bot's own credentials (an expired WhatsApp access token): every
+// staff member sees it on a banner, live, and it goes away once a send is accepted again; the
+// replies that waited meanwhile are delivered.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { launch } from '../lib/browser.mjs';
+import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
+
+const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
+
+let graph, aoun, browser, page;
+
+describe('a channel whose credentials are refused', () => {
+  before(async () => {
+    graph = await startFakeGraph();
+    aoun = await startAoun(BIN, graph.base, { AOUN_CREDENTIALS_PAUSE_MS: '400' });
+    browser = await launch();
+    page = browser.context.pages()[0] || await browser.context.newPage();
+    page.setDefaultTimeout(15000);
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    await page.goto(`${aoun.base}/console/`);
+    await page.fill('#login-username', ADMIN.username);
+    await page.fill('#login-password', ADMIN.password);
+    await page.click('form button[type=submit]');
+    await page.waitForSelector('#tab-all');
+  });
+  after(async () => {
+    await browser?.close();
+    await aoun?.stop();
+    await graph?.close();
+  });
+
+  test('the console says so in words while replies are held, and clears when they go out', async () => {
+    const banner = page.locator('#fault-banner');
+    assert.equal(await banner.isVisible(), false);
+    graph.refuseToken = true;
+    const u = whatsappUser(aoun.base, { waId: '966507778899', name: 'منى' });
+    await u.text('السلام عليكم');
+    await banner.waitFor({ state: 'visible' });
+    const text = await banner.textContent();
+    assert.match(text, /واتساب/);
+    assert.match(text, /http 401 code 190/);
+    await page.screenshot({ path: path.join(REPO, 'docs/screenshots/console-credentials-refused.png') });
+    assert.ok(graph.refused >= 1);
+    assert.equal(graph.posts.length, 0, 'nothing was accepted while the token was refused');
+
+    // A console opened now learns it from the API, not from an event it missed.
+    await page.reload();
+    await banner.waitFor({ state: 'visible' });
+
+    graph.refuseToken = false;
+    await graph.waitFor((p) => p.body?.to === '966507778899', 15000, 'the held reply');
+    await banner.waitFor({ state: 'hidden' });
+  });
+});
