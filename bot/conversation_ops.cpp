@@ -460,6 +460,9 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
         return ec;
       fx.erased.push_back(conv.beneficiary_id);
       conv.display_name.clear();
+      // The visitor's open pages (every tab on this session) drop what they show: the erased
+      // transcript must not stay on a shared computer's screen. The confirmation follows.
+      if (conv.channel == "webchat") fx.events.push_back({"webchat:" + conv.address, json{{"type", "erased"}}.dump()});
     }
   }
   conv.dialog_state = r.next.serialize();
@@ -512,7 +515,8 @@ storage::result<std::int64_t> conversation_ops::record_outbound(storage::connect
     }
     if (fx.staff_listening)
       fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", mj}}.dump()});
-    if (webchat) fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", mj}}.dump()});
+    if (webchat)
+      fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", visitor_message_json(m)}}.dump()});
   }
   return m.id;
 }
@@ -615,6 +619,16 @@ error_code conversation_ops::back_to_bot(storage::connection& c, storage::conver
   auto eng = engine();
   auto r = eng->back_to_bot(dialogs::state::parse(conv.dialog_state), make_context(c, conv, now));
   return apply(c, conv, r, std::nullopt, now, fx);
+}
+
+json conversation_ops::visitor_message_json(const storage::message_row& m) {
+  json p = json::parse(m.payload, nullptr, false);
+  const bool choices = p.is_object() && p.contains("choices") && p["choices"].is_array();
+  return json{{"id", m.id},
+              {"direction", m.direction},
+              {"text", m.text},
+              {"choices", choices ? p["choices"] : json::array()},
+              {"created_at", m.created_at}};
 }
 
 json conversation_ops::message_json(const storage::message_row& m) {

@@ -133,6 +133,9 @@ class conversation_ops {
   nlohmann::json conversation_json(storage::connection& c, const storage::conversation_row& conv,
                                    std::int64_t now) const;
   static nlohmann::json message_json(const storage::message_row& m);
+  /// What the web chat's visitor gets of a message: what the page shows, nothing of staff
+  /// (no names: a staff member introduces themselves by first name when they join).
+  static nlohmann::json visitor_message_json(const storage::message_row& m);
   /// The stream's `message.status` event: our message `message_id` is now `status`; `error`
   /// (the reason of a failed or dead one) goes in `delivery_error` when not empty.
   static std::string message_status_event(std::optional<std::int64_t> conversation_id, std::int64_t message_id,

@@ -146,7 +146,9 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     if (!*row) return msgs;
     auto list = storage::list_messages(c, q->int64(0), 200);
     if (!list) return list.error();
-    for (auto& m : *list) msgs.push_back(conversation_ops::message_json(m));
+    // Erased rows (no text left) are not shown as empty bubbles.
+    for (auto& m : *list)
+      if (!m.text.empty()) msgs.push_back(conversation_ops::visitor_message_json(m));
     return msgs;
   });
   ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());

@@ -536,3 +536,35 @@ TEST_CASE("webchat: the session frame comes first even while the conversation is
   }
   CHECK(not_first == 0);
 }
+
+TEST_CASE("webchat: \"delete my data\" clears every open page of the session, and the history has no empty bubbles") {
+  staff_env e;
+  chat_client a(e.port());
+  REQUIRE(a.status == 101);
+  REQUIRE(a.next_of_type("history"));
+  a.send(text_msg("اسمي منى ورقم هويتي 1012345678", "er-1"));
+  REQUIRE(a.next_of_type("ack"));
+  chat_client tab(e.port(), a.session);  // the same visitor in a second tab
+  REQUIRE(tab.status == 101);
+  REQUIRE(tab.next_of_type("history"));
+  a.send(text_msg("احذف بياناتي", "er-2"));
+  REQUIRE(a.next_of_type("ack"));
+  REQUIRE(a.next([](const json& j) { return j.value("type", "") == "message" && j["message"]["choices"].size() == 2; }));
+  a.send(json{{"type", "choice"}, {"id", "erase.yes"}, {"client_id", "er-3"}});
+  for (auto* page : {&a, &tab}) {
+    REQUIRE(page->next_of_type("erased"));
+    auto confirm = page->next_of_type("message");  // the confirmation comes after the clearing
+    REQUIRE(confirm);
+    CHECK_FALSE((*confirm)["message"]["text"].get<std::string>().empty());
+  }
+  chat_client again(e.port(), a.session);
+  auto h = again.next_of_type("history");
+  REQUIRE(h);
+  CHECK(h->dump().find("1012345678") == std::string::npos);
+  for (const auto& m : (*h)["messages"]) {
+    CHECK_FALSE(m["text"].get<std::string>().empty());
+    // The page gets what it shows: no staff names, no internal ids.
+    CHECK_FALSE(m.contains("staff_name"));
+    CHECK_FALSE(m.contains("conversation_id"));
+  }
+}

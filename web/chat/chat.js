@@ -145,6 +145,10 @@ function connect() {
       emptyState();
       refreshChoices();
       list.scrollTop = list.scrollHeight;
+    } else if (ev.type === 'erased') {
+      // "delete my data" was done: nothing of the old conversation stays on this screen
+      list.textContent = ''; seen.clear();
+      emptyState();
     } else if (ev.type === 'message' && ev.message) {
       showTyping(false);
       addMessage({ direction: 'out', ...ev.message });
