@@ -93,6 +93,23 @@ describe('website chat', () => {
     assert.equal(await page.locator('#messages .from-them').count(), 0);
   });
 
+  test('"delete my data" clears the conversation from the screen, and a reload shows no empty bubbles', async () => {
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#start:not([disabled])').waitFor();
+    await say('رقم هويتي 1012345678');
+    await say('احذف بياناتي');
+    await choose('erase.yes');
+    await page.waitForFunction(() => !document.querySelector('#messages').textContent.includes('1012345678'));
+    // what stays is the confirmation, nothing of before
+    await page.locator('#messages .from-them').first().waitFor();
+    assert.equal(await page.locator('#messages .from-me').count(), 0);
+    await page.reload();
+    await page.locator('#messages .from-them').first().waitFor();
+    const texts = await page.locator('#messages .bubble, #messages .from-them, #messages .from-me').allInnerTexts();
+    assert.ok(texts.every((t) => t.trim().length > 0), 'no empty bubbles');
+    assert.ok(!texts.join(' ').includes('1012345678'));
+  });
+
   test('a visitor who sends too fast is told, in Arabic, that the last message was not saved', async () => {
     const slow = await startAoun(BIN, graph.base, { AOUN_WEBCHAT_MESSAGES_PER_MINUTE: '2' });
     try {
