@@ -29,6 +29,39 @@ namespace {
 using nlohmann::json;
 namespace crypto = channels::crypto;
 
+/// Closes a visitor's socket once the server is stopping. The read loop waits for the page's
+/// next frame and an idle page sends none (pings keep the socket open), so a stop used to wait
+/// out its whole grace period (AOUN_SHUTDOWN_GRACE) for any open chat, refusing the providers'
+/// webhooks meanwhile. (The staff stream has its own watch, bot/stream.cpp.)
+class stop_watch : public std::enable_shared_from_this<stop_watch> {
+ public:
+  stop_watch(const std::atomic<bool>& stopping, std::shared_ptr<ws_channel> ch)
+      : stopping_(stopping), ch_(std::move(ch)), timer_(ch_->ws().get_executor()) {}
+  void start() { arm(); }
+  /// On the socket's executor, when the read loop has ended.
+  void stop() {
+    stopped_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  void arm() {
+    timer_.expires_after(std::chrono::milliseconds(250));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopped_) return;
+      if (self->stopping_) {
+        self->ch_->close();
+        return;
+      }
+      self->arm();
+    });
+  }
+  const std::atomic<bool>& stopping_;
+  std::shared_ptr<ws_channel> ch_;
+  net::steady_timer timer_;
+  bool stopped_ = false;
+};
+
 // What a visitor's frame may carry. Longer values are cut, never inside a UTF-8 sequence: a
 // stored half character makes every later dump() of the conversation throw (the visitor's
 // history, the staff transcript and queue).
@@ -153,6 +186,8 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   });
   ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
 
+  auto watch = std::make_shared<stop_watch>(s.stopping, ch);
+  watch->start();
   beast::flat_buffer buf;
   while (!s.stopping) {
     auto [ec, n] = co_await ws.async_read(buf, use_tuple);
@@ -220,6 +255,7 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     ch->send(json{{"type", "ack"}, {"client_id", client_id}}.dump());
     s.after(fx);
   }
+  watch->stop();
   ch->close();
 }
 

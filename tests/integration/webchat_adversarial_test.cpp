@@ -568,3 +568,15 @@ TEST_CASE("webchat: \"delete my data\" clears every open page of the session, an
     CHECK_FALSE(m.contains("conversation_id"));
   }
 }
+
+TEST_CASE("webchat: an idle visitor's open page does not hold up a stop (webhooks would be refused meanwhile)") {
+  staff_env e(env_vars{{"AOUN_SHUTDOWN_GRACE", "15"}});
+  chat_client idle(e.port());
+  REQUIRE(idle.status == 101);
+  REQUIRE(idle.next_of_type("history"));
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(e.srv->stop(15) == 0);
+  // Before: the stop waited out the 15 s grace for this socket ("shutdown_grace_expired").
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  CHECK(e.srv->errors().find("shutdown_grace_expired") == std::string::npos);
+}
