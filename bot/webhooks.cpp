@@ -50,8 +50,9 @@ net::awaitable<response> commit_events(const services& s, request_context& ctx, 
     s.stats.count("webhook_duplicates", events.size() - static_cast<std::size_t>(*r));
   if (!fx.unroutable.empty()) {
     s.stats.count("webhook_unroutable", fx.unroutable.size());
-    for (const auto& id : fx.unroutable)
-      log::warn("webhook_event_unroutable", {{"rid", ctx.request_id}, {"channel", channel}, {"provider_id", id}});
+    // Not the provider's id itself: a wamid is the sender's phone number in base64.
+    log::warn("webhook_event_unroutable",
+              {{"rid", ctx.request_id}, {"channel", channel}, {"events", static_cast<std::int64_t>(fx.unroutable.size())}});
   }
   co_return ok;
 }
@@ -80,8 +81,13 @@ void add_webhook_routes(router& r, const services& s) {
                                                 s.cfg.secret.whatsapp_app_secret))
         co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
                                  "missing or invalid X-Hub-Signature-256");
-      auto parsed = channels::whatsapp::parse(body);
+      auto parsed = channels::whatsapp::parse(body, s.cfg.whatsapp_phone_number_id);
       if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
+      if (parsed.other_number > 0) {
+        // Answered 200 all the same: Meta would retry it for a week, and it will never be ours.
+        s.stats.count("webhook_other_number", parsed.other_number);
+        log::warn("webhook_other_number", {{"rid", ctx.request_id}, {"changes", static_cast<std::int64_t>(parsed.other_number)}});
+      }
       co_return co_await commit_events(s, ctx, std::move(parsed.events), "whatsapp",
                                        text_response(ctx.req, http::status::ok, "ok"));
     });

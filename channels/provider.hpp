@@ -20,6 +20,8 @@ struct parse_result {
   bool ok = false;
   std::string error;
   std::vector<inbound> events;
+  /// WhatsApp: changes left out because they are for another number of the same app.
+  std::size_t other_number = 0;
 };
 
 /// One HTTP request to a provider, ready for `http_client::send`.

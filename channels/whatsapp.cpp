@@ -236,7 +236,7 @@ std::optional<std::string> verify_handshake(std::string_view mode, std::string_v
   return std::string(challenge);
 }
 
-parse_result parse(std::string_view body) {
+parse_result parse(std::string_view body, std::string_view our_number_id) {
   parse_result r;
   detail::json_doc doc;
   if (!doc.parse(body)) {
@@ -263,6 +263,13 @@ parse_result parse(std::string_view body) {
     for (const jv& change : changes->get_array()) {
       const jv* value = object_member(&change, "value");
       if (!value) continue;
+      if (!our_number_id.empty()) {
+        const std::string number = text_member(object_member(value, "metadata"), "phone_number_id");
+        if (!number.empty() && number != our_number_id) {
+          ++r.other_number;
+          continue;
+        }
+      }
       std::vector<contact_name> contacts;
       if (const jv* cs = array_member(value, "contacts")) {
         for (const jv& c : cs->get_array()) {

@@ -47,7 +47,10 @@ std::optional<std::string> verify_handshake(std::string_view mode, std::string_v
 /// and status). Unknown message types become `unsupported` events, never an error.
 /// Errors (ok == false): not JSON, not an object, `object` != "whatsapp_business_account",
 /// or no `entry` array. Individual items of the wrong shape are skipped.
-parse_result parse(std::string_view body);
+/// With `our_number_id` (AOUN_WHATSAPP_PHONE_NUMBER_ID) set, a change whose
+/// `metadata.phone_number_id` names another number (one Meta app may serve several) is left out
+/// and counted in `other_number`: its people are not ours to enrol, nor to answer from our number.
+parse_result parse(std::string_view body, std::string_view our_number_id = {});
 
 /// Renders one outgoing message as a Graph API request (POST {api_base}/{phone_number_id}/messages).
 /// Precedence: mark_read_id → read receipt; template_name → template; 1–3 choices → reply

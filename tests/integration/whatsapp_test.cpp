@@ -90,6 +90,25 @@ TEST_CASE("WhatsApp: an event naming no sender is recorded, and the rest of its 
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'webhook_event_unroutable'") == 1);
 }
 
+TEST_CASE("WhatsApp: a change for another number of the same Meta app is answered 200 and left alone") {
+  env e;
+  // One request, two changes: ours, and one for phone_number_id 999 (another number on the app).
+  auto j = nlohmann::json::parse(wa_text("966500000011", "wamid.N1", "السلام عليكم"));
+  auto other = j["entry"][0]["changes"][0];
+  other["value"]["metadata"]["phone_number_id"] = "999";
+  other["value"]["contacts"][0]["wa_id"] = "966500000012";
+  other["value"]["messages"][0]["from"] = "966500000012";
+  other["value"]["messages"][0]["id"] = "wamid.N2";
+  j["entry"][0]["changes"].push_back(other);
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND provider_id = 'wamid.N1'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE provider_id = 'wamid.N2'") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000012'") == 0);
+  REQUIRE(e.graph.wait_for(1));
+  CHECK(wa_sends(e.graph, "966500000012").empty());
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_webhook_other_number_total 1") != std::string::npos);
+}
+
 TEST_CASE("WhatsApp: every official sample payload is accepted with 200") {
   env e;
   for (const char* f : {"whatsapp_text.json", "whatsapp_button_reply.json", "whatsapp_list_reply.json",
