@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "channels/crypto.hpp"
+#include "channels/detail/json_write.hpp"
 #include "channels/detail/util.hpp"
 
 namespace aoun::channels::sms {
@@ -181,7 +182,8 @@ parse_result parse_unifonic_dlr(std::string_view content_type, std::string_view 
   } else {
     form_map f;
     // A form body when there is one, else the query string (the token is not a field).
-    for (auto& [k, v] : crypto::parse_form(start == std::string_view::npos ? query : body)) f.emplace(std::move(k), std::move(v));
+    for (auto& [k, v] : crypto::parse_form(start == std::string_view::npos ? query : body))
+      f.emplace(detail::scrub_utf8(k), detail::scrub_utf8(v));
     id = first(f, "MessageID");
     dlr = first(f, "DLR");
     recipient = first(f, "Recipient");
@@ -249,7 +251,9 @@ std::string opt_out_of(std::string_view opt_out_type, std::string_view body) {
 parse_result parse_twilio(std::string_view form_body) {
   parse_result r;
   form_map f;
-  for (auto& [k, v] : crypto::parse_form(form_body)) f.emplace(std::move(k), std::move(v));
+  // Percent-decoding gives bytes, not text: a malformed sequence (Body=%FF) would make every
+  // later JSON step throw, and the SMS be lost on a 503 Twilio does not retry.
+  for (auto& [k, v] : crypto::parse_form(form_body)) f.emplace(detail::scrub_utf8(k), detail::scrub_utf8(v));
   std::string sid = first(f, "MessageSid");
   if (sid.empty()) sid = first(f, "SmsSid");
   if (sid.empty()) {

@@ -64,6 +64,23 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+std::string scrub_utf8(std::string_view s) {
+  if (valid_utf8(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = valid_sequence(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   // One pass: runs of bytes that need nothing are found a byte at a time, copied in one append;
   // a UTF-8 lead byte has its sequence checked where it stands. This sits on every reply's path

@@ -17,5 +17,8 @@ void append_json_string(std::string& out, std::string_view s);
 /// True when `s` is well-formed UTF-8 by the same rules (Unicode table 3-7: no overlong forms,
 /// surrogates or code points past U+10FFFF), i.e. when append_json_string copies it unchanged.
 bool valid_utf8(std::string_view s);
+/// `s` with every byte that does not start a well-formed UTF-8 sequence replaced by U+FFFD:
+/// form fields (Twilio's) are bytes, and the rest of the system takes text.
+std::string scrub_utf8(std::string_view s);
 
 }  // namespace aoun::channels::detail

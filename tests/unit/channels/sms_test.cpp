@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "channels/crypto.hpp"
+#include "channels/detail/json_write.hpp"
 #include "tests/unit/channels/fixture.hpp"
 
 using namespace aoun::channels;
@@ -90,6 +91,17 @@ TEST_CASE("sms: inbound SMS fixture") {
   CHECK(e.text == "أريد معرفة حالة طلبي");
   // The trailing newline of the file does not change the parse.
   CHECK(sms::parse_twilio(fixture("twilio_inbound.txt")).events.at(0).text == e.text);
+}
+
+TEST_CASE("sms: bytes that are not UTF-8 in a Twilio field become U+FFFD, the rest is kept") {
+  const auto r = sms::parse_twilio("MessageSid=SMbad1&From=%2B966500000000&To=%2B15550000000&Body=%D8%A7%FF%D8%A8"
+                                   "&NumMedia=1&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2Fm&MediaContentType0=%FF");
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].text == "ا\xEF\xBF\xBDب");
+  CHECK(detail::valid_utf8(r.events[0].media_mime));
+  CHECK(detail::scrub_utf8("\xC3\x28ok\xF0\x9F\x98\x80") == "\xEF\xBF\xBD(ok\xF0\x9F\x98\x80");
+  CHECK(detail::scrub_utf8("سلام") == "سلام");
 }
 
 TEST_CASE("sms: inbound MMS fixture") {
