@@ -167,6 +167,9 @@ config load_config(const lookup_fn& get) {
     bad("AOUN_UNIFONIC_APP_SID", "the Unifonic AppSid because AOUN_SMS_GATEWAY=unifonic", "");
   if (c.sms_gateway == "taqnyat" && c.secret.taqnyat_token.empty())
     bad("AOUN_TAQNYAT_TOKEN", "the Taqnyat bearer token because AOUN_SMS_GATEWAY=taqnyat", "");
+  // Taqnyat sends only from an approved sender name; without one every SMS would be refused.
+  if (c.sms_gateway == "taqnyat" && c.taqnyat_sender.empty())
+    bad("AOUN_TAQNYAT_SENDER", "the approved sender name because AOUN_SMS_GATEWAY=taqnyat", "");
   c.webchat_enabled = number(get, "AOUN_WEBCHAT", 1, 0, 1) == 1;
   c.webchat_sockets_per_address = static_cast<int>(number(get, "AOUN_WEBCHAT_SOCKETS_PER_ADDRESS", 20, 0, 100000));
   c.webchat_messages_per_minute = static_cast<int>(number(get, "AOUN_WEBCHAT_MESSAGES_PER_MINUTE", 60, 0, 100000));

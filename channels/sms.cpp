@@ -356,11 +356,14 @@ provider_request render(const outgoing& msg, const config& cfg) {
     case gateway::unifonic: {
       req.url = cfg.unifonic_api_base + "/rest/SMS/messages";
       req.content_type = "application/x-www-form-urlencoded";
-      req.body = crypto::build_form({{"AppSid", cfg.unifonic_app_sid},
-                                     {"SenderID", cfg.unifonic_sender},
-                                     {"Body", body},
-                                     {"Recipient", bare_digits(msg.to)},
-                                     {"responseType", "JSON"}});
+      // SenderID: the account's default sender is used when the field is left out (not when
+      // it is empty).
+      std::vector<std::pair<std::string, std::string>> form{{"AppSid", cfg.unifonic_app_sid}};
+      if (!cfg.unifonic_sender.empty()) form.emplace_back("SenderID", cfg.unifonic_sender);
+      form.emplace_back("Body", body);
+      form.emplace_back("Recipient", bare_digits(msg.to));
+      form.emplace_back("responseType", "JSON");
+      req.body = crypto::build_form(form);
       break;
     }
     case gateway::taqnyat: {
@@ -436,11 +439,13 @@ send_result interpret_answer(gateway gw, int http_status, std::string_view body,
       return r;
     }
     case gateway::unifonic: {
+      // Only an explicit "success": false is a refusal: a 2xx in any other shape (no "success",
+      // a body we cannot read) may have sent the SMS, and must not be sent again.
       const json* success = detail::member(root, "success");
-      const bool ok = success && ((success->is_boolean() && success->get<bool>()) ||
-                                  (success->is_string() && success->get<std::string>() == "true"));
+      const bool says_failed = success && ((success->is_boolean() && !success->get<bool>()) ||
+                                           (success->is_string() && success->get<std::string>() == "false"));
       const std::string code = text_member(root, "errorCode");
-      if (http_status >= 200 && http_status < 300 && (ok || !root)) {
+      if (http_status >= 200 && http_status < 300 && !says_failed) {
         r.outcome = send_outcome::sent;
         // Named for its gateway: Unifonic's and Taqnyat's ids are both plain numbers, and both
         // are SMS; a delivery receipt must find only Unifonic's message.

@@ -20,7 +20,7 @@ struct config {
   std::string auth_token;   ///< HMAC key of X-Twilio-Signature and Basic-auth password
   std::string from;         ///< E.164 sender, or a Messaging Service SID ("MG...")
   std::string api_base = "https://api.twilio.com";
-  std::string public_url;   ///< public base URL; when set, Twilio sends StatusCallback = public_url + "/webhooks/sms"
+  std::string public_url;   ///< AOUN_PUBLIC_URL (always set; its default is the local listener): StatusCallback = public_url + "/webhooks/sms"
   // Saudi gateways
   std::string unifonic_app_sid, unifonic_sender;
   std::string unifonic_api_base = "https://el.cloud.unifonic.com";
@@ -80,9 +80,10 @@ std::string body_text(const outgoing& msg);
 std::size_t segments(std::string_view utf8);
 
 /// Interprets a gateway's answer (per `gw`). Twilio: 2xx JSON `sid` → sent; 429 → rate_limited;
-/// 5xx/0 → retry; other 4xx → rejected. Unifonic: `success:true` → sent ("unifonic:" +
-/// data.MessageID, so it cannot meet a Taqnyat id);
-/// Taqnyat: 2xx with statusCode 201/200 → sent (messageId).
+/// 5xx/0 → retry; other 4xx → rejected. Unifonic: 2xx unless `success:false` → sent ("unifonic:"
+/// + data.MessageID, so it cannot meet a Taqnyat id); Taqnyat: 2xx → sent (messageId), unless
+/// its `rejected` list names our number and `accepted` none. Any 401 → rejected with
+/// credentials_refused.
 send_result interpret(gateway gw, int http_status, std::string_view body,
                       std::string_view retry_after_header);
 

@@ -54,6 +54,10 @@ TEST_CASE("a wrong value stops start-up with one line naming the variable") {
   CHECK_THROWS_WITH_AS(load({{"AOUN_TRUSTED_PROXIES", "10.0.0.1, proxy.local"}}),
                        "AOUN_TRUSTED_PROXIES: expected comma-separated IP addresses or CIDR networks, got '10.0.0.1, proxy.local'",
                        config_error);
+  CHECK_THROWS_WITH_AS(load({{"AOUN_SMS_GATEWAY", "taqnyat"}, {"AOUN_TAQNYAT_TOKEN", "t"}}),
+                       "AOUN_TAQNYAT_SENDER: expected the approved sender name because AOUN_SMS_GATEWAY=taqnyat, got ''",
+                       config_error);
+  CHECK(load({{"AOUN_SMS_GATEWAY", "taqnyat"}, {"AOUN_TAQNYAT_TOKEN", "t"}, {"AOUN_TAQNYAT_SENDER", "Aoun"}}).taqnyat_sender == "Aoun");
   CHECK_THROWS_WITH_AS(load({{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "-1"}}),
                        "AOUN_WEBCHAT_MESSAGES_PER_MINUTE: expected an integer from 0 to 100000, got '-1'", config_error);
 }

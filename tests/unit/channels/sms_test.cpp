@@ -286,6 +286,9 @@ TEST_CASE("sms: render Unifonic request (unifonic_send_request.txt shape)") {
   CHECK(got == expected);
   m.to = "00966507679351";
   CHECK(crypto::parse_form(sms::render(m, cfg).body)[3].second == "966507679351");
+  // No sender configured: the field is left out (Unifonic then uses the account's default).
+  cfg.unifonic_sender.clear();
+  for (const auto& [k, v] : crypto::parse_form(sms::render(m, cfg).body)) CHECK(k != "SenderID");
 }
 
 TEST_CASE("sms: render Taqnyat request (taqnyat_send_request.json)") {
@@ -374,6 +377,10 @@ TEST_CASE("sms: interpret gateway answers") {
   CHECK(r.outcome == send_outcome::rejected);
   CHECK(r.error == "http 200 code ER-01");
   CHECK(sms::interpret(sms::gateway::unifonic, 500, "", "").outcome == send_outcome::retry);
+  // A 2xx that does not say "success": false may have sent it: never sent twice.
+  CHECK(sms::interpret(sms::gateway::unifonic, 200, R"({"message":"queued"})", "").outcome == send_outcome::sent);
+  CHECK(sms::interpret(sms::gateway::unifonic, 200, R"({"success":"false","errorCode":"ER-09"})", "").outcome ==
+        send_outcome::rejected);
 
   r = sms::interpret(sms::gateway::taqnyat, 201, R"({"statusCode":201,"messageId":2917,"cost":0.05})", "");
   CHECK(r.outcome == send_outcome::sent);
