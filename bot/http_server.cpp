@@ -216,7 +216,12 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(16 * 1024);
-    parser.body_limit(opts_.body_limit);
+    // Meta's webhook batches can reach 3 MB (several entries, changes and messages at once),
+    // and one refused with 413 is refused again on every retry for a week: every message in
+    // it lost. That route gets at least 3 MiB; the others are held to AOUN_BODY_LIMIT below,
+    // once the header says which route it is (Beast checks a Content-Length against the limit
+    // as the header ends, so the larger one must be in place before).
+    parser.body_limit(std::max<std::uint64_t>(opts_.body_limit, whatsapp_body_limit));
     st->idle = true;
     // While stopping, a request already on the wire is still served (briefly waited for), so
     // that nothing a client managed to send is dropped; an idle connection is simply closed.
@@ -246,6 +251,18 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         log::debug("read_failed", {{"error", ec.message()}});
       }
       break;
+    }
+    {
+      const auto& h = parser.get();
+      const auto target = std::string_view(h.target().data(), h.target().size());
+      const bool whatsapp = h.method() == http::verb::post && target.substr(0, target.find('?')) == "/webhooks/whatsapp";
+      if (!whatsapp) {
+        if (parser.content_length() && *parser.content_length() > opts_.body_limit) {
+          co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
+          break;
+        }
+        parser.body_limit(opts_.body_limit);  // chunked bodies: counted as they come
+      }
     }
     stream.expires_after(opts_.body_timeout);
     if (!parser.is_done()) {

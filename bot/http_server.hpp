@@ -24,6 +24,9 @@ namespace aoun::bot {
 /// at `min_rate` bytes/s (64 KiB/s), so a 16 MiB download to a slow staff link is not cut off at
 /// a fixed deadline, while a client that stops reading still is.
 constexpr std::size_t min_write_rate = 64 * 1024;
+/// The least body size accepted on POST /webhooks/whatsapp, whatever AOUN_BODY_LIMIT says: the
+/// size Meta documents for a webhook batch.
+constexpr std::size_t whatsapp_body_limit = 3 * 1024 * 1024;
 std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes);
 
 class http_server {

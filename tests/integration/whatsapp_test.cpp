@@ -109,6 +109,14 @@ TEST_CASE("WhatsApp: a change for another number of the same Meta app is answere
   CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_webhook_other_number_total 1") != std::string::npos);
 }
 
+TEST_CASE("WhatsApp: a 2 MiB webhook batch is taken whatever AOUN_BODY_LIMIT says (Meta's go up to 3 MB)") {
+  staff_env e(env_vars{{"AOUN_BODY_LIMIT", "65536"}});
+  auto j = nlohmann::json::parse(wa_text("966500000013", "wamid.BIG1", "السلام عليكم"));
+  j["entry"][0]["changes"][0]["value"]["padding"] = std::string(2 * 1024 * 1024, 'x');  // a member we do not read
+  CHECK(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE provider_id = 'wamid.BIG1'") == 1);
+}
+
 TEST_CASE("WhatsApp: every official sample payload is accepted with 200") {
   env e;
   for (const char* f : {"whatsapp_text.json", "whatsapp_button_reply.json", "whatsapp_list_reply.json",
