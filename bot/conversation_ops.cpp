@@ -624,11 +624,16 @@ error_code conversation_ops::back_to_bot(storage::connection& c, storage::conver
 json conversation_ops::visitor_message_json(const storage::message_row& m) {
   json p = json::parse(m.payload, nullptr, false);
   const bool choices = p.is_object() && p.contains("choices") && p["choices"].is_array();
-  return json{{"id", m.id},
-              {"direction", m.direction},
-              {"text", m.text},
-              {"choices", choices ? p["choices"] : json::array()},
-              {"created_at", m.created_at}};
+  json j{{"id", m.id},
+         {"direction", m.direction},
+         {"text", m.text},
+         {"choices", choices ? p["choices"] : json::array()},
+         {"created_at", m.created_at}};
+  // The page's own id for what the visitor sent ("web:<session>:<client_id>"): a message whose
+  // acknowledgement was lost in a reconnect is known to be stored, and not sent again.
+  if (m.direction == "in" && m.provider_id && m.provider_id->rfind("web:", 0) == 0)
+    if (auto colon = m.provider_id->find(':', 4); colon != std::string::npos) j["client_id"] = m.provider_id->substr(colon + 1);
+  return j;
 }
 
 json conversation_ops::message_json(const storage::message_row& m) {

@@ -248,7 +248,11 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       return s.ops.handle_all(c, std::span<const channels::inbound>(&in, 1), now, fx);
     });
     if (!r) {
-      ch->send(json{{"type", "error"}, {"message", "could not store your message, please send it again"}}.dump());
+      ch->send(json{{"type", "error"},
+                    {"code", "not_stored"},
+                    {"message", "could not store your message, please send it again"},
+                    {"client_id", client_id}}
+                   .dump());
       continue;
     }
     // The visitor's own message, echoed with its stored id, then the replies (via the hub).

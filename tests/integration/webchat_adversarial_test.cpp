@@ -580,3 +580,33 @@ TEST_CASE("webchat: an idle visitor's open page does not hold up a stop (webhook
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
   CHECK(e.srv->errors().find("shutdown_grace_expired") == std::string::npos);
 }
+
+TEST_CASE("webchat: the history names the page's client_id of what the visitor sent (a lost ack is not sent twice)") {
+  staff_env e;
+  std::string session;
+  {
+    chat_client a(e.port());
+    REQUIRE(a.status == 101);
+    session = a.session;
+    REQUIRE(a.next_of_type("history"));
+    a.send(text_msg("مرحبا", "cid-0001"));
+    REQUIRE(a.next_of_type("ack"));
+  }
+  chat_client again(e.port(), session);
+  auto h = again.next_of_type("history");
+  REQUIRE(h);
+  int mine = 0;
+  for (const auto& m : (*h)["messages"]) {
+    if (m["direction"] == "in") {
+      ++mine;
+      CHECK(m.value("client_id", "") == "cid-0001");
+    } else {
+      CHECK_FALSE(m.contains("client_id"));
+    }
+  }
+  CHECK(mine == 1);
+  // The page sends it again after a reconnect: acknowledged, not stored twice.
+  again.send(text_msg("مرحبا", "cid-0001"));
+  REQUIRE(again.next_of_type("ack"));
+  CHECK(stored_messages(e.db) == 1);
+}

@@ -7,19 +7,25 @@ const texts = {
     reconnecting: 'انقطع الاتصال. جارٍ إعادة الاتصال…', you: 'أنتم', them: 'الجمعية', choices: 'اختاروا إجابة',
     empty: 'مرحبًا بكم. اكتبوا رسالتكم بالطريقة التي تناسبكم، أو اضغطوا «ابدأ المحادثة».', start: 'ابدأ المحادثة', hello: 'السلام عليكم',
     forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English', error: 'لم تصل رسالتكم، فضلًا أرسلوها مرة أخرى.',
-    slow_down: 'وصلتنا رسائل كثيرة في وقت قصير، فلم تُحفظ رسالتكم الأخيرة. انتظروا دقيقة ثم أرسلوها مرة أخرى.' },
+    slow_down: 'وصلتنا رسائل كثيرة في وقت قصير، فلم تُحفظ رسالتكم الأخيرة. انتظروا دقيقة ثم أرسلوها مرة أخرى.',
+    sending: 'جارٍ الإرسال…', not_sent: 'لم تُرسل بعد', resend: 'أعيدوا الإرسال', will_resend: 'لم تُحفظ بعد، وسنعيد إرسالها تلقائيًا.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
     empty: 'Welcome. Write your message in your own words, or press "Start the conversation".', start: 'Start the conversation', hello: 'Hello',
     forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية', error: 'Your message did not arrive, please send it again.',
-    slow_down: 'We received many messages in a short time, so your last one was not saved. Please wait a minute and send it again.' },
+    slow_down: 'We received many messages in a short time, so your last one was not saved. Please wait a minute and send it again.',
+    sending: 'Sending…', not_sent: 'Not sent yet', resend: 'Send again', will_resend: 'Not saved yet; it will be sent again automatically.' },
 };
 let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
 const list = $('messages'), input = $('text'), sendBtn = $('send'), banner = $('banner'), typing = $('typing');
 let ws = null, attempt = 0, timer = null, typingTimer = null, connected = false;
 const seen = new Set(); // message ids already shown (the server may send one twice around a reconnect)
+// What the visitor sent and the server has not acknowledged yet (stored): client_id → { frame, li }.
+// Shown as "sending…", sent again after a reconnect (the server drops a second copy by its
+// client_id), and never silently dropped: the visitor sees what did not arrive.
+const pending = new Map();
 const clientId = () => Array.from(crypto.getRandomValues(new Uint8Array(8)), (x) => x.toString(16).padStart(2, '0')).join('');
 
 function tr(k) { return texts[lang][k]; }
@@ -100,9 +106,11 @@ function refreshChoices() {
 function addMessage(m, scroll = true) {
   list.querySelector('.empty-state')?.remove();
   if (m.id !== undefined && m.id !== null) { if (seen.has(m.id)) return; seen.add(m.id); }
-  list.append(render(m));
+  const li = render(m);
+  list.append(li);
   refreshChoices();
   if (scroll) list.scrollTop = list.scrollHeight;
+  return li;
 }
 
 function addNotice(text) {
@@ -118,9 +126,36 @@ function showTyping(on) {
   if (on) typingTimer = setTimeout(() => { typing.hidden = true; }, 12000);
 }
 
+// Sends a frame now if the socket is up, and keeps it until the server acknowledges it.
+function post(frame, li) {
+  pending.set(frame.client_id, { frame, li });
+  if (li) setState(li, 'sending');
+  if (connected) ws.send(JSON.stringify(frame));
+}
+function setState(li, st, retry) {
+  li.classList.toggle('pending', st === 'sending');
+  li.classList.toggle('failed', st === 'failed');
+  li.querySelector('.state')?.remove();
+  if (!st) return;
+  const span = el('span', 'state', tr(st === 'sending' ? 'sending' : 'not_sent'));
+  if (st === 'failed' && retry) {
+    const b = el('button', 'resend', tr('resend'));
+    b.type = 'button';
+    b.addEventListener('click', retry);
+    span.append(' ', b);
+  }
+  li.querySelector('.bubble').append(span);
+}
+function acknowledged(id) {
+  const p = pending.get(id);
+  if (!p) return;
+  pending.delete(id);
+  if (p.li) setState(p.li, null);
+}
+
 function choose(c, group) {
   if (!connected) return;
-  ws.send(JSON.stringify({ type: 'choice', id: c.id, title: c.title, client_id: clientId() }));
+  post({ type: 'choice', id: c.id, title: c.title, client_id: clientId() }, null);
   group.querySelectorAll('button').forEach((b) => { b.disabled = true; if (b.dataset.choiceId === c.id) b.classList.add('picked'); });
   addMessage({ direction: 'in', text: c.title, created_at: Date.now() / 1000 });
   showTyping(true);
@@ -134,17 +169,31 @@ function connect() {
   const id = sessionId();
   const sock = new WebSocket(`${proto}//${location.host}/chat/ws${id ? `?session=${encodeURIComponent(id)}` : ''}`);
   ws = sock;
-  sock.onopen = () => { attempt = 0; connected = true; setBanner(null); sendBtn.disabled = false; refreshChoices(); };
+  // Writing is possible once the history is in: a message sent before would be stored after the
+  // history was read, and never shown.
+  sock.onopen = () => { attempt = 0; setBanner(null); };
   sock.onmessage = (e) => {
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'session' && typeof ev.session === 'string') {
       localStorage.setItem('aoun.chat.session', ev.session);
     } else if (ev.type === 'history') {
       list.textContent = ''; seen.clear();
-      for (const m of ev.messages || []) { if (m.id !== undefined && m.id !== null) seen.add(m.id); list.append(render(m)); }
+      for (const m of ev.messages || []) {
+        if (m.id !== undefined && m.id !== null) seen.add(m.id);
+        if (m.client_id) acknowledged(m.client_id);  // stored, though its ack was lost
+        list.append(render(m));
+      }
+      connected = true; sendBtn.disabled = false;
+      // What was not stored goes again, after the history, in the order it was written.
+      for (const { frame, li } of pending.values()) {
+        if (li) list.append(li);
+        ws.send(JSON.stringify(frame));
+      }
       emptyState();
       refreshChoices();
       list.scrollTop = list.scrollHeight;
+    } else if (ev.type === 'ack') {
+      acknowledged(ev.client_id);
     } else if (ev.type === 'erased') {
       // "delete my data" was done: nothing of the old conversation stays on this screen
       list.textContent = ''; seen.clear();
@@ -154,8 +203,24 @@ function connect() {
       addMessage({ direction: 'out', ...ev.message });
     } else if (ev.type === 'error') {
       showTyping(false);
-      // The server's messages are for developers; the visitor gets one in their language.
-      addNotice(tr(ev.code === 'rate_limited' ? 'slow_down' : 'error'));
+      const p = ev.client_id ? pending.get(ev.client_id) : null;
+      if (p && ev.code === 'rate_limited') {
+        // kept, and sent again once the server takes messages again
+        if (p.li) setState(p.li, 'failed');
+        addNotice(tr('will_resend'));
+        const id = ev.client_id;
+        setTimeout(() => { const q = pending.get(id); if (q && connected) { if (q.li) setState(q.li, 'sending'); ws.send(JSON.stringify(q.frame)); } },
+          Math.max(1, Number(ev.retry_after) || 5) * 1000);
+      } else if (p) {
+        // not stored: the visitor sends it again when they choose
+        const id = ev.client_id;
+        const again = () => { const q = pending.get(id); if (q && connected) { if (q.li) setState(q.li, 'sending'); ws.send(JSON.stringify(q.frame)); } };
+        if (p.li) setState(p.li, 'failed', again);
+        addNotice(tr('error'));
+      } else {
+        // The server's messages are for developers; the visitor gets one in their language.
+        addNotice(tr(ev.code === 'rate_limited' ? 'slow_down' : 'error'));
+      }
     }
   };
   sock.onclose = () => {
@@ -177,8 +242,8 @@ $('composer').addEventListener('submit', (e) => {
   input.value = ''; autosize();
 });
 function sendText(text) {
-  ws.send(JSON.stringify({ type: 'text', text, client_id: clientId() }));
-  addMessage({ direction: 'in', text, created_at: Date.now() / 1000 });
+  const li = addMessage({ direction: 'in', text, created_at: Date.now() / 1000 });
+  post({ type: 'text', text, client_id: clientId() }, li);
   showTyping(true);
 }
 input.addEventListener('keydown', (e) => {

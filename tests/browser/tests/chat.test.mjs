@@ -110,6 +110,39 @@ describe('website chat', () => {
     assert.ok(!texts.join(' ').includes('1012345678'));
   });
 
+  test('a message cut off by a dropped connection is sent again after the reconnect, once', async () => {
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#send:not([disabled])').waitFor();  // the session frame is in: nothing rewrites it now
+    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.reload();
+    await page.locator('#start:not([disabled])').waitFor();
+    await say('مرحبا');
+    // The first time the page sends "رسالة ضائعة", the connection drops before it reaches the server.
+    let dropped = false;
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        if (!dropped && String(m).includes('رسالة ضائعة')) { dropped = true; ws.close(); server.close(); return; }
+        server.send(m);
+      });
+    });
+    await page.reload();  // the routed socket from now on
+    await page.locator('#messages .from-them').first().waitFor();
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.fill('#text', 'رسالة ضائعة');
+    await page.keyboard.press('Enter');
+    const bubble = page.locator('#messages .from-me', { hasText: 'رسالة ضائعة' });
+    await bubble.waitFor();
+    // reconnected, sent again, acknowledged: no longer marked
+    await page.waitForFunction(() => [...document.querySelectorAll('#messages .from-me')].some((li) =>
+      li.textContent.includes('رسالة ضائعة') && !li.classList.contains('pending') && !li.classList.contains('failed')), null, { timeout: 15000 });
+    assert.ok(dropped, 'the first send was cut off');
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    await page.reload();
+    await page.locator('#messages .from-them').first().waitFor();
+    assert.equal(await page.locator('#messages .from-me', { hasText: 'رسالة ضائعة' }).count(), 1, 'stored once');
+  });
+
   test('a visitor who sends too fast is told, in Arabic, that the last message was not saved', async () => {
     const slow = await startAoun(BIN, graph.base, { AOUN_WEBCHAT_MESSAGES_PER_MINUTE: '2' });
     try {
@@ -121,7 +154,12 @@ describe('website chat', () => {
       }
       const notice = page.locator('#messages .notice[role="alert"]').last();
       await notice.waitFor();
-      assert.match(await notice.innerText(), /لم تُحفظ رسالتكم الأخيرة/);
+      assert.match(await notice.innerText(), /لم تُحفظ بعد، وسنعيد إرسالها تلقائيًا/);
+      // the refused message stays on screen, marked, with its text: nothing vanishes silently
+      const refused = page.locator('#messages .from-me.failed');
+      await refused.waitFor();
+      assert.match(await refused.innerText(), /أحتاج مساعدة/);
+      assert.match(await refused.innerText(), /لم تُرسل بعد/);
     } finally {
       await slow.stop();
     }
