@@ -166,7 +166,20 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
 
   // Subscribe before reading the history so that nothing committed in between is missed
   // (a message may then arrive twice; the page ignores ids it already shows).
-  auto sub = s.hub.subscribe("webchat:" + session, [ch](const std::string& payload) { ch->send(payload); });
+  // Events published while the history is read are held and sent after it: sent before, they
+  // would be wiped by the history frame (the page rebuilds its list from it), and the history
+  // read may not include them. The page ignores those it already shows.
+  struct held_events {
+    std::mutex mutex;
+    bool history_sent = false;
+    std::vector<std::string> frames;
+  };
+  auto held = std::make_shared<held_events>();
+  auto sub = s.hub.subscribe("webchat:" + session, [ch, held](const std::string& payload) {
+    std::lock_guard lock(held->mutex);
+    if (held->history_sent) ch->send(payload);
+    else held->frames.push_back(payload);
+  });
   auto history = co_await db_read<json>(s.db, [&session](storage::connection& c) -> storage::result<json> {
     json msgs = json::array();
     auto q = c.prepare(
@@ -184,7 +197,13 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       if (!m.text.empty()) msgs.push_back(conversation_ops::visitor_message_json(m));
     return msgs;
   });
-  ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
+  {
+    std::lock_guard lock(held->mutex);
+    ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
+    for (auto& f : held->frames) ch->send(std::move(f));
+    held->frames.clear();
+    held->history_sent = true;
+  }
 
   auto watch = std::make_shared<stop_watch>(s.stopping, ch);
   watch->start();
@@ -231,7 +250,10 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       ch->send(json{{"type", "error"}, {"message", "empty message"}}.dump());
       continue;
     }
-    if (int wait = limits.take(client, address_limiter::clock::now()); wait > 0) {
+    // Someone in danger is never told to wait: behind a shared address (a carrier's NAT, an
+    // office) another visitor's flood must not hold back the emergency numbers and the queue.
+    const bool danger = in.type == channels::inbound_type::text && s.ops.engine()->is_danger(in.text);
+    if (int wait = danger ? 0 : limits.take(client, address_limiter::clock::now()); wait > 0) {
       s.stats.count("webchat_messages_throttled");
       ch->send(json{{"type", "error"},
                     {"code", "rate_limited"},

@@ -610,3 +610,41 @@ TEST_CASE("webchat: the history names the page's client_id of what the visitor s
   REQUIRE(again.next_of_type("ack"));
   CHECK(stored_messages(e.db) == 1);
 }
+
+TEST_CASE("webchat: a reply published while the history is read comes after the history frame, not before it") {
+  // Before, such a reply was sent first and then wiped by the history frame (the page rebuilds
+  // its list from it), while the history read might not include it.
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "0"}});
+  chat_client a(e.port());
+  REQUIRE(a.status == 101);
+  int before_history = 0;
+  for (int i = 0; i < 60; ++i) {
+    a.send(text_msg("مرحبا " + std::to_string(i), "hist-" + std::to_string(i)));
+    chat_client b(e.port(), a.session);
+    REQUIRE(b.status == 101);
+    auto first = b.next([](const json&) { return true; });
+    REQUIRE(first);
+    if ((*first).value("type", "") != "history") ++before_history;
+  }
+  CHECK(before_history == 0);
+}
+
+TEST_CASE("webchat: danger words are never throttled, whatever else came from the same address") {
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "1"}});
+  chat_client flood(e.port());
+  REQUIRE(flood.status == 101);
+  REQUIRE(flood.next_of_type("history"));
+  flood.send(text_msg("مرحبا", "fl-1"));
+  REQUIRE(flood.next_of_type("ack"));
+  flood.send(text_msg("مرحبا", "fl-2"));
+  REQUIRE(flood.next([](const json& j) { return j.value("code", "") == "rate_limited"; }));
+  // Another visitor on the same address, in danger.
+  chat_client other(e.port());
+  REQUIRE(other.status == 101);
+  REQUIRE(other.next_of_type("history"));
+  other.send(text_msg("أنا في خطر", "dg-1"));
+  auto ack = other.next([](const json& j) { return j.value("type", "") == "ack" || j.value("type", "") == "error"; });
+  REQUIRE(ack);
+  CHECK((*ack)["type"] == "ack");
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations WHERE priority = 1") == 1);
+}

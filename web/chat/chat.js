@@ -177,6 +177,10 @@ function connect() {
     if (ev.type === 'session' && typeof ev.session === 'string') {
       localStorage.setItem('aoun.chat.session', ev.session);
     } else if (ev.type === 'history') {
+      // Rebuilt silently: a screen reader must not read the whole conversation out again on
+      // every load and reconnect; live announcements resume for what comes after.
+      list.setAttribute('aria-live', 'off');
+      setTimeout(() => list.setAttribute('aria-live', 'polite'), 500);
       list.textContent = ''; seen.clear();
       for (const m of ev.messages || []) {
         if (m.id !== undefined && m.id !== null) seen.add(m.id);
