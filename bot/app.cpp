@@ -159,7 +159,7 @@ net::awaitable<response> app::healthz(request_context& ctx) {
   nlohmann::json faults = nlohmann::json::array();
   if (outbox_)
     for (const auto& f : outbox_->channel_faults())
-      faults.push_back({{"channel", f.channel}, {"state", "credentials_refused"}, {"since", f.since}, {"error", f.error}});
+      faults.push_back({{"channel", f.channel}, {"state", "credentials_refused"}});  // details: staff API only
   nlohmann::json j{{"status", ok && faults.empty() ? "ok" : "degraded"},
                    {"version", AOUN_VERSION},
                    {"database", {{"reachable", ok}, {"schema_version", db_->schema_version()}}},

@@ -557,14 +557,22 @@ void outbox_worker::publish_faults() {
   faults_shown_ = std::move(shown);
 }
 
+void outbox_worker::credentials_abandoned(const std::string& channel) {
+  auto it = faults_.find(channel);
+  if (it == faults_.end()) return;
+  it->second.probing = false;
+  it->second.until = clock::now() + it->second.pause;
+}
+
 std::optional<std::chrono::milliseconds> outbox_worker::credentials_hold(const std::string& channel) {
   auto it = faults_.find(channel);
   if (it == faults_.end()) return std::nullopt;
   auto& f = it->second;
   const auto now = clock::now();
   if (now < f.until) return std::max(std::chrono::ceil<std::chrono::milliseconds>(f.until - now), std::chrono::milliseconds(1));
-  // One send tries the credentials again; the others wait a moment for its answer.
-  if (f.probing) return std::chrono::milliseconds(1000);
+  // One send tries the credentials again; the others wait for its answer. Accepted, it makes
+  // them due at once (release_held_); refused, it starts a longer pause.
+  if (f.probing) return f.pause;
   f.probing = true;
   return std::nullopt;
 }
@@ -595,11 +603,9 @@ void outbox_worker::credentials_answer(const std::string& channel, bool probe, c
     return;
   }
   if (it == faults_.end()) return;
-  // Any other answer from the provider itself (accepted, or a refusal of this message) means
-  // it took our credentials. A timeout or a 5xx says nothing: the probe is tried again later.
-  const bool answered = r.outcome == channels::send_outcome::sent ||
-                        (r.outcome == channels::send_outcome::rejected && r.error.rfind("http 4", 0) == 0);
-  if (!answered) {
+  // Only an accepted send proves the credentials work: a 4xx may come from a proxy in front of
+  // the provider, and a timeout or a 5xx says nothing. Else the next probe comes after the pause.
+  if (r.outcome != channels::send_outcome::sent) {
     if (probe) {
       it->second.probing = false;
       it->second.until = clock::now() + it->second.pause;
@@ -653,7 +659,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   } else if (auto wait = credentials_hold(row.channel)) {
     held = *wait;
   } else {
-    const bool probe = faults_.count(row.channel) > 0;
+    bool probe = faults_.count(row.channel) > 0;
     co_await pace(row, !is_callback_answer(s));
     // A slot only around the request itself: a send waiting for its rate limit holds no socket
     // and must not keep another channel's reply waiting.
@@ -662,10 +668,29 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       outbox_worker* w;
       ~slot_guard() { w->release_send_slot(); }  // also if the send throws
     } slot{this};
-    // `s` lives in this frame until the spawned send completes.
-    result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
-    credentials_answer(row.channel, probe, result);
-    if (result.credentials_refused) held = faults_.at(row.channel).pause;
+    // The pacing and the slot may have taken seconds (SMS go one a second): a refusal that
+    // came meanwhile holds this row too, unless it is now the probe.
+    if (!probe) {
+      if (auto wait = credentials_hold(row.channel)) held = *wait;
+      else probe = faults_.count(row.channel) > 0;
+    }
+    if (!held) {
+      // A probe that ends without an answer (the send threw) must not leave the channel held
+      // for good: the next due row tries again after the pause.
+      struct probe_guard {
+        outbox_worker* w;
+        const std::string& channel;
+        bool armed;
+        ~probe_guard() {
+          if (armed) w->credentials_abandoned(channel);
+        }
+      } guard{this, row.channel, probe};
+      // `s` lives in this frame until the spawned send completes.
+      result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
+      guard.armed = false;
+      credentials_answer(row.channel, probe, result);
+      if (result.credentials_refused) held = faults_.at(row.channel).pause;
+    }
   }
   std::string outcome;
   auto ms = now_ms();

@@ -173,6 +173,8 @@ class outbox_worker {
   std::optional<std::chrono::milliseconds> credentials_hold(const std::string& channel);
   /// After a send (strand_): what its answer says of the channel's credentials.
   void credentials_answer(const std::string& channel, bool probe, const channels::send_result& r);
+  /// A probe that got no answer at all (its send threw): the next one comes after the pause.
+  void credentials_abandoned(const std::string& channel);
   void publish_faults();
   bool flushing_sent_ = false;                   // touched only on strand_
 };

@@ -331,7 +331,10 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
   // their account. Its reason is said to staff ("Forbidden: bot was blocked by the user", "…
   // user is deactivated"); other descriptions are not copied (they can echo user content).
   r.recipient_blocked = says_failed && code == "403";
-  r.credentials_refused = http_status == 401 || code == "401";  // the bot's token: revoked or wrong
+  // The bot's token: revoked (401 Unauthorized) or malformed (Telegram's own 404 "Not Found":
+  // our method paths are fixed, so only the token part of the URL can be unknown to it).
+  r.credentials_refused = http_status == 401 || code == "401" ||
+                          (says_failed && code == "404" && text_member(root, "description") == "Not Found");
   if (r.recipient_blocked)
     if (const std::string why = text_member(root, "description"); why.rfind("Forbidden:", 0) == 0)
       r.error += ": " + std::string(crypto::truncate_code_points(why, 100));

@@ -162,7 +162,9 @@ function startApp() {
 // Channels whose provider refuses the bot's token or key: their replies are held (not lost)
 // until it is fixed. Loaded at start and on reconnect, then kept by channel.status events.
 function loadChannelFaults() {
+  const seenEvents = state.faultEvents || 0;
   api.channelFaults().then((r) => {
+    if ((state.faultEvents || 0) !== seenEvents) return;  // an event came meanwhile: it is newer
     state.faults = new Map((r.faults || []).map((f) => [f.channel, f]));
     renderFaults();
   }).catch(() => {});
@@ -305,6 +307,7 @@ function handleEvent(ev) {
   } else if (ev.type === 'channel.status') {
     // {channel, state: 'credentials_refused' | 'ok', since?, error?}
     if (!state.faults) state.faults = new Map();
+    state.faultEvents = (state.faultEvents || 0) + 1;
     if (ev.state === 'ok') state.faults.delete(ev.channel); else state.faults.set(ev.channel, ev);
     renderFaults();
   } else if (ev.type === 'message.updated') {

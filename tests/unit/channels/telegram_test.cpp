@@ -398,6 +398,8 @@ TEST_CASE("telegram: a revoked or wrong bot token is the channel's fault") {
   CHECK(r.outcome == send_outcome::rejected);
   CHECK(r.credentials_refused);
   CHECK_FALSE(r.recipient_blocked);
+  CHECK(telegram::interpret(404, R"({"ok":false,"error_code":404,"description":"Not Found"})", "").credentials_refused);
+  CHECK_FALSE(telegram::interpret(404, "<html>404</html>", "").credentials_refused);  // a proxy's page
   CHECK_FALSE(telegram::interpret(400, R"({"ok":false,"error_code":400,"description":"Bad Request: chat not found"})", "").credentials_refused);
   CHECK_FALSE(telegram::interpret(403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})", "").credentials_refused);
 }
