@@ -29,6 +29,9 @@ namespace {
 using nlohmann::json;
 namespace crypto = channels::crypto;
 
+/// Texts with danger words one client address may send a minute beyond its ordinary limit.
+constexpr int danger_messages_per_minute = 10;
+
 /// Closes a visitor's socket once the server is stopping. The read loop waits for the page's
 /// next frame and an idle page sends none (pings keep the socket open), so a stop used to wait
 /// out its whole grace period (AOUN_SHUTDOWN_GRACE) for any open chat, refusing the providers'
@@ -109,7 +112,7 @@ std::string random_suffix() {
 }
 
 net::awaitable<void> webchat_session(const services& s, const session_ids& ids, address_limiter& limits,
-                                     beast::tcp_stream stream, request_context& ctx) {
+                                     address_limiter& danger_limits, beast::tcp_stream stream, request_context& ctx) {
   // Refusals come before the upgrade, as plain HTTP answers.
   auto refuse = [&stream, &ctx](api_error e, std::string_view message) -> net::awaitable<void> {
     auto res = error_response(ctx.req.version(), false, e, message);
@@ -250,10 +253,17 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       ch->send(json{{"type", "error"}, {"message", "empty message"}}.dump());
       continue;
     }
-    // Someone in danger is never told to wait: behind a shared address (a carrier's NAT, an
+    // Someone in danger is not told to wait: behind a shared address (a carrier's NAT, an
     // office) another visitor's flood must not hold back the emergency numbers and the queue.
-    const bool danger = in.type == channels::inbound_type::text && s.ops.engine()->is_danger(in.text);
-    if (int wait = danger ? 0 : limits.take(client, address_limiter::clock::now()); wait > 0) {
+    // Danger texts have a budget of their own per address (danger_messages_per_minute), so that
+    // adding a danger word is no way around the limit; they still use up the ordinary budget,
+    // so a flooder's other messages wait.
+    const auto now_tp = address_limiter::clock::now();
+    const bool danger = in.type == channels::inbound_type::text && s.ops.engine()->is_danger(in.text) &&
+                        danger_limits.take(client, now_tp) == 0;
+    int wait = limits.take(client, now_tp);
+    if (danger) wait = 0;
+    if (wait > 0) {
       s.stats.count("webchat_messages_throttled");
       ch->send(json{{"type", "error"},
                     {"code", "rate_limited"},
@@ -312,9 +322,10 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   s.stats.count("webchat_messages_throttled", 0);
   r.add_websocket("/chat/ws", [&s, ids = std::make_shared<const session_ids>(session_key),
                                limits = std::make_shared<address_limiter>(s.cfg.webchat_sockets_per_address,
-                                                                          s.cfg.webchat_messages_per_minute)](
+                                                                          s.cfg.webchat_messages_per_minute),
+                               danger = std::make_shared<address_limiter>(0, danger_messages_per_minute)](
                                   beast::tcp_stream stream, request_context& ctx) {
-    return webchat_session(s, *ids, *limits, std::move(stream), ctx);
+    return webchat_session(s, *ids, *limits, *danger, std::move(stream), ctx);
   });
 }
 

@@ -648,3 +648,21 @@ TEST_CASE("webchat: danger words are never throttled, whatever else came from th
   CHECK((*ack)["type"] == "ack");
   CHECK(db_value(e.db, "SELECT count(*) FROM conversations WHERE priority = 1") == 1);
 }
+
+TEST_CASE("webchat: a danger word is no way around the limit: such texts have a small budget of their own") {
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "1"}});
+  chat_client c(e.port());
+  REQUIRE(c.status == 101);
+  REQUIRE(c.next_of_type("history"));
+  int acked = 0, throttled = 0;
+  for (int i = 0; i < 14; ++i) {
+    c.send(text_msg("x في خطر " + std::to_string(i), "dgf-" + std::to_string(i)));
+    auto r = c.next([](const json& j) { return j.value("type", "") == "ack" || j.value("code", "") == "rate_limited"; });
+    REQUIRE(r);
+    if ((*r)["type"] == "ack") ++acked;
+    else ++throttled;
+  }
+  // the ordinary minute's worth (1, up to 2 at first) plus 10 (up to 20) for danger texts
+  CHECK(acked <= 12);
+  CHECK(throttled >= 2);
+}

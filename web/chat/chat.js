@@ -126,12 +126,22 @@ function showTyping(on) {
   if (on) typingTimer = setTimeout(() => { typing.hidden = true; }, 12000);
 }
 
-// Sends a frame now if the socket is up, and keeps it until the server acknowledges it.
+// Sends a frame now if the socket is up, and keeps it until the server acknowledges it. While
+// the server asks us to wait (rate_limited), new messages queue behind the refused one, so that
+// they are stored in the order they were written.
+let holding = false, resendTimer = null;
 function post(frame, li) {
   pending.set(frame.client_id, { frame, li });
   if (li) setState(li, 'sending');
-  if (connected) ws.send(JSON.stringify(frame));
+  if (connected && !holding) ws.send(JSON.stringify(frame));
 }
+function resendAll() {
+  holding = false; clearTimeout(resendTimer); resendTimer = null;
+  if (!connected) return;
+  for (const { frame, li } of pending.values()) { if (li) setState(li, 'sending'); ws.send(JSON.stringify(frame)); }
+}
+function stopResending() { holding = false; clearTimeout(resendTimer); resendTimer = null; }
+function announce(text) { const a = $('announce'); a.textContent = ''; setTimeout(() => { a.textContent = text; }, 50); }
 function setState(li, st, retry) {
   li.classList.toggle('pending', st === 'sending');
   li.classList.toggle('failed', st === 'failed');
@@ -141,6 +151,8 @@ function setState(li, st, retry) {
   if (st === 'failed' && retry) {
     const b = el('button', 'resend', tr('resend'));
     b.type = 'button';
+    const text = li.querySelector('.text');
+    if (text) { text.id ||= `m-${Math.random().toString(36).slice(2)}`; b.setAttribute('aria-describedby', text.id); }
     b.addEventListener('click', retry);
     span.append(' ', b);
   }
@@ -155,9 +167,9 @@ function acknowledged(id) {
 
 function choose(c, group) {
   if (!connected) return;
-  post({ type: 'choice', id: c.id, title: c.title, client_id: clientId() }, null);
   group.querySelectorAll('button').forEach((b) => { b.disabled = true; if (b.dataset.choiceId === c.id) b.classList.add('picked'); });
-  addMessage({ direction: 'in', text: c.title, created_at: Date.now() / 1000 });
+  const li = addMessage({ direction: 'in', text: c.title, created_at: Date.now() / 1000 });
+  post({ type: 'choice', id: c.id, title: c.title, client_id: clientId() }, li);
   showTyping(true);
   input.focus();
 }
@@ -170,17 +182,16 @@ function connect() {
   const sock = new WebSocket(`${proto}//${location.host}/chat/ws${id ? `?session=${encodeURIComponent(id)}` : ''}`);
   ws = sock;
   // Writing is possible once the history is in: a message sent before would be stored after the
-  // history was read, and never shown.
-  sock.onopen = () => { attempt = 0; setBanner(null); };
+  // history was read, and never shown. Until then the banner stays.
+  sock.onopen = () => {};
   sock.onmessage = (e) => {
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'session' && typeof ev.session === 'string') {
       localStorage.setItem('aoun.chat.session', ev.session);
     } else if (ev.type === 'history') {
-      // Rebuilt silently: a screen reader must not read the whole conversation out again on
-      // every load and reconnect; live announcements resume for what comes after.
-      list.setAttribute('aria-live', 'off');
-      setTimeout(() => list.setAttribute('aria-live', 'polite'), 500);
+      // The list is not a live region (a screen reader would read the whole conversation out
+      // again on every load and reconnect): new messages are announced one by one (#announce).
+      attempt = 0; setBanner(null); stopResending();
       list.textContent = ''; seen.clear();
       for (const m of ev.messages || []) {
         if (m.id !== undefined && m.id !== null) seen.add(m.id);
@@ -188,33 +199,39 @@ function connect() {
         list.append(render(m));
       }
       connected = true; sendBtn.disabled = false;
-      // What was not stored goes again, after the history, in the order it was written.
-      for (const { frame, li } of pending.values()) {
+      // What was not stored goes again, after the history, in the order it was written. Not a
+      // button's answer: the question it answered may be past, and if it was not stored its
+      // buttons are live again below.
+      for (const [id, { frame, li }] of [...pending]) {
+        if (frame.type === 'choice') { pending.delete(id); continue; }
         if (li) list.append(li);
-        ws.send(JSON.stringify(frame));
       }
+      resendAll();
       emptyState();
       refreshChoices();
       list.scrollTop = list.scrollHeight;
     } else if (ev.type === 'ack') {
       acknowledged(ev.client_id);
     } else if (ev.type === 'erased') {
-      // "delete my data" was done: nothing of the old conversation stays on this screen
-      list.textContent = ''; seen.clear();
+      // "delete my data" was done: nothing of the old conversation stays on this screen, and
+      // nothing written before it is sent again
+      list.textContent = ''; seen.clear(); pending.clear(); stopResending();
       emptyState();
     } else if (ev.type === 'message' && ev.message) {
       showTyping(false);
-      addMessage({ direction: 'out', ...ev.message });
+      const shown = addMessage({ direction: 'out', ...ev.message });
+      if (shown && ev.message.text) announce(`${tr('them')}: ${ev.message.text}`);
     } else if (ev.type === 'error') {
       showTyping(false);
       const p = ev.client_id ? pending.get(ev.client_id) : null;
       if (p && ev.code === 'rate_limited') {
-        // kept, and sent again once the server takes messages again
+        // kept, and sent again (with whatever was written since, in order) once the server
+        // takes messages again; one notice for the whole wait
         if (p.li) setState(p.li, 'failed');
-        addNotice(tr('will_resend'));
-        const id = ev.client_id;
-        setTimeout(() => { const q = pending.get(id); if (q && connected) { if (q.li) setState(q.li, 'sending'); ws.send(JSON.stringify(q.frame)); } },
-          Math.max(1, Number(ev.retry_after) || 5) * 1000);
+        if (!holding) addNotice(tr('will_resend'));
+        holding = true;
+        clearTimeout(resendTimer);
+        resendTimer = setTimeout(resendAll, Math.max(1, Number(ev.retry_after) || 5) * 1000);
       } else if (p) {
         // not stored: the visitor sends it again when they choose
         const id = ev.client_id;
@@ -229,7 +246,7 @@ function connect() {
   };
   sock.onclose = () => {
     if (ws !== sock) return;
-    connected = false; sendBtn.disabled = true; refreshChoices(); showTyping(false);
+    connected = false; sendBtn.disabled = true; refreshChoices(); showTyping(false); stopResending();
     const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
     attempt++;
     setBanner(tr('reconnecting'));
