@@ -158,6 +158,16 @@ void replays(unsigned short port, const std::string& session, const std::string&
   CHECK(h->dump().find(text) != std::string::npos);
 }
 
+/// A visitor who wrote `text` (as `client_id`) and left: their session id.
+std::string visitor_who_wrote(unsigned short port, const std::string& text, const std::string& client_id) {
+  chat_client a(port);
+  REQUIRE(a.status == 101);
+  REQUIRE(a.next_of_type("history"));
+  a.send(text_msg(text, client_id));
+  REQUIRE(a.next_of_type("ack"));
+  return a.session;
+}
+
 /// The visitor still has a working chat: a well-formed text is acknowledged and answered.
 void still_serves(chat_client& c, const std::string& client_id) {
   c.send(text_msg("مرحبا", client_id));
@@ -317,15 +327,7 @@ TEST_CASE("webchat: invalid UTF-8 in a text frame and frames over the limit clos
 
 TEST_CASE("webchat: a visitor never sees another visitor's history") {
   staff_env e;
-  std::string alice;
-  {
-    chat_client a(e.port());
-    REQUIRE(a.status == 101);
-    alice = a.session;
-    REQUIRE(a.next_of_type("history"));
-    a.send(text_msg("سري للغاية", "alice-1"));
-    REQUIRE(a.next_of_type("ack"));
-  }
+  const std::string alice = visitor_who_wrote(e.port(), "سري للغاية", "alice-1");
   // Ids close to Alice's, and made-up ones, are other (new) visitors: each is given an id of
   // its own and has nothing to replay.
   std::string upper = alice, lower = alice, flipped = alice;
@@ -583,15 +585,7 @@ TEST_CASE("webchat: an idle visitor's open page does not hold up a stop (webhook
 
 TEST_CASE("webchat: the history names the page's client_id of what the visitor sent (a lost ack is not sent twice)") {
   staff_env e;
-  std::string session;
-  {
-    chat_client a(e.port());
-    REQUIRE(a.status == 101);
-    session = a.session;
-    REQUIRE(a.next_of_type("history"));
-    a.send(text_msg("مرحبا", "cid-0001"));
-    REQUIRE(a.next_of_type("ack"));
-  }
+  const std::string session = visitor_who_wrote(e.port(), "مرحبا", "cid-0001");
   chat_client again(e.port(), session);
   auto h = again.next_of_type("history");
   REQUIRE(h);

@@ -24,3 +24,16 @@ export async function launch() {
   };
   return { context, close };
 }
+
+// The first page of a launched browser, signed in to the staff console at `base` as `user`.
+export async function signedInConsole(browser, base, user) {
+  const page = browser.context.pages()[0] || await browser.context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`${base}/console/`);
+  await page.fill('#login-username', user.username);
+  await page.fill('#login-password', user.password);
+  await page.click('form button[type=submit]');
+  await page.waitForSelector('#tab-all');
+  return page;
+}

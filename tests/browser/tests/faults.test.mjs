@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch } from '../lib/browser.mjs';
+import { launch, signedInConsole } from '../lib/browser.mjs';
 import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
 
 const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
@@ -16,14 +16,7 @@ describe('a channel whose credentials are refused', () => {
     graph = await startFakeGraph();
     aoun = await startAoun(BIN, graph.base, { AOUN_CREDENTIALS_PAUSE_MS: '400' });
     browser = await launch();
-    page = browser.context.pages()[0] || await browser.context.newPage();
-    page.setDefaultTimeout(15000);
-    page.on('pageerror', (e) => console.error('page error:', e.message));
-    await page.goto(`${aoun.base}/console/`);
-    await page.fill('#login-username', ADMIN.username);
-    await page.fill('#login-password', ADMIN.password);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('#tab-all');
+    page = await signedInConsole(browser, aoun.base, ADMIN);
   });
   after(async () => {
     await browser?.close();

@@ -5,7 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch } from '../lib/browser.mjs';
+import { launch, signedInConsole } from '../lib/browser.mjs';
 import { axeViolations, formatViolations } from '../lib/a11y.mjs';
 import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
 
@@ -22,14 +22,7 @@ describe('attachments in the staff console', () => {
     graph.media.set('880000000000002', { bytes: JPG, mime: 'image/jpeg' });
     aoun = await startAoun(BIN, graph.base);
     browser = await launch();
-    page = browser.context.pages()[0] || await browser.context.newPage();
-    page.setDefaultTimeout(15000);
-    page.on('pageerror', (e) => console.error('page error:', e.message));
-    await page.goto(`${aoun.base}/console/`);
-    await page.fill('#login-username', ADMIN.username);
-    await page.fill('#login-password', ADMIN.password);
-    await page.click('form button[type=submit]');
-    await page.waitForSelector('#tab-all');
+    page = await signedInConsole(browser, aoun.base, ADMIN);
   });
   after(async () => {
     await browser?.close();
