@@ -1,6 +1,7 @@
 // Provider webhooks: verify the signature on the raw bytes, parse, then commit every event of
 // the request in one write job (dedupe, transcript, dialog step, replies into the outbox) and
-// only then answer 200. A failed commit answers 503 so the provider retries.
+// only then answer 200. A failed commit answers 503: Meta and Telegram retry it; Twilio does not
+// retry an HTTP error by default (docs/channels.md, "A webhook that cannot be stored").
 #include <nlohmann/json.hpp>
 
 #include "bot/db.hpp"
