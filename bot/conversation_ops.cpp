@@ -210,6 +210,27 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     fx.unroutable.push_back(in.provider_id);
     return true;
   }
+  // The person's number (or WhatsApp user id) changed, on the provider's word: whoever was
+  // filed under the old one is them, and what is still to be sent to the old number (which
+  // may soon be someone else's) goes to the new one.
+  for (const auto& previous : in.previous_addresses) {
+    auto moved = storage::move_address(c, channel, previous, in.from);
+    if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
+    if (moved->what == storage::address_move::none) continue;
+    const bool merged = moved->what == storage::address_move::merged;
+    log::info("beneficiary_address_changed", {{"channel", channel},
+                                              {"beneficiary_id", moved->beneficiary_id},
+                                              {"merged", merged}});
+    if (auto ec = storage::audit(c, std::nullopt, "beneficiary_address_changed",
+                                 "beneficiary:" + std::to_string(moved->beneficiary_id),
+                                 json{{"channel", channel}, {"raw_type", in.raw_type}, {"merged", merged}}.dump(), now))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    if (fx.staff_listening && moved->folded_conversation && moved->into_conversation)
+      fx.events.push_back({"staff", json{{"type", "conversation.merged"},
+                                         {"conversation_id", *moved->folded_conversation},
+                                         {"into", *moved->into_conversation}}
+                                        .dump()});
+  }
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
   auto convr = storage::conversation_for(c, b->id, now);

@@ -69,6 +69,10 @@ struct inbound {
   std::string raw_type;          ///< the provider's own type name (for unsupported kinds, logs)
   // Opting out
   std::string opt_out;           ///< "stop" or "start": the sender opts out (SMS STOP, blocking the Telegram bot), or back in
+  /// Addresses the sender had until now on this channel (WhatsApp's system messages
+  /// `user_changed_number` and `user_changed_user_id`): the provider vouches that they are the
+  /// same person as `from`, so whoever was filed under them moves to `from`.
+  std::vector<std::string> previous_addresses;
 };
 
 /// One choice offered to the beneficiary.

@@ -123,6 +123,31 @@ void parse_message(const jv& m, const std::vector<contact_name>& contacts, std::
         }
       }
     }
+  } else if (type == "system") {
+    // The person's identity on WhatsApp changed: a new phone number (`user_changed_number`,
+    // sent from the old number, `wa_id` the new one; `new_wa_id` before Graph v12) or a new
+    // business-scoped user id (`user_changed_user_id`; both carry `previous_user_id` and
+    // `user_id`). Not a turn: it stays `unsupported`, with Meta's sentence for staff, and names
+    // the addresses that now belong to `from`.
+    const jv* sys = object_member(&m, "system");
+    const std::string what = text_member(sys, "type");
+    if (!what.empty()) ev.raw_type = "system." + what;
+    ev.text = text_member(sys, "body");
+    if (what == "user_changed_number" || what == "customer_changed_number" || what == "user_changed_user_id") {
+      std::string number = text_member(sys, "wa_id");
+      if (number.empty()) number = text_member(sys, "new_wa_id");
+      if (what != "user_changed_user_id" && !number.empty() && number != ev.from) {
+        if (!ev.from.empty()) ev.previous_addresses.push_back(ev.from);
+        ev.from = number;
+      }
+      const std::string user_id = text_member(sys, "user_id");
+      const std::string previous_user_id = text_member(sys, "previous_user_id");
+      if (!user_id.empty() && (ev.from.empty() || ev.from == previous_user_id)) ev.from = user_id;
+      if (!previous_user_id.empty() && previous_user_id != ev.from &&
+          std::find(ev.previous_addresses.begin(), ev.previous_addresses.end(), previous_user_id) ==
+              ev.previous_addresses.end())
+        ev.previous_addresses.push_back(previous_user_id);
+    }
   }
   // reaction, order, system, unsupported, nfm_reply, unknown types: stay `unsupported`. What
   // WhatsApp could not hand over may say what it was (`unsupported.type`: a poll, a pin, ...).

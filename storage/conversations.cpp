@@ -151,6 +151,88 @@ boost::system::error_code set_opt_out(connection& c, std::string_view channel, s
   return q->bind(1, at).bind(2, address).bind(3, channel).exec();
 }
 
+result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to) {
+  address_moved out;
+  if (from == to || from.empty() || to.empty()) return out;
+  const auto id_of = [&](std::string_view address) -> result<std::optional<std::int64_t>> {
+    auto q = c.prepare("SELECT id FROM beneficiaries WHERE channel = ? AND address = ?");
+    if (!q) return q.error();
+    q->bind(1, channel).bind(2, address);
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(q->int64(0));
+  };
+  auto older = id_of(from);
+  if (!older) return older.error();
+  if (!*older) return out;
+  out.beneficiary_id = **older;
+  auto newer = id_of(to);
+  if (!newer) return newer.error();
+  const auto run = [&](const char* sql, std::int64_t a, std::int64_t b) -> boost::system::error_code {
+    auto q = c.prepare(sql);
+    if (!q) return q.error();
+    return q->bind(1, a).bind(2, b).exec();
+  };
+  if (*newer) {
+    const std::int64_t keep = **older, fold = **newer;
+    // Each has one conversation (conversation_for); the newer one's rows join the older one.
+    std::optional<std::int64_t> keep_conv, fold_conv;
+    for (auto [b, conv] : {std::pair{keep, &keep_conv}, std::pair{fold, &fold_conv}}) {
+      auto q = c.prepare("SELECT id FROM conversations WHERE beneficiary_id = ? ORDER BY id DESC LIMIT 1");
+      if (!q) return q.error();
+      q->bind(1, b);
+      auto r = q->step();
+      if (!r) return r.error();
+      if (*r) *conv = q->int64(0);
+    }
+    if (keep_conv && fold_conv) {
+      out.folded_conversation = fold_conv;
+      out.into_conversation = keep_conv;
+      for (const char* sql : {"UPDATE messages SET conversation_id = ?1 WHERE conversation_id = ?2",
+                              "UPDATE outbox SET conversation_id = ?1 WHERE conversation_id = ?2",
+                              "UPDATE cases SET conversation_id = ?1 WHERE conversation_id = ?2",
+                              "UPDATE surveys SET conversation_id = ?1 WHERE conversation_id = ?2",
+                              "UPDATE conversations SET last_message_at = max(coalesce(last_message_at, 0), coalesce("
+                              "(SELECT last_message_at FROM conversations WHERE id = ?2), 0)) WHERE id = ?1",
+                              // Where the person is now: unless staff hold (or are about to take)
+                              // the older conversation, the newer one's dialog and queue place
+                              // (a handoff asked for from the new number) carry on.
+                              "UPDATE conversations SET (mode, priority, queue_reason, queued_at, assigned_staff_id, "
+                              "dialog_state, first_staff_reply_at) = (SELECT mode, priority, queue_reason, queued_at, "
+                              "assigned_staff_id, dialog_state, first_staff_reply_at FROM conversations WHERE id = ?2) "
+                              "WHERE id = ?1 AND (mode = 'bot' OR mode = 'resolved')",
+                              "UPDATE conversations SET priority = max(priority, (SELECT priority FROM conversations "
+                              "WHERE id = ?2)) WHERE id = ?1",
+                              "DELETE FROM conversations WHERE id = ?2"})
+        if (auto ec = run(sql, *keep_conv, *fold_conv)) return ec;
+    }
+    for (const char* sql : {"UPDATE conversations SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                            "UPDATE cases SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                            "UPDATE volunteers SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                            "UPDATE beneficiaries SET "
+                            "consented_at = coalesce(consented_at, (SELECT consented_at FROM beneficiaries WHERE id = ?2)), "
+                            "last_inbound_at = max(coalesce(last_inbound_at, 0), coalesce((SELECT last_inbound_at FROM "
+                            "beneficiaries WHERE id = ?2), 0)), "
+                            "display_name = coalesce((SELECT nullif(display_name, '') FROM beneficiaries WHERE id = ?2), "
+                            "display_name) WHERE id = ?1",
+                            "DELETE FROM beneficiaries WHERE id = ?2"})
+      if (auto ec = run(sql, keep, fold)) return ec;
+  }
+  {
+    auto q = c.prepare("UPDATE beneficiaries SET address = ?1 WHERE id = ?2");
+    if (!q) return q.error();
+    if (auto ec = q->bind(1, to).bind(2, **older).exec()) return ec;
+  }
+  // Replies still waiting go to the number the person has now. One already handed to the
+  // provider ('sending') goes where it was going.
+  auto q = c.prepare("UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, to).bind(2, channel).bind(3, from).exec()) return ec;
+  out.what = *newer ? address_move::merged : address_move::moved;
+  return out;
+}
+
 result<bool> bot_said_since(connection& c, std::int64_t conversation_id, std::string_view text, std::int64_t since) {
   // Newest first through messages_by_conversation, the last 200 messages at most.
   auto q = c.prepare(

@@ -81,6 +81,23 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
 /// them on that channel while opted out (docs/channels.md, "Opting out").
 boost::system::error_code set_opt_out(connection& c, std::string_view channel, std::string_view address,
                                       std::optional<std::int64_t> at);
+/// What move_address did.
+enum class address_move { none, moved, merged };
+struct address_moved {
+  address_move what = address_move::none;
+  std::int64_t beneficiary_id = 0;                      ///< the one who now has the address
+  std::optional<std::int64_t> folded_conversation;     ///< merged: the conversation that is gone
+  std::optional<std::int64_t> into_conversation;       ///< ... and the one its rows joined
+};
+/// The person filed under (channel, from) now writes as (channel, to), on the provider's word
+/// (WhatsApp's user_changed_number): their beneficiary takes the address `to`, and the replies
+/// still pending for `from` go to `to`. When `to` already has a beneficiary (the person wrote
+/// from the new number before the notice came), that one is folded into the older one: its
+/// conversation's messages, replies, cases and surveys join the older conversation. That one
+/// keeps its mode and assignment while staff hold it or it waits for them; otherwise the newer
+/// one's mode, queue place and dialog state carry on. The higher priority and any consent stay.
+/// `none` when `from` has no beneficiary or equals `to`. REQUIRES: inside a write job.
+result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to);
 /// Whether this conversation has an inbound message from a later provider update than
 /// `update_id`, recorded at or after `since` (unix seconds), among its newest 50 messages.
 /// Telegram's update ids increase, except that after a week without updates the next one is

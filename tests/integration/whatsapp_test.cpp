@@ -214,3 +214,89 @@ TEST_CASE("WhatsApp: a message WhatsApp could not hand over is answered; a react
         std::string::npos);
   REQUIRE(eventually([&] { return wa_sent_containing(e.graph, from, "لم نتمكن من قراءة رسالتكم"); }));
 }
+
+namespace {
+/// WhatsApp's notice that the person at `from` now writes from `to` (user_changed_number).
+std::string wa_number_changed(const std::string& from, const std::string& to, const std::string& wamid) {
+  auto j = nlohmann::json::parse(fixture("whatsapp_system_user_changed_number.json"));
+  auto& m = j["entry"][0]["changes"][0]["value"]["messages"][0];
+  m["from"] = from;
+  m["id"] = wamid;
+  m["system"]["wa_id"] = to;
+  m["system"]["body"] = "User Nora changed from " + from + " to " + to;
+  return j.dump();
+}
+}  // namespace
+
+TEST_CASE("WhatsApp: after a number change the person keeps their conversation and case, and nothing more goes to the old number") {
+  staff_env e;
+  wa_user before{e.port(), "966500000701"};
+  walk_intake(before);
+  const auto cid = conversation_of(e.db, before.from);
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM cases") == 1);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  const auto to_old = wa_sends(e.graph, before.from).size();
+
+  const auto notice = wa_number_changed(before.from, "966500000702", "wamid.CHANGE1");
+  CHECK(post_wa(e.port(), notice).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000701'") == 0);
+  CHECK(conversation_of(e.db, "966500000702") == cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM cases c JOIN beneficiaries b ON b.id = c.beneficiary_id "
+                       "WHERE b.address = '966500000702'") == 1);
+  // Staff see WhatsApp's own sentence in the conversation, and the change is audited.
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE provider_id = 'wamid.CHANGE1' AND kind = 'unsupported' "
+                       "AND text LIKE '%966500000702' AND conversation_id = " + std::to_string(cid)) == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_address_changed'") == 1);
+  // A retry of the notice is a duplicate.
+  CHECK(post_wa(e.port(), notice).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_address_changed'") == 1);
+
+  // From the new number the person carries on in the same conversation: a human, please.
+  wa_user after{e.port(), "966500000702"};
+  after.text("موظف");
+  CHECK(conversation_of(e.db, after.from) == cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations WHERE mode = 'waiting' AND id = " + std::to_string(cid)) == 1);
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "huda", "agent", "هدى");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", agent).status == 200);
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", agent,
+              nlohmann::json{{"text", "أهلاً نورة، معك هدى"}})
+              .status == 200);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, after.from, "معك هدى"); }));
+  CHECK(wa_sends(e.graph, before.from).size() == to_old);
+}
+
+TEST_CASE("WhatsApp: someone who wrote from their new number before the notice came is one person again") {
+  staff_env e;
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "huda", "agent", "هدى");
+  stream_client live(e.port(), "/api/v1/stream?token=" + agent);
+  REQUIRE(live.status == 101);
+  REQUIRE(live.wait_for([](const nlohmann::json& ev) { return ev["type"] == "ready"; }));
+
+  wa_user before{e.port(), "966500000711"};
+  before.text("السلام عليكم");
+  before.button("consent.yes", "أوافق");
+  wa_user after{e.port(), "966500000712"};
+  after.text("السلام عليكم");  // a stranger to us, until WhatsApp says otherwise
+  const auto kept = conversation_of(e.db, before.from);
+  const auto folded = conversation_of(e.db, after.from);
+  REQUIRE(kept != folded);
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 2);
+
+  CHECK(post_wa(e.port(), wa_number_changed(before.from, after.from, "wamid.CHANGE2")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations") == 1);
+  CHECK(conversation_of(e.db, after.from) == kept);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE consented_at IS NOT NULL") == 1);
+  // Consoles drop the folded conversation and follow the person to the kept one.
+  CHECK(live.wait_for([&](const nlohmann::json& ev) {
+    return ev["type"] == "conversation.merged" && ev["conversation_id"] == folded && ev["into"] == kept;
+  }));
+  CHECK(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(folded), agent).status == 404);
+  auto msgs = as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(kept) + "/messages", agent));
+  int from_new = 0;
+  for (auto& m : msgs["messages"])
+    if (m["direction"] == "in" && m["text"] == "السلام عليكم") ++from_new;
+  CHECK(from_new == 2);  // one from each number, in one transcript
+}

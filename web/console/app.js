@@ -304,6 +304,12 @@ function handleEvent(ev) {
       renderQueueList();
     }
     if (id === state.currentId && m) addMessage(m);
+  } else if (ev.type === 'conversation.merged') {
+    // {conversation_id, into}: WhatsApp said the person changed number, and what they wrote
+    // from the new one joined their older conversation; the folded one is gone.
+    state.convs.delete(ev.conversation_id);
+    renderQueueList();
+    if (ev.conversation_id === state.currentId) location.hash = `#/inbox/${ev.into}`;
   } else if (ev.type === 'channel.status') {
     // {channel, state: 'credentials_refused' | 'ok', since?, error?}
     if (!state.faults) state.faults = new Map();

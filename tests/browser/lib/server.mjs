@@ -139,6 +139,19 @@ export function whatsappUser(base, { waId, name }) {
     document: (id, filename, mime = 'application/pdf') => post({ type: 'document', document: { id, filename, mime_type: mime, sha256: 'x' } }),
     location: (latitude, longitude, extra = {}) => post({ type: 'location', location: { latitude, longitude, ...extra } }),
     contact: (name, phone) => post({ type: 'contacts', contacts: [{ name: { formatted_name: name, first_name: name }, phones: [{ phone, type: 'CELL' }] }] }),
+    // WhatsApp's notice that this person now writes from `newWaId` (a system message from the
+    // old number, without contacts)
+    changedNumber: async (newWaId) => {
+      const body = structuredClone(fixture);
+      const value = body.entry[0].changes[0].value;
+      value.metadata.phone_number_id = WA.phoneId;
+      delete value.contacts;
+      value.messages = [{ from: waId, id: `wamid.browser.${waId}.${Date.now()}.${++seq}`, timestamp: String(Math.floor(Date.now() / 1000)), type: 'system', system: { body: `User ${name} changed from ${waId} to ${newWaId}`, wa_id: newWaId, type: 'user_changed_number' } }];
+      const raw = JSON.stringify(body);
+      const sig = crypto.createHmac('sha256', WA.secret).update(raw).digest('hex');
+      const res = await fetch(`${base}/webhooks/whatsapp`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': `sha256=${sig}` }, body: raw });
+      if (res.status !== 200) throw new Error(`system webhook answered ${res.status}: ${await res.text()}`);
+    },
     // WhatsApp's status webhook for one of our messages (`errors` as Meta sends them on "failed")
     status: async (wamid, status, errors) => {
       const body = structuredClone(fixture);

@@ -224,6 +224,51 @@ TEST_CASE("whatsapp: user_id is the sender when wa_id is hidden") {
   CHECK(r.events[0].display_name == "Sheena Nelson");
 }
 
+TEST_CASE("whatsapp: a changed number names the old address and the new one") {
+  auto ev = only_event("whatsapp_system_user_changed_number.json");
+  CHECK(ev.type == inbound_type::unsupported);  // recorded, never a dialog turn
+  CHECK(ev.raw_type == "system.user_changed_number");
+  CHECK(ev.from == "966500000202");
+  CHECK(ev.previous_addresses == std::vector<std::string>{"966500000101", "SA.OLD.1"});
+  CHECK(ev.text == "User Sheena Nelson changed from 966500000101 to 966500000202");
+  CHECK(ev.provider_id == "wamid.HBgMOTY2NTAwMDAwMTAxFQIAEhggU1lTVEVNMDEA");
+
+  json doc = json_fixture("whatsapp_system_user_changed_number.json");
+  json& sys = doc["entry"][0]["changes"][0]["value"]["messages"][0]["system"];
+  // Before Graph v12 the new number was `new_wa_id`.
+  sys.erase("wa_id");
+  sys["new_wa_id"] = "966500000303";
+  sys.erase("previous_user_id");
+  auto r = whatsapp::parse(doc.dump());
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].from == "966500000303");
+  CHECK(r.events[0].previous_addresses == std::vector<std::string>{"966500000101"});
+
+  // Only the user id changed (a hidden number): from the previous id to the new one.
+  json& m = doc["entry"][0]["changes"][0]["value"]["messages"][0];
+  m.erase("from");
+  m["from_user_id"] = "SA.OLD.1";
+  sys = {{"type", "user_changed_user_id"}, {"body", "x"}, {"user_id", "SA.NEW.1"}, {"previous_user_id", "SA.OLD.1"}};
+  r = whatsapp::parse(doc.dump());
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].raw_type == "system.user_changed_user_id");
+  CHECK(r.events[0].from == "SA.NEW.1");
+  CHECK(r.events[0].previous_addresses == std::vector<std::string>{"SA.OLD.1"});
+
+  // Another system notice (the identity key changed, say) moves nobody.
+  sys = {{"type", "user_identity_changed"}, {"body", "y"}, {"identity", "abc"}};
+  r = whatsapp::parse(doc.dump());
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].raw_type == "system.user_identity_changed");
+  CHECK(r.events[0].previous_addresses.empty());
+  // A notice with the new number equal to the old one, or none at all, moves nobody either.
+  m["from"] = "966500000101";
+  sys = {{"type", "user_changed_number"}, {"wa_id", "966500000101"}};
+  CHECK(whatsapp::parse(doc.dump()).events.at(0).previous_addresses.empty());
+  sys = {{"type", "user_changed_number"}};
+  CHECK(whatsapp::parse(doc.dump()).events.at(0).previous_addresses.empty());
+}
+
 TEST_CASE("whatsapp: malformed bodies are errors, never crashes") {
   const std::string text = fixture("whatsapp_text.json");
   CHECK(whatsapp::parse("").error == "malformed json");

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "storage/conversations.hpp"
+#include "storage/outbox.hpp"
 #include "storage/schema.hpp"
 #include "tests/unit/storage/support.hpp"
 
@@ -99,4 +100,119 @@ TEST_CASE("upsert_beneficiary never writes a name back onto an erased beneficiar
   CHECK(b->display_name.empty());
   CHECK(b->erased_at == 150);
   CHECK(b->last_inbound_at == 200);
+}
+
+namespace {
+
+std::int64_t value(connection& c, const std::string& sql) {
+  auto q = c.prepare(sql);
+  REQUIRE(q.has_value());
+  REQUIRE(q->step().value());
+  return q->int64(0);
+}
+
+/// A beneficiary at `address` with its conversation, one inbound message and one reply in the
+/// outbox in `state`; returns the conversation id.
+std::int64_t person(connection& c, const std::string& address, std::int64_t now, const std::string& state) {
+  auto b = upsert_beneficiary(c, "whatsapp", address, "", now, true);
+  REQUIRE(b.has_value());
+  auto conv = conversation_for(c, b->id, now);
+  REQUIRE(conv.has_value());
+  message_row m;
+  m.conversation_id = conv->id;
+  m.direction = "in";
+  m.sender = "beneficiary";
+  m.text = "from " + address;
+  m.created_at = now;
+  auto mid = insert_message(c, m);
+  REQUIRE(mid.has_value());
+  outbox_row o;
+  o.conversation_id = conv->id;
+  o.channel = "whatsapp";
+  o.recipient = address;
+  o.payload = "{}";
+  o.state = state;
+  o.created_at = now;
+  REQUIRE(outbox_enqueue(c, o).has_value());
+  return conv->id;
+}
+
+}  // namespace
+
+TEST_CASE("move_address: the old number's beneficiary and pending replies move to the new number") {
+  auto c = fresh_connection();
+  const auto conv = person(*c, "966500000101", 100, "pending");
+  person(*c, "966500000999", 100, "pending");  // someone else, untouched
+  const auto id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
+
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202");
+  REQUIRE(r.has_value());
+  CHECK(r->what == address_move::moved);
+  CHECK(r->beneficiary_id == id);
+  CHECK_FALSE(r->folded_conversation.has_value());
+  CHECK(value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000202'") == id);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000101'") == 0);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000202' AND conversation_id = " +
+                      std::to_string(conv)) == 1);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000999'") == 1);
+
+  // Nobody at the old address, the same address, or another channel: nothing moves.
+  CHECK(move_address(*c, "whatsapp", "966500000101", "966500000303")->what == address_move::none);
+  CHECK(move_address(*c, "whatsapp", "966500000202", "966500000202")->what == address_move::none);
+  CHECK(move_address(*c, "telegram", "966500000202", "966500000303")->what == address_move::none);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000202'") == 1);
+}
+
+TEST_CASE("move_address: a reply already handed to the provider is left where it was going") {
+  auto c = fresh_connection();
+  person(*c, "966500000101", 100, "sending");
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202")->what == address_move::moved);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000101' AND state = 'sending'") == 1);
+}
+
+TEST_CASE("move_address: someone who already wrote from the new number is folded into the older record") {
+  auto c = fresh_connection();
+  const auto old_conv = person(*c, "966500000101", 100, "sent");
+  REQUIRE(c->prepare("UPDATE beneficiaries SET consented_at = NULL, display_name = 'Huda' WHERE address = '966500000101'")->exec() ==
+          boost::system::error_code());
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'staff', assigned_staff_id = NULL, priority = 0 WHERE id = " +
+                     std::to_string(old_conv))
+              ->exec() == boost::system::error_code());
+  const auto new_conv = person(*c, "966500000202", 200, "pending");
+  REQUIRE(c->prepare("UPDATE beneficiaries SET consented_at = 150, display_name = 'Huda N.' WHERE address = '966500000202'")->exec() ==
+          boost::system::error_code());
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', priority = 1, dialog_state = '{\"flow\":\"x\"}' WHERE id = " +
+                     std::to_string(new_conv))
+              ->exec() == boost::system::error_code());
+  const auto keep = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
+
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202");
+  REQUIRE(r.has_value());
+  CHECK(r->what == address_move::merged);
+  CHECK(r->beneficiary_id == keep);
+  CHECK(r->folded_conversation == new_conv);
+  CHECK(r->into_conversation == old_conv);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000202'") == keep);
+  CHECK(value(*c, "SELECT consented_at FROM beneficiaries") == 150);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE display_name = 'Huda N.'") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM conversations") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM messages WHERE conversation_id = " + std::to_string(old_conv)) == 2);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE conversation_id = " + std::to_string(old_conv)) == 2);
+  // Staff held the older conversation: it stays theirs, and the danger raised from the new
+  // number raises its priority.
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE mode = 'staff' AND priority = 1") == 1);
+}
+
+TEST_CASE("move_address: a handoff asked for from the new number carries on when the bot held the older one") {
+  auto c = fresh_connection();
+  const auto old_conv = person(*c, "966500000101", 100, "sent");
+  const auto new_conv = person(*c, "966500000202", 200, "sent");
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', queue_reason = 'asked', queued_at = 210, "
+                     "dialog_state = '{\"flow\":\"handoff\"}' WHERE id = " + std::to_string(new_conv))
+              ->exec() == boost::system::error_code());
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202")->what == address_move::merged);
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE id = " + std::to_string(old_conv) +
+                      " AND mode = 'waiting' AND queue_reason = 'asked' AND queued_at = 210 AND "
+                      "dialog_state = '{\"flow\":\"handoff\"}'") == 1);
 }

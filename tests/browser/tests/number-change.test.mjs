@@ -1,0 +1,57 @@
+// A person who changed their WhatsApp number and wrote from the new one before WhatsApp said
+// so: two conversations in the queue until the notice comes, then one. A console showing the
+// one that goes follows the person to the one that stays, without a reload.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { launch, signedInConsole } from '../lib/browser.mjs';
+import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
+
+const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
+
+let graph, aoun, browser, page;
+
+describe('a changed WhatsApp number', () => {
+  before(async () => {
+    graph = await startFakeGraph();
+    aoun = await startAoun(BIN, graph.base);
+    browser = await launch();
+    page = await signedInConsole(browser, aoun.base, ADMIN);
+  });
+  after(async () => {
+    await browser?.close();
+    await aoun?.stop();
+    await graph?.close();
+  });
+
+  test('the two conversations become one, live', async () => {
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const asks = async (u) => {
+      await u.text('السلام عليكم');
+      await u.button('consent.yes', 'أوافق');
+      await u.text('موظف');
+    };
+    const before = whatsappUser(aoun.base, { waId: '966507770001', name: 'سلمى' });
+    const after = whatsappUser(aoun.base, { waId: '966507770002', name: 'سلمى الجديدة' });
+    await asks(before);
+    await asks(after);
+    const folded = page.locator('#queue-list .queue-item', { hasText: 'سلمى الجديدة' });
+    const kept = page.locator('#queue-list .queue-item').filter({ hasNotText: 'الجديدة' });
+    await folded.waitFor();
+    await kept.waitFor();
+    const keptHref = await kept.getAttribute('href');
+    const foldedHref = await folded.getAttribute('href');
+    assert.notEqual(keptHref, foldedHref);
+    await folded.click();
+    await page.waitForFunction((h) => location.hash === h, foldedHref);
+
+    await before.changedNumber('966507770002');
+    await page.waitForFunction((h) => location.hash === h, keptHref, { timeout: 10000 });
+    await page.locator(`#queue-list .queue-item[href="${foldedHref}"]`).waitFor({ state: 'detached' });
+    assert.equal(await page.locator('#queue-list .queue-item').count(), 1);
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was not reloaded');
+    // The kept conversation's transcript has what was written from both numbers.
+    await page.locator('.msg-text', { hasText: 'changed from 966507770001 to 966507770002' }).waitFor();
+    assert.equal(await page.locator('.msg-text', { hasText: /^موظف$/ }).count(), 2);
+  });
+});
