@@ -606,6 +606,9 @@ net::awaitable<response> request_documents(const services& s, request_context& c
       return fail(api_error::conflict, "the case belongs to another beneficiary");
     if (conv.mode == "staff" && !may_act(conv, me))
       return fail(api_error::forbidden, "another staff member holds this conversation");
+    if (conv.channel == "webchat")
+      return fail(api_error::conflict,
+                  "the website chat cannot send files: tell the beneficiary another way to send the documents");
     if (!conversation_ops::window_open(conv, now))
       return fail(api_error::conflict,
                   "WhatsApp's 24-hour window is closed: send the approved template '" + s.cfg.whatsapp_template +

@@ -660,3 +660,22 @@ TEST_CASE("webchat: a danger word is no way around the limit: such texts have a 
   CHECK(acked <= 12);
   CHECK(throttled >= 2);
 }
+
+TEST_CASE("webchat: staff cannot ask a web chat visitor for documents the page cannot send") {
+  staff_env e;
+  const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+  const auto cid = conversation_of(e.db, visitor);
+  // A case of theirs (as the intake makes it; the intake over the web chat is tests/transcripts/30).
+  db_exec(e.db, "INSERT INTO cases (reference, beneficiary_id, conversation_id, channel, full_name, national_id, mobile, "
+                "city, service_type, description, created_at, updated_at) SELECT 'AWN-2026-000777', beneficiary_id, id, "
+                "'webchat', 'نورة', '1757491186', '+966501234567', 'الرياض', 'legal', 'x', 1, 1 FROM conversations "
+                "WHERE id = " + std::to_string(cid));
+  auto agent = add_staff(e.port(), login(e.port()), "huda", "agent", "هدى");
+  const auto before = db_value(e.db, "SELECT count(*) FROM messages");
+  auto r = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/request-documents", agent,
+               nlohmann::json{{"reference", "AWN-2026-000777"}});
+  CHECK(r.status == 409);
+  CHECK(r.body.find("cannot send files") != std::string::npos);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == before);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.request_documents'") == 0);
+}

@@ -900,7 +900,8 @@ function caseView(k, { convId } = {}) {
   wf.append(btns);
   root.append(wf);
   const cid = convId ?? k.conversation_id;
-  if (cid && !['approved', 'rejected', 'closed'].includes(k.step)) {
+  // Not on the web chat: its page cannot send files (the server answers 409).
+  if (cid && k.channel !== 'webchat' && !['approved', 'rejected', 'closed'].includes(k.step)) {
     root.append(h('button', { type: 'button', class: 'btn btn-ghost', id: 'btn-request-docs', text: t('case.request_docs'),
       onclick: async (e) => {
         e.target.disabled = true;

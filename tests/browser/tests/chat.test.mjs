@@ -56,8 +56,10 @@ describe('website chat', () => {
     await say('جدة');
     await choose('service.psychological');
     await say('أحتاج من يسمعني بعد ما تعرضت له');
-    await choose('docs.skip');
+    // no "send a photo or a PDF" here: the page cannot send files, and the visitor is told so
+    await page.locator('#messages .from-them', { hasText: 'لا تتيح محادثة الموقع إرسال الملفات' }).waitFor();
     await page.locator('#messages .from-them', { hasText: 'سلمى' }).last().waitFor();
+    assert.equal(await page.locator('#messages .from-them', { hasText: 'أرسلوا صورة' }).count(), 0);
     await page.screenshot({ path: path.join(SHOTS, 'chat-summary.png') });
     await choose('intake.confirm');
     const created = page.locator('#messages .from-them', { hasText: /AWN-\d{4}-\d+/ }).last();
