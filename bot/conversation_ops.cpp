@@ -214,16 +214,20 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   // filed under the old one is them, and what is still to be sent to the old number (which
   // may soon be someone else's) goes to the new one.
   for (const auto& previous : in.previous_addresses) {
-    auto moved = storage::move_address(c, channel, previous, in.from);
+    auto moved = storage::move_address(c, channel, previous, in.from, now);
     if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
     if (moved->what == storage::address_move::none) continue;
     const bool merged = moved->what == storage::address_move::merged;
     log::info("beneficiary_address_changed", {{"channel", channel},
                                               {"beneficiary_id", moved->beneficiary_id},
-                                              {"merged", merged}});
+                                              {"merged", merged},
+                                              {"retired_beneficiary_id", moved->retired_beneficiary.value_or(0)}});
     if (auto ec = storage::audit(c, std::nullopt, "beneficiary_address_changed",
                                  "beneficiary:" + std::to_string(moved->beneficiary_id),
-                                 json{{"channel", channel}, {"raw_type", in.raw_type}, {"merged", merged}}.dump(), now))
+                                 json{{"channel", channel}, {"raw_type", in.raw_type}, {"merged", merged},
+                                      {"retired_beneficiary_id", moved->retired_beneficiary.value_or(0)}}
+                                     .dump(),
+                                 now))
       return storage::result<bool>(boost::system::in_place_error, ec);
     if (fx.staff_listening && moved->folded_conversation && moved->into_conversation)
       fx.events.push_back({"staff", json{{"type", "conversation.merged"},
@@ -550,15 +554,19 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   // - anything to a Telegram group or channel (negative chat ids): a group's messages are
   //   recorded, never answered, and staff taking it over must not post a case into the group.
   const bool group = row.channel == "telegram" && telegram_group(row.recipient) && o.callback_query_id.empty();
+  // - anything to a WhatsApp number that passed to someone else (storage::move_address).
+  const bool retired = row.recipient.rfind("retired:", 0) == 0;
   bool opted_out = false;
-  if (!group && !opted_out_reason(row.channel).empty()) {
+  if (!group && !retired && !opted_out_reason(row.channel).empty()) {
     auto out = storage::opted_out(c, row.channel, row.recipient);
     if (!out) return out.error();
     opted_out = *out;
   }
-  if (group || opted_out) {
+  if (group || retired || opted_out) {
     row.state = "dead";
-    row.last_error = std::string(group ? telegram_group_reason : opted_out_reason(row.channel));
+    row.last_error = group     ? std::string(telegram_group_reason)
+                     : retired ? std::string("number_reassigned: the number now belongs to someone else")
+                               : std::string(opted_out_reason(row.channel));
     auto id = storage::outbox_enqueue(c, row);
     if (!id) return id.error();
     row.id = *id;

@@ -491,6 +491,8 @@ json window_closed_extra(const services& s) { return json{{"template", s.cfg.wha
 storage::result<std::string> unreachable(storage::connection& c, const storage::conversation_row& conv) {
   if (conv.channel == "telegram" && conversation_ops::telegram_group(conv.address))
     return std::string("this is a Telegram group or channel: the bot does not write to groups");
+  if (conv.address.rfind("retired:", 0) == 0)  // storage::move_address
+    return std::string("this number now belongs to someone else: nothing can be sent to this beneficiary there");
   if (conversation_ops::opted_out_reason(conv.channel).empty()) return std::string();
   auto out = storage::opted_out(c, conv.channel, conv.address);
   if (!out) return out.error();
@@ -513,13 +515,13 @@ net::awaitable<response> post_message(const services& s, request_context& ctx, c
     if (conv.mode != "staff") return fail(api_error::conflict, "take over the conversation before replying");
     if (!may_act(conv, me))
       return fail(api_error::forbidden, "only the staff member holding the conversation, or a supervisor, may reply");
+    if (auto why = unreachable(c, conv); !why) return why.error();
+    else if (!why->empty()) return fail(api_error::conflict, *why);
     if (!conversation_ops::window_open(conv, now))
       return fail(api_error::conflict,
                   "WhatsApp's 24-hour window is closed (no message from the beneficiary in the last 24 hours): "
                   "use the approved template '" + s.cfg.whatsapp_template + "'",
                   window_closed_extra(s));
-    if (auto why = unreachable(c, conv); !why) return why.error();
-    else if (!why->empty()) return fail(api_error::conflict, *why);
     channels::outgoing o;
     o.channel = channel_kind(conv);
     o.to = conv.address;

@@ -151,23 +151,31 @@ boost::system::error_code set_opt_out(connection& c, std::string_view channel, s
   return q->bind(1, at).bind(2, address).bind(3, channel).exec();
 }
 
-result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to) {
+result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
+                                   std::int64_t now) {
   address_moved out;
   if (from == to || from.empty() || to.empty()) return out;
-  const auto id_of = [&](std::string_view address) -> result<std::optional<std::int64_t>> {
-    auto q = c.prepare("SELECT id FROM beneficiaries WHERE channel = ? AND address = ?");
+  struct found {
+    std::int64_t id = 0, created_at = 0;
+    std::optional<std::int64_t> last_inbound_at;
+    bool has_records = false;  // a case or a volunteer record
+  };
+  const auto find = [&](std::string_view address) -> result<std::optional<found>> {
+    auto q = c.prepare(
+        "SELECT id, created_at, last_inbound_at, EXISTS (SELECT 1 FROM cases WHERE beneficiary_id = b.id) OR "
+        "EXISTS (SELECT 1 FROM volunteers WHERE beneficiary_id = b.id) FROM beneficiaries b WHERE channel = ? AND address = ?");
     if (!q) return q.error();
     q->bind(1, channel).bind(2, address);
     auto r = q->step();
     if (!r) return r.error();
-    if (!*r) return std::optional<std::int64_t>();
-    return std::optional<std::int64_t>(q->int64(0));
+    if (!*r) return std::optional<found>();
+    return std::optional<found>(found{q->int64(0), q->int64(1), opt_int<std::int64_t>(*q, 2), q->int64(3) != 0});
   };
-  auto older = id_of(from);
+  auto older = find(from);
   if (!older) return older.error();
   if (!*older) return out;
-  out.beneficiary_id = **older;
-  auto newer = id_of(to);
+  out.beneficiary_id = (*older)->id;
+  auto newer = find(to);
   if (!newer) return newer.error();
   const auto run = [&](const char* sql, std::int64_t a, std::int64_t b) -> boost::system::error_code {
     auto q = c.prepare(sql);
@@ -175,61 +183,108 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
     return q->bind(1, a).bind(2, b).exec();
   };
   if (*newer) {
-    const std::int64_t keep = **older, fold = **newer;
-    // Each has one conversation (conversation_for); the newer one's rows join the older one.
-    std::optional<std::int64_t> keep_conv, fold_conv;
-    for (auto [b, conv] : {std::pair{keep, &keep_conv}, std::pair{fold, &fold_conv}}) {
-      auto q = c.prepare("SELECT id FROM conversations WHERE beneficiary_id = ? ORDER BY id DESC LIMIT 1");
-      if (!q) return q.error();
-      q->bind(1, b);
-      auto r = q->step();
-      if (!r) return r.error();
-      if (*r) *conv = q->int64(0);
+    const found& o = **older;
+    const found& n = **newer;
+    // The person who wrote from the new number just before the notice came, or whoever had
+    // that number before them (operators hand numbers on)? Only a record begun lately, after
+    // the person last wrote from the old number, with no case or volunteer record of its own,
+    // is taken for them. Any other is left to its owner, under a retired address that nothing
+    // can be sent to, so that neither their history nor their replies reach the new holder.
+    const bool same_person = !n.has_records && n.created_at >= now - fold_window_seconds &&
+                             n.created_at + inbound_refresh_seconds * 2 >= o.last_inbound_at.value_or(0);
+    if (!same_person) {
+      const std::string retired = "retired:" + std::to_string(n.id) + ":" + std::string(to);
+      for (const char* sql : {"UPDATE outbox SET state = 'dead', last_error = 'number_reassigned: the number now belongs "
+                              "to someone else' WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'",
+                              "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
+                              "state IN ('pending', 'sending')",
+                              "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'dead'",
+                              "UPDATE beneficiaries SET address = ?1 WHERE channel = ?2 AND address = ?3"}) {
+        auto q = c.prepare(sql);
+        if (!q) return q.error();
+        if (auto ec = q->bind(1, retired).bind(2, channel).bind(3, to).exec()) return ec;
+      }
+      out.retired_beneficiary = n.id;
+    } else {
+      const std::int64_t keep = o.id, fold = n.id;
+      // Each has one conversation (conversation_for); the newer one's rows join the older one.
+      std::optional<std::int64_t> keep_conv, fold_conv;
+      for (auto [b, conv] : {std::pair{keep, &keep_conv}, std::pair{fold, &fold_conv}}) {
+        auto q = c.prepare("SELECT id FROM conversations WHERE beneficiary_id = ? ORDER BY id DESC LIMIT 1");
+        if (!q) return q.error();
+        q->bind(1, b);
+        auto r = q->step();
+        if (!r) return r.error();
+        if (*r) *conv = q->int64(0);
+      }
+      if (keep_conv && fold_conv) {
+        out.folded_conversation = fold_conv;
+        out.into_conversation = keep_conv;
+        for (const char* sql : {
+                 "UPDATE messages SET conversation_id = ?1 WHERE conversation_id = ?2",
+                 "UPDATE outbox SET conversation_id = ?1 WHERE conversation_id = ?2",
+                 "UPDATE cases SET conversation_id = ?1 WHERE conversation_id = ?2",
+                 "UPDATE surveys SET conversation_id = ?1 WHERE conversation_id = ?2",
+                 "UPDATE conversations SET last_message_at = max(coalesce(last_message_at, 0), coalesce("
+                 "(SELECT last_message_at FROM conversations WHERE id = ?2), 0)) WHERE id = ?1",
+                 // Where the person is now. Staff holding a conversation outrank one waiting for
+                 // them, which outranks the bot: the newer conversation's mode, queue place,
+                 // assignee and dialog carry on when they rank higher, or, both with the bot,
+                 // when the newer dialog is past the consent question (else the person would be
+                 // asked again, and an intake begun from the old number lost).
+                 "UPDATE conversations SET (mode, priority, queue_reason, queued_at, assigned_staff_id, dialog_state, "
+                 "first_staff_reply_at, resolved_at) = (SELECT mode, priority, queue_reason, queued_at, "
+                 "assigned_staff_id, dialog_state, first_staff_reply_at, resolved_at FROM conversations WHERE id = ?2) "
+                 "WHERE id = ?1 AND (SELECT CASE n.mode WHEN 'staff' THEN 3 WHEN 'waiting' THEN 2 ELSE 1 END > "
+                 "CASE conversations.mode WHEN 'staff' THEN 3 WHEN 'waiting' THEN 2 ELSE 1 END OR "
+                 "(n.mode IN ('bot', 'resolved') AND conversations.mode IN ('bot', 'resolved') AND "
+                 "json_valid(n.dialog_state) AND json_extract(n.dialog_state, '$.consented') = 1) "
+                 "FROM conversations n WHERE n.id = ?2)",
+                 "UPDATE conversations SET priority = max(priority, (SELECT priority FROM conversations "
+                 "WHERE id = ?2)) WHERE id = ?1",
+                 "DELETE FROM conversations WHERE id = ?2"})
+          if (auto ec = run(sql, *keep_conv, *fold_conv)) return ec;
+      }
+      for (const char* sql : {"UPDATE conversations SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                              "UPDATE cases SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                              "UPDATE volunteers SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                              "UPDATE beneficiaries SET "
+                              "consented_at = coalesce(consented_at, (SELECT consented_at FROM beneficiaries WHERE id = ?2)), "
+                              "last_inbound_at = max(coalesce(last_inbound_at, 0), coalesce((SELECT last_inbound_at FROM "
+                              "beneficiaries WHERE id = ?2), 0)), "
+                              "display_name = CASE WHEN erased_at IS NULL THEN coalesce((SELECT nullif(display_name, '') "
+                              "FROM beneficiaries WHERE id = ?2), display_name) ELSE display_name END WHERE id = ?1",
+                              // A dialog carried over from the newer conversation knows of the
+                              // consent the person gave from the old number.
+                              "UPDATE conversations SET dialog_state = json_set(dialog_state, '$.consented', json('true')) "
+                              "WHERE beneficiary_id = ?1 AND json_valid(dialog_state) AND "
+                              "(SELECT consented_at IS NOT NULL FROM beneficiaries WHERE id = ?1)",
+                              "DELETE FROM beneficiaries WHERE id = ?2"})
+        if (auto ec = run(sql, keep, fold)) return ec;
+      out.what = address_move::merged;
     }
-    if (keep_conv && fold_conv) {
-      out.folded_conversation = fold_conv;
-      out.into_conversation = keep_conv;
-      for (const char* sql : {"UPDATE messages SET conversation_id = ?1 WHERE conversation_id = ?2",
-                              "UPDATE outbox SET conversation_id = ?1 WHERE conversation_id = ?2",
-                              "UPDATE cases SET conversation_id = ?1 WHERE conversation_id = ?2",
-                              "UPDATE surveys SET conversation_id = ?1 WHERE conversation_id = ?2",
-                              "UPDATE conversations SET last_message_at = max(coalesce(last_message_at, 0), coalesce("
-                              "(SELECT last_message_at FROM conversations WHERE id = ?2), 0)) WHERE id = ?1",
-                              // Where the person is now: unless staff hold (or are about to take)
-                              // the older conversation, the newer one's dialog and queue place
-                              // (a handoff asked for from the new number) carry on.
-                              "UPDATE conversations SET (mode, priority, queue_reason, queued_at, assigned_staff_id, "
-                              "dialog_state, first_staff_reply_at) = (SELECT mode, priority, queue_reason, queued_at, "
-                              "assigned_staff_id, dialog_state, first_staff_reply_at FROM conversations WHERE id = ?2) "
-                              "WHERE id = ?1 AND (mode = 'bot' OR mode = 'resolved')",
-                              "UPDATE conversations SET priority = max(priority, (SELECT priority FROM conversations "
-                              "WHERE id = ?2)) WHERE id = ?1",
-                              "DELETE FROM conversations WHERE id = ?2"})
-        if (auto ec = run(sql, *keep_conv, *fold_conv)) return ec;
-    }
-    for (const char* sql : {"UPDATE conversations SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
-                            "UPDATE cases SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
-                            "UPDATE volunteers SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
-                            "UPDATE beneficiaries SET "
-                            "consented_at = coalesce(consented_at, (SELECT consented_at FROM beneficiaries WHERE id = ?2)), "
-                            "last_inbound_at = max(coalesce(last_inbound_at, 0), coalesce((SELECT last_inbound_at FROM "
-                            "beneficiaries WHERE id = ?2), 0)), "
-                            "display_name = coalesce((SELECT nullif(display_name, '') FROM beneficiaries WHERE id = ?2), "
-                            "display_name) WHERE id = ?1",
-                            "DELETE FROM beneficiaries WHERE id = ?2"})
-      if (auto ec = run(sql, keep, fold)) return ec;
   }
   {
     auto q = c.prepare("UPDATE beneficiaries SET address = ?1 WHERE id = ?2");
     if (!q) return q.error();
-    if (auto ec = q->bind(1, to).bind(2, **older).exec()) return ec;
+    if (auto ec = q->bind(1, to).bind(2, (*older)->id).exec()) return ec;
   }
-  // Replies still waiting go to the number the person has now. One already handed to the
-  // provider ('sending') goes where it was going.
-  auto q = c.prepare("UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'");
-  if (!q) return q.error();
-  if (auto ec = q->bind(1, to).bind(2, channel).bind(3, from).exec()) return ec;
-  out.what = *newer ? address_move::merged : address_move::moved;
+  // What is still to go to the old number goes to the new one: replies waiting or retried
+  // later (pending, and sending: one already in flight finishes where it was going, and its
+  // retry goes to the new number), and dead ones that staff may send again. The mobile number
+  // the intake took from the channel is the new one too, so that staff do not call a stranger.
+  for (const char* sql : {"UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
+                          "state IN ('pending', 'sending')",
+                          "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'dead'",
+                          "UPDATE cases SET mobile = '+' || ?1 WHERE channel = ?2 AND mobile = '+' || ?3 AND "
+                          "beneficiary_id = ?4"}) {
+    auto q = c.prepare(sql);
+    if (!q) return q.error();
+    q->bind(1, to).bind(2, channel).bind(3, from);
+    if (std::string_view(sql).find("?4") != std::string_view::npos) q->bind(4, (*older)->id);
+    if (auto ec = q->exec()) return ec;
+  }
+  if (out.what == address_move::none) out.what = address_move::moved;
   return out;
 }
 

@@ -88,16 +88,26 @@ struct address_moved {
   std::int64_t beneficiary_id = 0;                      ///< the one who now has the address
   std::optional<std::int64_t> folded_conversation;     ///< merged: the conversation that is gone
   std::optional<std::int64_t> into_conversation;       ///< ... and the one its rows joined
+  std::optional<std::int64_t> retired_beneficiary;     ///< the number's previous holder, set aside
 };
+/// A record at the new number begun this long before the notice may be the person's own.
+inline constexpr std::int64_t fold_window_seconds = 7 * 24 * 3600;
 /// The person filed under (channel, from) now writes as (channel, to), on the provider's word
-/// (WhatsApp's user_changed_number): their beneficiary takes the address `to`, and the replies
-/// still pending for `from` go to `to`. When `to` already has a beneficiary (the person wrote
-/// from the new number before the notice came), that one is folded into the older one: its
-/// conversation's messages, replies, cases and surveys join the older conversation. That one
-/// keeps its mode and assignment while staff hold it or it waits for them; otherwise the newer
-/// one's mode, queue place and dialog state carry on. The higher priority and any consent stay.
+/// (WhatsApp's user_changed_number): their beneficiary takes the address `to`; unsent and dead
+/// replies for `from` are addressed to `to`, and so is the mobile of their cases where it was
+/// `+from`. When `to` already has a beneficiary:
+/// - begun within fold_window_seconds, not before the person last wrote from `from`, with no
+///   case or volunteer record: the person wrote from the new number before the notice came. It
+///   is folded into the older record (`merged`): its conversation's messages, replies, cases
+///   and surveys join the older conversation, which takes the newer one's mode, queue place,
+///   assignee and dialog when they rank higher (staff > waiting > bot) or, both with the bot,
+///   when the newer dialog is past consent. The higher priority and any consent stay.
+/// - otherwise it is the number's previous holder: set aside under the address
+///   "retired:<id>:<to>" with its unsent and dead replies (pending ones dead,
+///   "number_reassigned"), so nothing of theirs reaches the new holder (`retired_beneficiary`).
 /// `none` when `from` has no beneficiary or equals `to`. REQUIRES: inside a write job.
-result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to);
+result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
+                                   std::int64_t now);
 /// Whether this conversation has an inbound message from a later provider update than
 /// `update_id`, recorded at or after `since` (unix seconds), among its newest 50 messages.
 /// Telegram's update ids increase, except that after a week without updates the next one is

@@ -299,4 +299,32 @@ TEST_CASE("WhatsApp: someone who wrote from their new number before the notice c
   for (auto& m : msgs["messages"])
     if (m["direction"] == "in" && m["text"] == "السلام عليكم") ++from_new;
   CHECK(from_new == 2);  // one from each number, in one transcript
+  // The person consented from the old number: from the new one they are not asked again.
+  after.text("١");
+  CHECK(eventually([&] { return wa_sent_containing(e.graph, after.from, locale_text("ar", "intake.full_name")); }));
+}
+
+TEST_CASE("WhatsApp: a new number that someone else used before is not merged with the person") {
+  staff_env e;
+  wa_user previous_holder{e.port(), "966500000722"};
+  previous_holder.text("السلام عليكم");
+  // The previous holder wrote 40 days ago.
+  db_exec(e.db, "UPDATE beneficiaries SET created_at = created_at - 40 * 86400, last_inbound_at = last_inbound_at - "
+                "40 * 86400 WHERE address = '966500000722'");
+  const auto theirs = conversation_of(e.db, previous_holder.from);
+  wa_user person{e.port(), "966500000721"};
+  person.text("السلام عليكم");
+  const auto mine = conversation_of(e.db, person.from);
+  CHECK(post_wa(e.port(), wa_number_changed(person.from, previous_holder.from, "wamid.CHANGE3")).status == 200);
+  CHECK(conversation_of(e.db, "966500000722") == mine);
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations") == 2);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries b JOIN conversations c ON c.beneficiary_id = b.id WHERE "
+                       "b.address LIKE 'retired:%' AND c.id = " + std::to_string(theirs)) == 1);
+  // Staff cannot write to the previous holder at a number that is no longer theirs.
+  auto agent = add_staff(e.port(), login(e.port()), "huda", "agent", "هدى");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(theirs) + "/takeover", agent).status == 200);
+  auto r = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(theirs) + "/messages", agent,
+               nlohmann::json{{"text", "مرحبا"}});
+  CHECK(r.status == 409);
+  CHECK_MESSAGE(r.body.find("belongs to someone else") != std::string::npos, r.body);
 }

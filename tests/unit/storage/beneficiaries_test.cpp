@@ -133,7 +133,11 @@ std::int64_t person(connection& c, const std::string& address, std::int64_t now,
   o.payload = "{}";
   o.state = state;
   o.created_at = now;
-  REQUIRE(outbox_enqueue(c, o).has_value());
+  auto oid = outbox_enqueue(c, o);  // pending, or sending
+  REQUIRE(oid.has_value());
+  if (state != "pending" && state != "sending")
+    REQUIRE(c.prepare("UPDATE outbox SET state = '" + state + "' WHERE id = " + std::to_string(*oid))->exec() ==
+            boost::system::error_code());
   return conv->id;
 }
 
@@ -145,7 +149,7 @@ TEST_CASE("move_address: the old number's beneficiary and pending replies move t
   person(*c, "966500000999", 100, "pending");  // someone else, untouched
   const auto id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
 
-  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202");
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", 300);
   REQUIRE(r.has_value());
   CHECK(r->what == address_move::moved);
   CHECK(r->beneficiary_id == id);
@@ -157,17 +161,127 @@ TEST_CASE("move_address: the old number's beneficiary and pending replies move t
   CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000999'") == 1);
 
   // Nobody at the old address, the same address, or another channel: nothing moves.
-  CHECK(move_address(*c, "whatsapp", "966500000101", "966500000303")->what == address_move::none);
-  CHECK(move_address(*c, "whatsapp", "966500000202", "966500000202")->what == address_move::none);
-  CHECK(move_address(*c, "telegram", "966500000202", "966500000303")->what == address_move::none);
+  CHECK(move_address(*c, "whatsapp", "966500000101", "966500000303", 300)->what == address_move::none);
+  CHECK(move_address(*c, "whatsapp", "966500000202", "966500000202", 300)->what == address_move::none);
+  CHECK(move_address(*c, "telegram", "966500000202", "966500000303", 300)->what == address_move::none);
   CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000202'") == 1);
 }
 
-TEST_CASE("move_address: a reply already handed to the provider is left where it was going") {
+TEST_CASE("move_address: replies in flight, retried later or dead are addressed to the new number") {
   auto c = fresh_connection();
-  person(*c, "966500000101", 100, "sending");
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202")->what == address_move::moved);
-  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000101' AND state = 'sending'") == 1);
+  person(*c, "966500000101", 100, "sending");  // its retry, after a 5xx, reads the row again
+  const auto conv = value(*c, "SELECT id FROM conversations");
+  outbox_row dead;
+  dead.conversation_id = conv;
+  dead.channel = "whatsapp";
+  dead.recipient = "966500000101";
+  dead.payload = "{}";
+  dead.state = "dead";
+  dead.created_at = 100;
+  REQUIRE(outbox_enqueue(*c, dead).has_value());
+  REQUIRE(c->prepare("UPDATE outbox SET state = 'dead' WHERE id = 2")->exec() == boost::system::error_code());
+  REQUIRE(c->prepare("UPDATE outbox SET state = 'sent' WHERE id = 1")->exec() == boost::system::error_code());
+  outbox_row sending = dead;
+  sending.state = "sending";
+  REQUIRE(outbox_enqueue(*c, sending).has_value());
+  // The intake's mobile, taken from the channel: the old number.
+  REQUIRE(c->prepare("INSERT INTO cases (reference, beneficiary_id, conversation_id, channel, full_name, national_id, "
+                     "mobile, city, service_type, description, created_at, updated_at) SELECT 'AWN-1', beneficiary_id, id, "
+                     "'whatsapp', 'n', '1', '+966500000101', 'c', 'legal', 'd', 1, 1 FROM conversations")
+              ->exec() == boost::system::error_code());
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::moved);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000202' AND state IN ('dead', 'sending')") == 2);
+  // What was sent stays a record of where it went.
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000101' AND state = 'sent'") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM cases WHERE mobile = '+966500000202'") == 1);
+}
+
+TEST_CASE("move_address: the number's previous holder is set aside, not merged into the person") {
+  auto c = fresh_connection();
+  const auto now = 1'800'000'000;
+  // Someone held 966500000202 before: they wrote weeks ago and left a case.
+  person(*c, "966500000202", now - 40 * 86400, "pending");
+  REQUIRE(c->prepare("INSERT INTO cases (reference, beneficiary_id, channel, full_name, national_id, mobile, city, "
+                     "service_type, description, created_at, updated_at) SELECT 'AWN-2', id, 'whatsapp', 'other', '2', "
+                     "'+966500000202', 'c', 'legal', 'd', 1, 1 FROM beneficiaries")
+              ->exec() == boost::system::error_code());
+  const auto stranger = value(*c, "SELECT id FROM beneficiaries");
+  person(*c, "966500000101", now - 3600, "sent");
+  const auto person_id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
+
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", now);
+  REQUIRE(r.has_value());
+  CHECK(r->what == address_move::moved);
+  CHECK(r->retired_beneficiary == stranger);
+  CHECK(value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000202'") == person_id);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = 'retired:" + std::to_string(stranger) +
+                      ":966500000202'") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM conversations") == 2);
+  CHECK(value(*c, "SELECT count(*) FROM cases WHERE beneficiary_id = " + std::to_string(stranger)) == 1);
+  // Their reply that had not gone will not go to the new holder of the number.
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE state = 'dead' AND last_error LIKE 'number_reassigned%' AND "
+                  "recipient LIKE 'retired:%'") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000202'") == 0);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000101' AND state = 'sent'") == 1);
+
+  // A record at the new number begun before the person last wrote from the old one is not
+  // theirs either, even a recent one without a case.
+  auto d = fresh_connection();
+  person(*d, "966500000202", now - 86400, "sent");
+  person(*d, "966500000101", now - 7 * 86400, "sent");
+  REQUIRE(d->prepare("UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - 3600) +
+                     " WHERE address = '966500000101'")
+              ->exec() == boost::system::error_code());
+  auto r2 = move_address(*d, "whatsapp", "966500000101", "966500000202", now);
+  REQUIRE(r2.has_value());
+  CHECK(r2->retired_beneficiary.has_value());
+  CHECK(value(*d, "SELECT count(*) FROM beneficiaries") == 2);
+}
+
+TEST_CASE("move_address: both with the bot, the person keeps their consent and the dialog they were in") {
+  auto c = fresh_connection();
+  const auto old_conv = person(*c, "966500000101", 100, "sent");
+  REQUIRE(c->prepare("UPDATE beneficiaries SET consented_at = 100 WHERE address = '966500000101'")->exec() ==
+          boost::system::error_code());
+  REQUIRE(c->prepare("UPDATE conversations SET dialog_state = '{\"consented\":true,\"flow\":\"intake\",\"step\":\"city\"}' "
+                     "WHERE id = " + std::to_string(old_conv))
+              ->exec() == boost::system::error_code());
+  // From the new number: a greeting, and the consent question the bot asked a stranger.
+  const auto new_conv = person(*c, "966500000202", 200, "sent");
+  REQUIRE(c->prepare("UPDATE conversations SET dialog_state = '{\"consented\":false,\"flow\":\"welcome\",\"step\":\"consent\"}' "
+                     "WHERE id = " + std::to_string(new_conv))
+              ->exec() == boost::system::error_code());
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE json_extract(dialog_state, '$.flow') = 'intake' AND "
+                  "json_extract(dialog_state, '$.consented') = 1") == 1);
+
+  // Past consent on the new number (consented there, into the menu): that dialog carries on,
+  // and says consented.
+  auto d = fresh_connection();
+  person(*d, "966500000101", 100, "sent");
+  const auto n2 = person(*d, "966500000202", 200, "sent");
+  REQUIRE(d->prepare("UPDATE conversations SET dialog_state = '{\"consented\":true,\"flow\":\"volunteer\"}' WHERE id = " +
+                     std::to_string(n2))
+              ->exec() == boost::system::error_code());
+  REQUIRE(move_address(*d, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  CHECK(value(*d, "SELECT count(*) FROM conversations WHERE json_extract(dialog_state, '$.flow') = 'volunteer'") == 1);
+}
+
+TEST_CASE("move_address: an agent holding the newer conversation keeps it over the older one's place in the queue") {
+  auto c = fresh_connection();
+  REQUIRE(c->prepare("INSERT INTO staff (username, display_name, role, password_hash, created_at) VALUES "
+                     "('huda', 'Huda', 'agent', 'x', 1)")
+              ->exec() == boost::system::error_code());
+  const auto old_conv = person(*c, "966500000101", 100, "sent");
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', queued_at = 150 WHERE id = " + std::to_string(old_conv))
+              ->exec() == boost::system::error_code());
+  const auto new_conv = person(*c, "966500000202", 200, "sent");
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'staff', assigned_staff_id = 1, first_staff_reply_at = 250 WHERE id = " +
+                     std::to_string(new_conv))
+              ->exec() == boost::system::error_code());
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE id = " + std::to_string(old_conv) +
+                  " AND mode = 'staff' AND assigned_staff_id = 1 AND first_staff_reply_at = 250") == 1);
 }
 
 TEST_CASE("move_address: someone who already wrote from the new number is folded into the older record") {
@@ -186,7 +300,7 @@ TEST_CASE("move_address: someone who already wrote from the new number is folded
               ->exec() == boost::system::error_code());
   const auto keep = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
 
-  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202");
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", 300);
   REQUIRE(r.has_value());
   CHECK(r->what == address_move::merged);
   CHECK(r->beneficiary_id == keep);
@@ -211,7 +325,7 @@ TEST_CASE("move_address: a handoff asked for from the new number carries on when
   REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', queue_reason = 'asked', queued_at = 210, "
                      "dialog_state = '{\"flow\":\"handoff\"}' WHERE id = " + std::to_string(new_conv))
               ->exec() == boost::system::error_code());
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202")->what == address_move::merged);
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
   CHECK(value(*c, "SELECT count(*) FROM conversations WHERE id = " + std::to_string(old_conv) +
                       " AND mode = 'waiting' AND queue_reason = 'asked' AND queued_at = 210 AND "
                       "dialog_state = '{\"flow\":\"handoff\"}'") == 1);
