@@ -4,25 +4,17 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch, signedInConsole } from '../lib/browser.mjs';
-import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
+import { startConsole } from '../lib/console.mjs';
+import { whatsappUser, REPO } from '../lib/server.mjs';
 
-const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
-
-let graph, aoun, browser, page;
+let s, graph, aoun, page;
 
 describe('a channel whose credentials are refused', () => {
   before(async () => {
-    graph = await startFakeGraph();
-    aoun = await startAoun(BIN, graph.base, { AOUN_CREDENTIALS_PAUSE_MS: '400' });
-    browser = await launch();
-    page = await signedInConsole(browser, aoun.base, ADMIN);
+    s = await startConsole({ env: { AOUN_CREDENTIALS_PAUSE_MS: '400' } });
+    ({ graph, aoun, page } = s);
   });
-  after(async () => {
-    await browser?.close();
-    await aoun?.stop();
-    await graph?.close();
-  });
+  after(async () => { await s?.stop(); });
 
   test('the console says so in words while replies are held, and clears when they go out', async () => {
     const banner = page.locator('#fault-banner');

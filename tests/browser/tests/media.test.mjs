@@ -4,31 +4,26 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
-import { launch, signedInConsole } from '../lib/browser.mjs';
 import { axeViolations, formatViolations } from '../lib/a11y.mjs';
-import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
+import { startConsole } from '../lib/console.mjs';
+import { whatsappUser } from '../lib/server.mjs';
 
-const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
 const PDF = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 37) & 0xff))]);
 const JPG = Buffer.from(Array.from({ length: 2048 }, (_, i) => (i * 131 + 7) & 0xff));
 
-let graph, aoun, browser, page;
+let s, graph, aoun, page;
 
 describe('attachments in the staff console', () => {
   before(async () => {
-    graph = await startFakeGraph();
-    graph.media.set('880000000000001', { bytes: PDF, mime: 'application/pdf' });
-    graph.media.set('880000000000002', { bytes: JPG, mime: 'image/jpeg' });
-    aoun = await startAoun(BIN, graph.base);
-    browser = await launch();
-    page = await signedInConsole(browser, aoun.base, ADMIN);
+    s = await startConsole({
+      prepare: (g) => {
+        g.media.set('880000000000001', { bytes: PDF, mime: 'application/pdf' });
+        g.media.set('880000000000002', { bytes: JPG, mime: 'image/jpeg' });
+      },
+    });
+    ({ graph, aoun, page } = s);
   });
-  after(async () => {
-    await browser?.close();
-    await aoun?.stop();
-    await graph?.close();
-  });
+  after(async () => { await s?.stop(); });
 
   test('a document chip links to the media endpoint and a click saves the exact file', async () => {
     const u = whatsappUser(aoun.base, { waId: '966504445566', name: 'سارة' });

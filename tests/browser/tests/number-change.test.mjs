@@ -3,26 +3,17 @@
 // one that goes follows the person to the one that stays, without a reload.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { launch, signedInConsole } from '../lib/browser.mjs';
-import { startAoun, startFakeGraph, whatsappUser, ADMIN, REPO } from '../lib/server.mjs';
+import { startConsole } from '../lib/console.mjs';
+import { whatsappUser } from '../lib/server.mjs';
 
-const BIN = process.env.AOUN_BIN || path.join(REPO, 'build/bot/aoun');
-
-let graph, aoun, browser, page;
+let s, aoun, page;
 
 describe('a changed WhatsApp number', () => {
   before(async () => {
-    graph = await startFakeGraph();
-    aoun = await startAoun(BIN, graph.base);
-    browser = await launch();
-    page = await signedInConsole(browser, aoun.base, ADMIN);
+    s = await startConsole();
+    ({ aoun, page } = s);
   });
-  after(async () => {
-    await browser?.close();
-    await aoun?.stop();
-    await graph?.close();
-  });
+  after(async () => { await s?.stop(); });
 
   test('the two conversations become one, live', async () => {
     await page.evaluate(() => { window.__sameDocument = true; });
