@@ -1,5 +1,5 @@
 // The website chat: static pages under /chat/ (and the console's under /console/), and the
-// visitor's WebSocket /chat/ws[?session=<id>]. The server hands each new visitor a session id
+// visitor's WebSocket /chat/ws (subprotocols "aoun.chat" and "session.<id>"). The server hands each new visitor a session id
 // (the first frame); the page keeps it in localStorage and presents it again, so a reconnect
 // (or a reload) shows the history and continues the same conversation. The id is the visitor's
 // address on the "webchat" channel.
@@ -28,6 +28,9 @@ namespace {
 
 using nlohmann::json;
 namespace crypto = channels::crypto;
+
+/// The WebSocket subprotocol the chat page asks for (docs/console.md, "Web chat protocol").
+constexpr std::string_view chat_protocol = "aoun.chat";
 
 /// Texts with danger words one client address may send a minute beyond its ordinary limit.
 constexpr int danger_messages_per_minute = 10;
@@ -119,7 +122,26 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     if (e == api_error::rate_limited) res.set(http::field::retry_after, "60");
     co_await http::async_write(stream, res, use_tuple);
   };
-  auto asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
+  // The page presents its id as a WebSocket subprotocol, "session.<id>" beside "aoun.chat": a
+  // header, which access logs leave out, where a query string is written to every proxy's log
+  // (and the id is the key to the visitor's history). `?session=` is still read for pages
+  // loaded before this change.
+  std::string asked = ctx.query.count("session") ? ctx.query.at("session") : std::string();
+  bool offered_protocol = false;
+  {
+    const auto field = ctx.req[http::field::sec_websocket_protocol];
+    std::size_t at = 0;
+    while (at <= field.size()) {
+      auto comma = field.find(',', at);
+      if (comma == std::string_view::npos) comma = field.size();
+      auto item = field.substr(at, comma - at);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (item == chat_protocol) offered_protocol = true;
+      else if (item.rfind("session.", 0) == 0) asked = std::string(item.substr(8));
+      at = comma + 1;
+    }
+  }
   if (!asked.empty() && !valid_session(asked)) {
     co_await refuse(api_error::malformed, "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
     co_return;
@@ -161,6 +183,10 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   auto& ws = ch->ws();
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws.read_message_max(16 * 1024);
+  // A browser that offered subprotocols drops the connection unless one is chosen.
+  if (offered_protocol)
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::sec_websocket_protocol, chat_protocol); }));
   auto [aec] = co_await ws.async_accept(ctx.req, use_tuple);
   if (aec) co_return;
   // The id first, before the subscription below can queue anything (docs/console.md: "always

@@ -16,6 +16,7 @@ using namespace std::string_literals;
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
+namespace http = beast::http;
 
 namespace {
 
@@ -26,15 +27,21 @@ class chat_client {
   /// Connects presenting `asked` (none if empty), and an X-Forwarded-For header if
   /// `forwarded_for` is set; on 101 waits for the server's first frame, the session id it gives
   /// this connection.
-  explicit chat_client(unsigned short port, const std::string& asked = "", const std::string& forwarded_for = "") {
+  /// `asked` goes as web/chat/chat.js sends it, a subprotocol ("session.<id>" beside
+  /// "aoun.chat"), or with `in_url` as pages from before did, `?session=`.
+  explicit chat_client(unsigned short port, const std::string& asked = "", const std::string& forwarded_for = "",
+                       bool in_url = false) {
     beast::get_lowest_layer(ws_).connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    if (!forwarded_for.empty())
-      ws_.set_option(websocket::stream_base::decorator(
-          [forwarded_for](websocket::request_type& req) { req.set("X-Forwarded-For", forwarded_for); }));
+    const std::string protocols = in_url || asked.empty() ? "aoun.chat" : "aoun.chat, session." + asked;
+    ws_.set_option(websocket::stream_base::decorator([forwarded_for, protocols](websocket::request_type& req) {
+      if (!forwarded_for.empty()) req.set("X-Forwarded-For", forwarded_for);
+      req.set(http::field::sec_websocket_protocol, protocols);
+    }));
     websocket::response_type resp;
     boost::system::error_code ec;
-    ws_.handshake(resp, "127.0.0.1", asked.empty() ? "/chat/ws" : "/chat/ws?session=" + asked, ec);
+    ws_.handshake(resp, "127.0.0.1", in_url && !asked.empty() ? "/chat/ws?session=" + asked : "/chat/ws", ec);
     status = ec ? resp.result_int() : 101;
+    protocol = std::string(resp[http::field::sec_websocket_protocol]);
     if (ec) return;
     read_next();
     if (auto first = next([](const json&) { return true; }); first && first->value("type", "") == "session")
@@ -48,6 +55,7 @@ class chat_client {
   }
 
   int status = 0;
+  std::string protocol;  ///< the subprotocol the server chose
   std::string session;  ///< what the server's first frame named (empty if it did not)
 
   void send_text(const std::string& bytes) { write(bytes, true); }
@@ -243,10 +251,36 @@ TEST_CASE("webchat: a session id outside 16-64 of [A-Za-z0-9_-] is refused befor
   for (const std::string& s : {"short"s, repeat("a", 65), "aaaaaaaaaaaaaaaa%00"s, "aaaaaaaaaaaaaaa%2F"s, "aaaaaaaaaaaaaaa."s,
                                "%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9%D8%B9"s}) {
     CAPTURE(s);
+    chat_client c(e.port(), s, "", true);  // in the URL, percent-encoded
+    CHECK(c.status == 400);
+  }
+  // As the page sends it, a subprotocol (whose tokens cannot carry most of the above).
+  for (const std::string& s : {"short"s, repeat("a", 65), "aaaaaaaaaaaaaaa."s, "aaaaaaaa~aaaaaaa"s}) {
+    CAPTURE(s);
     chat_client c(e.port(), s);
     CHECK(c.status == 400);
   }
   CHECK(http_call(e.port(), "GET", "/healthz").status == 200);
+}
+
+TEST_CASE("webchat: the session id travels as a subprotocol, out of the URL that proxies log; the old way still works") {
+  staff_env e;
+  const std::string id = visitor_who_wrote(e.port(), "أحتاج مساعدة", "sub-1");
+  {
+    chat_client c(e.port(), id);  // "aoun.chat, session.<id>"
+    REQUIRE(c.status == 101);
+    // A browser drops a socket whose server chose none of the subprotocols it offered.
+    CHECK(c.protocol == "aoun.chat");
+    CHECK(c.session == id);
+    auto h = c.next_of_type("history");
+    REQUIRE(h);
+    CHECK(h->dump().find("أحتاج مساعدة") != std::string::npos);
+  }
+  {
+    chat_client c(e.port(), id, "", true);  // a page loaded before: ?session=<id>
+    REQUIRE(c.status == 101);
+    CHECK(c.session == id);
+  }
 }
 
 TEST_CASE("webchat: long texts and long choice fields are cut on a character boundary, and the chat keeps working") {

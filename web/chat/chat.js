@@ -1,4 +1,4 @@
-// Website chat (web-chat channel). One WebSocket to /chat/ws?session=<id>; the server makes the
+// Website chat (web-chat channel). One WebSocket to /chat/ws, the id as a subprotocol; the server makes the
 // id and the page keeps it in localStorage, so a reload or a reconnect shows the same
 // conversation (the server replays the history on connect). Choices are buttons; only the latest message's buttons are active.
 const texts = {
@@ -179,7 +179,9 @@ function setBanner(text) { banner.hidden = !text; $('banner-text').textContent =
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const id = sessionId();
-  const sock = new WebSocket(`${proto}//${location.host}/chat/ws${id ? `?session=${encodeURIComponent(id)}` : ''}`);
+  // The id travels as a subprotocol (a header), not in the URL: proxies log URLs, and the id is
+  // the key to this conversation.
+  const sock = new WebSocket(`${proto}//${location.host}/chat/ws`, id ? ['aoun.chat', `session.${id}`] : ['aoun.chat']);
   ws = sock;
   // Writing is possible once the history is in: a message sent before would be stored after the
   // history was read, and never shown. Until then the banner stays.

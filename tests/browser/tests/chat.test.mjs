@@ -80,9 +80,16 @@ describe('website chat', () => {
     const session = await page.evaluate(() => localStorage.getItem('aoun.chat.session'));
     assert.match(session, /^[A-Za-z0-9_-]{44}$/);
 
-    // a reload reconnects with it and shows the history
+    // a reload reconnects with it and shows the history; the id is not in the socket's URL
+    // (proxies log URLs), it goes as a subprotocol
+    const socketUrls = [];
+    const onSocket = (ws) => socketUrls.push(ws.url());
+    page.on('websocket', onSocket);
     await page.reload();
     await page.locator('#messages .from-them', { hasText: reference }).waitFor();
+    page.off('websocket', onSocket);
+    assert.ok(socketUrls.length >= 1, 'the page opened its socket');
+    for (const u of socketUrls) assert.ok(!u.includes(session) && !u.includes('session='), `no session id in ${u}`);
     assert.equal(await page.evaluate(() => localStorage.getItem('aoun.chat.session')), session);
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.screenshot({ path: path.join(SHOTS, 'chat-desktop.png') });
