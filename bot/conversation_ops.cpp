@@ -317,8 +317,15 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     past_news = *newer;
     stop = !past_news;
   }
-  const bool back = channel == "sms" ? in.opt_out == "start"
-                                     : channel == "telegram" && !stop && !past_news && !telegram_group(in.from);
+  bool back = channel == "sms" ? in.opt_out == "start"
+                               : channel == "telegram" && !stop && !past_news && !telegram_group(in.from);
+  if (back && channel == "telegram" && b->opted_out_at) {
+    // The same out-of-order delivery the other way: a message written before a newer block,
+    // delivered after it, does not unblock.
+    auto later = storage::block_after(c, conv.id, in.provider_id, now - 600);
+    if (!later) return storage::result<bool>(boost::system::in_place_error, later.error());
+    back = !*later;
+  }
   if (stop || back) {
     if (auto ec = storage::set_opt_out(c, channel, in.from, stop ? std::optional<std::int64_t>(now) : std::nullopt))
       return storage::result<bool>(boost::system::in_place_error, ec);

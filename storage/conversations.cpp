@@ -307,6 +307,16 @@ result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, s
   return q->bind(1, conversation_id).bind(2, since).bind(3, update_id).step();
 }
 
+result<bool> block_after(connection& c, std::int64_t conversation_id, std::string_view update_id, std::int64_t since) {
+  auto q = c.prepare(
+      "SELECT 1 FROM (SELECT direction, provider_id, payload, created_at FROM messages WHERE conversation_id = ? "
+      "ORDER BY id DESC LIMIT 50) WHERE direction = 'in' AND created_at >= ? AND "
+      "CAST(provider_id AS INTEGER) > CAST(? AS INTEGER) AND json_valid(payload) AND "
+      "json_extract(payload, '$.raw_type') = 'my_chat_member:kicked' LIMIT 1");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  return q->bind(1, conversation_id).bind(2, since).bind(3, update_id).step();
+}
+
 result<bool> inbound_after(connection& c, std::int64_t conversation_id, std::int64_t message_id) {
   auto q = c.prepare("SELECT 1 FROM messages WHERE conversation_id = ? AND id > ? AND direction = 'in' LIMIT 1");
   if (!q) return result<bool>(boost::system::in_place_error, q.error());
@@ -368,8 +378,8 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
   // between the statements.
   const auto read = [&]() -> result<beneficiary_row> {
     auto q = c.prepare(
-        "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at "
-        "FROM beneficiaries WHERE channel = ? AND address = ?");
+        "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at, "
+        "opted_out_at FROM beneficiaries WHERE channel = ? AND address = ?");
     if (q) q->bind(1, channel).bind(2, address);
     return one<beneficiary_row>(q, [](const statement& s) {
       beneficiary_row b;
@@ -382,6 +392,7 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
       b.last_inbound_at = opt_int<std::int64_t>(s, 6);
       b.erased_at = opt_int<std::int64_t>(s, 7);
       b.created_at = s.int64(8);
+      b.opted_out_at = opt_int<std::int64_t>(s, 9);
       return b;
     });
   };

@@ -17,6 +17,7 @@ struct beneficiary_row {
   std::int64_t id = 0;
   std::string channel, address, display_name, lang = "ar";
   std::optional<std::int64_t> consented_at, last_inbound_at, erased_at;
+  std::optional<std::int64_t> opted_out_at;  ///< an SMS STOP or a Telegram block still in force
   std::int64_t created_at = 0;
 };
 
@@ -114,6 +115,10 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
 /// random: hence the recent window.
 result<bool> inbound_update_after(connection& c, std::int64_t conversation_id, std::string_view update_id,
                                   std::int64_t since);
+/// Whether this conversation has the person blocking the bot on Telegram (my_chat_member
+/// "kicked") from a later update than `update_id`, recorded at or after `since`, among its
+/// newest 50 messages: an older message delivered late does not undo a newer block.
+result<bool> block_after(connection& c, std::int64_t conversation_id, std::string_view update_id, std::int64_t since);
 /// Whether the beneficiary wrote in this conversation after message `message_id`.
 result<bool> inbound_after(connection& c, std::int64_t conversation_id, std::int64_t message_id);
 /// Whether an address opted out on its channel (false for one never seen).
