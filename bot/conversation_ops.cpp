@@ -214,9 +214,19 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   // filed under the old one is them, and what is still to be sent to the old number (which
   // may soon be someone else's) goes to the new one.
   for (const auto& previous : in.previous_addresses) {
-    auto moved = storage::move_address(c, channel, previous, in.from, now);
+    // WhatsApp's user ids (BSUIDs, "CC.xxx") are never handed on; phone numbers are digits.
+    storage::address_change change;
+    change.at = in.timestamp;
+    change.now = now;
+    change.same_person = previous.find_first_not_of("0123456789") != std::string::npos;
+    auto moved = storage::move_address(c, channel, previous, in.from, change);
     if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
-    if (moved->what == storage::address_move::none) continue;
+    if (moved->retired_beneficiary) {
+      auto rc = storage::conversation_for(c, *moved->retired_beneficiary, now);
+      if (!rc) return storage::result<bool>(boost::system::in_place_error, rc.error());
+      conversation_event(c, *rc, now, fx, "conversation.updated");
+    }
+    if (moved->what == storage::address_move::none && !moved->retired_beneficiary) continue;
     const bool merged = moved->what == storage::address_move::merged;
     log::info("beneficiary_address_changed", {{"channel", channel},
                                               {"beneficiary_id", moved->beneficiary_id},
@@ -562,7 +572,7 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   //   recorded, never answered, and staff taking it over must not post a case into the group.
   const bool group = row.channel == "telegram" && telegram_group(row.recipient) && o.callback_query_id.empty();
   // - anything to a WhatsApp number that passed to someone else (storage::move_address).
-  const bool retired = row.recipient.rfind("retired:", 0) == 0;
+  const bool retired = retired_address(row.recipient);
   bool opted_out = false;
   if (!group && !retired && !opted_out_reason(row.channel).empty()) {
     auto out = storage::opted_out(c, row.channel, row.recipient);
@@ -572,7 +582,7 @@ error_code conversation_ops::enqueue(storage::connection& c, storage::outbox_row
   if (group || retired || opted_out) {
     row.state = "dead";
     row.last_error = group     ? std::string(telegram_group_reason)
-                     : retired ? std::string("number_reassigned: the number now belongs to someone else")
+                     : retired ? std::string(number_reassigned_reason)
                                : std::string(opted_out_reason(row.channel));
     auto id = storage::outbox_enqueue(c, row);
     if (!id) return id.error();

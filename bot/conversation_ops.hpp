@@ -85,6 +85,10 @@ class conversation_ops {
   /// Whether a Telegram recipient is a group, supergroup or channel (their chat ids are negative;
   /// a private chat's id is the user's, positive).
   static bool telegram_group(std::string_view recipient) { return !recipient.empty() && recipient.front() == '-'; }
+  /// The address of a number's previous holder, set aside when WhatsApp said the number is now
+  /// someone else's (storage::move_address): nothing is ever sent to it.
+  static bool retired_address(std::string_view recipient) { return recipient.rfind("retired:", 0) == 0; }
+  static constexpr std::string_view number_reassigned_reason = "number_reassigned: the number now belongs to someone else";
 
   conversation_ops(const config& cfg, std::shared_ptr<const dialogs::engine> engine);
 

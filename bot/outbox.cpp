@@ -634,6 +634,8 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   std::optional<std::chrono::milliseconds> held;  // not tried, or refused our credentials: waits this long
   if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
     refused = conversation_ops::telegram_group_reason;
+  } else if (conversation_ops::retired_address(row.recipient)) {
+    refused = conversation_ops::number_reassigned_reason;
   } else if (!conversation_ops::opted_out_reason(row.channel).empty() && !is_callback_answer(s)) {
     const std::string& recipient = row.recipient;
     const std::string& channel = row.channel;

@@ -491,7 +491,7 @@ json window_closed_extra(const services& s) { return json{{"template", s.cfg.wha
 storage::result<std::string> unreachable(storage::connection& c, const storage::conversation_row& conv) {
   if (conv.channel == "telegram" && conversation_ops::telegram_group(conv.address))
     return std::string("this is a Telegram group or channel: the bot does not write to groups");
-  if (conv.address.rfind("retired:", 0) == 0)  // storage::move_address
+  if (conversation_ops::retired_address(conv.address))
     return std::string("this number now belongs to someone else: nothing can be sent to this beneficiary there");
   if (conversation_ops::opted_out_reason(conv.channel).empty()) return std::string();
   auto out = storage::opted_out(c, conv.channel, conv.address);
@@ -567,6 +567,8 @@ net::awaitable<response> post_template(const services& s, request_context& ctx, 
       return fail(api_error::conflict, "templates are for WhatsApp only; other channels have no 24-hour window");
     if (conv.mode == "staff" && !may_act(conv, me))
       return fail(api_error::forbidden, "another staff member holds this conversation");
+    if (auto why = unreachable(c, conv); !why) return why.error();
+    else if (!why->empty()) return fail(api_error::conflict, *why);
     channels::outgoing o;
     o.channel = channels::kind::whatsapp;
     o.to = conv.address;
@@ -1012,7 +1014,8 @@ net::awaitable<response> retry_outbox(const services& s, request_context& ctx, c
       if (ec == storage::errc::invalid)
         return fail(api_error::conflict,
                     "this message was erased with the beneficiary's data, the beneficiary texted STOP or blocked the "
-                    "bot on Telegram, or it is for a Telegram group; it cannot be sent again");
+                    "bot on Telegram, it is for a Telegram group, or its WhatsApp number now belongs to someone "
+                    "else; it cannot be sent again");
       return ec;
     }
     if (auto ec = audit(c, me, "outbox.retry", "outbox:" + std::to_string(oid), json::object(), now)) return ec;

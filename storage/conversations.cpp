@@ -152,7 +152,7 @@ boost::system::error_code set_opt_out(connection& c, std::string_view channel, s
 }
 
 result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
-                                   std::int64_t now) {
+                                   const address_change& change) {
   address_moved out;
   if (from == to || from.empty() || to.empty()) return out;
   struct found {
@@ -173,8 +173,6 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
   };
   auto older = find(from);
   if (!older) return older.error();
-  if (!*older) return out;
-  out.beneficiary_id = (*older)->id;
   auto newer = find(to);
   if (!newer) return newer.error();
   const auto run = [&](const char* sql, std::int64_t a, std::int64_t b) -> boost::system::error_code {
@@ -182,30 +180,48 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
     if (!q) return q.error();
     return q->bind(1, a).bind(2, b).exec();
   };
-  if (*newer) {
-    const found& o = **older;
+  if (*newer && !change.same_person) {
+    // The person, who wrote from the new number once it was theirs (WhatsApp does not order its
+    // webhooks: before the notice came), or whoever had that number before them (operators hand
+    // numbers on)? A record begun before the change (the notice's own time, give or take ten
+    // minutes; without one, in the last 7 days and with no case or volunteer record), or before
+    // the person last wrote from the old number, is the previous holder's. It is left to them,
+    // under an address nothing can be sent to, so that neither their history nor their replies
+    // reach the new holder; their conversation leaves the queue and staff's hands.
     const found& n = **newer;
-    // The person who wrote from the new number just before the notice came, or whoever had
-    // that number before them (operators hand numbers on)? Only a record begun lately, after
-    // the person last wrote from the old number, with no case or volunteer record of its own,
-    // is taken for them. Any other is left to its owner, under a retired address that nothing
-    // can be sent to, so that neither their history nor their replies reach the new holder.
-    const bool same_person = !n.has_records && n.created_at >= now - fold_window_seconds &&
-                             n.created_at + inbound_refresh_seconds * 2 >= o.last_inbound_at.value_or(0);
-    if (!same_person) {
+    const bool after_change = change.at > 0 ? n.created_at >= change.at - change_slack_seconds
+                                            : !n.has_records && n.created_at >= change.now - fold_window_seconds;
+    const bool after_old = !*older || n.created_at + inbound_refresh_seconds * 2 >= (*older)->last_inbound_at.value_or(0);
+    if (!after_change || !after_old) {
       const std::string retired = "retired:" + std::to_string(n.id) + ":" + std::string(to);
       for (const char* sql : {"UPDATE outbox SET state = 'dead', last_error = 'number_reassigned: the number now belongs "
                               "to someone else' WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'",
                               "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
                               "state IN ('pending', 'sending')",
                               "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'dead'",
+                              // The number on their cases is no longer a way to reach them.
+                              "UPDATE cases SET mobile = '' WHERE channel = ?2 AND mobile = '+' || ?3 AND "
+                              "beneficiary_id = (SELECT id FROM beneficiaries WHERE channel = ?2 AND address = ?3)",
                               "UPDATE beneficiaries SET address = ?1 WHERE channel = ?2 AND address = ?3"}) {
         auto q = c.prepare(sql);
         if (!q) return q.error();
         if (auto ec = q->bind(1, retired).bind(2, channel).bind(3, to).exec()) return ec;
       }
+      auto q = c.prepare(
+          "UPDATE conversations SET mode = 'resolved', resolved_at = ?2, assigned_staff_id = NULL, queued_at = NULL, "
+          "queue_reason = NULL, priority = 0 WHERE beneficiary_id = ?1 AND (mode = 'waiting' OR mode = 'staff')");
+      if (!q) return q.error();
+      if (auto ec = q->bind(1, n.id).bind(2, change.now).exec()) return ec;
       out.retired_beneficiary = n.id;
-    } else {
+      newer->reset();
+    }
+  }
+  if (!*older) return out;
+  out.beneficiary_id = (*older)->id;
+  if (*newer) {
+    const found& o = **older;
+    const found& n = **newer;
+    {
       const std::int64_t keep = o.id, fold = n.id;
       // Each has one conversation (conversation_for); the newer one's rows join the older one.
       std::optional<std::int64_t> keep_conv, fold_conv;
@@ -227,21 +243,23 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
                  "UPDATE surveys SET conversation_id = ?1 WHERE conversation_id = ?2",
                  "UPDATE conversations SET last_message_at = max(coalesce(last_message_at, 0), coalesce("
                  "(SELECT last_message_at FROM conversations WHERE id = ?2), 0)) WHERE id = ?1",
+                 // Danger raised on either number stays (priority 1 is danger, head of the queue).
+                 "UPDATE conversations SET priority = max(priority, (SELECT priority FROM conversations "
+                 "WHERE id = ?2)) WHERE id = ?1",
                  // Where the person is now. Staff holding a conversation outrank one waiting for
                  // them, which outranks the bot: the newer conversation's mode, queue place,
                  // assignee and dialog carry on when they rank higher, or, both with the bot,
                  // when the newer dialog is past the consent question (else the person would be
                  // asked again, and an intake begun from the old number lost).
-                 "UPDATE conversations SET (mode, priority, queue_reason, queued_at, assigned_staff_id, dialog_state, "
-                 "first_staff_reply_at, resolved_at) = (SELECT mode, priority, queue_reason, queued_at, "
+                 "UPDATE conversations SET (mode, queue_reason, queued_at, assigned_staff_id, dialog_state, "
+                 "first_staff_reply_at, resolved_at) = (SELECT mode, queue_reason, queued_at, "
                  "assigned_staff_id, dialog_state, first_staff_reply_at, resolved_at FROM conversations WHERE id = ?2) "
                  "WHERE id = ?1 AND (SELECT CASE n.mode WHEN 'staff' THEN 3 WHEN 'waiting' THEN 2 ELSE 1 END > "
                  "CASE conversations.mode WHEN 'staff' THEN 3 WHEN 'waiting' THEN 2 ELSE 1 END OR "
                  "(n.mode IN ('bot', 'resolved') AND conversations.mode IN ('bot', 'resolved') AND "
                  "json_valid(n.dialog_state) AND json_extract(n.dialog_state, '$.consented') = 1) "
                  "FROM conversations n WHERE n.id = ?2)",
-                 "UPDATE conversations SET priority = max(priority, (SELECT priority FROM conversations "
-                 "WHERE id = ?2)) WHERE id = ?1",
+                 "UPDATE conversations SET queue_reason = 'danger' WHERE id = ?1 AND priority > 0 AND ?2 = ?2",
                  "DELETE FROM conversations WHERE id = ?2"})
           if (auto ec = run(sql, *keep_conv, *fold_conv)) return ec;
       }

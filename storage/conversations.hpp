@@ -91,24 +91,38 @@ struct address_moved {
   std::optional<std::int64_t> into_conversation;       ///< ... and the one its rows joined
   std::optional<std::int64_t> retired_beneficiary;     ///< the number's previous holder, set aside
 };
-/// A record at the new number begun this long before the notice may be the person's own.
+/// Without the notice's time: a record at the new number begun this long before it may be the
+/// person's own.
 inline constexpr std::int64_t fold_window_seconds = 7 * 24 * 3600;
+/// With it: one begun this long before the change may be theirs (webhooks are not ordered, and
+/// clocks differ).
+inline constexpr std::int64_t change_slack_seconds = 600;
+/// What the provider said of a change of address.
+struct address_change {
+  std::int64_t at = 0;       ///< when the change happened (the notice's timestamp), 0 if unknown
+  std::int64_t now = 0;      ///< unix seconds
+  /// The provider's own id for the person (WhatsApp's user id), never handed on to anyone
+  /// else: a record at the new address is theirs whatever its age.
+  bool same_person = false;
+};
 /// The person filed under (channel, from) now writes as (channel, to), on the provider's word
 /// (WhatsApp's user_changed_number): their beneficiary takes the address `to`; unsent and dead
 /// replies for `from` are addressed to `to`, and so is the mobile of their cases where it was
-/// `+from`. When `to` already has a beneficiary:
-/// - begun within fold_window_seconds, not before the person last wrote from `from`, with no
-///   case or volunteer record: the person wrote from the new number before the notice came. It
-///   is folded into the older record (`merged`): its conversation's messages, replies, cases
-///   and surveys join the older conversation, which takes the newer one's mode, queue place,
-///   assignee and dialog when they rank higher (staff > waiting > bot) or, both with the bot,
-///   when the newer dialog is past consent. The higher priority and any consent stay.
-/// - otherwise it is the number's previous holder: set aside under the address
-///   "retired:<id>:<to>" with its unsent and dead replies (pending ones dead,
-///   "number_reassigned"), so nothing of theirs reaches the new holder (`retired_beneficiary`).
+/// `+from`. A beneficiary already at `to`:
+/// - begun before the change (change.at, give or take change_slack_seconds; without it, more
+///   than fold_window_seconds ago or with a case or volunteer record), or before the person last
+///   wrote from `from`, is the number's previous holder (unless change.same_person): set aside
+///   under the address "retired:<id>:<to>" with its unsent and dead replies (pending ones
+///   dead, "number_reassigned"), its cases' mobile `+to` blanked, its conversation resolved
+///   (`retired_beneficiary`). This happens even when `from` has no beneficiary.
+/// - otherwise the person wrote from the new number before the notice came: it is folded into
+///   the older record (`merged`). Its conversation's messages, replies, cases and surveys join
+///   the older conversation, which takes the newer one's mode, queue place, assignee and dialog
+///   when they rank higher (staff > waiting > bot) or, both with the bot, when the newer dialog
+///   is past consent. The higher priority (danger) and any consent stay.
 /// `none` when `from` has no beneficiary or equals `to`. REQUIRES: inside a write job.
 result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
-                                   std::int64_t now);
+                                   const address_change& change);
 /// Whether this conversation has an inbound message from a later provider update than
 /// `update_id`, recorded at or after `since` (unix seconds), among its newest 50 messages.
 /// Telegram's update ids increase, except that after a week without updates the next one is

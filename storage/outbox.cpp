@@ -201,11 +201,12 @@ error_code outbox_refuse_unsent(connection& c, std::string_view channel, std::st
 
 error_code outbox_revive(connection& c, std::int64_t id, std::int64_t now_ms) {
   // A row whose payload was wiped with its beneficiary's data would go out empty; an SMS to
-  // someone who texted STOP, a Telegram message to someone who blocked the bot, or anything to
-  // a Telegram group, must not go at all: none is revived.
+  // someone who texted STOP, a Telegram message to someone who blocked the bot, anything to
+  // a Telegram group, or to a number that passed to someone else (move_address), must not go at
+  // all: none is revived.
   auto q = c.prepare(
       "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at_ms = ? WHERE id = ? AND state = 'dead' "
-      "AND payload <> '{}' AND NOT (channel = 'telegram' AND recipient LIKE '-%') "
+      "AND payload <> '{}' AND NOT (channel = 'telegram' AND recipient LIKE '-%') AND recipient NOT LIKE 'retired:%' "
       "AND NOT EXISTS (SELECT 1 FROM beneficiaries b WHERE b.channel = outbox.channel "
       "AND b.address = outbox.recipient AND b.opted_out_at IS NOT NULL)");
   if (!q) return q.error();

@@ -222,6 +222,7 @@ std::string wa_number_changed(const std::string& from, const std::string& to, co
   auto& m = j["entry"][0]["changes"][0]["value"]["messages"][0];
   m["from"] = from;
   m["id"] = wamid;
+  m["timestamp"] = std::to_string(std::time(nullptr));  // the change happens now
   m["system"]["wa_id"] = to;
   m["system"]["body"] = "User Nora changed from " + from + " to " + to;
   return j.dump();
@@ -321,10 +322,20 @@ TEST_CASE("WhatsApp: a new number that someone else used before is not merged wi
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries b JOIN conversations c ON c.beneficiary_id = b.id WHERE "
                        "b.address LIKE 'retired:%' AND c.id = " + std::to_string(theirs)) == 1);
   // Staff cannot write to the previous holder at a number that is no longer theirs.
-  auto agent = add_staff(e.port(), login(e.port()), "huda", "agent", "هدى");
+  const auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "huda", "agent", "هدى");
   REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(theirs) + "/takeover", agent).status == 200);
   auto r = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(theirs) + "/messages", agent,
                nlohmann::json{{"text", "مرحبا"}});
   CHECK(r.status == 409);
   CHECK_MESSAGE(r.body.find("belongs to someone else") != std::string::npos, r.body);
+  // Their replies that did not go (the welcome, the takeover notice) cannot be sent again, and
+  // nothing ever left for a retired address.
+  const auto dead = db_value(e.db, "SELECT max(id) FROM outbox WHERE state = 'dead' AND recipient LIKE 'retired:%'");
+  REQUIRE(dead > 0);
+  CHECK(api(e.port(), "POST", "/api/v1/outbox/" + std::to_string(dead) + "/retry", admin).status == 409);
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(theirs) + "/template", agent,
+            nlohmann::json{{"name", "aoun_followup"}})
+            .status == 409);
+  for (auto& req : e.graph.requests()) CHECK(req.body.find("retired:") == std::string::npos);
 }

@@ -310,7 +310,7 @@ function handleEvent(ev) {
     state.convs.delete(ev.conversation_id);
     renderQueueList();
     if (ev.conversation_id === state.currentId) location.hash = `#/inbox/${ev.into}`;
-    else if (ev.into === state.currentId) route();  // what was written from the new number joins this transcript
+    else if (ev.into === state.currentId) openConversation(ev.into);  // what was written from the new number joins this transcript
   } else if (ev.type === 'channel.status') {
     // {channel, state: 'credentials_refused' | 'ok', since?, error?}
     if (!state.faults) state.faults = new Map();

@@ -45,4 +45,21 @@ describe('a changed WhatsApp number', () => {
     await page.locator('.msg-text', { hasText: 'changed from 966507770001 to 966507770002' }).waitFor();
     assert.equal(await page.locator('.msg-text', { hasText: /^موظف$/ }).count(), 2);
   });
+
+  test('a console showing the conversation that stays gets what was written from the new number', async () => {
+    const before = whatsappUser(aoun.base, { waId: '966507770011', name: 'ريم' });
+    const after = whatsappUser(aoun.base, { waId: '966507770012', name: 'ريم الجديدة' });
+    await before.text('السلام عليكم');
+    await before.button('consent.yes', 'أوافق');
+    await before.text('موظف');
+    const kept = page.locator('#queue-list .queue-item', { hasText: 'ريم' }).filter({ hasNotText: 'الجديدة' });
+    await kept.waitFor();
+    await kept.click();
+    await page.waitForFunction(() => /#\/inbox\/\d+/.test(location.hash));
+    const keptHash = await page.evaluate(() => location.hash);
+    await after.text('أحتاج مساعدة عاجلة من رقمي الجديد');
+    await before.changedNumber('966507770012');
+    await page.locator('.msg-text', { hasText: 'أحتاج مساعدة عاجلة من رقمي الجديد' }).waitFor({ timeout: 10000 });
+    assert.equal(await page.evaluate(() => location.hash), keptHash);
+  });
 });

@@ -111,6 +111,15 @@ std::int64_t value(connection& c, const std::string& sql) {
   return q->int64(0);
 }
 
+/// A change WhatsApp reported without its time (the window then decides), seen at `now`.
+address_change change(std::int64_t now, std::int64_t at = 0, bool same_person = false) {
+  address_change ch;
+  ch.now = now;
+  ch.at = at;
+  ch.same_person = same_person;
+  return ch;
+}
+
 /// A beneficiary at `address` with its conversation, one inbound message and one reply in the
 /// outbox in `state`; returns the conversation id.
 std::int64_t person(connection& c, const std::string& address, std::int64_t now, const std::string& state) {
@@ -149,7 +158,7 @@ TEST_CASE("move_address: the old number's beneficiary and pending replies move t
   person(*c, "966500000999", 100, "pending");  // someone else, untouched
   const auto id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
 
-  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", 300);
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", change(300));
   REQUIRE(r.has_value());
   CHECK(r->what == address_move::moved);
   CHECK(r->beneficiary_id == id);
@@ -161,9 +170,9 @@ TEST_CASE("move_address: the old number's beneficiary and pending replies move t
   CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000999'") == 1);
 
   // Nobody at the old address, the same address, or another channel: nothing moves.
-  CHECK(move_address(*c, "whatsapp", "966500000101", "966500000303", 300)->what == address_move::none);
-  CHECK(move_address(*c, "whatsapp", "966500000202", "966500000202", 300)->what == address_move::none);
-  CHECK(move_address(*c, "telegram", "966500000202", "966500000303", 300)->what == address_move::none);
+  CHECK(move_address(*c, "whatsapp", "966500000101", "966500000303", change(300))->what == address_move::none);
+  CHECK(move_address(*c, "whatsapp", "966500000202", "966500000202", change(300))->what == address_move::none);
+  CHECK(move_address(*c, "telegram", "966500000202", "966500000303", change(300))->what == address_move::none);
   CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000202'") == 1);
 }
 
@@ -189,7 +198,7 @@ TEST_CASE("move_address: replies in flight, retried later or dead are addressed 
                      "mobile, city, service_type, description, created_at, updated_at) SELECT 'AWN-1', beneficiary_id, id, "
                      "'whatsapp', 'n', '1', '+966500000101', 'c', 'legal', 'd', 1, 1 FROM conversations")
               ->exec() == boost::system::error_code());
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::moved);
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(300))->what == address_move::moved);
   CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000202' AND state IN ('dead', 'sending')") == 2);
   // What was sent stays a record of where it went.
   CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = '966500000101' AND state = 'sent'") == 1);
@@ -209,7 +218,7 @@ TEST_CASE("move_address: the number's previous holder is set aside, not merged i
   person(*c, "966500000101", now - 3600, "sent");
   const auto person_id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
 
-  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", now);
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", change(now));
   REQUIRE(r.has_value());
   CHECK(r->what == address_move::moved);
   CHECK(r->retired_beneficiary == stranger);
@@ -232,7 +241,7 @@ TEST_CASE("move_address: the number's previous holder is set aside, not merged i
   REQUIRE(d->prepare("UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - 3600) +
                      " WHERE address = '966500000101'")
               ->exec() == boost::system::error_code());
-  auto r2 = move_address(*d, "whatsapp", "966500000101", "966500000202", now);
+  auto r2 = move_address(*d, "whatsapp", "966500000101", "966500000202", change(now));
   REQUIRE(r2.has_value());
   CHECK(r2->retired_beneficiary.has_value());
   CHECK(value(*d, "SELECT count(*) FROM beneficiaries") == 2);
@@ -251,7 +260,7 @@ TEST_CASE("move_address: both with the bot, the person keeps their consent and t
   REQUIRE(c->prepare("UPDATE conversations SET dialog_state = '{\"consented\":false,\"flow\":\"welcome\",\"step\":\"consent\"}' "
                      "WHERE id = " + std::to_string(new_conv))
               ->exec() == boost::system::error_code());
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(300))->what == address_move::merged);
   CHECK(value(*c, "SELECT count(*) FROM conversations WHERE json_extract(dialog_state, '$.flow') = 'intake' AND "
                   "json_extract(dialog_state, '$.consented') = 1") == 1);
 
@@ -263,7 +272,7 @@ TEST_CASE("move_address: both with the bot, the person keeps their consent and t
   REQUIRE(d->prepare("UPDATE conversations SET dialog_state = '{\"consented\":true,\"flow\":\"volunteer\"}' WHERE id = " +
                      std::to_string(n2))
               ->exec() == boost::system::error_code());
-  REQUIRE(move_address(*d, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  REQUIRE(move_address(*d, "whatsapp", "966500000101", "966500000202", change(300))->what == address_move::merged);
   CHECK(value(*d, "SELECT count(*) FROM conversations WHERE json_extract(dialog_state, '$.flow') = 'volunteer'") == 1);
 }
 
@@ -279,7 +288,7 @@ TEST_CASE("move_address: an agent holding the newer conversation keeps it over t
   REQUIRE(c->prepare("UPDATE conversations SET mode = 'staff', assigned_staff_id = 1, first_staff_reply_at = 250 WHERE id = " +
                      std::to_string(new_conv))
               ->exec() == boost::system::error_code());
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(300))->what == address_move::merged);
   CHECK(value(*c, "SELECT count(*) FROM conversations WHERE id = " + std::to_string(old_conv) +
                   " AND mode = 'staff' AND assigned_staff_id = 1 AND first_staff_reply_at = 250") == 1);
 }
@@ -300,7 +309,7 @@ TEST_CASE("move_address: someone who already wrote from the new number is folded
               ->exec() == boost::system::error_code());
   const auto keep = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
 
-  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", 300);
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", change(300));
   REQUIRE(r.has_value());
   CHECK(r->what == address_move::merged);
   CHECK(r->beneficiary_id == keep);
@@ -325,8 +334,91 @@ TEST_CASE("move_address: a handoff asked for from the new number carries on when
   REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', queue_reason = 'asked', queued_at = 210, "
                      "dialog_state = '{\"flow\":\"handoff\"}' WHERE id = " + std::to_string(new_conv))
               ->exec() == boost::system::error_code());
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", 300)->what == address_move::merged);
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(300))->what == address_move::merged);
   CHECK(value(*c, "SELECT count(*) FROM conversations WHERE id = " + std::to_string(old_conv) +
                       " AND mode = 'waiting' AND queue_reason = 'asked' AND queued_at = 210 AND "
                       "dialog_state = '{\"flow\":\"handoff\"}'") == 1);
+}
+
+TEST_CASE("move_address: danger raised from the old number stays when staff hold the newer conversation") {
+  auto c = fresh_connection();
+  REQUIRE(c->prepare("INSERT INTO staff (username, display_name, role, password_hash, created_at) VALUES "
+                     "('huda', 'Huda', 'agent', 'x', 1)")
+              ->exec() == boost::system::error_code());
+  const auto old_conv = person(*c, "966500000101", 100, "sent");
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', priority = 1, queue_reason = 'danger', queued_at = 150 "
+                     "WHERE id = " + std::to_string(old_conv))
+              ->exec() == boost::system::error_code());
+  const auto new_conv = person(*c, "966500000202", 200, "sent");
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'staff', assigned_staff_id = 1 WHERE id = " + std::to_string(new_conv))
+              ->exec() == boost::system::error_code());
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(300))->what == address_move::merged);
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE mode = 'staff' AND assigned_staff_id = 1 AND priority = 1 "
+                  "AND queue_reason = 'danger'") == 1);
+}
+
+TEST_CASE("move_address: with the change's time, a record begun before it is the previous holder's, one after it the person's") {
+  const std::int64_t now = 1'800'000'000, at = now - 60;
+  {
+    // Begun a day before the change, no case: not theirs.
+    auto c = fresh_connection();
+    person(*c, "966500000101", now - 30 * 86400, "sent");
+    person(*c, "966500000202", at - 86400, "sent");
+    auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", change(now, at));
+    REQUIRE(r.has_value());
+    CHECK(r->what == address_move::moved);
+    CHECK(r->retired_beneficiary.has_value());
+  }
+  {
+    // Begun just after the change, and already with a case (a whole intake before the notice
+    // came): theirs.
+    auto c = fresh_connection();
+    person(*c, "966500000101", now - 30 * 86400, "sent");
+    person(*c, "966500000202", at + 5, "sent");
+    REQUIRE(c->prepare("INSERT INTO cases (reference, beneficiary_id, channel, full_name, national_id, mobile, city, "
+                       "service_type, description, created_at, updated_at) SELECT 'AWN-3', id, 'whatsapp', 'n', '3', "
+                       "'+966500000202', 'c', 'legal', 'd', 1, 1 FROM beneficiaries WHERE address = '966500000202'")
+                ->exec() == boost::system::error_code());
+    auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", change(now, at));
+    REQUIRE(r.has_value());
+    CHECK(r->what == address_move::merged);
+    CHECK(value(*c, "SELECT count(*) FROM cases WHERE beneficiary_id = " + std::to_string(r->beneficiary_id)) == 1);
+  }
+}
+
+TEST_CASE("move_address: a user id is never handed on, so the record at the new address is the person's whatever its age") {
+  auto c = fresh_connection();
+  const std::int64_t now = 1'800'000'000;
+  person(*c, "SA.OLD.1", now - 86400, "sent");
+  person(*c, "966500000202", now - 300 * 86400, "sent");  // the same person, under their phone number
+  auto r = move_address(*c, "whatsapp", "SA.OLD.1", "966500000202", change(now, now - 60, true));
+  REQUIRE(r.has_value());
+  CHECK(r->what == address_move::merged);
+  CHECK_FALSE(r->retired_beneficiary.has_value());
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries") == 1);
+}
+
+TEST_CASE("move_address: the previous holder is set aside even when the person was never filed under the old number") {
+  auto c = fresh_connection();
+  const std::int64_t now = 1'800'000'000;
+  const auto conv = person(*c, "966500000202", now - 90 * 86400, "pending");
+  REQUIRE(c->prepare("UPDATE conversations SET mode = 'waiting', queued_at = 1, priority = 1 WHERE id = " +
+                     std::to_string(conv))
+              ->exec() == boost::system::error_code());
+  REQUIRE(c->prepare("INSERT INTO cases (reference, beneficiary_id, conversation_id, channel, full_name, national_id, mobile, "
+                     "city, service_type, description, created_at, updated_at) SELECT 'AWN-4', beneficiary_id, id, "
+                     "'whatsapp', 'n', '4', '+966500000202', 'c', 'legal', 'd', 1, 1 FROM conversations")
+              ->exec() == boost::system::error_code());
+  auto r = move_address(*c, "whatsapp", "966500000101", "966500000202", change(now, now - 60));
+  REQUIRE(r.has_value());
+  CHECK(r->what == address_move::none);
+  REQUIRE(r->retired_beneficiary.has_value());
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000202'") == 0);
+  // Out of the queue, and no number on their case that now reaches someone else.
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE mode = 'resolved' AND queued_at IS NULL AND priority = 0") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM cases WHERE mobile = ''") == 1);
+  // Their reply that was waiting is dead, and a staff retry cannot send it.
+  const auto dead = value(*c, "SELECT id FROM outbox WHERE state = 'dead' AND last_error LIKE 'number_reassigned%'");
+  CHECK(outbox_revive(*c, dead, 1) == boost::system::error_code(errc::invalid));
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE state = 'pending'") == 0);
 }
