@@ -247,6 +247,29 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   }
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
+  if (in.channel == channels::kind::whatsapp && !in.user_id.empty() && in.user_id != in.from && b->user_id != in.user_id) {
+    // The phone number and WhatsApp's user id of one person, side by side: remembered, so that
+    // a message with the user id alone finds them. Someone we only knew by that user id (a
+    // message without the number came first) is them: one record again.
+    storage::address_change same;
+    same.at = in.timestamp;
+    same.now = now;
+    same.same_person = true;
+    auto moved = storage::move_address(c, channel, in.user_id, in.from, same);
+    if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
+    if (moved->what != storage::address_move::none) {
+      if (moved->folded_conversation && moved->into_conversation && fx.staff_listening)
+        fx.events.push_back({"staff", json{{"type", "conversation.merged"},
+                                           {"conversation_id", *moved->folded_conversation},
+                                           {"into", *moved->into_conversation}}
+                                          .dump()});
+      b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
+      if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
+    }
+    if (auto ec = storage::set_user_id(c, b->id, channel, in.user_id))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    b->user_id = in.user_id;
+  }
   auto convr = storage::conversation_for(c, b->id, now);
   if (!convr) return storage::result<bool>(boost::system::in_place_error, convr.error());
   auto conv = std::move(*convr);
@@ -424,7 +447,20 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
   fx.clear();  // a second run starts from scratch
   int fresh = 0;
   for (const auto& e : events) {
-    auto handled = handle_inbound(c, e, now, fx);
+    // A WhatsApp user who took a username may write with their user id alone: the person we
+    // know by their phone number, once a message named both (handle_inbound), stays that person.
+    const channels::inbound* ev = &e;
+    std::optional<channels::inbound> as_known;
+    if (e.channel == channels::kind::whatsapp && !e.user_id.empty() && e.from == e.user_id) {
+      auto known = storage::address_for_user_id(c, "whatsapp", e.user_id);
+      if (!known) return known.error();
+      if (*known && **known != e.from) {
+        as_known = e;
+        as_known->from = **known;
+        ev = &*as_known;
+      }
+    }
+    auto handled = handle_inbound(c, *ev, now, fx);
     if (!handled) return handled.error();
     fresh += *handled ? 1 : 0;
   }

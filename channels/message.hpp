@@ -39,6 +39,9 @@ struct inbound {
   /// `chat.id` as decimal, SMS sender in E.164 ("+9665..."), web-chat session id.
   std::string from;
   std::string display_name;      ///< profile name where the provider gives one (may be empty)
+  /// WhatsApp's business-scoped user id (BSUID, "SA.123…") of the sender, given beside the
+  /// phone number, or alone (then also `from`) when a person with a username hides their number.
+  std::string user_id;
   std::int64_t timestamp = 0;    ///< provider time, unix seconds (0 if absent)
   std::string text;              ///< body, caption, button title, or location name
   std::string choice_id;         ///< button / list row id / Telegram callback_data

@@ -49,6 +49,10 @@ void parse_message(const jv& m, const std::vector<contact_name>& contacts, std::
   if (ev.from.empty() && contacts.size() == 1) ev.from = contacts.front().id;
   if (ev.display_name.empty() && contacts.size() == 1 && contacts.front().id == ev.from)
     ev.display_name = contacts.front().name;
+  ev.user_id = text_member(&m, "from_user_id");
+  if (ev.user_id.empty())
+    for (const auto& c : contacts)
+      if (!ev.from.empty() && c.id == ev.from) ev.user_id = c.user_id;
   ev.timestamp = detail::int_member(&m, "timestamp").value_or(0);
   ev.reply_to = text_member(object_member(&m, "context"), "id");
   ev.raw_type = text_member(&m, "type");
@@ -143,6 +147,7 @@ void parse_message(const jv& m, const std::vector<contact_name>& contacts, std::
       const std::string user_id = text_member(sys, "user_id");
       const std::string previous_user_id = text_member(sys, "previous_user_id");
       if (!user_id.empty() && (ev.from.empty() || ev.from == previous_user_id)) ev.from = user_id;
+      ev.user_id = user_id;  // the person's new one (a new number has a new user id too)
       if (!previous_user_id.empty() && previous_user_id != ev.from &&
           std::find(ev.previous_addresses.begin(), ev.previous_addresses.end(), previous_user_id) ==
               ev.previous_addresses.end())

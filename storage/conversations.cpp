@@ -151,6 +151,26 @@ boost::system::error_code set_opt_out(connection& c, std::string_view channel, s
   return q->bind(1, at).bind(2, address).bind(3, channel).exec();
 }
 
+result<std::optional<std::string>> address_for_user_id(connection& c, std::string_view channel, std::string_view user_id) {
+  auto q = c.prepare("SELECT address FROM beneficiaries WHERE channel = ? AND user_id = ?");
+  if (!q) return q.error();
+  q->bind(1, channel).bind(2, user_id);
+  auto r = q->step();
+  if (!r) return r.error();
+  if (!*r) return std::optional<std::string>();
+  return std::optional<std::string>(q->text(0));
+}
+
+boost::system::error_code set_user_id(connection& c, std::int64_t id, std::string_view channel, std::string_view user_id) {
+  for (const char* sql : {"UPDATE beneficiaries SET user_id = NULL WHERE channel = ?2 AND user_id = ?3 AND id <> ?1",
+                          "UPDATE beneficiaries SET user_id = ?3 WHERE id = ?1"}) {
+    auto q = c.prepare(sql);
+    if (!q) return q.error();
+    if (auto ec = q->bind(1, id).bind(2, channel).bind(3, user_id).exec()) return ec;
+  }
+  return {};
+}
+
 result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
                                    const address_change& change) {
   address_moved out;
@@ -263,6 +283,15 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
                  "DELETE FROM conversations WHERE id = ?2"})
           if (auto ec = run(sql, *keep_conv, *fold_conv)) return ec;
       }
+      std::optional<std::string> fold_user_id;
+      {
+        auto q = c.prepare("SELECT user_id FROM beneficiaries WHERE id = ? AND user_id IS NOT NULL");
+        if (!q) return q.error();
+        q->bind(1, fold);
+        auto r = q->step();
+        if (!r) return r.error();
+        if (*r) fold_user_id = q->text(0);
+      }
       for (const char* sql : {"UPDATE conversations SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE cases SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE volunteers SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
@@ -279,6 +308,11 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
                               "(SELECT consented_at IS NOT NULL FROM beneficiaries WHERE id = ?1)",
                               "DELETE FROM beneficiaries WHERE id = ?2"})
         if (auto ec = run(sql, keep, fold)) return ec;
+      if (fold_user_id) {  // the kept record is known by it too, unless it has its own
+        auto q = c.prepare("UPDATE beneficiaries SET user_id = ? WHERE id = ? AND user_id IS NULL");
+        if (!q) return q.error();
+        if (auto ec = q->bind(1, *fold_user_id).bind(2, keep).exec()) return ec;
+      }
       out.what = address_move::merged;
     }
   }
@@ -397,7 +431,7 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
   const auto read = [&]() -> result<beneficiary_row> {
     auto q = c.prepare(
         "SELECT id, channel, address, display_name, lang, consented_at, last_inbound_at, erased_at, created_at, "
-        "opted_out_at FROM beneficiaries WHERE channel = ? AND address = ?");
+        "opted_out_at, user_id FROM beneficiaries WHERE channel = ? AND address = ?");
     if (q) q->bind(1, channel).bind(2, address);
     return one<beneficiary_row>(q, [](const statement& s) {
       beneficiary_row b;
@@ -411,6 +445,7 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
       b.erased_at = opt_int<std::int64_t>(s, 7);
       b.created_at = s.int64(8);
       b.opted_out_at = opt_int<std::int64_t>(s, 9);
+      if (!s.is_null(10)) b.user_id = s.text(10);
       return b;
     });
   };

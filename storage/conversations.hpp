@@ -18,6 +18,7 @@ struct beneficiary_row {
   std::string channel, address, display_name, lang = "ar";
   std::optional<std::int64_t> consented_at, last_inbound_at, erased_at;
   std::optional<std::int64_t> opted_out_at;  ///< an SMS STOP or a Telegram block still in force
+  std::optional<std::string> user_id;        ///< WhatsApp's business-scoped user id, once seen
   std::int64_t created_at = 0;
 };
 
@@ -82,6 +83,12 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
 /// them on that channel while opted out (docs/channels.md, "Opting out").
 boost::system::error_code set_opt_out(connection& c, std::string_view channel, std::string_view address,
                                       std::optional<std::int64_t> at);
+/// The address of the beneficiary known by this provider user id (WhatsApp's BSUID), if any.
+result<std::optional<std::string>> address_for_user_id(connection& c, std::string_view channel, std::string_view user_id);
+/// Records that beneficiary `id` is known by `user_id` on `channel` (taken from any other
+/// beneficiary that had it: one user id, one person).
+boost::system::error_code set_user_id(connection& c, std::int64_t id, std::string_view channel, std::string_view user_id);
+
 /// What move_address did.
 enum class address_move { none, moved, merged };
 struct address_moved {

@@ -284,6 +284,13 @@ ALTER TABLE beneficiaries ADD COLUMN sms_opted_out_at INTEGER;
       R"sql(
 ALTER TABLE beneficiaries RENAME COLUMN sms_opted_out_at TO opted_out_at;
 )sql",
+      // 9: WhatsApp's business-scoped user id (BSUID) beside the phone number: a person who
+      //    takes a username may write with the user id alone, and is still the same person.
+      //    Most rows stay NULL until their next message; one user id belongs to one beneficiary.
+      R"sql(
+ALTER TABLE beneficiaries ADD COLUMN user_id TEXT;
+CREATE UNIQUE INDEX beneficiaries_by_user_id ON beneficiaries(channel, user_id) WHERE user_id IS NOT NULL;
+)sql",
   };
   return list;
 }

@@ -339,3 +339,47 @@ TEST_CASE("WhatsApp: a new number that someone else used before is not merged wi
             .status == 409);
   for (auto& req : e.graph.requests()) CHECK(req.body.find("retired:") == std::string::npos);
 }
+
+namespace {
+/// A WhatsApp text as Meta sends it since BSUIDs: the user id beside the number, or alone when
+/// the person took a username and the number is withheld (`from` empty).
+std::string wa_text_with_user_id(const std::string& from, const std::string& user_id, const std::string& wamid,
+                                 const std::string& text) {
+  auto j = nlohmann::json::parse(wa_text(from.empty() ? "x" : from, wamid, text));
+  auto& v = j["entry"][0]["changes"][0]["value"];
+  v["contacts"][0]["user_id"] = user_id;
+  v["messages"][0]["from_user_id"] = user_id;
+  if (from.empty()) {
+    v["contacts"][0].erase("wa_id");
+    v["messages"][0].erase("from");
+  }
+  return j.dump();
+}
+}  // namespace
+
+TEST_CASE("WhatsApp: a person who hides their number behind a username is still the person we know") {
+  staff_env e;
+  // Known by the number, with the user id beside it.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000731", "SA.731", "wamid.U1", "السلام عليكم")).status == 200);
+  REQUIRE(post_wa(e.port(), wa_button("966500000731", "wamid.U2", "consent.yes", "أوافق")).status == 200);
+  const auto cid = conversation_of(e.db, "966500000731");
+  // Then the number is withheld: the user id alone.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.731", "wamid.U3", "١")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.U3'") == cid);
+  // The same dialog goes on (consented, into the intake), answered at the number we know.
+  CHECK(eventually([&] { return wa_sent_containing(e.graph, "966500000731", locale_text("ar", "intake.full_name")); }));
+  CHECK(wa_sends(e.graph, "SA.731").empty());
+}
+
+TEST_CASE("WhatsApp: someone first seen by their user id alone is one person with their number once both come") {
+  staff_env e;
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.741", "wamid.V1", "السلام عليكم")).status == 200);
+  const auto cid = conversation_of(e.db, "SA.741");
+  REQUIRE(cid > 0);
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000741", "SA.741", "wamid.V2", "مرحبا")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000741' AND user_id = 'SA.741'") == 1);
+  CHECK(conversation_of(e.db, "966500000741") == cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND conversation_id = " + std::to_string(cid)) == 2);
+}

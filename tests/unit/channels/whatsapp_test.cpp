@@ -230,6 +230,7 @@ TEST_CASE("whatsapp: a changed number names the old address and the new one") {
   CHECK(ev.raw_type == "system.user_changed_number");
   CHECK(ev.from == "966500000202");
   CHECK(ev.previous_addresses == std::vector<std::string>{"966500000101", "SA.OLD.1"});
+  CHECK(ev.user_id == "SA.NEW.1");
   CHECK(ev.text == "User Sheena Nelson changed from 966500000101 to 966500000202");
   CHECK(ev.provider_id == "wamid.HBgMOTY2NTAwMDAwMTAxFQIAEhggU1lTVEVNMDEA");
 
@@ -267,6 +268,27 @@ TEST_CASE("whatsapp: a changed number names the old address and the new one") {
   CHECK(whatsapp::parse(doc.dump()).events.at(0).previous_addresses.empty());
   sys = {{"type", "user_changed_number"}};
   CHECK(whatsapp::parse(doc.dump()).events.at(0).previous_addresses.empty());
+}
+
+TEST_CASE("whatsapp: the business-scoped user id is kept beside the phone number") {
+  json doc = json_fixture("whatsapp_text.json");
+  json& value = doc["entry"][0]["changes"][0]["value"];
+  CHECK(whatsapp::parse(doc.dump()).events.at(0).user_id.empty());  // a payload from before BSUIDs
+  value["messages"][0]["from_user_id"] = "SA.777";
+  auto ev = whatsapp::parse(doc.dump()).events.at(0);
+  CHECK(ev.from == value["messages"][0]["from"].get<std::string>());
+  CHECK(ev.user_id == "SA.777");
+  // Only in the contacts entry.
+  value["messages"][0].erase("from_user_id");
+  value["contacts"][0]["user_id"] = "SA.778";
+  CHECK(whatsapp::parse(doc.dump()).events.at(0).user_id == "SA.778");
+  // The number hidden: the user id is the sender.
+  value["contacts"][0].erase("wa_id");
+  value["messages"][0].erase("from");
+  value["messages"][0]["from_user_id"] = "SA.778";
+  ev = whatsapp::parse(doc.dump()).events.at(0);
+  CHECK(ev.from == "SA.778");
+  CHECK(ev.user_id == "SA.778");
 }
 
 TEST_CASE("whatsapp: malformed bodies are errors, never crashes") {

@@ -422,3 +422,36 @@ TEST_CASE("move_address: the previous holder is set aside even when the person w
   CHECK(outbox_revive(*c, dead, 1) == boost::system::error_code(errc::invalid));
   CHECK(value(*c, "SELECT count(*) FROM outbox WHERE state = 'pending'") == 0);
 }
+
+TEST_CASE("user ids: one beneficiary per WhatsApp user id, found again by it") {
+  auto c = fresh_connection();
+  auto a = upsert_beneficiary(*c, "whatsapp", "966500000101", "", 100, true);
+  auto b = upsert_beneficiary(*c, "whatsapp", "966500000202", "", 100, true);
+  REQUIRE(a.has_value());
+  REQUIRE(b.has_value());
+  CHECK_FALSE(a->user_id.has_value());
+  CHECK_FALSE(address_for_user_id(*c, "whatsapp", "SA.1")->has_value());
+  REQUIRE_FALSE(set_user_id(*c, a->id, "whatsapp", "SA.1"));
+  CHECK(address_for_user_id(*c, "whatsapp", "SA.1")->value_or("") == "966500000101");
+  CHECK(upsert_beneficiary(*c, "whatsapp", "966500000101", "", 100, true)->user_id == std::optional<std::string>("SA.1"));
+  CHECK_FALSE(address_for_user_id(*c, "telegram", "SA.1")->has_value());
+  // Named for someone else later (WhatsApp gives user ids to one person only): it moves.
+  REQUIRE_FALSE(set_user_id(*c, b->id, "whatsapp", "SA.1"));
+  CHECK(address_for_user_id(*c, "whatsapp", "SA.1")->value_or("") == "966500000202");
+  CHECK_FALSE(upsert_beneficiary(*c, "whatsapp", "966500000101", "", 100, true)->user_id.has_value());
+}
+
+TEST_CASE("move_address: a record known only by a user id and the phone number's become one") {
+  auto c = fresh_connection();
+  person(*c, "966500000202", 100, "sent");  // known by the number, and by an earlier user id
+  REQUIRE_FALSE(set_user_id(*c, value(*c, "SELECT id FROM beneficiaries"), "whatsapp", "SA.8"));
+  person(*c, "SA.9", 200, "sent");          // a message with the user id alone came first
+  // Then one names both (bot/ moves the user id's record to the number, then records the id).
+  auto r = move_address(*c, "whatsapp", "SA.9", "966500000202", change(300, 0, true));
+  REQUIRE(r.has_value());
+  CHECK(r->what == address_move::merged);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000202' AND user_id = 'SA.8'") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM conversations") == 1);
+  CHECK(value(*c, "SELECT count(*) FROM messages") == 2);
+}
