@@ -7,6 +7,7 @@
 #include "bot/outgoing_json.hpp"
 #include "channels/crypto.hpp"
 #include "channels/telegram.hpp"
+#include "channels/whatsapp.hpp"
 #include "storage/outbox.hpp"
 #include "storage/staff.hpp"
 
@@ -218,7 +219,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     storage::address_change change;
     change.at = in.timestamp;
     change.now = now;
-    change.same_person = previous.find_first_not_of("0123456789") != std::string::npos;
+    change.same_person = channels::whatsapp::is_user_id(previous);
     auto moved = storage::move_address(c, channel, previous, in.from, change);
     if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
     if (moved->retired_beneficiary) {
@@ -248,24 +249,49 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
   if (in.channel == channels::kind::whatsapp && !in.user_id.empty() && in.user_id != in.from && b->user_id != in.user_id) {
-    // The phone number and WhatsApp's user id of one person, side by side: remembered, so that
-    // a message with the user id alone finds them. Someone we only knew by that user id (a
-    // message without the number came first) is them: one record again.
-    storage::address_change same;
-    same.at = in.timestamp;
-    same.now = now;
-    same.same_person = true;
-    auto moved = storage::move_address(c, channel, in.user_id, in.from, same);
-    if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
-    if (moved->what != storage::address_move::none) {
-      if (moved->folded_conversation && moved->into_conversation && fx.staff_listening)
-        fx.events.push_back({"staff", json{{"type", "conversation.merged"},
-                                           {"conversation_id", *moved->folded_conversation},
-                                           {"into", *moved->into_conversation}}
-                                          .dump()});
-      b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
-      if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
+    if (b->user_id && in.previous_addresses.empty()) {
+      // The number's record knows another user id. WhatsApp makes a new user id with a new
+      // number and never hands one on: whoever writes from this number under another id is its
+      // next holder (operators recycle numbers), not the person we knew. That record is set
+      // aside as for a changed number (docs/channels.md), and this person starts afresh.
+      auto retired = storage::retire_address(c, channel, in.from, now);
+      if (!retired) return storage::result<bool>(boost::system::in_place_error, retired.error());
+      if (*retired) {
+        log::info("beneficiary_number_reassigned", {{"channel", channel}, {"retired_beneficiary_id", **retired}});
+        if (auto ec = storage::audit(c, std::nullopt, "beneficiary_number_reassigned",
+                                     "beneficiary:" + std::to_string(**retired), json{{"channel", channel}}.dump(), now))
+          return storage::result<bool>(boost::system::in_place_error, ec);
+        auto rc = storage::conversation_for(c, **retired, now);
+        if (!rc) return storage::result<bool>(boost::system::in_place_error, rc.error());
+        conversation_event(c, *rc, now, fx, "conversation.updated");
+      }
+    } else {
+      // The phone number and WhatsApp's user id of one person, side by side. Someone we only
+      // knew by that user id (a message without the number came first) is them: that younger
+      // record joins the number's.
+      storage::address_change same;
+      same.at = in.timestamp;
+      same.now = now;
+      same.same_person = true;
+      same.keep_to = true;
+      auto moved = storage::move_address(c, channel, in.user_id, in.from, same);
+      if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
+      if (moved->what == storage::address_move::merged) {
+        log::info("beneficiary_user_id_joined", {{"channel", channel}, {"beneficiary_id", moved->beneficiary_id}});
+        if (auto ec = storage::audit(c, std::nullopt, "beneficiary_user_id_joined",
+                                     "beneficiary:" + std::to_string(moved->beneficiary_id),
+                                     json{{"channel", channel}}.dump(), now))
+          return storage::result<bool>(boost::system::in_place_error, ec);
+        if (moved->folded_conversation && moved->into_conversation && fx.staff_listening)
+          fx.events.push_back({"staff", json{{"type", "conversation.merged"},
+                                             {"conversation_id", *moved->folded_conversation},
+                                             {"into", *moved->into_conversation}}
+                                            .dump()});
+      }
     }
+    b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
+    if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
+    // Remembered, so that a message with the user id alone finds them (handle_all).
     if (auto ec = storage::set_user_id(c, b->id, channel, in.user_id))
       return storage::result<bool>(boost::system::in_place_error, ec);
     b->user_id = in.user_id;
@@ -454,6 +480,13 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
     if (e.channel == channels::kind::whatsapp && !e.user_id.empty() && e.from == e.user_id) {
       auto known = storage::address_for_user_id(c, "whatsapp", e.user_id);
       if (!known) return known.error();
+      // A new user id of someone whose number is withheld (user_changed_user_id): known by the
+      // previous one.
+      for (std::size_t i = 0; !*known && i < e.previous_addresses.size(); ++i) {
+        if (!channels::whatsapp::is_user_id(e.previous_addresses[i])) continue;
+        known = storage::address_for_user_id(c, "whatsapp", e.previous_addresses[i]);
+        if (!known) return known.error();
+      }
       if (*known && **known != e.from) {
         as_known = e;
         as_known->from = **known;

@@ -203,7 +203,16 @@ void message_body(std::string& o, const outgoing& msg, std::string_view type, Pa
     payload(o);
     o += ',';
   }
-  o += "\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\",";
+  // A person known only by WhatsApp's user id (BSUID) is addressed by it in `recipient`,
+  // instead of `to`.
+  const bool by_user_id = is_user_id(msg.to);
+  o += "\"messaging_product\":\"whatsapp\",";
+  if (by_user_id) {
+    o += "\"recipient\":";
+    detail::append_json_string(o, msg.to);
+    o += ',';
+  }
+  o += "\"recipient_type\":\"individual\",";
   if (!early) {  // "template", "text": after recipient_type, before "to"
     o += '"';
     o += type;
@@ -211,9 +220,12 @@ void message_body(std::string& o, const outgoing& msg, std::string_view type, Pa
     payload(o);
     o += ',';
   }
-  o += "\"to\":";
-  detail::append_json_string(o, msg.to);
-  o += ",\"type\":\"";
+  if (!by_user_id) {
+    o += "\"to\":";
+    detail::append_json_string(o, msg.to);
+    o += ',';
+  }
+  o += "\"type\":\"";
   o += type;
   o += "\"}";
 }
@@ -321,6 +333,13 @@ parse_result parse(std::string_view body, std::string_view our_number_id) {
   }
   r.ok = true;
   return r;
+}
+
+bool is_user_id(std::string_view address) {
+  // A two-letter country code, a period, then letters and digits ("US.ENT.1181…" for a parent
+  // id); a phone number never has a letter.
+  const auto upper = [](char ch) { return ch >= 'A' && ch <= 'Z'; };
+  return address.size() > 3 && upper(address[0]) && upper(address[1]) && address[2] == '.';
 }
 
 provider_request render(const outgoing& msg, const config& cfg) {

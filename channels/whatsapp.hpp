@@ -58,6 +58,11 @@ parse_result parse(std::string_view body, std::string_view our_number_id = {});
 /// code-point boundaries (callers should keep texts well below them: clamping loses the end).
 provider_request render(const outgoing& msg, const config& cfg);
 
+/// Whether an address is a business-scoped user id ("US.13491208655302741918": two capital
+/// letters, a period, then letters and digits) rather than a phone number. `render` sends to a
+/// user id in `recipient` instead of `to`.
+bool is_user_id(std::string_view address);
+
 /// Interprets the Graph API's answer. `http_status == 0` (network error/timeout) → retry.
 /// 2xx → sent with `messages[0].id`; 429 or codes 130429/131056/80007 → rate_limited;
 /// 131047 → rejected with outside_window; other 4xx → rejected; 5xx → retry.

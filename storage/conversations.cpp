@@ -152,7 +152,7 @@ boost::system::error_code set_opt_out(connection& c, std::string_view channel, s
 }
 
 result<std::optional<std::string>> address_for_user_id(connection& c, std::string_view channel, std::string_view user_id) {
-  auto q = c.prepare("SELECT address FROM beneficiaries WHERE channel = ? AND user_id = ?");
+  auto q = c.prepare("SELECT address FROM beneficiaries WHERE channel = ? AND user_id = ? AND address NOT LIKE 'retired:%'");
   if (!q) return q.error();
   q->bind(1, channel).bind(2, user_id);
   auto r = q->step();
@@ -169,6 +169,46 @@ boost::system::error_code set_user_id(connection& c, std::int64_t id, std::strin
     if (auto ec = q->bind(1, id).bind(2, channel).bind(3, user_id).exec()) return ec;
   }
   return {};
+}
+
+namespace {
+// Sets beneficiary `id`, the holder of `address` until now, aside (move_address, retire_address).
+boost::system::error_code retire(connection& c, std::string_view channel, std::string_view address, std::int64_t id,
+                                 std::int64_t now) {
+  const std::string retired = "retired:" + std::to_string(id) + ":" + std::string(address);
+  for (const char* sql : {"UPDATE outbox SET state = 'dead', last_error = 'number_reassigned: the number now belongs "
+                          "to someone else' WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'",
+                          "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
+                          "state IN ('pending', 'sending')",
+                          "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'dead'",
+                          // The number on their cases is no longer a way to reach them.
+                          "UPDATE cases SET mobile = '' WHERE channel = ?2 AND mobile = '+' || ?3 AND "
+                          "beneficiary_id = (SELECT id FROM beneficiaries WHERE channel = ?2 AND address = ?3)",
+                          // Nor is their user id: whoever presents it now is not them.
+                          "UPDATE beneficiaries SET address = ?1, user_id = NULL WHERE channel = ?2 AND address = ?3"}) {
+    auto q = c.prepare(sql);
+    if (!q) return q.error();
+    if (auto ec = q->bind(1, retired).bind(2, channel).bind(3, address).exec()) return ec;
+  }
+  auto q = c.prepare(
+      "UPDATE conversations SET mode = 'resolved', resolved_at = ?2, assigned_staff_id = NULL, queued_at = NULL, "
+      "queue_reason = NULL, priority = 0 WHERE beneficiary_id = ?1 AND (mode = 'waiting' OR mode = 'staff')");
+  if (!q) return q.error();
+  return q->bind(1, id).bind(2, now).exec();
+}
+}  // namespace
+
+result<std::optional<std::int64_t>> retire_address(connection& c, std::string_view channel, std::string_view address,
+                                                   std::int64_t now) {
+  auto q = c.prepare("SELECT id FROM beneficiaries WHERE channel = ? AND address = ?");
+  if (!q) return q.error();
+  q->bind(1, channel).bind(2, address);
+  auto r = q->step();
+  if (!r) return r.error();
+  if (!*r) return std::optional<std::int64_t>();
+  const std::int64_t id = q->int64(0);
+  if (auto ec = retire(c, channel, address, id, now)) return ec;
+  return std::optional<std::int64_t>(id);
 }
 
 result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
@@ -213,25 +253,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
                                             : !n.has_records && n.created_at >= change.now - fold_window_seconds;
     const bool after_old = !*older || n.created_at + inbound_refresh_seconds * 2 >= (*older)->last_inbound_at.value_or(0);
     if (!after_change || !after_old) {
-      const std::string retired = "retired:" + std::to_string(n.id) + ":" + std::string(to);
-      for (const char* sql : {"UPDATE outbox SET state = 'dead', last_error = 'number_reassigned: the number now belongs "
-                              "to someone else' WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'",
-                              "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
-                              "state IN ('pending', 'sending')",
-                              "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'dead'",
-                              // The number on their cases is no longer a way to reach them.
-                              "UPDATE cases SET mobile = '' WHERE channel = ?2 AND mobile = '+' || ?3 AND "
-                              "beneficiary_id = (SELECT id FROM beneficiaries WHERE channel = ?2 AND address = ?3)",
-                              "UPDATE beneficiaries SET address = ?1 WHERE channel = ?2 AND address = ?3"}) {
-        auto q = c.prepare(sql);
-        if (!q) return q.error();
-        if (auto ec = q->bind(1, retired).bind(2, channel).bind(3, to).exec()) return ec;
-      }
-      auto q = c.prepare(
-          "UPDATE conversations SET mode = 'resolved', resolved_at = ?2, assigned_staff_id = NULL, queued_at = NULL, "
-          "queue_reason = NULL, priority = 0 WHERE beneficiary_id = ?1 AND (mode = 'waiting' OR mode = 'staff')");
-      if (!q) return q.error();
-      if (auto ec = q->bind(1, n.id).bind(2, change.now).exec()) return ec;
+      if (auto ec = retire(c, channel, to, n.id, change.now)) return ec;
       out.retired_beneficiary = n.id;
       newer->reset();
     }
@@ -242,7 +264,9 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
     const found& o = **older;
     const found& n = **newer;
     {
-      const std::int64_t keep = o.id, fold = n.id;
+      std::int64_t keep = o.id, fold = n.id;
+      if (change.keep_to) std::swap(keep, fold);
+      out.beneficiary_id = keep;
       // Each has one conversation (conversation_for); the newer one's rows join the older one.
       std::optional<std::int64_t> keep_conv, fold_conv;
       for (auto [b, conv] : {std::pair{keep, &keep_conv}, std::pair{fold, &fold_conv}}) {
@@ -319,7 +343,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
   {
     auto q = c.prepare("UPDATE beneficiaries SET address = ?1 WHERE id = ?2");
     if (!q) return q.error();
-    if (auto ec = q->bind(1, to).bind(2, (*older)->id).exec()) return ec;
+    if (auto ec = q->bind(1, to).bind(2, out.beneficiary_id).exec()) return ec;
   }
   // What is still to go to the old number goes to the new one: replies waiting or retried
   // later (pending, and sending: one already in flight finishes where it was going, and its
@@ -333,7 +357,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
     auto q = c.prepare(sql);
     if (!q) return q.error();
     q->bind(1, to).bind(2, channel).bind(3, from);
-    if (std::string_view(sql).find("?4") != std::string_view::npos) q->bind(4, (*older)->id);
+    if (std::string_view(sql).find("?4") != std::string_view::npos) q->bind(4, out.beneficiary_id);
     if (auto ec = q->exec()) return ec;
   }
   if (out.what == address_move::none) out.what = address_move::moved;

@@ -111,7 +111,15 @@ struct address_change {
   /// The provider's own id for the person (WhatsApp's user id), never handed on to anyone
   /// else: a record at the new address is theirs whatever its age.
   bool same_person = false;
+  /// Folding, keep the record at the new address (its id, conversation, language, erasure
+  /// time) and fold the one at the old address into it: a long-standing record at the number,
+  /// and a younger one filed under a user id.
+  bool keep_to = false;
 };
+/// Sets aside whoever holds (channel, address) as a number's previous holder (see
+/// move_address): nullopt when nobody does.
+result<std::optional<std::int64_t>> retire_address(connection& c, std::string_view channel, std::string_view address,
+                                                   std::int64_t now);
 /// The person filed under (channel, from) now writes as (channel, to), on the provider's word
 /// (WhatsApp's user_changed_number): their beneficiary takes the address `to`; unsent and dead
 /// replies for `from` are addressed to `to`, and so is the mobile of their cases where it was
@@ -120,8 +128,9 @@ struct address_change {
 ///   than fold_window_seconds ago or with a case or volunteer record), or before the person last
 ///   wrote from `from`, is the number's previous holder (unless change.same_person): set aside
 ///   under the address "retired:<id>:<to>" with its unsent and dead replies (pending ones
-///   dead, "number_reassigned"), its cases' mobile `+to` blanked, its conversation resolved
-///   (`retired_beneficiary`). This happens even when `from` has no beneficiary.
+///   dead, "number_reassigned"), its user id and its cases' mobile `+to` cleared, its
+///   conversation resolved (`retired_beneficiary`). This happens even when `from` has no
+///   beneficiary.
 /// - otherwise the person wrote from the new number before the notice came: it is folded into
 ///   the older record (`merged`). Its conversation's messages, replies, cases and surveys join
 ///   the older conversation, which takes the newer one's mode, queue place, assignee and dialog

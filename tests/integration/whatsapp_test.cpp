@@ -383,3 +383,60 @@ TEST_CASE("WhatsApp: someone first seen by their user id alone is one person wit
   CHECK(conversation_of(e.db, "966500000741") == cid);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND conversation_id = " + std::to_string(cid)) == 2);
 }
+
+TEST_CASE("WhatsApp: replies to someone known only by their user id go in `recipient`") {
+  staff_env e;
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.751", "wamid.W1", "السلام عليكم")).status == 200);
+  REQUIRE(eventually([&] {
+    for (auto& r : e.graph.requests())
+      if (r.body.find("\"recipient\":\"SA.751\"") != std::string::npos) return true;
+    return false;
+  }));
+  for (auto& r : e.graph.requests()) CHECK(r.body.find("\"to\":\"SA.751\"") == std::string::npos);
+}
+
+TEST_CASE("WhatsApp: a new user id for someone whose number is withheld keeps them who they are") {
+  staff_env e;
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000761", "SA.761", "wamid.X1", "السلام عليكم")).status == 200);
+  const auto cid = conversation_of(e.db, "966500000761");
+  // user_changed_user_id, the number withheld: no `from`, the previous id and the new one.
+  auto j = nlohmann::json::parse(fixture("whatsapp_system_user_changed_number.json"));
+  auto& m = j["entry"][0]["changes"][0]["value"]["messages"][0];
+  m.erase("from");
+  m["from_user_id"] = "SA.761";
+  m["id"] = "wamid.X2";
+  m["timestamp"] = std::to_string(std::time(nullptr));
+  m["system"] = {{"type", "user_changed_user_id"}, {"body", "x"}, {"user_id", "SA.762"}, {"previous_user_id", "SA.761"}};
+  REQUIRE(post_wa(e.port(), j.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000761' AND user_id = 'SA.762'") == 1);
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.762", "wamid.X3", "مرحبا")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.X3'") == cid);
+}
+
+TEST_CASE("WhatsApp: a number that writes under another user id has a new holder, who is not told the last one's case") {
+  staff_env e;
+  wa_user a{e.port(), "966500000771"};
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id(a.from, "SA.771", "wamid.Y1", "السلام عليكم")).status == 200);
+  walk_intake(a);
+  const auto theirs = conversation_of(e.db, a.from);
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM cases") == 1);
+  // The operator gave the number to someone else: WhatsApp names another user id.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id(a.from, "SA.772", "wamid.Y2", "مرحبا")).status == 200);
+  const auto mine = conversation_of(e.db, a.from);
+  CHECK(mine != theirs);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000771' AND user_id = 'SA.772' "
+                       "AND consented_at IS NULL") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries b JOIN conversations c ON c.beneficiary_id = b.id WHERE "
+                       "b.address LIKE 'retired:%' AND c.id = " + std::to_string(theirs)) == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM cases WHERE mobile = ''") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 1);
+  // The newcomer is asked for consent, as anyone new.
+  CHECK(eventually([&] {
+    int consent = 0;
+    for (auto& s : wa_sends(e.graph, a.from))
+      if (s.contains("interactive") && s.dump().find("consent.yes") != std::string::npos) ++consent;
+    return consent == 2;  // once for the last holder, once for the new one
+  }));
+}

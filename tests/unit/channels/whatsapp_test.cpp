@@ -291,6 +291,26 @@ TEST_CASE("whatsapp: the business-scoped user id is kept beside the phone number
   CHECK(ev.user_id == "SA.778");
 }
 
+TEST_CASE("whatsapp: someone known only by their user id is written to in `recipient`, not `to`") {
+  outgoing m;
+  m.to = "SA.13491208655302741918";
+  m.text = "مرحبا";
+  auto body = json::parse(whatsapp::render(m, cfg).body);
+  CHECK(body["recipient"] == "SA.13491208655302741918");
+  CHECK_FALSE(body.contains("to"));
+  CHECK(body["recipient_type"] == "individual");
+  CHECK(body["text"]["body"] == "مرحبا");
+  m.to = "966500000001";
+  body = json::parse(whatsapp::render(m, cfg).body);
+  CHECK(body["to"] == "966500000001");
+  CHECK_FALSE(body.contains("recipient"));
+  CHECK(whatsapp::is_user_id("US.ENT.11815799212886844830"));
+  for (const char* phone : {"+16505551234", "16505551234", "+1 650-555-1234", "", "SA", "sa.123"}) {
+    CAPTURE(phone);
+    CHECK_FALSE(whatsapp::is_user_id(phone));
+  }
+}
+
 TEST_CASE("whatsapp: malformed bodies are errors, never crashes") {
   const std::string text = fixture("whatsapp_text.json");
   CHECK(whatsapp::parse("").error == "malformed json");

@@ -441,17 +441,38 @@ TEST_CASE("user ids: one beneficiary per WhatsApp user id, found again by it") {
   CHECK_FALSE(upsert_beneficiary(*c, "whatsapp", "966500000101", "", 100, true)->user_id.has_value());
 }
 
-TEST_CASE("move_address: a record known only by a user id and the phone number's become one") {
+TEST_CASE("move_address: a record known only by a user id joins the long-standing record of the number") {
   auto c = fresh_connection();
-  person(*c, "966500000202", 100, "sent");  // known by the number, and by an earlier user id
-  REQUIRE_FALSE(set_user_id(*c, value(*c, "SELECT id FROM beneficiaries"), "whatsapp", "SA.8"));
-  person(*c, "SA.9", 200, "sent");          // a message with the user id alone came first
-  // Then one names both (bot/ moves the user id's record to the number, then records the id).
-  auto r = move_address(*c, "whatsapp", "SA.9", "966500000202", change(300, 0, true));
+  const auto phone_conv = person(*c, "966500000202", 100, "sent");  // known by the number for long
+  const auto phone_id = value(*c, "SELECT id FROM beneficiaries");
+  REQUIRE(c->prepare("UPDATE beneficiaries SET lang = 'en' WHERE id = " + std::to_string(phone_id))->exec() ==
+          boost::system::error_code());
+  person(*c, "SA.9", 200, "pending");  // a message with the user id alone came first, its reply waits
+  // Then one names both: bot/ folds the user id's record into the number's, and records the id.
+  address_change ch = change(300, 0, true);
+  ch.keep_to = true;
+  auto r = move_address(*c, "whatsapp", "SA.9", "966500000202", ch);
   REQUIRE(r.has_value());
   CHECK(r->what == address_move::merged);
+  CHECK(r->beneficiary_id == phone_id);
+  CHECK(r->into_conversation == phone_conv);
+  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE id = " + std::to_string(phone_id) +
+                  " AND address = '966500000202' AND lang = 'en'") == 1);
   CHECK(value(*c, "SELECT count(*) FROM beneficiaries") == 1);
-  CHECK(value(*c, "SELECT count(*) FROM beneficiaries WHERE address = '966500000202' AND user_id = 'SA.8'") == 1);
-  CHECK(value(*c, "SELECT count(*) FROM conversations") == 1);
-  CHECK(value(*c, "SELECT count(*) FROM messages") == 2);
+  CHECK(value(*c, "SELECT count(*) FROM conversations WHERE id = " + std::to_string(phone_conv)) == 1);
+  CHECK(value(*c, "SELECT count(*) FROM messages WHERE conversation_id = " + std::to_string(phone_conv)) == 2);
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE recipient = 'SA.9'") == 0);  // it goes to the number
+}
+
+TEST_CASE("retire_address: a previous holder's user id no longer finds them") {
+  auto c = fresh_connection();
+  person(*c, "966500000202", 100, "pending");
+  const auto id = value(*c, "SELECT id FROM beneficiaries");
+  REQUIRE_FALSE(set_user_id(*c, id, "whatsapp", "SA.8"));
+  auto r = retire_address(*c, "whatsapp", "966500000202", 300);
+  REQUIRE(r.has_value());
+  CHECK(*r == std::optional<std::int64_t>(id));
+  CHECK_FALSE(address_for_user_id(*c, "whatsapp", "SA.8")->has_value());
+  CHECK(value(*c, "SELECT count(*) FROM outbox WHERE state = 'dead' AND recipient LIKE 'retired:%'") == 1);
+  CHECK_FALSE(retire_address(*c, "whatsapp", "966500000202", 300)->has_value());  // nobody there now
 }
