@@ -260,6 +260,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
   }
   if (!*older) return out;
   out.beneficiary_id = (*older)->id;
+  std::optional<std::string> new_number_user_id;
   if (*newer) {
     const found& o = **older;
     const found& n = **newer;
@@ -332,11 +333,12 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
                               "(SELECT consented_at IS NOT NULL FROM beneficiaries WHERE id = ?1)",
                               "DELETE FROM beneficiaries WHERE id = ?2"})
         if (auto ec = run(sql, keep, fold)) return ec;
-      if (fold_user_id) {  // the kept record is known by it too, unless it has its own
+      if (fold_user_id && change.same_person) {  // the kept record is known by it too, unless it has its own
         auto q = c.prepare("UPDATE beneficiaries SET user_id = ? WHERE id = ? AND user_id IS NULL");
         if (!q) return q.error();
         if (auto ec = q->bind(1, *fold_user_id).bind(2, keep).exec()) return ec;
       }
+      new_number_user_id = fold_user_id;
       out.what = address_move::merged;
     }
   }
@@ -344,6 +346,14 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
     auto q = c.prepare("UPDATE beneficiaries SET address = ?1 WHERE id = ?2");
     if (!q) return q.error();
     if (auto ec = q->bind(1, to).bind(2, out.beneficiary_id).exec()) return ec;
+  }
+  if (!change.same_person) {
+    // WhatsApp makes a new user id with a new number: the one recorded is the old number's.
+    // The record begun from the new number knows the new one; else the notice names it
+    // (bot/ records it next), or the person's next message does.
+    auto q = c.prepare("UPDATE beneficiaries SET user_id = ?1 WHERE id = ?2");
+    if (!q) return q.error();
+    if (auto ec = q->bind(1, new_number_user_id).bind(2, out.beneficiary_id).exec()) return ec;
   }
   // What is still to go to the old number goes to the new one: replies waiting or retried
   // later (pending, and sending: one already in flight finishes where it was going, and its

@@ -136,6 +136,9 @@ result<std::optional<std::int64_t>> retire_address(connection& c, std::string_vi
 ///   the older conversation, which takes the newer one's mode, queue place, assignee and dialog
 ///   when they rank higher (staff > waiting > bot) or, both with the bot, when the newer dialog
 ///   is past consent. The higher priority (danger) and any consent stay.
+/// A number changed (not change.same_person): the user id recorded was the old number's, so
+/// the person keeps the one of a record begun from the new number, or none until the caller or
+/// their next message records it.
 /// `none` when `from` has no beneficiary or equals `to`. REQUIRES: inside a write job.
 result<address_moved> move_address(connection& c, std::string_view channel, std::string_view from, std::string_view to,
                                    const address_change& change);

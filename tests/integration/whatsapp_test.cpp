@@ -440,3 +440,36 @@ TEST_CASE("WhatsApp: a number that writes under another user id has a new holder
     return consent == 2;  // once for the last holder, once for the new one
   }));
 }
+
+TEST_CASE("WhatsApp: after a number change the person's new user id is theirs, whatever order WhatsApp sends things in") {
+  staff_env e;
+  // A notice without the new user id: the person's next message from the new number, under a
+  // new id, is still them (a new number always comes with a new id).
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000781", "SA.781", "wamid.Z1", "السلام عليكم")).status == 200);
+  const auto cid = conversation_of(e.db, "966500000781");
+  auto notice = nlohmann::json::parse(wa_number_changed("966500000781", "966500000782", "wamid.Z2"));
+  auto& sys = notice["entry"][0]["changes"][0]["value"]["messages"][0]["system"];
+  sys.erase("user_id");
+  sys.erase("previous_user_id");
+  REQUIRE(post_wa(e.port(), notice.dump()).status == 200);
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000782", "SA.782", "wamid.Z3", "مرحبا")).status == 200);
+  CHECK(conversation_of(e.db, "966500000782") == cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE user_id = 'SA.782'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 0);
+
+  // The first message from the new number before the notice: one person, with the new id.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000791", "SA.791", "wamid.Z4", "السلام عليكم")).status == 200);
+  const auto cid2 = conversation_of(e.db, "966500000791");
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000792", "SA.792", "wamid.Z5", "مرحبا")).status == 200);
+  auto notice2 = nlohmann::json::parse(wa_number_changed("966500000791", "966500000792", "wamid.Z6"));
+  auto& sys2 = notice2["entry"][0]["changes"][0]["value"]["messages"][0]["system"];
+  sys2["user_id"] = "SA.792";
+  sys2["previous_user_id"] = "SA.791";
+  REQUIRE(post_wa(e.port(), notice2.dump()).status == 200);
+  CHECK(conversation_of(e.db, "966500000792") == cid2);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000792' AND user_id = 'SA.792'") == 1);
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000792", "SA.792", "wamid.Z7", "شكرا")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 2);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 0);
+}
