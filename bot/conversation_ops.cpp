@@ -249,11 +249,18 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
   if (in.channel == channels::kind::whatsapp && !in.user_id.empty() && in.user_id != in.from && b->user_id != in.user_id) {
-    if (b->user_id && in.previous_addresses.empty()) {
+    // A notice records the person's new id (the moves above made them who they are); an old
+    // message (Meta retries for days, unordered) says nothing of who holds the number now, so
+    // it is filed and nothing changes hands.
+    const bool notice = !in.previous_addresses.empty() || in.raw_type.rfind("system.", 0) == 0;
+    const bool stale = in.timestamp > 0 && in.timestamp + 600 < now;
+    const bool other_id = b->user_id.has_value() && !notice;
+    if (other_id && !stale) {
       // The number's record knows another user id. WhatsApp makes a new user id with a new
       // number and never hands one on: whoever writes from this number under another id is its
       // next holder (operators recycle numbers), not the person we knew. That record is set
-      // aside as for a changed number (docs/channels.md), and this person starts afresh.
+      // aside as for a changed number (docs/channels.md), and this person starts afresh (or
+      // carries on from a message of theirs that named the user id alone, joined below).
       auto retired = storage::retire_address(c, channel, in.from, now);
       if (!retired) return storage::result<bool>(boost::system::in_place_error, retired.error());
       if (*retired) {
@@ -265,7 +272,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
         if (!rc) return storage::result<bool>(boost::system::in_place_error, rc.error());
         conversation_event(c, *rc, now, fx, "conversation.updated");
       }
-    } else {
+    }
+    if (!other_id || !stale) {
       // The phone number and WhatsApp's user id of one person, side by side. Someone we only
       // knew by that user id (a message without the number came first) is them: that younger
       // record joins the number's.
@@ -288,13 +296,13 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
                                              {"into", *moved->into_conversation}}
                                             .dump()});
       }
+      b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
+      if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
+      // Remembered, so that a message with the user id alone finds them (handle_all).
+      if (auto ec = storage::set_user_id(c, b->id, channel, in.user_id))
+        return storage::result<bool>(boost::system::in_place_error, ec);
+      b->user_id = in.user_id;
     }
-    b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
-    if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
-    // Remembered, so that a message with the user id alone finds them (handle_all).
-    if (auto ec = storage::set_user_id(c, b->id, channel, in.user_id))
-      return storage::result<bool>(boost::system::in_place_error, ec);
-    b->user_id = in.user_id;
   }
   auto convr = storage::conversation_for(c, b->id, now);
   if (!convr) return storage::result<bool>(boost::system::in_place_error, convr.error());
@@ -480,17 +488,25 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
     if (e.channel == channels::kind::whatsapp && !e.user_id.empty() && e.from == e.user_id) {
       auto known = storage::address_for_user_id(c, "whatsapp", e.user_id);
       if (!known) return known.error();
-      // A new user id of someone whose number is withheld (user_changed_user_id): known by the
-      // previous one.
-      for (std::size_t i = 0; !*known && i < e.previous_addresses.size(); ++i) {
-        if (!channels::whatsapp::is_user_id(e.previous_addresses[i])) continue;
-        known = storage::address_for_user_id(c, "whatsapp", e.previous_addresses[i]);
-        if (!known) return known.error();
-      }
       if (*known && **known != e.from) {
         as_known = e;
         as_known->from = **known;
         ev = &*as_known;
+      } else if (!*known) {
+        // A new user id for someone whose number can no longer be shared (user_changed_user_id:
+        // Meta makes a new id when the number changes): the person known by the previous id now
+        // lives at the new one, and the number we knew is no longer theirs to be written to.
+        for (const auto& previous : e.previous_addresses) {
+          if (!channels::whatsapp::is_user_id(previous)) continue;
+          auto by_previous = storage::address_for_user_id(c, "whatsapp", previous);
+          if (!by_previous) return by_previous.error();
+          if (*by_previous && **by_previous != e.from) {
+            as_known = e;
+            as_known->previous_addresses.push_back(**by_previous);
+            ev = &*as_known;
+            break;
+          }
+        }
       }
     }
     auto handled = handle_inbound(c, *ev, now, fx);

@@ -266,7 +266,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
     const found& n = **newer;
     {
       std::int64_t keep = o.id, fold = n.id;
-      if (change.keep_to) std::swap(keep, fold);
+      if (change.keep_to && n.id < o.id) std::swap(keep, fold);  // ids grow with time
       out.beneficiary_id = keep;
       // Each has one conversation (conversation_for); the newer one's rows join the older one.
       std::optional<std::int64_t> keep_conv, fold_conv;
@@ -362,8 +362,9 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
   for (const char* sql : {"UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
                           "state IN ('pending', 'sending')",
                           "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND state = 'dead'",
-                          "UPDATE cases SET mobile = '+' || ?1 WHERE channel = ?2 AND mobile = '+' || ?3 AND "
-                          "beneficiary_id = ?4"}) {
+                          // (A number only: a user id is no mobile.)
+                          "UPDATE cases SET mobile = CASE WHEN ?1 GLOB '*[^0-9]*' THEN '' ELSE '+' || ?1 END "
+                          "WHERE channel = ?2 AND mobile = '+' || ?3 AND beneficiary_id = ?4"}) {
     auto q = c.prepare(sql);
     if (!q) return q.error();
     q->bind(1, to).bind(2, channel).bind(3, from);

@@ -111,9 +111,9 @@ struct address_change {
   /// The provider's own id for the person (WhatsApp's user id), never handed on to anyone
   /// else: a record at the new address is theirs whatever its age.
   bool same_person = false;
-  /// Folding, keep the record at the new address (its id, conversation, language, erasure
-  /// time) and fold the one at the old address into it: a long-standing record at the number,
-  /// and a younger one filed under a user id.
+  /// Folding, keep the older of the two records (its id, conversation, language, erasure
+  /// time) even when it is the one at the new address: a long-standing record at the number,
+  /// and a younger one filed under a user id. Without it the record at the old address stays.
   bool keep_to = false;
 };
 /// Sets aside whoever holds (channel, address) as a number's previous holder (see

@@ -124,8 +124,10 @@ inline std::vector<nlohmann::json> wa_sends(fake_provider& graph, const std::str
   std::vector<nlohmann::json> out;
   for (auto& r : graph.requests()) {
     auto j = nlohmann::json::parse(r.body, nullptr, false);
-    if (j.is_discarded() || !j.contains("to")) continue;
-    if (!to.empty() && j["to"] != to) continue;
+    // A person known only by their WhatsApp user id is written to in "recipient".
+    const char* key = j.is_object() && j.contains("recipient") ? "recipient" : "to";
+    if (j.is_discarded() || !j.contains(key)) continue;
+    if (!to.empty() && j[key] != to) continue;
     out.push_back(j);
   }
   return out;

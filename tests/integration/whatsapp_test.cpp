@@ -349,6 +349,7 @@ std::string wa_text_with_user_id(const std::string& from, const std::string& use
   auto& v = j["entry"][0]["changes"][0]["value"];
   v["contacts"][0]["user_id"] = user_id;
   v["messages"][0]["from_user_id"] = user_id;
+  v["messages"][0]["timestamp"] = std::to_string(std::time(nullptr));  // written just now
   if (from.empty()) {
     v["contacts"][0].erase("wa_id");
     v["messages"][0].erase("from");
@@ -377,8 +378,11 @@ TEST_CASE("WhatsApp: someone first seen by their user id alone is one person wit
   REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.741", "wamid.V1", "السلام عليكم")).status == 200);
   const auto cid = conversation_of(e.db, "SA.741");
   REQUIRE(cid > 0);
+  const auto bid = db_value(e.db, "SELECT id FROM beneficiaries WHERE address = 'SA.741'");
   REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000741", "SA.741", "wamid.V2", "مرحبا")).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  // Their record stays theirs (not one begun a moment ago for the number).
+  CHECK(db_value(e.db, "SELECT id FROM beneficiaries WHERE address = '966500000741'") == bid);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000741' AND user_id = 'SA.741'") == 1);
   CHECK(conversation_of(e.db, "966500000741") == cid);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in' AND conversation_id = " + std::to_string(cid)) == 2);
@@ -399,6 +403,7 @@ TEST_CASE("WhatsApp: a new user id for someone whose number is withheld keeps th
   staff_env e;
   REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000761", "SA.761", "wamid.X1", "السلام عليكم")).status == 200);
   const auto cid = conversation_of(e.db, "966500000761");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
   // user_changed_user_id, the number withheld: no `from`, the previous id and the new one.
   auto j = nlohmann::json::parse(fixture("whatsapp_system_user_changed_number.json"));
   auto& m = j["entry"][0]["changes"][0]["value"]["messages"][0];
@@ -408,11 +413,17 @@ TEST_CASE("WhatsApp: a new user id for someone whose number is withheld keeps th
   m["timestamp"] = std::to_string(std::time(nullptr));
   m["system"] = {{"type", "user_changed_user_id"}, {"body", "x"}, {"user_id", "SA.762"}, {"previous_user_id", "SA.761"}};
   REQUIRE(post_wa(e.port(), j.dump()).status == 200);
+  // Meta makes a new id when the number changes, and this one is not shared: the person now
+  // lives at the new id, and the number we knew is not written to any more.
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
-  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000761' AND user_id = 'SA.762'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = 'SA.762'") == 1);
+  CHECK(conversation_of(e.db, "SA.762") == cid);
+  const auto to_number = wa_sends(e.graph, "966500000761").size();
   REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.762", "wamid.X3", "مرحبا")).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
   CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.X3'") == cid);
+  CHECK(eventually([&] { return !wa_sends(e.graph, "SA.762").empty(); }));  // answered in `recipient`
+  CHECK(wa_sends(e.graph, "966500000761").size() == to_number);
 }
 
 TEST_CASE("WhatsApp: a number that writes under another user id has a new holder, who is not told the last one's case") {
@@ -472,4 +483,28 @@ TEST_CASE("WhatsApp: after a number change the person's new user id is theirs, w
   REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000792", "SA.792", "wamid.Z7", "شكرا")).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 2);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 0);
+}
+
+TEST_CASE("WhatsApp: a number's new holder who first wrote under their user id alone carries on; an old message changes nothing") {
+  staff_env e;
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000801", "SA.801", "wamid.AA1", "السلام عليكم")).status == 200);
+  const auto last_holder = conversation_of(e.db, "966500000801");
+  // The newcomer writes first with their id alone, consents, then with the number too.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("", "SA.802", "wamid.AA2", "السلام عليكم")).status == 200);
+  const auto newcomer = conversation_of(e.db, "SA.802");
+  REQUIRE(post_wa(e.port(), wa_button("SA.802", "wamid.AA3", "consent.yes", "أوافق")).status == 200);
+  auto both = nlohmann::json::parse(wa_text_with_user_id("966500000801", "SA.802", "wamid.AA4", "١"));
+  REQUIRE(post_wa(e.port(), both.dump()).status == 200);
+  CHECK(conversation_of(e.db, "966500000801") == newcomer);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000801' AND user_id = 'SA.802' "
+                       "AND consented_at IS NOT NULL") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries b JOIN conversations c ON c.beneficiary_id = b.id WHERE "
+                       "b.address LIKE 'retired:%' AND c.id = " + std::to_string(last_holder)) == 1);
+  // A message of the last holder's, written an hour ago and delivered now, is filed and moves
+  // nothing: the number stays the newcomer's.
+  auto late = nlohmann::json::parse(wa_text_with_user_id("966500000801", "SA.801", "wamid.AA5", "قديمة"));
+  late["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(std::time(nullptr) - 3600);
+  REQUIRE(post_wa(e.port(), late.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000801' AND user_id = 'SA.802'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 1);
 }
