@@ -222,11 +222,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     change.same_person = channels::whatsapp::is_user_id(previous);
     auto moved = storage::move_address(c, channel, previous, in.from, change);
     if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
-    if (moved->retired_beneficiary) {
-      auto rc = storage::conversation_for(c, *moved->retired_beneficiary, now);
-      if (!rc) return storage::result<bool>(boost::system::in_place_error, rc.error());
-      conversation_event(c, *rc, now, fx, "conversation.updated");
-    }
+    if (auto ec = announce_move(c, *moved, now, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
     if (moved->what == storage::address_move::none && !moved->retired_beneficiary) continue;
     const bool merged = moved->what == storage::address_move::merged;
     log::info("beneficiary_address_changed", {{"channel", channel},
@@ -240,11 +236,6 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
                                      .dump(),
                                  now))
       return storage::result<bool>(boost::system::in_place_error, ec);
-    if (fx.staff_listening && moved->folded_conversation && moved->into_conversation)
-      fx.events.push_back({"staff", json{{"type", "conversation.merged"},
-                                         {"conversation_id", *moved->folded_conversation},
-                                         {"into", *moved->into_conversation}}
-                                        .dump()});
   }
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
@@ -268,9 +259,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
         if (auto ec = storage::audit(c, std::nullopt, "beneficiary_number_reassigned",
                                      "beneficiary:" + std::to_string(**retired), json{{"channel", channel}}.dump(), now))
           return storage::result<bool>(boost::system::in_place_error, ec);
-        auto rc = storage::conversation_for(c, **retired, now);
-        if (!rc) return storage::result<bool>(boost::system::in_place_error, rc.error());
-        conversation_event(c, *rc, now, fx, "conversation.updated");
+        if (auto ec = announce_retired(c, **retired, now, fx))
+          return storage::result<bool>(boost::system::in_place_error, ec);
       }
     }
     if (!other_id || !stale) {
@@ -290,11 +280,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
                                      "beneficiary:" + std::to_string(moved->beneficiary_id),
                                      json{{"channel", channel}}.dump(), now))
           return storage::result<bool>(boost::system::in_place_error, ec);
-        if (moved->folded_conversation && moved->into_conversation && fx.staff_listening)
-          fx.events.push_back({"staff", json{{"type", "conversation.merged"},
-                                             {"conversation_id", *moved->folded_conversation},
-                                             {"into", *moved->into_conversation}}
-                                            .dump()});
+        if (auto ec = announce_move(c, *moved, now, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
       }
       b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
       if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
@@ -474,6 +460,26 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   conversation_event(c, conv, now, fx,
                      conv.mode == "waiting" && previous_mode != "waiting" ? "conversation.waiting" : "conversation.updated");
   return true;
+}
+
+error_code conversation_ops::announce_move(storage::connection& c, const storage::address_moved& moved,
+                                           std::int64_t now, after_commit& fx) const {
+  if (moved.retired_beneficiary)
+    if (auto ec = announce_retired(c, *moved.retired_beneficiary, now, fx)) return ec;
+  if (fx.staff_listening && moved.folded_conversation && moved.into_conversation)
+    fx.events.push_back({"staff", json{{"type", "conversation.merged"},
+                                       {"conversation_id", *moved.folded_conversation},
+                                       {"into", *moved.into_conversation}}
+                                      .dump()});
+  return {};
+}
+
+error_code conversation_ops::announce_retired(storage::connection& c, std::int64_t beneficiary_id, std::int64_t now,
+                                              after_commit& fx) const {
+  auto rc = storage::conversation_for(c, beneficiary_id, now);
+  if (!rc) return rc.error();
+  conversation_event(c, *rc, now, fx, "conversation.updated");
+  return {};
 }
 
 storage::result<int> conversation_ops::handle_all(storage::connection& c, std::span<const channels::inbound> events,

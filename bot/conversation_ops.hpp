@@ -151,6 +151,12 @@ class conversation_ops {
                           after_commit& fx, const char* type = "conversation.updated") const;
 
  private:
+  /// After storage::move_address / retire_address: consoles drop a folded conversation
+  /// (`conversation.merged`) and see a retired one resolved (`conversation.updated`).
+  boost::system::error_code announce_move(storage::connection& c, const storage::address_moved& moved,
+                                          std::int64_t now, after_commit& fx) const;
+  boost::system::error_code announce_retired(storage::connection& c, std::int64_t beneficiary_id, std::int64_t now,
+                                             after_commit& fx) const;
   dialogs::context make_context(storage::connection& c, const storage::conversation_row& conv, std::int64_t now) const;
   boost::system::error_code apply(storage::connection& c, storage::conversation_row& conv,
                                   const dialogs::step_result& r, std::optional<std::int64_t> inbound_message_id,
