@@ -476,12 +476,13 @@ TEST_CASE("Telegram: a block delivered after a later message of the person's is 
   CHECK(is_blocked());
   // And a message written before the block, delivered after it, does not unblock: nothing is
   // sent to someone who blocked the bot since.
-  const auto sent_before = db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'dead'");
+  const auto last_row = db_value(e.db, "SELECT coalesce(max(id), 0) FROM outbox");
   REQUIRE(post_tg(e.port(), tg_text(770010 + 0, chat, "late")).status == 200);  // a duplicate: dropped
   REQUIRE(post_tg(e.port(), tg_text(770007, chat, "مرحبا")).status == 200);
   CHECK(is_blocked());
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE text = 'مرحبا'") == 1);  // recorded all the same
-  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'dead'") == sent_before);
+  // (Rows written before may still be on their way to being refused: only new ones count.)
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'dead' AND id > " + std::to_string(last_row)) == 0);
   // A message after the block is the person writing again: unblocked.
   REQUIRE(post_tg(e.port(), tg_text(770012, chat, "رجعت")).status == 200);
   CHECK_FALSE(is_blocked());
