@@ -267,6 +267,17 @@ net::awaitable<void> app::housekeeping() {
       id = scan->last_id;
     }
     if (pruned > 0) log::info("dedupe_keys_pruned", {{"rows", pruned}});
+    {
+      // Old numbers people wrote from: once Meta has stopped retrying, not kept.
+      const std::int64_t moves_before = unix_now() - storage::address_move_keep_seconds;
+      auto moves = co_await db_write<int>(*db_, storage::rerun::safe, [moves_before](storage::connection& c) {
+        return storage::prune_address_moves(c, moves_before);
+      });
+      if (!moves)
+        log::error("address_moves_prune_failed", {{"error", moves.error().message()}});
+      else if (*moves > 0)
+        log::info("address_moves_pruned", {{"rows", *moves}});
+    }
     co_await retention_sweep();
     timer.expires_after(std::chrono::hours(1));
     co_await timer.async_wait(use_tuple);

@@ -40,9 +40,11 @@ channels::kind channel_of(const storage::conversation_row& conv) {
 
 std::string inbound_payload(const channels::inbound& in) {
   // Plain text (most messages) carries nothing beyond its text.
-  if (in.choice_id.empty() && (in.type == channels::inbound_type::text || in.type == channels::inbound_type::status))
+  if (in.choice_id.empty() && in.written_from.empty() &&
+      (in.type == channels::inbound_type::text || in.type == channels::inbound_type::status))
     return "{}";
   json p = json::object();
+  if (!in.written_from.empty()) p["written_from"] = in.written_from;
   if (!in.choice_id.empty()) p["choice_id"] = in.choice_id;
   if (in.type == channels::inbound_type::media) {
     p["media"] = {{"kind", in.media_kind}, {"id", in.media_id}, {"mime", in.media_mime}, {"filename", in.media_filename}};
@@ -239,7 +241,12 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   }
   auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
-  if (in.channel == channels::kind::whatsapp && !in.user_id.empty() && in.user_id != in.from && b->user_id != in.user_id) {
+  // A number's previous holder, set aside (storage::move_address), whose late message
+  // handle_all filed with them: recorded for staff, and nothing more. Nothing can reach them.
+  const bool set_aside = in.from.rfind("retired:", 0) == 0;
+  // A late message from an address the writer has left carries that address's user id, which
+  // says nothing of who they are now: not linked (it would pass for a next holder).
+  if (!set_aside && in.written_from.empty() && in.channel == channels::kind::whatsapp && !in.user_id.empty() && in.user_id != in.from && b->user_id != in.user_id) {
     // A notice records the person's new id (the moves above made them who they are); an old
     // message (Meta retries for days, unordered) says nothing of who holds the number now, so
     // it is filed and nothing changes hands.
@@ -420,8 +427,11 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     conv.queue_reason = "danger";
     return {};
   };
-  if (in.type == channels::inbound_type::unsupported || stop ||
-      (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
+  if (set_aside) {
+    // Not a turn: no reply could go (the outbox refuses the address), and the conversation is
+    // not queued again for staff who could not answer either.
+  } else if (in.type == channels::inbound_type::unsupported || stop ||
+             (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
     // Reactions, orders, system notices, edits, group messages, stickers, STOP: recorded for
     // staff, not a dialog turn (a "thank you" sticker is neither an answer nor a case document).
     if (in.raw_type == "edited_message" && !in.text.empty() && eng->is_danger(in.text)) {
@@ -513,6 +523,20 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
             break;
           }
         }
+      }
+    }
+    if (!as_known && ev->channel == channels::kind::whatsapp && ev->type != channels::inbound_type::status &&
+        !ev->from.empty() && ev->previous_addresses.empty() && ev->raw_type.rfind("system.", 0) != 0) {
+      // Written from a number its writer has since left (a changed number, or one that passed
+      // to someone else), delivered late (Meta retries for a week, unordered): filed with the
+      // writer, never with the number's next holder, and never answered at the old number.
+      auto moved = storage::moved_address_for(c, "whatsapp", ev->from, ev->timestamp, ev->user_id);
+      if (!moved) return moved.error();
+      if (*moved && **moved != ev->from) {
+        as_known = e;
+        as_known->written_from = e.from;
+        as_known->from = **moved;
+        ev = &*as_known;
       }
     }
     auto handled = handle_inbound(c, *ev, now, fx);
@@ -790,6 +814,7 @@ json conversation_ops::message_json(const storage::message_row& m) {
   if (p.contains("contact")) j["contact"] = p["contact"];
   if (p.contains("raw_type")) j["raw_type"] = p["raw_type"];
   if (p.contains("choice_id")) j["choice_id"] = p["choice_id"];
+  if (p.contains("written_from")) j["written_from"] = p["written_from"];
   if (m.direction == "out") {
     std::string st = m.outbox_state.value_or("");
     if (st == "sent" && m.delivery_status) st = *m.delivery_status;

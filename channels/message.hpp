@@ -76,6 +76,9 @@ struct inbound {
   /// `user_changed_number` and `user_changed_user_id`): the provider vouches that they are the
   /// same person as `from`, so whoever was filed under them moves to `from`.
   std::vector<std::string> previous_addresses;
+  /// Set by bot/, not a parser: the address the message came from when it is filed under the
+  /// address its writer has now (a message from a changed number, delivered late).
+  std::string written_from;
 };
 
 /// One choice offered to the beneficiary.

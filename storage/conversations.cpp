@@ -161,6 +161,39 @@ result<std::optional<std::string>> address_for_user_id(connection& c, std::strin
   return std::optional<std::string>(q->text(0));
 }
 
+result<std::optional<std::string>> moved_address_for(connection& c, std::string_view channel, std::string_view from,
+                                                     std::int64_t written_at, std::string_view user_id) {
+  // A user id is never handed on: it names the writer whenever it was written. Else the time:
+  // the first change of that address after the message was written.
+  if (!user_id.empty()) {
+    auto q = c.prepare(
+        "SELECT b.address FROM address_moves m JOIN beneficiaries b ON b.id = m.beneficiary_id "
+        "WHERE m.channel = ? AND m.user_id = ? ORDER BY m.id DESC LIMIT 1");
+    if (!q) return q.error();
+    q->bind(1, channel).bind(2, user_id);
+    auto r = q->step();
+    if (!r) return r.error();
+    if (*r) return std::optional<std::string>(q->text(0));
+  }
+  if (written_at <= 0) return std::optional<std::string>();
+  auto q = c.prepare(
+      "SELECT b.address FROM address_moves m JOIN beneficiaries b ON b.id = m.beneficiary_id "
+      "WHERE m.channel = ? AND m.from_address = ? AND m.changed_at >= ? ORDER BY m.changed_at LIMIT 1");
+  if (!q) return q.error();
+  q->bind(1, channel).bind(2, from).bind(3, written_at);
+  auto r = q->step();
+  if (!r) return r.error();
+  if (!*r) return std::optional<std::string>();
+  return std::optional<std::string>(q->text(0));
+}
+
+result<int> prune_address_moves(connection& c, std::int64_t before) {
+  auto q = c.prepare("DELETE FROM address_moves WHERE recorded_at < ?");
+  if (!q) return q.error();
+  if (auto ec = q->bind(1, before).exec()) return result<int>(boost::system::in_place_error, ec);
+  return c.changes();
+}
+
 boost::system::error_code set_user_id(connection& c, std::int64_t id, std::string_view channel, std::string_view user_id) {
   for (const char* sql : {"UPDATE beneficiaries SET user_id = NULL WHERE channel = ?2 AND user_id = ?3 AND id <> ?1",
                           "UPDATE beneficiaries SET user_id = ?3 WHERE id = ?1"}) {
@@ -172,10 +205,25 @@ boost::system::error_code set_user_id(connection& c, std::int64_t id, std::strin
 }
 
 namespace {
+// Remembers that beneficiary `id` wrote from (channel, from) until `changed_at` (0: unknown),
+// under the user id they had there, if any (moved_address_for).
+boost::system::error_code record_move(connection& c, std::string_view channel, std::string_view from, std::int64_t id,
+                                      std::int64_t changed_at, std::int64_t now) {
+  auto q = c.prepare(
+      "INSERT INTO address_moves (channel, from_address, beneficiary_id, changed_at, user_id, recorded_at) "
+      "SELECT ?1, ?2, ?3, ?4, user_id, ?5 FROM beneficiaries WHERE id = ?3 AND (?4 > 0 OR user_id IS NOT NULL)");
+  if (!q) return q.error();
+  return q->bind(1, channel).bind(2, from).bind(3, id).bind(4, changed_at).bind(5, now).exec();
+}
+
 // Sets beneficiary `id`, the holder of `address` until now, aside (move_address, retire_address).
+// `changed_at`: when the number stopped being theirs, if known (0: not known).
 boost::system::error_code retire(connection& c, std::string_view channel, std::string_view address, std::int64_t id,
-                                 std::int64_t now) {
+                                 std::int64_t changed_at, std::int64_t now) {
   const std::string retired = "retired:" + std::to_string(id) + ":" + std::string(address);
+  // Their own late messages (written before the change, or under their user id) still reach
+  // their record, not the new holder's (moved_address_for).
+  if (auto ec = record_move(c, channel, address, id, changed_at, now)) return ec;
   for (const char* sql : {"UPDATE outbox SET state = 'dead', last_error = 'number_reassigned: the number now belongs "
                           "to someone else' WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'",
                           "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
@@ -207,7 +255,7 @@ result<std::optional<std::int64_t>> retire_address(connection& c, std::string_vi
   if (!r) return r.error();
   if (!*r) return std::optional<std::int64_t>();
   const std::int64_t id = q->int64(0);
-  if (auto ec = retire(c, channel, address, id, now)) return ec;
+  if (auto ec = retire(c, channel, address, id, 0, now)) return ec;
   return std::optional<std::int64_t>(id);
 }
 
@@ -253,13 +301,19 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
                                             : !n.has_records && n.created_at >= change.now - fold_window_seconds;
     const bool after_old = !*older || n.created_at + inbound_refresh_seconds * 2 >= (*older)->last_inbound_at.value_or(0);
     if (!after_change || !after_old) {
-      if (auto ec = retire(c, channel, to, n.id, change.now)) return ec;
+      // Their messages written before the change are theirs: not one second later.
+      if (auto ec = retire(c, channel, to, n.id, change.at > 0 ? change.at - 1 : 0, change.now)) return ec;
       out.retired_beneficiary = n.id;
       newer->reset();
     }
   }
   if (!*older) return out;
   out.beneficiary_id = (*older)->id;
+  // What they wrote from the old address before the change, delivered after this, is theirs
+  // (moved_address_for). A user id joining its number needs no such record: the number's
+  // record is known by that id from now on.
+  if (!change.keep_to)
+    if (auto ec = record_move(c, channel, from, (*older)->id, change.at, change.now)) return ec;
   std::optional<std::string> new_number_user_id;
   if (*newer) {
     const found& o = **older;
@@ -283,6 +337,9 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
         out.into_conversation = keep_conv;
         for (const char* sql : {
                  "UPDATE messages SET conversation_id = ?1 WHERE conversation_id = ?2",
+                 // The one scan of a merge: the outbox has no index by conversation, which
+                 // every reply would pay for (merges are rare; the DELETE below checks the
+                 // foreign key the same way).
                  "UPDATE outbox SET conversation_id = ?1 WHERE conversation_id = ?2",
                  "UPDATE cases SET conversation_id = ?1 WHERE conversation_id = ?2",
                  "UPDATE surveys SET conversation_id = ?1 WHERE conversation_id = ?2",
@@ -318,6 +375,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
         if (*r) fold_user_id = q->text(0);
       }
       for (const char* sql : {"UPDATE conversations SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                              "UPDATE address_moves SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE cases SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE volunteers SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE beneficiaries SET "
@@ -749,6 +807,8 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
       // Staff notes on each step are free text about the person ("called her brother on ...").
       "UPDATE case_events SET note = '' WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
       "DELETE FROM volunteers WHERE beneficiary_id = ?1",
+      // The numbers they wrote from before.
+      "DELETE FROM address_moves WHERE beneficiary_id = ?1",
       "UPDATE surveys SET comment = NULL WHERE conversation_id IN (SELECT id FROM conversations WHERE beneficiary_id = ?1)",
       "UPDATE conversations SET dialog_state = '{}' WHERE beneficiary_id = ?1",
   };

@@ -85,6 +85,18 @@ boost::system::error_code set_opt_out(connection& c, std::string_view channel, s
                                       std::optional<std::int64_t> at);
 /// The address of the beneficiary known by this provider user id (WhatsApp's BSUID), if any.
 result<std::optional<std::string>> address_for_user_id(connection& c, std::string_view channel, std::string_view user_id);
+/// How long a changed or reassigned address keeps leading its late messages to the person who
+/// wrote them (Meta retries a webhook for up to 7 days).
+inline constexpr std::int64_t address_move_keep_seconds = 8 * 86400;
+/// Where a message from (channel, from) belongs when its writer has since left that address
+/// (move_address, retire_address): the address of that person's record now ("retired:…" for a
+/// number's previous holder), found by the user id the message carries, or else by when it
+/// was written (`written_at`, unix seconds: before the first change recorded after it).
+/// nullopt: it is the address's current holder's.
+result<std::optional<std::string>> moved_address_for(connection& c, std::string_view channel, std::string_view from,
+                                                     std::int64_t written_at, std::string_view user_id);
+/// Forgets the changes of address recorded before `before` (unix seconds); how many.
+result<int> prune_address_moves(connection& c, std::int64_t before);
 /// Records that beneficiary `id` is known by `user_id` on `channel` (taken from any other
 /// beneficiary that had it: one user id, one person).
 boost::system::error_code set_user_id(connection& c, std::int64_t id, std::string_view channel, std::string_view user_id);

@@ -291,6 +291,27 @@ ALTER TABLE beneficiaries RENAME COLUMN sms_opted_out_at TO opted_out_at;
 ALTER TABLE beneficiaries ADD COLUMN user_id TEXT;
 CREATE UNIQUE INDEX beneficiaries_by_user_id ON beneficiaries(channel, user_id) WHERE user_id IS NOT NULL;
 )sql",
+      // 10: where a WhatsApp number's messages go once it is no longer the person's
+      //     (docs/channels.md, "A changed number"): Meta delivers and retries messages for up
+      //     to a week, unordered, so one written from the old number can come after the notice
+      //     that moved its writer. Rows are few (one per change), kept 8 days, and erased with
+      //     the person. The merge of two records finds cases and surveys by conversation.
+      R"sql(
+CREATE TABLE address_moves (
+  id             INTEGER PRIMARY KEY,
+  channel        TEXT NOT NULL,
+  from_address   TEXT NOT NULL,
+  beneficiary_id INTEGER NOT NULL,
+  changed_at     INTEGER NOT NULL,
+  user_id        TEXT,
+  recorded_at    INTEGER NOT NULL
+);
+CREATE INDEX address_moves_by_from ON address_moves(channel, from_address, changed_at);
+CREATE INDEX address_moves_by_user_id ON address_moves(channel, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX address_moves_by_beneficiary ON address_moves(beneficiary_id);
+CREATE INDEX cases_by_conversation ON cases(conversation_id);
+CREATE INDEX surveys_by_conversation ON surveys(conversation_id);
+)sql",
   };
   return list;
 }

@@ -507,7 +507,64 @@ TEST_CASE("WhatsApp: a number's new holder who first wrote under their user id a
   // nothing: the number stays the newcomer's.
   auto late = nlohmann::json::parse(wa_text_with_user_id("966500000801", "SA.801", "wamid.AA5", "قديمة"));
   late["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(std::time(nullptr) - 3600);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  const auto rows_before = db_value(e.db, "SELECT count(*) FROM outbox");
   REQUIRE(post_wa(e.port(), late.dump()).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000801' AND user_id = 'SA.802'") == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 1);
+  // It is filed with the last holder, who wrote it, not in the newcomer's conversation; and
+  // not answered (the number is not theirs any more), nor queued for staff who could not reply.
+  CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.AA5'") == last_holder);
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations WHERE mode IN ('bot', 'resolved') AND queued_at IS NULL "
+                       "AND id = " + std::to_string(last_holder)) == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows_before);
+}
+
+TEST_CASE("WhatsApp: a message written from the old number before a change, delivered after the notice, reaches the person") {
+  staff_env e;
+  wa_user before{e.port(), "966500000811"};
+  before.text("السلام عليكم");
+  before.button("consent.yes", "أوافق");
+  const auto cid = conversation_of(e.db, before.from);
+  const auto settled = [&] {
+    return eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; });
+  };
+  REQUIRE(settled());
+  const auto to_old = wa_sends(e.graph, before.from).size();
+  const auto to_new = wa_sends(e.graph, "966500000812").size();
+
+  const auto notice = wa_number_changed(before.from, "966500000812", "wamid.LATE0");
+  const std::int64_t changed_at =
+      std::stoll(nlohmann::json::parse(notice)["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"].get<std::string>());
+  REQUIRE(post_wa(e.port(), notice).status == 200);
+  // Written two minutes before the change, delivered (or retried by Meta) after it.
+  const auto written = [&](const std::string& wamid, std::int64_t at, const std::string& text) {
+    auto j = nlohmann::json::parse(wa_text(before.from, wamid, text));
+    j["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(at);
+    return j.dump();
+  };
+  REQUIRE(post_wa(e.port(), written("wamid.LATE1", changed_at - 120, "١")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.LATE1'") == cid);
+  // Staff see which number it came from.
+  CHECK(db_text(e.db, "SELECT json_extract(payload, '$.written_from') FROM messages WHERE provider_id = 'wamid.LATE1'") ==
+        before.from);
+  // It is a turn of the person's dialog (the main menu's "1": the intake), answered at the new number.
+  CHECK(eventually([&] { return wa_sent_containing(e.graph, "966500000812", locale_text("ar", "intake.full_name")); }));
+  REQUIRE(settled());
+  CHECK(wa_sends(e.graph, before.from).size() == to_old);
+  CHECK(wa_sends(e.graph, "966500000812").size() > to_new);
+
+  // Written after the change: the old number's next holder, a stranger asked for consent there.
+  REQUIRE(post_wa(e.port(), written("wamid.LATE2", changed_at + 60, "السلام عليكم")).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 2);
+  CHECK(conversation_of(e.db, before.from) != cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000811' AND consented_at IS NULL") == 1);
+  CHECK(eventually([&] { return wa_sends(e.graph, before.from).size() > to_old; }));
+
+  // Once Meta has stopped retrying (a week), the old number is forgotten: at start, then hourly.
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM address_moves WHERE from_address = '966500000811'") == 1);
+  db_exec(e.db, "UPDATE address_moves SET recorded_at = recorded_at - 8 * 86400 - 1");
+  CHECK(e.restart() == 0);
+  CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM address_moves") == 0; }));
 }

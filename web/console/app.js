@@ -697,6 +697,9 @@ function messageEl(m) {
     body.push(...sharedDetail(m));
   }
   if (m.text) body.push(h('p', { class: 'msg-text', dir: 'auto', text: maskIds(m.text) }));
+  // Written from a number the person has since left (changed, or passed to someone else),
+  // delivered late: filed with them, and staff see where it came from.
+  if (m.written_from) body.push(h('p', { class: 'shared-detail muted written-from', text: t('msg.written_from', { from: `\u2066+${m.written_from}\u2069` }) }));
   if (m.choices?.length) {
     body.push(h('ul', { class: 'msg-choices', 'aria-label': 'choices' }, m.choices.map((ch) => h('li', { dir: 'auto', text: ch.title }))));
   }

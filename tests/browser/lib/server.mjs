@@ -133,6 +133,8 @@ export function whatsappUser(base, { waId, name }) {
   }
   return {
     text: (text) => post({ type: 'text', text: { body: text } }),
+    // A text written at `unixSeconds` (delivered now: late, or retried by Meta)
+    textWrittenAt: (text, unixSeconds) => post({ type: 'text', text: { body: text }, timestamp: String(unixSeconds) }),
     button: (id, title = id) => post({ type: 'interactive', interactive: { type: 'button_reply', button_reply: { id, title } } }),
     list: (id, title = id) => post({ type: 'interactive', interactive: { type: 'list_reply', list_reply: { id, title } } }),
     image: (id, mime = 'image/jpeg') => post({ type: 'image', image: { id, mime_type: mime, sha256: 'x' } }),

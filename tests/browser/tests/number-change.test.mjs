@@ -1,6 +1,7 @@
 // A person who changed their WhatsApp number and wrote from the new one before WhatsApp said
 // so: two conversations in the queue until the notice comes, then one. A console showing the
-// one that goes follows the person to the one that stays, without a reload.
+// one that goes follows the person to the one that stays, without a reload. What they wrote from
+// the old number and WhatsApp delivered after the notice joins them too.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startConsole } from '../lib/console.mjs';
@@ -60,6 +61,13 @@ describe('a changed WhatsApp number', () => {
     await after.text('أحتاج مساعدة عاجلة من رقمي الجديد');
     await before.changedNumber('966507770012');
     await page.locator('.msg-text', { hasText: 'أحتاج مساعدة عاجلة من رقمي الجديد' }).waitFor({ timeout: 10000 });
+    assert.equal(await page.evaluate(() => location.hash), keptHash);
+    // Written from the old number a minute before the change, delivered after it: in the same
+    // conversation, marked with the number it came from.
+    await before.textWrittenAt('كتبت هذه قبل تغيير رقمي', Math.floor(Date.now() / 1000) - 60);
+    const late = page.locator('.msg', { hasText: 'كتبت هذه قبل تغيير رقمي' });
+    await late.waitFor({ timeout: 10000 });
+    assert.match(await late.locator('.written-from').innerText(), /\+966507770011/);
     assert.equal(await page.evaluate(() => location.hash), keptHash);
   });
 });

@@ -476,3 +476,86 @@ TEST_CASE("retire_address: a previous holder's user id no longer finds them") {
   CHECK(value(*c, "SELECT count(*) FROM outbox WHERE state = 'dead' AND recipient LIKE 'retired:%'") == 1);
   CHECK_FALSE(retire_address(*c, "whatsapp", "966500000202", 300)->has_value());  // nobody there now
 }
+
+TEST_CASE("moved_address_for: a message written from the old number before the change finds the person") {
+  auto c = fresh_connection();
+  const std::int64_t at = 1'800'000'000;
+  person(*c, "966500000101", at - 86400, "sent");
+  const auto id = value(*c, "SELECT id FROM beneficiaries");
+  REQUIRE_FALSE(set_user_id(*c, id, "whatsapp", "SA.1"));
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  // Written before the change, or at its second: theirs, at the new number.
+  CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
+  CHECK(moved_address_for(*c, "whatsapp", "966500000101", at, "")->value_or("") == "966500000202");
+  // Written after it: the number's next holder.
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000101", at + 1, "")->has_value());
+  // No time known: only the user id the old number had can tell.
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000101", 0, "")->has_value());
+  CHECK(moved_address_for(*c, "whatsapp", "966500000101", at + 99, "SA.1")->value_or("") == "966500000202");
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000101", at + 99, "SA.2")->has_value());
+  // Another number, another channel: nothing.
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000303", at - 30, "")->has_value());
+  CHECK_FALSE(moved_address_for(*c, "telegram", "966500000101", at - 30, "")->has_value());
+
+  // They move again: the old number's late message follows them to where they are now.
+  REQUIRE(move_address(*c, "whatsapp", "966500000202", "966500000404", change(at + 100, at + 90)).has_value());
+  CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000404");
+  CHECK(moved_address_for(*c, "whatsapp", "966500000202", at + 50, "")->value_or("") == "966500000404");
+}
+
+TEST_CASE("moved_address_for: a number's previous holder keeps what they wrote, set aside") {
+  auto c = fresh_connection();
+  const std::int64_t now = 1'800'000'000;
+  person(*c, "966500000202", now - 90 * 86400, "sent");
+  const auto old_holder = value(*c, "SELECT id FROM beneficiaries");
+  REQUIRE_FALSE(set_user_id(*c, old_holder, "whatsapp", "SA.7"));
+  // Someone else's number change lands on it (the change at `now - 60`).
+  person(*c, "966500000101", now - 86400, "sent");
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(now, now - 60))->retired_beneficiary ==
+          std::optional<std::int64_t>(old_holder));
+  const std::string set_aside = "retired:" + std::to_string(old_holder) + ":966500000202";
+  CHECK(moved_address_for(*c, "whatsapp", "966500000202", now - 61, "")->value_or("") == set_aside);
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000202", now - 60, "")->has_value());  // the new holder's
+  CHECK(moved_address_for(*c, "whatsapp", "966500000202", now + 600, "SA.7")->value_or("") == set_aside);
+
+  // Set aside because a new user id wrote from their number (no time known): by user id only.
+  person(*c, "966500000505", now - 90 * 86400, "sent");
+  const auto other = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000505'");
+  REQUIRE_FALSE(set_user_id(*c, other, "whatsapp", "SA.5"));
+  REQUIRE(retire_address(*c, "whatsapp", "966500000505", now).has_value());
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000505", now - 3600, "")->has_value());
+  CHECK(moved_address_for(*c, "whatsapp", "966500000505", now - 3600, "SA.5")->value_or("") ==
+        "retired:" + std::to_string(other) + ":966500000505");
+  // Someone set aside with neither a time nor a user id leaves nothing to route by.
+  person(*c, "966500000606", now - 90 * 86400, "sent");
+  const auto before = value(*c, "SELECT count(*) FROM address_moves");
+  REQUIRE(retire_address(*c, "whatsapp", "966500000606", now).has_value());
+  CHECK(value(*c, "SELECT count(*) FROM address_moves") == before);
+}
+
+TEST_CASE("address_moves: a merge keeps them with the person, an erasure or a week's age removes them") {
+  auto c = fresh_connection();
+  const std::int64_t at = 1'800'000'000;
+  person(*c, "SA.3", at - 2 * 86400, "sent");  // a record begun by the user id alone
+  person(*c, "966500000101", at - 86400, "sent");
+  const auto id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  // The user id's older record and the number's join: the late-message route stays valid.
+  address_change ch = change(at + 10, 0, true);
+  ch.keep_to = true;
+  auto joined = move_address(*c, "whatsapp", "SA.3", "966500000202", ch);
+  REQUIRE(joined.has_value());
+  REQUIRE(joined->what == address_move::merged);
+  CHECK(joined->beneficiary_id != id);  // the older record, the user id's, is kept
+  CHECK(value(*c, "SELECT count(*) FROM address_moves WHERE beneficiary_id = " + std::to_string(joined->beneficiary_id)) == 1);
+  CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
+
+  REQUIRE_FALSE(erase_beneficiary(*c, joined->beneficiary_id, at + 20));
+  CHECK(value(*c, "SELECT count(*) FROM address_moves") == 0);
+
+  person(*c, "966500000303", at - 86400, "sent");
+  REQUIRE(move_address(*c, "whatsapp", "966500000303", "966500000404", change(at + 5, at)).has_value());
+  CHECK(prune_address_moves(*c, at + 5).value() == 0);  // recorded at the change's arrival
+  CHECK(prune_address_moves(*c, at + 6).value() == 1);
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000303", at - 30, "")->has_value());
+}
