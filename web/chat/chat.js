@@ -25,7 +25,32 @@ const seen = new Set(); // message ids already shown (the server may send one tw
 // What the visitor sent and the server has not acknowledged yet (stored): client_id → { frame, li }.
 // Shown as "sending…", sent again after a reconnect (the server drops a second copy by its
 // client_id), and never silently dropped: the visitor sees what did not arrive.
+// Texts waiting for their ack are also kept in this tab's sessionStorage, so that a reload (or
+// a browser that restores the tab) does not lose them: shown again after the history, and sent.
+// The tab's own store: two tabs of one conversation do not overwrite each other's, and the
+// text is not left behind on the device once stored, erased or forgotten.
 const pending = new Map();
+const PENDING_KEY = 'aoun.chat.pending';
+function savePending() {
+  const items = [...pending.values()].filter((p) => p.frame.type === 'text').map((p) => ({ frame: p.frame, at: p.at }));
+  try {
+    if (items.length) sessionStorage.setItem(PENDING_KEY, JSON.stringify(items));
+    else sessionStorage.removeItem(PENDING_KEY);
+  } catch { /* storage full or disabled: the in-page copy still stands */ }
+}
+function restorePending() {
+  let items = [];
+  try { items = JSON.parse(sessionStorage.getItem(PENDING_KEY) || '[]'); } catch { items = []; }
+  if (!Array.isArray(items)) return;
+  for (const it of items) {
+    const f = it?.frame;
+    if (!f || f.type !== 'text' || typeof f.text !== 'string' || !f.text || typeof f.client_id !== 'string' || !/^[0-9a-f]{1,64}$/.test(f.client_id)) continue;
+    const at = Number(it.at) || Date.now() / 1000;
+    const li = render({ direction: 'in', text: f.text, created_at: at });  // placed after the history
+    setState(li, 'sending');
+    pending.set(f.client_id, { frame: { type: 'text', text: f.text, client_id: f.client_id }, li, at });
+  }
+}
 const clientId = () => Array.from(crypto.getRandomValues(new Uint8Array(8)), (x) => x.toString(16).padStart(2, '0')).join('');
 
 function tr(k) { return texts[lang][k]; }
@@ -131,7 +156,8 @@ function showTyping(on) {
 // they are stored in the order they were written.
 let holding = false, resendTimer = null;
 function post(frame, li) {
-  pending.set(frame.client_id, { frame, li });
+  pending.set(frame.client_id, { frame, li, at: Date.now() / 1000 });
+  savePending();
   if (li) setState(li, 'sending');
   if (connected && !holding) ws.send(JSON.stringify(frame));
 }
@@ -162,6 +188,7 @@ function acknowledged(id) {
   const p = pending.get(id);
   if (!p) return;
   pending.delete(id);
+  savePending();
   if (p.li) setState(p.li, null);
 }
 
@@ -208,6 +235,7 @@ function connect() {
         if (frame.type === 'choice') { pending.delete(id); continue; }
         if (li) list.append(li);
       }
+      savePending();
       resendAll();
       emptyState();
       refreshChoices();
@@ -217,7 +245,7 @@ function connect() {
     } else if (ev.type === 'erased') {
       // "delete my data" was done: nothing of the old conversation stays on this screen, and
       // nothing written before it is sent again
-      list.textContent = ''; seen.clear(); pending.clear(); stopResending();
+      list.textContent = ''; seen.clear(); pending.clear(); savePending(); stopResending();
       emptyState();
     } else if (ev.type === 'message' && ev.message) {
       showTyping(false);
@@ -278,10 +306,12 @@ $('lang-switch').addEventListener('click', () => { lang = lang === 'ar' ? 'en' :
 $('forget').addEventListener('click', () => {
   if (!confirm(tr('forget_confirm'))) return;
   localStorage.removeItem('aoun.chat.session');
+  sessionStorage.removeItem(PENDING_KEY);
   ws?.close(); location.reload();
 });
 
 applyLang();
+restorePending();
 sendBtn.disabled = true;
 setBanner(tr('connecting'));
 connect();

@@ -152,6 +152,41 @@ describe('website chat', () => {
     assert.equal(await page.locator('#messages .from-me', { hasText: 'رسالة ضائعة' }).count(), 1, 'stored once');
   });
 
+  test('a message not yet stored survives a reload of the page, and is stored once', async () => {
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.reload();
+    await page.locator('#start:not([disabled])').waitFor();
+    await say('مرحبا');
+    // The server never gets "كتبتها قبل التحديث": the connection swallows it, and stays up.
+    let swallowed = 0, swallowing = true;
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => { if (swallowing && String(m).includes('كتبتها قبل التحديث')) { swallowed++; return; } server.send(m); });
+    });
+    await page.reload();
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.fill('#text', 'كتبتها قبل التحديث');
+    await page.keyboard.press('Enter');
+    await page.locator('#messages .from-me.pending', { hasText: 'كتبتها قبل التحديث' }).waitFor();
+    await page.waitForFunction(() => sessionStorage.getItem('aoun.chat.pending')?.includes('كتبتها قبل التحديث'));
+    assert.equal(swallowed, 1);
+    // The visitor reloads the page (the connection is fine now): the message is shown after the
+    // history, sent, and acknowledged.
+    swallowing = false;
+    await page.reload();
+    await page.waitForFunction(() => [...document.querySelectorAll('#messages .from-me')].some((li) =>
+      li.textContent.includes('كتبتها قبل التحديث') && !li.classList.contains('pending') && !li.classList.contains('failed')), null, { timeout: 15000 });
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('aoun.chat.pending')), null, 'nothing left on the device');
+    await page.reload();
+    await page.locator('#messages .from-them').first().waitFor();
+    assert.equal(await page.locator('#messages .from-me', { hasText: 'كتبتها قبل التحديث' }).count(), 1, 'stored once');
+    // and it was a turn of the dialog like any other: the bot answered after it
+    const last = await page.locator('#messages .msg').last().getAttribute('class');
+    assert.match(last, /from-them/);
+  });
+
   test('a visitor who sends too fast is told, in Arabic, that the last message was not saved', async () => {
     const slow = await startAoun(BIN, graph.base, { AOUN_WEBCHAT_MESSAGES_PER_MINUTE: '2' });
     try {
