@@ -427,9 +427,22 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     conv.queue_reason = "danger";
     return {};
   };
-  if (set_aside) {
-    // Not a turn: no reply could go (the outbox refuses the address), and the conversation is
-    // not queued again for staff who could not answer either.
+  // A late message from an address the person has left, written long before it came (Meta
+  // retries for a week): the dialog has moved on since, and an old "1" must not answer today's
+  // question. Recorded for staff, not a turn.
+  const bool old_news = !in.written_from.empty() && in.timestamp > 0 && in.timestamp + 600 < now;
+  if (set_aside || old_news) {
+    // Not a turn. A set-aside record cannot be answered (the outbox refuses the address), nor
+    // queued for staff who could not reply either, except for danger words: a person must look,
+    // whoever can still reach them (the emergency numbers go only where the person is now).
+    if (!in.text.empty() && in.type != channels::inbound_type::choice && eng->is_danger(in.text)) {
+      if (set_aside) {
+        queue(conv, "danger", 1, now);
+        conv.queue_reason = "danger";
+      } else if (auto ec = danger_outside_turn()) {
+        return storage::result<bool>(boost::system::in_place_error, ec);
+      }
+    }
   } else if (in.type == channels::inbound_type::unsupported || stop ||
              (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
     // Reactions, orders, system notices, edits, group messages, stickers, STOP: recorded for

@@ -165,22 +165,28 @@ result<std::optional<std::string>> moved_address_for(connection& c, std::string_
                                                      std::int64_t written_at, std::string_view user_id) {
   // A user id is never handed on: it names the writer whenever it was written. Else the time:
   // the first change of that address after the message was written.
+  // A record that holds the user id now wins over any move: whoever it names is that record's
+  // (a record set aside by mistake must not swallow its owner's messages).
   if (!user_id.empty()) {
     auto q = c.prepare(
         "SELECT b.address FROM address_moves m JOIN beneficiaries b ON b.id = m.beneficiary_id "
-        "WHERE m.channel = ? AND m.user_id = ? ORDER BY m.id DESC LIMIT 1");
+        "WHERE m.channel = ?1 AND m.user_id = ?2 AND (m.from_address = ?3 OR ?3 = ?2) AND NOT EXISTS ("
+        "SELECT 1 FROM beneficiaries x WHERE x.channel = ?1 AND x.user_id = ?2 AND x.address NOT LIKE 'retired:%') "
+        "ORDER BY m.id DESC LIMIT 1");
     if (!q) return q.error();
-    q->bind(1, channel).bind(2, user_id);
+    q->bind(1, channel).bind(2, user_id).bind(3, from);
     auto r = q->step();
     if (!r) return r.error();
     if (*r) return std::optional<std::string>(q->text(0));
   }
   if (written_at <= 0) return std::optional<std::string>();
+  // By time, unless the message names another user id than the one the writer had there.
   auto q = c.prepare(
       "SELECT b.address FROM address_moves m JOIN beneficiaries b ON b.id = m.beneficiary_id "
-      "WHERE m.channel = ? AND m.from_address = ? AND m.changed_at >= ? ORDER BY m.changed_at LIMIT 1");
+      "WHERE m.channel = ?1 AND m.from_address = ?2 AND m.changed_at >= ?3 AND "
+      "(m.user_id IS NULL OR ?4 = '' OR m.user_id = ?4) ORDER BY m.changed_at LIMIT 1");
   if (!q) return q.error();
-  q->bind(1, channel).bind(2, from).bind(3, written_at);
+  q->bind(1, channel).bind(2, from).bind(3, written_at).bind(4, user_id);
   auto r = q->step();
   if (!r) return r.error();
   if (!*r) return std::optional<std::string>();
@@ -807,8 +813,6 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
       // Staff notes on each step are free text about the person ("called her brother on ...").
       "UPDATE case_events SET note = '' WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
       "DELETE FROM volunteers WHERE beneficiary_id = ?1",
-      // The numbers they wrote from before.
-      "DELETE FROM address_moves WHERE beneficiary_id = ?1",
       "UPDATE surveys SET comment = NULL WHERE conversation_id IN (SELECT id FROM conversations WHERE beneficiary_id = ?1)",
       "UPDATE conversations SET dialog_state = '{}' WHERE beneficiary_id = ?1",
   };

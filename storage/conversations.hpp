@@ -90,9 +90,11 @@ result<std::optional<std::string>> address_for_user_id(connection& c, std::strin
 inline constexpr std::int64_t address_move_keep_seconds = 8 * 86400;
 /// Where a message from (channel, from) belongs when its writer has since left that address
 /// (move_address, retire_address): the address of that person's record now ("retired:…" for a
-/// number's previous holder), found by the user id the message carries, or else by when it
-/// was written (`written_at`, unix seconds: before the first change recorded after it).
-/// nullopt: it is the address's current holder's.
+/// number's previous holder), found by the user id the message carries (the one they had at
+/// `from`, unless a record holds it now), or else by when it was written (`written_at`, unix
+/// seconds: at or before the first change recorded after it, and not under another user id
+/// than theirs). nullopt: it is the address's current holder's. Rows outlive an erasure (the
+/// erased record keeps its address too) until they are pruned.
 result<std::optional<std::string>> moved_address_for(connection& c, std::string_view channel, std::string_view from,
                                                      std::int64_t written_at, std::string_view user_id);
 /// Forgets the changes of address recorded before `before` (unix seconds); how many.

@@ -518,6 +518,13 @@ TEST_CASE("WhatsApp: a number's new holder who first wrote under their user id a
   CHECK(db_value(e.db, "SELECT count(*) FROM conversations WHERE mode IN ('bot', 'resolved') AND queued_at IS NULL "
                        "AND id = " + std::to_string(last_holder)) == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows_before);
+  // Danger words from them still bring a person to look, though nothing can be sent to them.
+  auto danger = nlohmann::json::parse(wa_text_with_user_id("966500000801", "SA.801", "wamid.AA6", "أبي أنتحر"));
+  danger["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(std::time(nullptr) - 3600);
+  REQUIRE(post_wa(e.port(), danger.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations WHERE mode = 'waiting' AND priority = 1 AND "
+                       "queue_reason = 'danger' AND id = " + std::to_string(last_holder)) == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows_before);
 }
 
 TEST_CASE("WhatsApp: a message written from the old number before a change, delivered after the notice, reaches the person") {
@@ -554,6 +561,12 @@ TEST_CASE("WhatsApp: a message written from the old number before a change, deli
   REQUIRE(settled());
   CHECK(wa_sends(e.graph, before.from).size() == to_old);
   CHECK(wa_sends(e.graph, "966500000812").size() > to_new);
+  // One written an hour before the change (a retry Meta kept for long): filed with them, not a
+  // turn (an old "2" must not answer the question asked now).
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(post_wa(e.port(), written("wamid.LATE3", changed_at - 3600, "٢")).status == 200);
+  CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.LATE3'") == cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows);
 
   // Written after the change: the old number's next holder, a stranger asked for consent there.
   REQUIRE(post_wa(e.port(), written("wamid.LATE2", changed_at + 60, "السلام عليكم")).status == 200);
@@ -567,4 +580,27 @@ TEST_CASE("WhatsApp: a message written from the old number before a change, deli
   db_exec(e.db, "UPDATE address_moves SET recorded_at = recorded_at - 8 * 86400 - 1");
   CHECK(e.restart() == 0);
   CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM address_moves") == 0; }));
+}
+
+TEST_CASE("WhatsApp: a late message under the old number's user id does not make the person a stranger at the new one") {
+  staff_env e;
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000821", "SA.821", "wamid.BB1", "السلام عليكم")).status == 200);
+  const auto cid = conversation_of(e.db, "966500000821");
+  auto notice = nlohmann::json::parse(wa_number_changed("966500000821", "966500000822", "wamid.BB2"));
+  auto& m = notice["entry"][0]["changes"][0]["value"]["messages"][0];
+  m["system"]["user_id"] = "SA.822";
+  m["system"]["previous_user_id"] = "SA.821";
+  const std::int64_t changed_at = std::stoll(m["timestamp"].get<std::string>());
+  REQUIRE(post_wa(e.port(), notice.dump()).status == 200);
+  // Written from the old number under its user id before the change, delivered now.
+  auto late = nlohmann::json::parse(wa_text_with_user_id("966500000821", "SA.821", "wamid.BB3", "هل وصلتكم رسالتي؟"));
+  late["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(changed_at - 30);
+  REQUIRE(post_wa(e.port(), late.dump()).status == 200);
+  CHECK(db_value(e.db, "SELECT conversation_id FROM messages WHERE provider_id = 'wamid.BB3'") == cid);
+  // The old id was not taken for theirs: their next message, under their new id, is still them.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000822", "SA.822", "wamid.BB4", "شكرا")).status == 200);
+  CHECK(conversation_of(e.db, "966500000822") == cid);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000822' AND user_id = 'SA.822'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 0);
 }

@@ -533,7 +533,7 @@ TEST_CASE("moved_address_for: a number's previous holder keeps what they wrote, 
   CHECK(value(*c, "SELECT count(*) FROM address_moves") == before);
 }
 
-TEST_CASE("address_moves: a merge keeps them with the person, an erasure or a week's age removes them") {
+TEST_CASE("address_moves: a merge keeps them with the person, an erasure keeps them, a week's age removes them") {
   auto c = fresh_connection();
   const std::int64_t at = 1'800'000'000;
   person(*c, "SA.3", at - 2 * 86400, "sent");  // a record begun by the user id alone
@@ -550,12 +550,41 @@ TEST_CASE("address_moves: a merge keeps them with the person, an erasure or a we
   CHECK(value(*c, "SELECT count(*) FROM address_moves WHERE beneficiary_id = " + std::to_string(joined->beneficiary_id)) == 1);
   CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
 
+  // Erased, the record keeps its address, and its late messages still find it (not a stranger
+  // who has the old number now).
   REQUIRE_FALSE(erase_beneficiary(*c, joined->beneficiary_id, at + 20));
-  CHECK(value(*c, "SELECT count(*) FROM address_moves") == 0);
+  CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
+  REQUIRE(c->prepare("DELETE FROM address_moves")->exec() == boost::system::error_code());
 
   person(*c, "966500000303", at - 86400, "sent");
   REQUIRE(move_address(*c, "whatsapp", "966500000303", "966500000404", change(at + 5, at)).has_value());
   CHECK(prune_address_moves(*c, at + 5).value() == 0);  // recorded at the change's arrival
   CHECK(prune_address_moves(*c, at + 6).value() == 1);
   CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000303", at - 30, "")->has_value());
+}
+
+TEST_CASE("moved_address_for: the record that holds a user id now wins; another user id is not the writer") {
+  auto c = fresh_connection();
+  const std::int64_t at = 1'800'000'000;
+  person(*c, "966500000101", at - 86400, "sent");
+  const auto id = value(*c, "SELECT id FROM beneficiaries");
+  REQUIRE_FALSE(set_user_id(*c, id, "whatsapp", "SA.1"));
+  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  // Written before the change, but under a user id that is not the one they had there: not theirs.
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "SA.9")->has_value());
+  // Their old user id, from another address than the one they left: not this row's.
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000303", at + 99, "SA.1")->has_value());
+  // By the user id alone (a message without the number): theirs.
+  CHECK(moved_address_for(*c, "whatsapp", "SA.1", at + 99, "SA.1")->value_or("") == "966500000202");
+
+  // A record set aside at the new number was in fact the person's (they wrote from it under
+  // their new id, then a late message from the old number made it look older): once their
+  // record holds that id, their messages are theirs, not the set-aside record's.
+  person(*c, "966500000404", at - 86400, "sent");
+  const auto set_aside = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000404'");
+  REQUIRE_FALSE(set_user_id(*c, set_aside, "whatsapp", "SA.4"));
+  REQUIRE(retire_address(*c, "whatsapp", "966500000404", at).has_value());
+  CHECK(moved_address_for(*c, "whatsapp", "966500000404", at + 99, "SA.4")->value_or("").rfind("retired:", 0) == 0);
+  REQUIRE_FALSE(set_user_id(*c, id, "whatsapp", "SA.4"));
+  CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000404", at + 99, "SA.4")->has_value());
 }
