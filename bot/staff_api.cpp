@@ -9,6 +9,7 @@
 #include "bot/staff_api.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <fstream>
@@ -43,6 +44,11 @@ constexpr std::size_t max_note = 2000;
 // Constant after start-up.
 struct api_state {
   login_throttle throttle{10, 15 * 60};
+  // Sign-ins whose password check (scrypt, on a small pool) is queued or running: beyond
+  // max_logins_in_flight the answer is 503 at once, so a flood of guesses (which the throttle
+  // counts only once they fail) cannot queue staff's own sign-ins behind minutes of scrypt.
+  static constexpr int max_logins_in_flight = 8;
+  std::atomic<int> logins_in_flight{0};
   std::string dummy_hash;  // verified against for unknown usernames, so timing does not tell
   json canned;             // locales/canned.json
 };
@@ -218,6 +224,15 @@ net::awaitable<response> login(const services& s, api_state& st, request_context
   if (username.empty() || username.size() > 64 || pw.empty() || pw.size() > 256)
     co_return bad_request(ctx, "username (1-64) and password (1-256) are required");
 
+  if (st.logins_in_flight.fetch_add(1) >= api_state::max_logins_in_flight) {
+    st.logins_in_flight.fetch_sub(1);
+    co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::unavailable,
+                             "too many sign-ins at once; try again in a moment");
+  }
+  struct in_flight {
+    std::atomic<int>& n;
+    ~in_flight() { n.fetch_sub(1); }
+  } counted{st.logins_in_flight};
   auto found = co_await db_read<std::optional<storage::staff_row>>(
       s.db, [&username](storage::connection& c) -> storage::result<std::optional<storage::staff_row>> {
         auto r = storage::find_staff_by_username(c, username);
@@ -249,6 +264,13 @@ net::awaitable<response> login(const services& s, api_state& st, request_context
     const auto target = "staff:" + std::to_string(fresh->id);
     if (fresh->disabled) {
       who["reason"] = "disabled";
+      if (auto ec = storage::audit(c, fresh->id, "auth.login_failed", target, who.dump(), now)) return ec;
+      return out;
+    }
+    if (fresh->password_hash != (*found)->password_hash) {
+      // The password was changed (a reset) while this one was being checked: what was checked
+      // is no longer the password, and the change ended every session; no new one either.
+      who["reason"] = "password_changed";
       if (auto ec = storage::audit(c, fresh->id, "auth.login_failed", target, who.dump(), now)) return ec;
       return out;
     }
@@ -459,7 +481,8 @@ net::awaitable<response> resolve(const services& s, request_context& ctx, const 
     if (!may_act(conv, me))
       return fail(api_error::forbidden, "only the staff member holding the conversation, or a supervisor, may resolve it");
     bool was_staff = conv.mode == "staff";
-    std::int64_t holder = conv.assigned_staff_id.value_or(me.id);
+    // Resolved from the queue, nobody spoke with the person: the survey is credited to no one.
+    std::optional<std::int64_t> holder = was_staff ? conv.assigned_staff_id : std::nullopt;
     if (was_staff)
       if (auto ec = s.ops.notify(c, conv, "staff_left", {}, now, fx)) return ec;
     conv.mode = "resolved";
@@ -476,7 +499,7 @@ net::awaitable<response> resolve(const services& s, request_context& ctx, const 
     }
     if (auto ec = s.ops.start_survey(c, conv, "conversation_resolved", case_id, holder, service, now, fx)) return ec;
     if (auto ec = storage::save_conversation(c, conv)) return ec;
-    if (auto ec = audit(c, me, "conversation.resolve", conv_target(conv.id), json{{"holder_staff_id", holder}}, now))
+    if (auto ec = audit(c, me, "conversation.resolve", conv_target(conv.id), json{{"holder_staff_id", holder ? json(*holder) : json(nullptr)}}, now))
       return ec;
     s.ops.conversation_event(c, conv, now, fx);
     return ok(s.ops.conversation_json(c, conv, now));
@@ -601,6 +624,12 @@ net::awaitable<response> request_documents(const services& s, request_context& c
   auto reference = (*body)["reference"].get<std::string>();
   auto job = [&s, &me, &reference](storage::connection& c, storage::conversation_row& conv, std::int64_t now,
                                    after_commit& fx) -> storage::result<outcome> {
+    // The conversation goes back to the bot: from a colleague's hands, or out of the queue (a
+    // supervisor's call, as release and resolve: danger cases wait there too).
+    if (conv.mode == "staff" && !may_act(conv, me))
+      return fail(api_error::forbidden, "another staff member holds this conversation");
+    if (conv.mode == "waiting" && !may_act(conv, me))
+      return fail(api_error::forbidden, "the conversation is waiting in the queue: take it over first");
     auto k = storage::find_case_by_reference(c, reference);
     if (!k) {
       if (k.error() == storage::errc::not_found) return fail(api_error::not_found, "no such case");
@@ -608,8 +637,6 @@ net::awaitable<response> request_documents(const services& s, request_context& c
     }
     if (k->beneficiary_id != conv.beneficiary_id)
       return fail(api_error::conflict, "the case belongs to another beneficiary");
-    if (conv.mode == "staff" && !may_act(conv, me))
-      return fail(api_error::forbidden, "another staff member holds this conversation");
     if (conv.channel == "webchat")
       return fail(api_error::conflict,
                   "the website chat cannot send files: tell the beneficiary another way to send the documents");

@@ -74,11 +74,14 @@ struct group {
     if (x.speed) speed.add(*x.speed);
     if (x.courtesy) courtesy.add(*x.courtesy);
   }
-  json to_json(bool all_questions = true) const {
-    json j{{"responses", responses}, {"overall", overall.avg()}};
+  /// `hide`: fewer answers than the minimum, for a reader who may not see single answers: the
+  /// count only (averages null), so that one beneficiary's ratings, and the colleague they
+  /// rated, cannot be read off a day or a channel with one answer.
+  json to_json(bool all_questions = true, bool hide = false) const {
+    json j{{"responses", responses}, {"overall", hide ? json(nullptr) : overall.avg()}};
     if (all_questions) {
-      j["speed"] = speed.avg();
-      j["courtesy"] = courtesy.avg();
+      j["speed"] = hide ? json(nullptr) : speed.avg();
+      j["courtesy"] = hide ? json(nullptr) : courtesy.avg();
     }
     return j;
   }
@@ -159,9 +162,12 @@ std::string appointment_display(std::string_view iso) {
   int offset_min = 180;  // no offset: already Riyadh time
   if (!rest.empty() && rest[0] == 'Z') {
     offset_min = 0;
-  } else if (rest.size() >= 6 && (rest[0] == '+' || rest[0] == '-')) {
+  } else if (rest.size() >= 3 && (rest[0] == '+' || rest[0] == '-')) {
+    // Every form valid_appointment takes: +HH, +HHMM, +HH:MM.
     int oh = std::atoi(std::string(rest.substr(1, 2)).c_str());
-    int om = std::atoi(std::string(rest.substr(4, 2)).c_str());
+    std::string_view minutes = rest.substr(3);
+    if (!minutes.empty() && minutes[0] == ':') minutes.remove_prefix(1);
+    int om = minutes.size() >= 2 ? std::atoi(std::string(minutes.substr(0, 2)).c_str()) : 0;
     offset_min = (rest[0] == '-' ? -1 : 1) * (oh * 60 + om);
   }
   // Days from civil (H. Hinnant's algorithm), then shift by (Riyadh - offset).
@@ -287,26 +293,32 @@ json satisfaction_report(const std::vector<storage::survey_sample>& samples, boo
       s.second.add(x);
     }
   }
+  // Agents see no group of fewer answers than the minimum (supervisors and admins see every
+  // group, and each colleague's own figures above that minimum).
+  const auto hide = [&](const group& g) { return !include_staff && g.responses < min_staff_responses; };
   auto invited = static_cast<std::int64_t>(samples.size());
   json j{{"invited", invited},
          {"responses", all.responses},
-         {"response_rate", invited == 0 ? 0.0 : round2(static_cast<double>(all.responses) / static_cast<double>(invited))},
-         {"averages", {{"overall", all.overall.avg()}, {"speed", all.speed.avg()}, {"courtesy", all.courtesy.avg()}}}};
+         {"response_rate", invited == 0 ? 0.0 : round2(static_cast<double>(all.responses) / static_cast<double>(invited))}};
+  const json totals = all.to_json(true, hide(all));
+  j["averages"] = {{"overall", totals["overall"]}, {"speed", totals["speed"]}, {"courtesy", totals["courtesy"]}};
   json d = json::object();
   for (auto& [q, counts] : dist) {
     json c = json::object();
-    for (int i = 0; i < 5; ++i) c[std::to_string(i + 1)] = counts[static_cast<std::size_t>(i)];
+    for (int i = 0; i < 5; ++i) c[std::to_string(i + 1)] = hide(all) ? 0 : counts[static_cast<std::size_t>(i)];
     d[q] = c;
   }
   j["distribution"] = d;
+  j["min_group_responses"] = include_staff ? 0 : min_staff_responses;
   json ch = json::object();
-  for (auto& [k, g] : by_channel) ch[k] = g.to_json();
+  for (auto& [k, g] : by_channel) ch[k] = g.to_json(true, hide(g));
   j["by_channel"] = ch;
   json sv = json::object();
-  for (auto& [k, g] : by_service) sv[k] = g.to_json();
+  for (auto& [k, g] : by_service) sv[k] = g.to_json(true, hide(g));
   j["by_service_type"] = sv;
   json per = json::array();
-  for (auto& [day, g] : by_day) per.push_back({{"period", day}, {"responses", g.responses}, {"overall", g.overall.avg()}});
+  for (auto& [day, g] : by_day)
+    per.push_back({{"period", day}, {"responses", g.responses}, {"overall", hide(g) ? json(nullptr) : g.overall.avg()}});
   j["by_period"] = per;
   if (include_staff) {
     json st = json::array();

@@ -245,3 +245,45 @@ TEST_CASE("staff api: a body over the limit is 413 and a header over the limit 4
   CHECK(fingerprint(e.db) == before);
   CHECK(api(e.port(), "GET", "/api/v1/me", admin).status == 200);
 }
+
+TEST_CASE("staff api: the queue is a supervisor's to empty: an agent cannot send a waiting beneficiary back to the bot") {
+  hostile_env h;
+  auto admin = h.admin;
+  REQUIRE(api(h.e.port(), "POST", h.conv("/release"), admin).status == 200);
+  REQUIRE(post_wa(h.e.port(), wa_text("966500000777", "wamid.QUEUE1", "موظف")).status == 200);  // asks for a person
+  REQUIRE(db_value(h.e.db, "SELECT count(*) FROM conversations WHERE mode = 'waiting' AND id = " + std::to_string(h.cid)) == 1);
+  REQUIRE(eventually([&] { return db_value(h.e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending','sending')") == 0; }));
+  const auto before = fingerprint(h.e.db);
+  auto r = api(h.e.port(), "POST", h.conv("/request-documents"), h.agent, json{{"reference", h.ref}}.dump());
+  CHECK(r.status == 403);
+  CHECK(as_json(r)["error"] == "forbidden");
+  // Before the case is looked up: no answer tells an agent whether a reference exists.
+  CHECK(api(h.e.port(), "POST", h.conv("/request-documents"), h.agent, json{{"reference", "AWN-0000-000000"}}.dump()).status == 403);
+  CHECK(fingerprint(h.e.db) == before);
+  // Resolved from the queue by a supervisor who never spoke with the person: the survey is
+  // credited to no one (it rates the one who held the conversation).
+  REQUIRE(api(h.e.port(), "POST", h.conv("/resolve"), admin).status == 200);
+  CHECK(db_value(h.e.db, "SELECT count(*) FROM surveys WHERE staff_id IS NULL AND conversation_id = " + std::to_string(h.cid)) == 1);
+  CHECK(db_text(h.e.db, "SELECT json_extract(detail, '$.holder_staff_id') IS NULL FROM audit_log WHERE action = "
+                        "'conversation.resolve'") == "1");
+}
+
+TEST_CASE("staff api: a flood of sign-ins is refused at once beyond the ones being checked, and staff get in after") {
+  // Each guess from its own address (behind the proxy), so the per-address throttle stays out of it.
+  staff_env e(std::map<std::string, std::string>{{"AOUN_TRUSTED_PROXIES", "127.0.0.1"}});
+  std::vector<std::thread> threads;
+  std::atomic<int> unavailable{0}, refused{0};
+  for (int i = 0; i < 40; ++i)
+    threads.emplace_back([&, i] {
+      auto r = http_call(e.port(), "POST", "/api/v1/auth/login",
+                         json{{"username", "user" + std::to_string(i)}, {"password", "bad-password"}}.dump(),
+                         {{"X-Forwarded-For", "198.51.100." + std::to_string(i)}});
+      if (r.status == 503) ++unavailable;
+      if (r.status == 401 || r.status == 429) ++refused;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(unavailable + refused == 40);
+  CHECK(unavailable > 0);
+  CHECK(refused >= 8);
+  CHECK(login_call(e.port(), "admin", "admin-password-1").status == 200);
+}

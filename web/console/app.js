@@ -640,6 +640,10 @@ function mediaLink(path, cls, children) {
   return a;
 }
 
+// A file name as the sender chose it, without the direction controls that would make
+// "invoice<RLO>fdp.exe" read as a PDF (the download's own name has them replaced too).
+const noBidi = (s) => (typeof s === 'string' ? s.replace(/[\u200E\u200F\u202A-\u202E\u2066-\u2069\u061C]/g, '_') : s);
+
 // A file's size where the provider gave it (Telegram): a file over 20 MB cannot be fetched there.
 const fmtBytes = (n) => (!(Number(n) > 0) ? '' : n >= 1 << 20 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`);
 
@@ -687,7 +691,7 @@ function messageEl(m) {
     const inner = [
       h('span', { class: 'att-icon', 'aria-hidden': 'true', dir: 'ltr', text: (m.media.mime || m.media.kind || '').split('/').pop().slice(0, 4).toUpperCase() }),
       h('span', {}, h('strong', { text: tOr(`media.${m.media.kind}`, t('media.other')) }), ' ',
-        h('span', { class: 'muted', dir: 'ltr', text: [m.media.filename, m.media.mime, fmtBytes(m.media.size)].filter(Boolean).join(' · ') }))];
+        h('span', { class: 'muted', dir: 'ltr', text: [noBidi(m.media.filename), m.media.mime, fmtBytes(m.media.size)].filter(Boolean).join(' · ') }))];
     // Only what a beneficiary sent has a provider copy to fetch.
     body.push(m.direction === 'in' && m.media.id
       ? mediaLink(mediaPath.message(m.id), 'attachment', inner)

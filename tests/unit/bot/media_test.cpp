@@ -28,6 +28,10 @@ TEST_CASE("media file name: sanitised, bounded, with a fallback") {
   CHECK(mh::file_name("filename.pdf", "", "document", "application/pdf", 7) == "filename.pdf");
   CHECK(mh::file_name("../../etc/passwd", "", "document", "", 7) == "_.._etc_passwd");
   CHECK(mh::file_name("a\r\nb\".pdf", "", "document", "", 7) == "a__b_.pdf");
+  // Direction controls would make "invoice<RLO>fdp.exe" read as a PDF on a download shelf.
+  CHECK(mh::file_name("invoice\u202Efdp.exe", "", "document", "", 7) == "invoice_fdp.exe");
+  CHECK(mh::file_name("\u2066a\u2069\u200Fb\u061C.pdf", "", "document", "", 7) == "_a__b_.pdf");
+  CHECK(mh::file_name("تقرير الشرطة.pdf", "", "document", "", 7) == "تقرير الشرطة.pdf");  // Arabic stays
   CHECK(mh::file_name("", "documents/file_3.pdf", "document", "application/pdf", 7) == "file_3.pdf");
   CHECK(mh::file_name("", "", "image", "image/jpeg", 42) == "image-42.jpg");
   CHECK(mh::file_name("...", "", "audio", "audio/ogg; codecs=opus", 5) == "audio-5.ogg");

@@ -53,6 +53,13 @@ TEST_CASE("ISO 8601 appointments") {
   CHECK(sl::appointment_display("2026-12-31T22:15Z") == "2027-01-01 01:15");
   CHECK(sl::appointment_display("2026-05-03T10:00") == "2026-05-03 10:00");
   CHECK(sl::appointment_display("2026-05-03T09:00:00+02:00") == "2026-05-03 10:00");
+  // Every offset form the check takes is converted (a review found "+0000" shown as Riyadh time).
+  for (const char* utc7 : {"2026-05-03T07:00:00+0000", "2026-05-03T07:00+00", "2026-05-03T07:00:00.5+00:00"}) {
+    REQUIRE_MESSAGE(sl::valid_iso8601(utc7), utc7);
+    CHECK_MESSAGE(sl::appointment_display(utc7) == "2026-05-03 10:00", utc7);
+  }
+  CHECK(sl::appointment_display("2026-05-03T10:00-05") == "2026-05-03 18:00");
+  CHECK(sl::appointment_display("2026-05-03T10:00-0530") == "2026-05-03 18:30");
 }
 
 TEST_CASE("first name only, lengths and digits") {
@@ -142,6 +149,23 @@ TEST_CASE("satisfaction report arithmetic") {
   CHECK_FALSE(j.dump().find("comment") != std::string::npos);
   auto agent_view = sl::satisfaction_report(v, false, 2);
   CHECK_FALSE(agent_view.contains("by_staff"));
+  // Agents see no group of fewer answers than the minimum: a day or a channel with one answer
+  // would be one beneficiary's ratings of a colleague they can name. Counts stay.
+  CHECK(agent_view["by_channel"]["whatsapp"]["overall"].get<double>() == doctest::Approx(4.5));
+  CHECK(agent_view["by_channel"]["sms"]["responses"] == 1);
+  CHECK(agent_view["by_channel"]["sms"]["overall"].is_null());
+  CHECK(agent_view["by_service_type"]["legal"]["overall"].is_null());
+  CHECK(agent_view["by_period"][0]["overall"].get<double>() == doctest::Approx(4.5));
+  CHECK(agent_view["by_period"][1]["overall"].is_null());
+  CHECK(agent_view["averages"]["overall"].get<double>() == doctest::Approx(3.67));
+  CHECK(agent_view["min_group_responses"] == 2);
+  CHECK(j["min_group_responses"] == 0);
+  // A range with a single answer shows agents its count, not the answer.
+  auto one = sl::satisfaction_report({v[2]}, false, 2);
+  CHECK(one["responses"] == 1);
+  CHECK(one["averages"]["overall"].is_null());
+  CHECK(one["distribution"]["overall"]["2"] == 0);
+  CHECK(sl::satisfaction_report({v[2]}, true, 2)["averages"]["overall"].get<double>() == doctest::Approx(2.0));
 }
 
 TEST_CASE("satisfaction report with no surveys") {
