@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -114,6 +115,33 @@ void app::bootstrap_admin() {
       std::cout << "First start: created admin account '" << user << "' with password: " << generated
                 << "\n(shown once; sign in at /console/ and change it, or set AOUN_ADMIN_USER/AOUN_ADMIN_PASSWORD)"
                 << std::endl;
+  }
+}
+
+void app::recover_outbox() {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (auto pause = std::chrono::milliseconds(100);; pause = std::min(pause * 2, std::chrono::milliseconds(5000))) {
+    std::promise<boost::system::error_code> done;
+    int recovered = 0;
+    db_->submit_write(
+        [&](storage::connection& c) -> boost::system::error_code {
+          auto r = storage::outbox_recover(c);
+          if (!r) return r.error();
+          recovered = *r;
+          return {};
+        },
+        [&](boost::system::error_code ec) { done.set_value(ec); });
+    auto ec = done.get_future().get();
+    if (!ec) {
+      if (recovered > 0) log::warn("outbox_recovered_uncertain", {{"rows", static_cast<std::int64_t>(recovered)}});
+      return;
+    }
+    // A reply left `sending` would block its recipient for the life of the process (one send
+    // at a time): better not to start than to start so.
+    if (std::chrono::steady_clock::now() + pause > give_up)
+      throw config_error("AOUN_DB: cannot recover the outbox's unfinished sends: " + ec.message());
+    log::error("outbox_recover_failed", {{"error", ec.message()}, {"retry_ms", static_cast<std::int64_t>(pause.count())}});
+    std::this_thread::sleep_for(pause);
   }
 }
 
@@ -332,6 +360,7 @@ net::awaitable<void> app::retention_sweep() {
 }
 
 int app::run() {
+  recover_outbox();
   server_ = std::make_unique<http_server>(ioc_, cfg_.server, routes_, metrics_);
   auto ep = server_->listen();
   server_->start();

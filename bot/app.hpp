@@ -44,6 +44,9 @@ class app {
  private:
   void build_routes();
   void bootstrap_admin();
+  /// Before the server takes a request: rows a crash left `sending` are pending again, flagged
+  /// uncertain. Retried for 30 s (a backup holding the file's lock), then the start fails.
+  void recover_outbox();
   /// The server's own key `name` (storage::server_key), made on first start. Throws
   /// config_error if the database cannot give one.
   std::string server_key(const char* name);

@@ -224,6 +224,8 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     change.same_person = channels::whatsapp::is_user_id(previous);
     auto moved = storage::move_address(c, channel, previous, in.from, change);
     if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
+    if (moved->retired_beneficiary) fx.readdressed.push_back(channel + "\n" + in.from);
+    if (moved->what != storage::address_move::none) fx.readdressed.push_back(channel + "\n" + previous);
     if (auto ec = announce_move(c, *moved, now, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
     if (moved->what == storage::address_move::none && !moved->retired_beneficiary) continue;
     const bool merged = moved->what == storage::address_move::merged;
@@ -262,6 +264,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       auto retired = storage::retire_address(c, channel, in.from, now);
       if (!retired) return storage::result<bool>(boost::system::in_place_error, retired.error());
       if (*retired) {
+        fx.readdressed.push_back(channel + "\n" + in.from);
         log::info("beneficiary_number_reassigned", {{"channel", channel}, {"retired_beneficiary_id", **retired}});
         if (auto ec = storage::audit(c, std::nullopt, "beneficiary_number_reassigned",
                                      "beneficiary:" + std::to_string(**retired), json{{"channel", channel}}.dump(), now))
@@ -282,6 +285,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       auto moved = storage::move_address(c, channel, in.user_id, in.from, same);
       if (!moved) return storage::result<bool>(boost::system::in_place_error, moved.error());
       if (moved->what == storage::address_move::merged) {
+        fx.readdressed.push_back(channel + "\n" + in.user_id);
         log::info("beneficiary_user_id_joined", {{"channel", channel}, {"beneficiary_id", moved->beneficiary_id}});
         if (auto ec = storage::audit(c, std::nullopt, "beneficiary_user_id_joined",
                                      "beneficiary:" + std::to_string(moved->beneficiary_id),
@@ -555,6 +559,20 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
     auto handled = handle_inbound(c, *ev, now, fx);
     if (!handled) return handled.error();
     fresh += *handled ? 1 : 0;
+  }
+  if (!fx.readdressed.empty()) {
+    // A later event of this job moved (or set aside) an address that an earlier one wrote a
+    // reply to: the copies handed to the worker at commit must go where the rows go now (a
+    // reply to a number's previous holder must not reach its new one).
+    const std::set<std::string> changed(fx.readdressed.begin(), fx.readdressed.end());
+    for (auto& s : fx.claimed) {
+      if (!changed.count(s.row.channel + "\n" + s.row.recipient)) continue;
+      auto now_to = storage::outbox_recipient(c, s.row.id);
+      if (!now_to) return now_to.error();
+      if (!*now_to) continue;
+      s.row.recipient = **now_to;
+      if (s.out) s.out->to = s.row.recipient;
+    }
   }
   return fresh;
 }

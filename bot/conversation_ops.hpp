@@ -49,6 +49,9 @@ struct after_commit {
   bool staff_listening = true;
   /// Provider ids of events that named no sender: recorded in the audit log, not routed.
   std::vector<std::string> unroutable;
+  /// Addresses ("channel\naddress") whose unsent rows this job re-addressed (a changed number,
+  /// a number's previous holder set aside): rows of theirs a sender holds in memory are stale.
+  std::vector<std::string> readdressed;
   /// Beneficiaries who asked for their data to be erased, and were: logged and counted.
   std::vector<std::int64_t> erased;
   /// Our messages a provider reported it could not deliver ("channel", outbox id): logged (ids
@@ -62,6 +65,7 @@ struct after_commit {
     wake_outbox = false;
     claimed.clear();
     chains.clear();
+    readdressed.clear();
     unroutable.clear();
     erased.clear();
     delivery_failed.clear();

@@ -75,6 +75,13 @@ struct outbox_worker::limiter {
       if (tokens >= 0) return clock::duration::zero();
       return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(-tokens / rate));
     }
+    // More than `seconds` of sends already wait for this bucket's tokens, counting `queued`
+    // sends that will take one (handed to chains, not yet paced).
+    bool saturated(double seconds, int queued) const {
+      const double now_tokens =
+          std::min(burst, tokens + rate * std::chrono::duration<double>(clock::now() - last).count());
+      return now_tokens - queued < -rate * seconds;
+    }
   };
   std::map<std::string, bucket> channels;
   std::map<std::string, clock::time_point> telegram_chats;
@@ -160,8 +167,33 @@ void outbox_worker::deliver_claimed(std::vector<outbox_send> rows) {
   });
 }
 
+void outbox_worker::addresses_changed(std::vector<std::string> keys) {
+  net::post(strand_, [this, keys = std::move(keys)] {
+    const auto now = clock::now();
+    // Chains hold rows for seconds (a rate limit's wait), minutes at the very most.
+    std::erase_if(readdressed_, [&](const auto& e) { return now - e.second > std::chrono::hours(1); });
+    if (readdressed_.size() > 10000) readdressed_.clear();  // bounded; each entry costs a read only
+    for (const auto& k : keys) readdressed_[k] = now;
+  });
+}
+
+net::awaitable<void> outbox_worker::follow_readdress(outbox_send& s) {
+  if (readdressed_.empty() || !readdressed_.count(s.row.channel + "\n" + s.row.recipient)) co_return;
+  const std::int64_t id = s.row.id;
+  auto now_to = co_await db_read<std::optional<std::string>>(db_, [id](storage::connection& c) {
+    return storage::outbox_recipient(c, id);
+  });
+  // A failed read leaves the row as it is: the retired check below still stands for rows
+  // re-addressed before their chain took them, and this is the rare case of the rare case.
+  if (!now_to || !*now_to || **now_to == s.row.recipient) co_return;
+  log::info("outbox_readdressed", {{"id", id}, {"channel", s.row.channel}});
+  s.row.recipient = **now_to;
+  if (s.out) s.out->to = s.row.recipient;
+}
+
 void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
   ++in_flight_;
+  for (const auto& r : rows) ++unpaced_[r.row.channel];
   net::co_spawn(strand_, deliver_chain(std::move(rows)), [this](std::exception_ptr e) {
     if (e) {
       try {
@@ -190,7 +222,32 @@ net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) 
 
 net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (co_await deliver(std::move(rows[i]))) continue;
+    const std::int64_t id = rows[i].row.id;
+    bool done = false;
+    std::string failure;
+    try {
+      done = co_await deliver(std::move(rows[i]));
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      // Thrown inside the server (memory, a bug): the row must not stay `sending`, which would
+      // hold its recipient's replies until a restart. It may have left, so it is flagged like
+      // a send cut by a crash, and retried after a pause; the rest of the chain waits behind it.
+      log::error("outbox_deliver_failed", {{"id", id}, {"what", failure}});
+      const std::int64_t next = now_ms() + backoff(1).count();
+      const std::string error = "uncertain: the send failed inside the server: " + failure.substr(0, 200);
+      auto pause = first_rewrite_pause;
+      for (;;) {
+        auto r = co_await db_write<int>(db_, storage::rerun::safe, [id, next, &error](storage::connection& c) -> storage::result<int> {
+          if (auto ec = storage::outbox_retry(c, id, next, error)) return ec;
+          return 0;
+        });
+        if (r || !co_await wait_to_rewrite(id, r.error(), pause)) break;
+      }
+    }
+    if (done) continue;
+    for (std::size_t k = i + 1; k < rows.size(); ++k) --unpaced_[rows[k].row.channel];  // never paced
     // This row waits for a retry: the recipient's later rows must not overtake it.
     co_await release_rows(std::vector<outbox_send>(std::make_move_iterator(rows.begin() + static_cast<std::ptrdiff_t>(i) + 1),
                                                    std::make_move_iterator(rows.end())));
@@ -233,7 +290,7 @@ void outbox_worker::finished_one() {
   --in_flight_;
   if (stopping_) {
     if (loop_done_ && in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
-  } else if (pending_left_) {
+  } else if (pending_left_ && clock::now() >= claim_quiet_until_) {
     woken_ = true;  // a recipient's next message may now be due
     timer_.cancel();
   }
@@ -303,7 +360,8 @@ bool is_callback_answer(const outbox_send& s) {
 }
 }  // namespace
 
-net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row, bool chat_message) {
+net::awaitable<bool> outbox_worker::pace(const storage::outbox_row& row, bool chat_message) {
+  if (stopping_) co_return false;  // a chain's next row after stop(): not sent, no token taken
   auto it = limits_->channels.find(row.channel);
   clock::duration wait = it == limits_->channels.end() ? clock::duration::zero() : it->second.take();
   if (row.channel == "telegram" && chat_message) {
@@ -316,9 +374,15 @@ net::awaitable<void> outbox_worker::pace(const storage::outbox_row& row, bool ch
     if (limits_->telegram_chats.size() > 10000) limits_->telegram_chats.clear();  // bound the map
   }
   if (wait > clock::duration::zero()) {
-    net::steady_timer t(strand_, wait);
-    co_await t.async_wait(use_tuple);
+    // Cut short by stop(): a send waiting for its turn (SMS go one a second) must not hold a
+    // shutdown past the server's grace; its row goes back to pending, not tried.
+    auto t = std::make_shared<net::steady_timer>(strand_, wait);
+    record_waits_.insert(t);  // stop() cancels it; stop() runs on this strand, so it cannot come
+                              // between the check on entry and this wait
+    co_await t->async_wait(use_tuple);
+    record_waits_.erase(t);
   }
+  co_return !stopping_;
 }
 
 net::awaitable<channels::send_result> outbox_worker::send_row(const outbox_send& s) const {
@@ -335,75 +399,111 @@ net::awaitable<channels::send_result> outbox_worker::send_row(const outbox_send&
 }
 
 net::awaitable<void> outbox_worker::loop() {
-  {
-    auto r = co_await db_write<int>(db_, [](storage::connection& c) { return storage::outbox_recover(c); });
-    if (r && *r > 0) log::warn("outbox_recovered_uncertain", {{"rows", static_cast<std::int64_t>(*r)}});
-  }
+  // Rows a crash left `sending` were made pending by app::recover_outbox, before the server took
+  // its first request (after, it would reset a reply claimed by a fresh webhook, which its
+  // chain and this loop would then both send).
   while (!stopping_) {
-    woken_ = false;
-    int room = max_in_flight - in_flight_.load();
-    std::vector<storage::outbox_row> rows;
-    std::optional<std::int64_t> next_due;
-    bool failed = false;
-    // Nothing pending means nothing to claim: a finished send or an idle timer then costs no
-    // write job. Rows become pending only through wake() (a reply queued behind another, a
-    // staff retry) or this worker's own retries, which all call backlog_changed().
-    if (!release_held_.empty()) {
-      auto held = std::exchange(release_held_, {});
-      auto r = co_await db_write<int>(db_, storage::rerun::safe, [&held](storage::connection& c) -> storage::result<int> {
-        int n = 0;
-        for (const auto& channel : held) {
-          auto made = storage::outbox_release_held(c, channel);
-          if (!made) return made.error();
-          n += *made;
+    bool crashed = false;
+    try {
+      woken_ = false;
+      int room = max_in_flight - in_flight_.load();
+      std::vector<storage::outbox_row> rows;
+      std::optional<std::int64_t> next_due;
+      bool failed = false;
+      // Nothing pending means nothing to claim: a finished send or an idle timer then costs no
+      // write job. Rows become pending only through wake() (a reply queued behind another, a
+      // staff retry) or this worker's own retries, which all call backlog_changed().
+      if (!release_held_.empty()) {
+        auto held = std::exchange(release_held_, {});
+        auto r = co_await db_write<int>(db_, storage::rerun::safe, [&held](storage::connection& c) -> storage::result<int> {
+          int n = 0;
+          for (const auto& channel : held) {
+            auto made = storage::outbox_release_held(c, channel);
+            if (!made) return made.error();
+            n += *made;
+          }
+          return n;
+        });
+        if (!r) {
+          log::error("outbox_release_held_failed", {{"error", r.error().message()}});
+          release_held_.merge(held);
+          failed = true;
         }
-        return n;
-      });
-      if (!r) {
-        log::error("outbox_release_held_failed", {{"error", r.error().message()}});
-        release_held_.merge(held);
-        failed = true;
       }
-    }
-    if (room > 0 && pending_left_) {
-      const auto changes = backlog_changes_;
-      auto claimed = co_await db_write<claim_result>(
-          db_, storage::rerun::safe, [n = std::min(room, claim_batch)](storage::connection& c) -> storage::result<claim_result> {
-            claim_result out;
-            auto r = storage::outbox_claim(c, now_ms(), n);
-            if (!r) return r.error();
-            out.rows = std::move(*r);
-            auto b = storage::outbox_backlog_of(c);
-            if (!b) return b.error();
-            out.backlog = *b;
-            return out;
-          });
-      // (n is an int: trivially destructible captures only.)
-      if (claimed) {
-        rows = std::move(claimed->rows);
-        next_due = claimed->backlog.next_due_ms;
-        // A change reported while the claim ran may not be in what it saw: look again.
-        pending_left_ = claimed->backlog.any_pending || backlog_changes_ != changes;
-      } else {
-        log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
-        failed = true;
+      // A channel with more than two seconds of sends already waiting for its rate limit (SMS
+      // go one a second) is not claimed now: its rows would wait in memory, `sending`, and take
+      // the room other channels' replies need. It is looked at again within a second.
+      // Never left out for long, though: rows waiting in the database (retries, replies queued
+      // behind another) get a claim every 5 s at least, even while replies taking the fast path
+      // keep the bucket saturated.
+      std::string skip;
+      const auto round_at = clock::now();
+      for (const auto& [name, bucket] : limits_->channels) {
+        if (!bucket.saturated(2.0, std::max(0, unpaced_[name]))) {
+          skipped_since_.erase(name);
+          continue;
+        }
+        auto [since, fresh] = skipped_since_.try_emplace(name, round_at);
+        if (!fresh && round_at - since->second > std::chrono::seconds(5)) {
+          since->second = round_at;
+          continue;
+        }
+        skip += "," + name;
       }
+      if (!skip.empty()) skip += ",";
+      if (room > 0 && pending_left_) {
+        const auto changes = backlog_changes_;
+        auto claimed = co_await db_write<claim_result>(
+            db_, storage::rerun::safe, [n = std::min(room, claim_batch), &skip](storage::connection& c) -> storage::result<claim_result> {
+              claim_result out;
+              auto r = storage::outbox_claim(c, now_ms(), n, skip);
+              if (!r) return r.error();
+              out.rows = std::move(*r);
+              auto b = storage::outbox_backlog_of(c);
+              if (!b) return b.error();
+              out.backlog = *b;
+              return out;
+            });
+        // (n is an int: trivially destructible captures only.)
+        if (claimed) {
+          rows = std::move(claimed->rows);
+          // Nothing to claim but rows left out: a finished send does not claim again at once
+          // (each claim is a write); the timer below looks again within a second.
+          if (rows.empty() && !skip.empty()) claim_quiet_until_ = clock::now() + std::chrono::seconds(1);
+          next_due = claimed->backlog.next_due_ms;
+          // A change reported while the claim ran may not be in what it saw: look again.
+          pending_left_ = claimed->backlog.any_pending || backlog_changes_ != changes;
+        } else {
+          log::error("outbox_claim_failed", {{"error", claimed.error().message()}});
+          failed = true;
+        }
+      }
+      for (auto& row : rows) {
+        std::vector<outbox_send> chain(1);
+        chain[0].row = std::move(row);
+        spawn_chain(std::move(chain));
+      }
+      if (static_cast<int>(rows.size()) == claim_batch && in_flight_ < max_in_flight) continue;  // more may be due
+      if (woken_ || stopping_) continue;
+      // Sleep until the next retry is due, or until woken; a minute at most, after which the
+      // worker looks at the outbox whatever it believes (a safety net, not a schedule).
+      auto wait = std::chrono::milliseconds(60000);
+      if (pending_left_ && next_due) wait = std::chrono::milliseconds(std::clamp<std::int64_t>(*next_due - now_ms(), 1, 60000));
+      if (failed || (!skip.empty() && pending_left_)) wait = std::min(wait, std::chrono::milliseconds(1000));
+      timer_.expires_after(wait);
+      auto [ec] = co_await timer_.async_wait(use_tuple);
+      if (!ec) pending_left_ = true;
+    } catch (const std::exception& e) {
+      // Claiming must go on whatever one round threw (memory, a bug): a loop that ended would
+      // leave every pending reply where it is, and a shutdown waiting for it.
+      log::error("outbox_loop_failed", {{"what", e.what()}});
+      crashed = true;
     }
-    for (auto& row : rows) {
-      std::vector<outbox_send> chain(1);
-      chain[0].row = std::move(row);
-      spawn_chain(std::move(chain));
+    if (crashed && !stopping_) {
+      timer_.expires_after(std::chrono::seconds(1));
+      co_await timer_.async_wait(use_tuple);
+      pending_left_ = true;
     }
-    if (static_cast<int>(rows.size()) == claim_batch && in_flight_ < max_in_flight) continue;  // more may be due
-    if (woken_ || stopping_) continue;
-    // Sleep until the next retry is due, or until woken; a minute at most, after which the
-    // worker looks at the outbox whatever it believes (a safety net, not a schedule).
-    auto wait = std::chrono::milliseconds(60000);
-    if (failed) wait = std::chrono::milliseconds(1000);
-    else if (pending_left_ && next_due) wait = std::chrono::milliseconds(std::clamp<std::int64_t>(*next_due - now_ms(), 1, 60000));
-    timer_.expires_after(wait);
-    auto [ec] = co_await timer_.async_wait(use_tuple);
-    if (!ec) pending_left_ = true;
   }
   loop_done_ = true;
   if (in_flight_ == 0 && on_stopped_) std::exchange(on_stopped_, nullptr)();
@@ -632,6 +732,18 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   // group. (A button's acknowledgement is never refused: it answers a press just made.)
   std::string_view refused;
   std::optional<std::chrono::milliseconds> held;  // not tried, or refused our credentials: waits this long
+  // Counted as waiting for its channel's bucket until it takes a token (or is not sent).
+  struct unpaced_guard {
+    std::map<std::string, int>& m;
+    const std::string& channel;
+    bool armed = true;
+    void done() {
+      if (armed) --m[channel];
+      armed = false;
+    }
+    ~unpaced_guard() { done(); }
+  } unpaced{unpaced_, row.channel};
+  co_await follow_readdress(s);  // a number that changed hands since the row was claimed
   if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
     refused = conversation_ops::telegram_group_reason;
   } else if (conversation_ops::retired_address(row.recipient)) {
@@ -662,7 +774,30 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     held = *wait;
   } else {
     bool probe = faults_.count(row.channel) > 0;
-    co_await pace(row, !is_callback_answer(s));
+    // A probe that ends without an answer (stopped while paced, refused at the last moment, or
+    // anything thrown before or during the send) must not leave the channel held for good: the
+    // next due row tries again after the pause.
+    struct probe_guard {
+      outbox_worker* w;
+      const std::string& channel;  // row.channel: never reassigned
+      bool armed;
+      ~probe_guard() {
+        if (armed) w->credentials_abandoned(channel);
+      }
+    } guard{this, row.channel, probe};
+    unpaced.done();  // pace() takes its token before it first suspends: no gap the loop could see
+    if (!co_await pace(row, !is_callback_answer(s))) {
+      const std::int64_t id = row.id;
+      auto pause = first_rewrite_pause;
+      for (;;) {
+        auto r = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
+          if (auto ec = storage::outbox_release(c, id)) return ec;
+          return 0;
+        });
+        if (r || !co_await wait_to_rewrite(id, r.error(), pause)) break;
+      }
+      co_return false;  // stopping: the rest of the chain goes back to pending too
+    }
     // A slot only around the request itself: a send waiting for its rate limit holds no socket
     // and must not keep another channel's reply waiting.
     co_await acquire_send_slot();
@@ -675,18 +810,18 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     if (!probe) {
       if (auto wait = credentials_hold(row.channel)) held = *wait;
       else probe = faults_.count(row.channel) > 0;
+      guard.armed = probe;
     }
+    // ... and so may a number change or a reassignment.
     if (!held) {
-      // A probe that ends without an answer (the send threw) must not leave the channel held
-      // for good: the next due row tries again after the pause.
-      struct probe_guard {
-        outbox_worker* w;
-        const std::string& channel;
-        bool armed;
-        ~probe_guard() {
-          if (armed) w->credentials_abandoned(channel);
-        }
-      } guard{this, row.channel, probe};
+      co_await follow_readdress(s);
+      if (conversation_ops::retired_address(row.recipient)) {
+        refused = conversation_ops::number_reassigned_reason;
+        result.outcome = channels::send_outcome::rejected;
+        result.error = std::string(refused);  // proves nothing of the credentials: the guard frees the probe
+      }
+    }
+    if (!held && refused.empty()) {
       // `s` lives in this frame until the spawned send completes.
       result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
       guard.armed = false;
@@ -720,8 +855,10 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         w.what = outcome_write::kind::dead;
       } else {
         outcome = limited ? "rate_limited" : "retry";
-        auto delay = limited ? std::max(result.retry_after, std::chrono::milliseconds(1000)) : backoff(row.attempts);
-        if (limited && result.retry_after.count() > 0) delay = result.retry_after;
+        // Slowed down with a time to wait: that time. Without one: the backoff, with jitter (a
+        // burst of rows must not come back in lockstep), a second at least.
+        auto delay = backoff(row.attempts);
+        if (limited) delay = result.retry_after.count() > 0 ? result.retry_after : std::max(delay, std::chrono::milliseconds(1000));
         w.what = outcome_write::kind::retry;
         w.next_ms = ms + delay.count();
       }

@@ -40,13 +40,18 @@ class outbox_worker {
   outbox_worker(net::io_context& ioc, storage::database& db, const config& cfg, event_hub& hub, metrics& m,
                 early_receipts& receipts);
   ~outbox_worker();
-  /// Recovers rows left `sending` by a crash, then starts the loop.
+  /// Starts the loop. REQUIRES: storage::outbox_recover committed first (app::recover_outbox),
+  /// before any job could claim a row.
   void start();
   /// Something was enqueued: look now instead of at the next timer.
   void wake();
   /// Rows a committed job already marked `sending` (conversation_ops::enqueue): sent now, in
   /// order per recipient. Thread-safe.
   void deliver_claimed(std::vector<outbox_send> rows);
+  /// Committed jobs re-addressed the unsent rows of these addresses ("channel\naddress": a
+  /// changed number, a number's previous holder set aside): a row of theirs that a chain holds
+  /// is read again before it is sent, and goes where it goes now (or nowhere). Thread-safe.
+  void addresses_changed(std::vector<std::string> keys);
   /// Stops claiming; `done` runs once the in-flight sends have recorded their outcome.
   void stop(std::function<void()> done);
 
@@ -84,7 +89,8 @@ class outbox_worker {
   /// Waits for the channel's rate limit and, for a Telegram chat message, the chat's own gap.
   /// `chat_message` is false for what Telegram does not count as a message in the chat (the
   /// answer to a button press), which must not hold back the reply behind it.
-  net::awaitable<void> pace(const storage::outbox_row& row, bool chat_message);
+  /// False if the worker stopped while this send waited for its turn (it was not sent).
+  net::awaitable<bool> pace(const storage::outbox_row& row, bool chat_message);
   channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
   /// Renders, sends and reads the answer of one row. Runs on the io_context, off the strand:
   /// it touches only const state and the (thread-safe) client, so sends proceed on every I/O
@@ -148,7 +154,7 @@ class outbox_worker {
   std::function<void()> on_stopped_;             // touched only on strand_
   int sends_in_flight_ = 0;                                         // strand_: requests in flight
   std::deque<std::shared_ptr<net::steady_timer>> slot_waiters_;      // strand_: sends waiting for a slot
-  std::set<std::shared_ptr<net::steady_timer>> record_waits_;        // strand_: outcomes waiting to be written again
+  std::set<std::shared_ptr<net::steady_timer>> record_waits_;        // strand_: outcomes waiting to be written again, sends waiting for their rate limit
   bool loop_done_ = false;                       // touched only on strand_
   struct sent_mark {
     std::int64_t id = 0;
@@ -165,6 +171,13 @@ class outbox_worker {
     bool probing = false;                          // one send is trying the credentials
   };
   std::map<std::string, fault_state> faults_;
+  // strand_: addresses re-addressed lately (addresses_changed), with when; an hour at most.
+  std::map<std::string, std::chrono::steady_clock::time_point> readdressed_;
+  /// If the row's address was re-addressed lately, reads where it goes now (strand_).
+  net::awaitable<void> follow_readdress(outbox_send& s);
+  std::map<std::string, int> unpaced_;  // strand_: rows handed to chains, per channel, not yet paced
+  std::map<std::string, std::chrono::steady_clock::time_point> skipped_since_;  // strand_: channels left out of claims
+  std::chrono::steady_clock::time_point claim_quiet_until_{};  // strand_: finished sends do not wake the claim before
   std::set<std::string> release_held_;  // strand_: channels whose held rows are to be made due
   mutable std::mutex faults_mutex_;
   std::vector<channel_fault> faults_shown_;  // GUARDED_BY(faults_mutex_)

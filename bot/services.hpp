@@ -33,6 +33,7 @@ struct services {
   /// moved to the worker).
   void after(after_commit& fx) const {
     hub.publish(fx.events);
+    if (!fx.readdressed.empty()) outbox.addresses_changed(std::move(fx.readdressed));
     if (!fx.claimed.empty()) outbox.deliver_claimed(std::move(fx.claimed));
     if (fx.wake_outbox) outbox.wake();
     for (std::int64_t id : fx.erased) {

@@ -87,7 +87,7 @@ result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r) {
   return c.last_insert_rowid();
 }
 
-result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit) {
+result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit, std::string_view skip) {
   std::vector<outbox_row> rows;
   {
     // Head of line per recipient: the oldest unsent row of each recipient, if it is pending and
@@ -98,9 +98,9 @@ result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms,
     auto q = c.prepare(std::string(outbox_select) +
                        "WHERE id IN (SELECT min(id) FROM outbox WHERE state IN ('pending', 'sending') "
                        "GROUP BY channel, recipient) AND state = 'pending' AND next_attempt_at_ms <= ?1 AND " +
-                       no_send_in_flight + " ORDER BY id LIMIT ?2");
+                       no_send_in_flight + " AND instr(?3, ',' || channel || ',') = 0 ORDER BY id LIMIT ?2");
     if (!q) return q.error();
-    q->bind(1, now_ms).bind(2, limit);
+    q->bind(1, now_ms).bind(2, limit).bind(3, skip);
     for (;;) {
       auto r = q->step();
       if (!r) return r.error();
@@ -124,6 +124,16 @@ result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::str
   if (!q) return result<bool>(boost::system::in_place_error, q.error());
   q->bind(1, channel).bind(2, recipient);
   return has_row(*q);
+}
+
+result<std::optional<std::string>> outbox_recipient(connection& c, std::int64_t id) {
+  auto q = c.prepare("SELECT recipient FROM outbox WHERE id = ?");
+  if (!q) return q.error();
+  q->bind(1, id);
+  auto r = q->step();
+  if (!r) return r.error();
+  if (!*r) return std::optional<std::string>();
+  return std::optional<std::string>(q->text(0));
 }
 
 error_code outbox_release(connection& c, std::int64_t id) {

@@ -32,10 +32,14 @@ result<std::int64_t> outbox_enqueue(connection& c, const outbox_row& r);
 
 /// Rows due now, each the oldest unsent row of its recipient (order per recipient is kept), at
 /// most `limit`, oldest first. Marks them `sending` and counts the attempt.
-result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit);
+/// `skip`: channels not to claim now (",sms,telegram,"; their rate limit is saturated), "" for none.
+result<std::vector<outbox_row>> outbox_claim(connection& c, std::int64_t now_ms, int limit, std::string_view skip = "");
 /// Whether the recipient has an unsent (pending or sending) row: a new row may be sent at once
 /// only when it has none (order per recipient).
 result<bool> outbox_has_unsent(connection& c, std::string_view channel, std::string_view recipient);
+/// Row `id`'s recipient as stored now (a number change or reassignment re-addresses rows that
+/// a sender may hold in memory); nullopt if there is no such row.
+result<std::optional<std::string>> outbox_recipient(connection& c, std::int64_t id);
 /// Rows handed to the worker but not attempted (an earlier row of their recipient failed):
 /// back to pending, their attempt not counted.
 boost::system::error_code outbox_release(connection& c, std::int64_t id);

@@ -74,11 +74,42 @@ std::chrono::milliseconds seconds_clamped(std::int64_t seconds) {
   return std::chrono::seconds(seconds);
 }
 
-std::chrono::milliseconds retry_after_header(std::string_view value) {
+std::optional<std::int64_t> http_date(std::string_view v) {
+  // IMF-fixdate (RFC 9110 section 5.6.7), the form servers must send: "Sun, 06 Nov 1994 08:49:37 GMT".
+  if (v.size() != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || v[19] != ':' ||
+      v[22] != ':' || v.substr(25) != " GMT")
+    return std::nullopt;
+  static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  int mon = -1;
+  for (int i = 0; i < 12; ++i)
+    if (v.substr(8, 3) == months[i]) mon = i + 1;
+  for (std::size_t i : {5, 6, 12, 13, 14, 15, 17, 18, 20, 21, 23, 24})
+    if (v[i] < '0' || v[i] > '9') return std::nullopt;  // digits only (parse_int takes a sign)
+  const auto day = parse_int(v.substr(5, 2)), year = parse_int(v.substr(12, 4)), h = parse_int(v.substr(17, 2)),
+             mi = parse_int(v.substr(20, 2)), s = parse_int(v.substr(23, 2));
+  if (mon < 0 || !day || !year || !h || !mi || !s || *day < 1 || *day > 31 || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
+  // Days from civil (H. Hinnant).
+  std::int64_t y = *year - (mon <= 2);
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const std::int64_t yoe = y - era * 400;
+  const std::int64_t doy = (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + *day - 1;
+  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days = era * 146097 + doe - 719468;
+  return days * 86400 + *h * 3600 + *mi * 60 + *s;
+}
+
+std::chrono::milliseconds retry_after_header(std::string_view value, std::int64_t now_unix) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  const auto v = parse_int(value);
-  return v ? seconds_clamped(*v) : std::chrono::milliseconds{0};
+  if (const auto v = parse_int(value)) return seconds_clamped(*v);
+  // Or a date: the time until then (a date past is "now").
+  if (const auto at = http_date(value)) {
+    if (now_unix == 0)
+      now_unix = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return seconds_clamped(*at - now_unix);
+  }
+  return std::chrono::milliseconds{0};
 }
 
 std::string error_text(int http_status, std::string_view code) {

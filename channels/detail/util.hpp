@@ -37,8 +37,11 @@ std::optional<double> number_member(const json* j, std::string_view key);
 /// Parses a decimal int64 ("123", "-5"); nullopt on anything else or overflow.
 std::optional<std::int64_t> parse_int(std::string_view s);
 
-/// Retry-After header as delta-seconds (an HTTP-date is ignored → 0), clamped to one hour.
-std::chrono::milliseconds retry_after_header(std::string_view value);
+/// Retry-After header (RFC 9110 section 10.2.3): delta-seconds, or an HTTP-date (IMF-fixdate) as
+/// the time from `now_unix` (0: the clock) until then; clamped to [0, 1 h]; 0 when unreadable.
+std::chrono::milliseconds retry_after_header(std::string_view value, std::int64_t now_unix = 0);
+/// An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") as unix seconds; nullopt otherwise.
+std::optional<std::int64_t> http_date(std::string_view value);
 /// Seconds clamped to [0, 1 h] as milliseconds.
 std::chrono::milliseconds seconds_clamped(std::int64_t seconds);
 

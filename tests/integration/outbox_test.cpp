@@ -598,3 +598,41 @@ TEST_CASE("a send accepted while the channel is held ends the fault, and the hel
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead'") == 0);
   CHECK(as_json(http_call(e.port(), "GET", "/healthz"))["status"] == "ok");
 }
+
+TEST_CASE("an SMS backlog waiting for its rate limit holds up no other channel, and a stop does not wait for it") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  auto env = channel_env(graph, tg, twilio);
+  env["AOUN_SMS_RATE"] = "1";
+  {
+    server_process first(db, env);  // makes the schema
+    REQUIRE(first.stop() == 0);
+  }
+  // As after an outage: 300 SMS replies due at once (one a second is the gateway's pace), and a
+  // WhatsApp reply written after them.
+  std::string values;
+  for (int i = 0; i < 300; ++i)
+    values += std::string(i ? "," : "") + "('sms', '+9665" + std::to_string(10000000 + i) + "', '{\"text\":\"sms " +
+              std::to_string(i) + "\"}', 'pending', 1)";
+  db_exec(db, "INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES " + values);
+  db_exec(db, "INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES "
+              "('whatsapp', '966500009999', '{\"text\":\"واتساب بعد الرسائل القصيرة\"}', 'pending', 1)");
+  auto srv = std::make_unique<server_process>(db, env);
+  // Before: 256 SMS chains took every place and the WhatsApp reply waited about four minutes.
+  CHECK(eventually([&] { return !wa_sends(graph, "966500009999").empty(); }, std::chrono::seconds(10)));
+  CHECK(twilio.requests().size() < 60);
+  // The SMS rows not yet taken stay pending in the database, not `sending` in memory: one claim
+  // (64) at most, where 256 were before.
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE channel = 'sms' AND state = 'sending'") <= 64);
+  // A stop does not wait for the SMS still waiting their turn; what was not sent goes back to
+  // pending, unflagged (it never left), for the next start.
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(srv->stop() == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sending'") == 0);
+  const auto sent = db_value(db, "SELECT count(*) FROM outbox WHERE channel = 'sms' AND state = 'sent'");
+  CHECK(static_cast<std::size_t>(sent) == twilio.requests().size());
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE channel = 'sms' AND state = 'pending' AND "
+                     "coalesce(last_error, '') NOT LIKE 'uncertain%'") == 300 - sent);
+}

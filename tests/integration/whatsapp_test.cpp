@@ -604,3 +604,29 @@ TEST_CASE("WhatsApp: a late message under the old number's user id does not make
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '966500000822' AND user_id = 'SA.822'") == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'beneficiary_number_reassigned'") == 0);
 }
+
+TEST_CASE("WhatsApp: a reply to a number's last holder, written in the same batch that shows the number changed hands, is not sent") {
+  staff_env e;
+  // The last holder (SA.831) has consented and is at the main menu.
+  REQUIRE(post_wa(e.port(), wa_text_with_user_id("966500000831", "SA.831", "wamid.CC1", "السلام عليكم")).status == 200);
+  REQUIRE(post_wa(e.port(), wa_button("966500000831", "wamid.CC2", "consent.yes", "أوافق")).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  const auto sent_before = wa_sends(e.graph, "966500000831").size();
+  // One webhook, two messages: the last holder's "1" (which the bot answers with the intake's
+  // first question), then the number's new holder, under another user id.
+  auto batch = nlohmann::json::parse(wa_text_with_user_id("966500000831", "SA.831", "wamid.CC3", "١"));
+  auto second = nlohmann::json::parse(wa_text_with_user_id("966500000831", "SA.832", "wamid.CC4", "مرحبا"));
+  auto& v = batch["entry"][0]["changes"][0]["value"];
+  v["messages"].push_back(second["entry"][0]["changes"][0]["value"]["messages"][0]);
+  REQUIRE(post_wa(e.port(), batch.dump()).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  // The intake's first message, written for the last holder, did not go to the number: it is
+  // dead, set aside with its record.
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead' AND recipient LIKE 'retired:%' AND "
+                         "last_error LIKE 'number_reassigned%'") == 1);
+  const auto theirs = db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox WHERE state = 'dead'");
+  CHECK(theirs.find("سنسألكم") != std::string::npos);
+  CHECK_FALSE(wa_sent_containing(e.graph, "966500000831", theirs.substr(0, theirs.find('\n'))));
+  // The newcomer got their own welcome.
+  CHECK(wa_sends(e.graph, "966500000831").size() > sent_before);
+}

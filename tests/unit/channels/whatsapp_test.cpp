@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "channels/crypto.hpp"
+#include "channels/detail/util.hpp"
 #include "tests/unit/channels/fixture.hpp"
 
 using namespace aoun::channels;
@@ -491,6 +492,25 @@ TEST_CASE("whatsapp: interpret answers") {
   CHECK(whatsapp::interpret(0, "", "").outcome == send_outcome::retry);
   CHECK(whatsapp::interpret(400, "not json", "").outcome == send_outcome::rejected);
   CHECK(whatsapp::interpret(429, "", "99999").retry_after == std::chrono::hours(1));
+}
+
+TEST_CASE("Retry-After: delta-seconds or an HTTP-date, clamped to an hour") {
+  using aoun::channels::detail::http_date;
+  using aoun::channels::detail::retry_after_header;
+  CHECK(http_date("Sun, 06 Nov 1994 08:49:37 GMT") == std::optional<std::int64_t>(784111777));  // RFC 9110's example
+  CHECK(http_date("Thu, 01 Jan 1970 00:00:00 GMT") == std::optional<std::int64_t>(0));
+  CHECK(http_date("Sat, 29 Feb 2028 23:59:59 GMT") == std::optional<std::int64_t>(1835481599));
+  for (const char* bad : {"", "Sun, 06 Nov 1994 08:49:37 UTC", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+                          "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:49:37 GMT",
+                          "Sun, 06 Nov 1994 -1:49:37 GMT", "Sun, 06 Nov -994 08:49:37 GMT", "Sun, +6 Nov 1994 08:49:37 GMT"})
+    CHECK_MESSAGE(!http_date(bad), bad);
+  const std::int64_t now = 784111777;
+  CHECK(retry_after_header("Sun, 06 Nov 1994 08:50:07 GMT", now) == std::chrono::seconds(30));
+  CHECK(retry_after_header(" Sun, 06 Nov 1994 08:50:07 GMT ", now) == std::chrono::seconds(30));
+  CHECK(retry_after_header("Sun, 06 Nov 1994 08:49:07 GMT", now) == std::chrono::seconds(0));  // past: now
+  CHECK(retry_after_header("Mon, 07 Nov 1994 08:49:37 GMT", now) == std::chrono::hours(1));    // a day: clamped
+  CHECK(retry_after_header("120", now) == std::chrono::seconds(120));
+  CHECK(retry_after_header("soon", now) == std::chrono::seconds(0));
 }
 
 TEST_CASE("whatsapp: a refused access token is the channel's fault, not the message's") {

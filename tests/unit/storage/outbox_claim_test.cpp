@@ -63,3 +63,26 @@ TEST_CASE("outbox claim: the oldest unsent row of each recipient, and only when 
   REQUIRE(backlog.has_value());
   CHECK(backlog->next_due_ms == 5000);
 }
+
+TEST_CASE("outbox claim: a channel whose rate limit is saturated is left for later, the others are claimed") {
+  auto c = fresh_connection();
+  outbox_row r;
+  r.payload = "{}";
+  r.state = "pending";
+  r.created_at = 1;
+  r.channel = "sms";
+  r.recipient = "+966500000001";
+  const auto sms = outbox_enqueue(*c, r).value();
+  r.channel = "whatsapp";
+  r.recipient = "966500000002";
+  const auto wa = outbox_enqueue(*c, r).value();
+  auto rows = outbox_claim(*c, 1000, 64, ",sms,");
+  REQUIRE(rows.has_value());
+  REQUIRE(rows->size() == 1);
+  CHECK((*rows)[0].id == wa);
+  // Not skipped any more: claimed.
+  rows = outbox_claim(*c, 1000, 64, "");
+  REQUIRE(rows.has_value());
+  REQUIRE(rows->size() == 1);
+  CHECK((*rows)[0].id == sms);
+}
