@@ -1082,6 +1082,8 @@ function dashboardBody(r, cr) {
     scoreMeter(t('dash.overall'), av.overall), scoreMeter(t('dash.speed'), av.speed), scoreMeter(t('dash.courtesy'), av.courtesy),
     cr ? h('div', { class: 'kpi' }, h('span', { class: 'kpi-label', text: t('dash.median_first') }), h('span', { class: 'kpi-value', text: fmtDuration(cr.median_first_response_seconds) })) : null));
   if (!r.responses) frag.append(h('p', { class: 'notice', text: t('dash.no_data') }));
+  // Agents: a group with fewer answers than the bar shows its count only (no single person's ratings).
+  if (r.min_group_responses > 0) frag.append(h('p', { class: 'muted', text: t('dash.min_group', { n: fmtNumber(r.min_group_responses) }) }));
   const dist = r.distribution || {};
   frag.append(h('section', { class: 'chart-grid', 'aria-labelledby': 'h-dist' },
     h('h2', { id: 'h-dist', text: t('dash.distribution') }),
