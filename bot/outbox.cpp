@@ -206,18 +206,19 @@ void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
   });
 }
 
-net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) {
-  for (const auto& r : rows) {
-    std::int64_t id = r.row.id;
-    auto pause = first_rewrite_pause;
-    for (;;) {
-      auto done = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
-        if (auto ec = storage::outbox_release(c, id)) return ec;
-        return 0;
-      });
-      if (done || !co_await wait_to_rewrite(id, done.error(), pause)) break;
-    }
+net::awaitable<void> outbox_worker::release_row(std::int64_t id) {
+  auto pause = first_rewrite_pause;
+  for (;;) {
+    auto done = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
+      if (auto ec = storage::outbox_release(c, id)) return ec;
+      return 0;
+    });
+    if (done || !co_await wait_to_rewrite(id, done.error(), pause)) break;
   }
+}
+
+net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) {
+  for (const auto& r : rows) co_await release_row(r.row.id);
 }
 
 net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows) {
@@ -787,15 +788,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     } guard{this, row.channel, probe};
     unpaced.done();  // pace() takes its token before it first suspends: no gap the loop could see
     if (!co_await pace(row, !is_callback_answer(s))) {
-      const std::int64_t id = row.id;
-      auto pause = first_rewrite_pause;
-      for (;;) {
-        auto r = co_await db_write<int>(db_, storage::rerun::safe, [id](storage::connection& c) -> storage::result<int> {
-          if (auto ec = storage::outbox_release(c, id)) return ec;
-          return 0;
-        });
-        if (r || !co_await wait_to_rewrite(id, r.error(), pause)) break;
-      }
+      co_await release_row(row.id);
       co_return false;  // stopping: the rest of the chain goes back to pending too
     }
     // A slot only around the request itself: a send waiting for its rate limit holds no socket

@@ -82,6 +82,8 @@ class outbox_worker {
   void spawn_chain(std::vector<outbox_send> rows);
   /// Puts rows that will not be sent now back to `pending` (order kept: they are behind a retry).
   net::awaitable<void> release_rows(std::vector<outbox_send> rows);
+  /// One row back to `pending`, its attempt not counted (written until it is, or the worker stops).
+  net::awaitable<void> release_row(std::int64_t id);
   /// At most max_in_flight provider requests at once (sockets): a send waits here, on strand_,
   /// for a slot, after its pacing. Release hands the slot to the next waiter, oldest first.
   net::awaitable<void> acquire_send_slot();

@@ -477,13 +477,21 @@ TEST_CASE("retire_address: a previous holder's user id no longer finds them") {
   CHECK_FALSE(retire_address(*c, "whatsapp", "966500000202", 300)->has_value());  // nobody there now
 }
 
+namespace {
+/// Someone known at 966500000101 under the user id SA.1 moved to 966500000202 at `at`; their id.
+std::int64_t moved_at(connection& c, std::int64_t at) {
+  person(c, "966500000101", at - 86400, "sent");
+  const auto id = value(c, "SELECT id FROM beneficiaries");
+  REQUIRE_FALSE(set_user_id(c, id, "whatsapp", "SA.1"));
+  REQUIRE(move_address(c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  return id;
+}
+}  // namespace
+
 TEST_CASE("moved_address_for: a message written from the old number before the change finds the person") {
   auto c = fresh_connection();
   const std::int64_t at = 1'800'000'000;
-  person(*c, "966500000101", at - 86400, "sent");
-  const auto id = value(*c, "SELECT id FROM beneficiaries");
-  REQUIRE_FALSE(set_user_id(*c, id, "whatsapp", "SA.1"));
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  moved_at(*c, at);
   // Written before the change, or at its second: theirs, at the new number.
   CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
   CHECK(moved_address_for(*c, "whatsapp", "966500000101", at, "")->value_or("") == "966500000202");
@@ -566,10 +574,7 @@ TEST_CASE("address_moves: a merge keeps them with the person, an erasure keeps t
 TEST_CASE("moved_address_for: the record that holds a user id now wins; another user id is not the writer") {
   auto c = fresh_connection();
   const std::int64_t at = 1'800'000'000;
-  person(*c, "966500000101", at - 86400, "sent");
-  const auto id = value(*c, "SELECT id FROM beneficiaries");
-  REQUIRE_FALSE(set_user_id(*c, id, "whatsapp", "SA.1"));
-  REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  const auto id = moved_at(*c, at);
   // Written before the change, but under a user id that is not the one they had there: not theirs.
   CHECK_FALSE(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "SA.9")->has_value());
   // Their old user id, from another address than the one they left: not this row's.
