@@ -298,8 +298,14 @@ net::awaitable<void> app::housekeeping() {
     {
       // Old numbers people wrote from: once Meta has stopped retrying, not kept.
       const std::int64_t moves_before = unix_now() - storage::address_move_keep_seconds;
-      auto moves = co_await db_write<int>(*db_, storage::rerun::safe, [moves_before](storage::connection& c) {
-        return storage::prune_address_moves(c, moves_before);
+      auto moves = co_await db_write<int>(*db_, storage::rerun::safe, [this, moves_before](storage::connection& c) -> storage::result<int> {
+        auto n = storage::prune_address_moves(c, moves_before);
+        if (!n) return n;
+        // On the writer, like every job that records a move: none can come between the two.
+        auto left = storage::address_moves_exist(c);
+        if (!left) return left.error();
+        ops_->set_address_moves_present(*left);
+        return n;
       });
       if (!moves)
         log::error("address_moves_prune_failed", {{"error", moves.error().message()}});

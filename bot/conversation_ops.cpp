@@ -542,7 +542,8 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
         }
       }
     }
-    if (!as_known && ev->channel == channels::kind::whatsapp && ev->type != channels::inbound_type::status &&
+    if (!as_known && moves_maybe_.load(std::memory_order_relaxed) && ev->channel == channels::kind::whatsapp &&
+        ev->type != channels::inbound_type::status &&
         !ev->from.empty() && ev->previous_addresses.empty() && ev->raw_type.rfind("system.", 0) != 0) {
       // Written from a number its writer has since left (a changed number, or one that passed
       // to someone else), delivered late (Meta retries for a week, unordered): filed with the
@@ -559,6 +560,10 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
     auto handled = handle_inbound(c, *ev, now, fx);
     if (!handled) return handled.error();
     fresh += *handled ? 1 : 0;
+    // A move or a previous holder set aside leaves a route (storage::address_moves): the next
+    // messages, this job's included, are looked up. (A job run again sets it again; a rolled
+    // back one leaves it set, which only costs lookups until the next prune.)
+    if (!fx.readdressed.empty()) moves_maybe_.store(true, std::memory_order_relaxed);
   }
   if (!fx.readdressed.empty()) {
     // A later event of this job moved (or set aside) an address that an earlier one wrote a

@@ -9,6 +9,7 @@
 // reload (a step uses the engine it started with).
 
 #include <cstdint>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -154,6 +155,10 @@ class conversation_ops {
   void conversation_event(storage::connection& c, const storage::conversation_row& conv, std::int64_t now,
                           after_commit& fx, const char* type = "conversation.updated") const;
 
+ /// Whether any late-message route (storage::address_moves) may exist: false only when the
+  /// table is known to be empty (at start-up, after a prune).
+  void set_address_moves_present(bool present) const { moves_maybe_.store(present, std::memory_order_relaxed); }
+
  private:
   /// After storage::move_address / retire_address: consoles drop a folded conversation
   /// (`conversation.merged`) and see a retired one resolved (`conversation.updated`).
@@ -178,6 +183,10 @@ class conversation_ops {
   mutable std::mutex engine_mutex_;
   std::shared_ptr<const dialogs::engine> engine_;  // GUARDED_BY(engine_mutex_)
   mutable early_receipts receipts_;                // thread-safe itself
+  // Whether address_moves may have rows: when it has none (nearly always), a message costs no
+  // lookup there. Set before any job runs (app), whenever a job moves or sets aside an address,
+  // and by the prune; read and written by write jobs (the writer thread), atomic for the rest.
+  mutable std::atomic<bool> moves_maybe_{true};
 };
 
 }  // namespace aoun::bot

@@ -200,6 +200,14 @@ result<int> prune_address_moves(connection& c, std::int64_t before) {
   return c.changes();
 }
 
+result<bool> address_moves_exist(connection& c) {
+  auto q = c.prepare("SELECT EXISTS (SELECT 1 FROM address_moves)");
+  if (!q) return result<bool>(boost::system::in_place_error, q.error());
+  auto r = q->step();
+  if (!r) return result<bool>(boost::system::in_place_error, r.error());
+  return *r && q->int64(0) != 0;
+}
+
 boost::system::error_code set_user_id(connection& c, std::int64_t id, std::string_view channel, std::string_view user_id) {
   for (const char* sql : {"UPDATE beneficiaries SET user_id = NULL WHERE channel = ?2 AND user_id = ?3 AND id <> ?1",
                           "UPDATE beneficiaries SET user_id = ?3 WHERE id = ?1"}) {

@@ -99,6 +99,8 @@ result<std::optional<std::string>> moved_address_for(connection& c, std::string_
                                                      std::int64_t written_at, std::string_view user_id);
 /// Forgets the changes of address recorded before `before` (unix seconds); how many.
 result<int> prune_address_moves(connection& c, std::int64_t before);
+/// Whether any change of address is recorded.
+result<bool> address_moves_exist(connection& c);
 /// Records that beneficiary `id` is known by `user_id` on `channel` (taken from any other
 /// beneficiary that had it: one user id, one person).
 boost::system::error_code set_user_id(connection& c, std::int64_t id, std::string_view channel, std::string_view user_id);
