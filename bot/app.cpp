@@ -89,9 +89,8 @@ void app::bootstrap_admin() {
   std::string pw = cfg_.secret.admin_password;
   if (pw.empty()) pw = generated = password::random_token(12);
   auto hashed = password::hash(pw);
-  std::promise<boost::system::error_code> done;
   bool created = false;
-  db_->submit_write(
+  auto ec = write_now(*db_,
       [&](storage::connection& c) -> boost::system::error_code {
         auto n = storage::count_staff(c);
         if (!n) return n.error();
@@ -106,9 +105,8 @@ void app::bootstrap_admin() {
         if (!id) return id.error();
         created = true;
         return storage::audit(c, std::nullopt, "staff.bootstrap", "staff:" + std::to_string(*id), "{}", s.created_at);
-      },
-      [&](boost::system::error_code ec) { done.set_value(ec); });
-  if (auto ec = done.get_future().get()) throw config_error("AOUN_DB: cannot create the first admin: " + ec.message());
+      });
+  if (ec) throw config_error("AOUN_DB: cannot create the first admin: " + ec.message());
   if (created) {
     log::info("bootstrap_admin_created", {{"username", user}});
     if (!generated.empty())
@@ -121,17 +119,13 @@ void app::bootstrap_admin() {
 void app::recover_outbox() {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (auto pause = std::chrono::milliseconds(100);; pause = std::min(pause * 2, std::chrono::milliseconds(5000))) {
-    std::promise<boost::system::error_code> done;
     int recovered = 0;
-    db_->submit_write(
-        [&](storage::connection& c) -> boost::system::error_code {
-          auto r = storage::outbox_recover(c);
-          if (!r) return r.error();
-          recovered = *r;
-          return {};
-        },
-        [&](boost::system::error_code ec) { done.set_value(ec); });
-    auto ec = done.get_future().get();
+    auto ec = write_now(*db_, [&](storage::connection& c) -> boost::system::error_code {
+      auto r = storage::outbox_recover(c);
+      if (!r) return r.error();
+      recovered = *r;
+      return {};
+    });
     if (!ec) {
       if (recovered > 0) log::warn("outbox_recovered_uncertain", {{"rows", static_cast<std::int64_t>(recovered)}});
       return;
@@ -148,16 +142,12 @@ void app::recover_outbox() {
 std::string app::server_key(const char* name) {
   // Before the server starts, like bootstrap_admin.
   std::string fresh = password::random_token(32), key;
-  std::promise<boost::system::error_code> done;
-  db_->submit_write(
-      [&](storage::connection& c) -> boost::system::error_code {
-        auto k = storage::server_key(c, name, fresh, unix_now());
-        if (!k) return k.error();
-        key = std::move(*k);
-        return {};
-      },
-      [&](boost::system::error_code ec) { done.set_value(ec); });
-  auto ec = done.get_future().get();
+  auto ec = write_now(*db_, [&](storage::connection& c) -> boost::system::error_code {
+    auto k = storage::server_key(c, name, fresh, unix_now());
+    if (!k) return k.error();
+    key = std::move(*k);
+    return {};
+  });
   if (ec || key.size() < 32)
     throw config_error(std::string("AOUN_DB: cannot read or create the server key '") + name + "'" +
                        (ec ? ": " + ec.message() : std::string()));

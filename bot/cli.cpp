@@ -3,13 +3,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <future>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "bot/app.hpp"
 #include "bot/config.hpp"
+#include "bot/db.hpp"
 #include "bot/log.hpp"
 #include "bot/password.hpp"
 #include "storage/database.hpp"
@@ -81,16 +81,12 @@ int staff_add(const config& cfg, const std::vector<std::string>& args) {
   s.role = role;
   s.password_hash = password::hash(pw);
   s.created_at = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  std::promise<boost::system::error_code> done;
-  db->submit_write(
-      [&](storage::connection& c) -> boost::system::error_code {
-        auto id = storage::insert_staff(c, s);
-        if (!id) return id.error();
-        return storage::audit(c, std::nullopt, "staff.create", "staff:" + std::to_string(*id),
-                              R"({"via":"cli","role":")" + role + "\"}", s.created_at);
-      },
-      [&](boost::system::error_code ec) { done.set_value(ec); });
-  auto ec = done.get_future().get();
+  auto ec = write_now(*db, [&](storage::connection& c) -> boost::system::error_code {
+    auto id = storage::insert_staff(c, s);
+    if (!id) return id.error();
+    return storage::audit(c, std::nullopt, "staff.create", "staff:" + std::to_string(*id),
+                          R"({"via":"cli","role":")" + role + "\"}", s.created_at);
+  });
   db->close();
   if (ec == storage::errc::constraint) return fail("staff add: username '" + username + "' is taken");
   if (ec) return fail("staff add: " + ec.message());

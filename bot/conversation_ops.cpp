@@ -245,7 +245,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
   // A number's previous holder, set aside (storage::move_address), whose late message
   // handle_all filed with them: recorded for staff, and nothing more. Nothing can reach them.
-  const bool set_aside = in.from.rfind("retired:", 0) == 0;
+  const bool set_aside = retired_address(in.from);
   // A late message from an address the writer has left carries that address's user id, which
   // says nothing of who they are now: not linked (it would pass for a next holder).
   if (!set_aside && in.written_from.empty() && in.channel == channels::kind::whatsapp && !in.user_id.empty() && in.user_id != in.from && b->user_id != in.user_id) {
@@ -564,20 +564,6 @@ storage::result<int> conversation_ops::handle_all(storage::connection& c, std::s
     // messages, this job's included, are looked up. (A job run again sets it again; a rolled
     // back one leaves it set, which only costs lookups until the next prune.)
     if (!fx.readdressed.empty()) moves_maybe_.store(true, std::memory_order_relaxed);
-  }
-  if (!fx.readdressed.empty()) {
-    // A later event of this job moved (or set aside) an address that an earlier one wrote a
-    // reply to: the copies handed to the worker at commit must go where the rows go now (a
-    // reply to a number's previous holder must not reach its new one).
-    const std::set<std::string> changed(fx.readdressed.begin(), fx.readdressed.end());
-    for (auto& s : fx.claimed) {
-      if (!changed.count(s.row.channel + "\n" + s.row.recipient)) continue;
-      auto now_to = storage::outbox_recipient(c, s.row.id);
-      if (!now_to) return now_to.error();
-      if (!*now_to) continue;
-      s.row.recipient = **now_to;
-      if (s.out) s.out->to = s.row.recipient;
-    }
   }
   return fresh;
 }

@@ -12,6 +12,7 @@
 // parameters of coroutines twice when they hold non-trivial captures (seen as a
 // heap-use-after-free under ASan), so the job must never be a coroutine parameter.
 
+#include <future>
 #include <memory>
 #include <optional>
 
@@ -19,6 +20,14 @@
 #include "storage/database.hpp"
 
 namespace aoun::bot {
+
+/// Runs `job` on the writer and blocks until it is committed or failed. Only where no I/O
+/// thread can be waiting on the caller: before the server starts, or in a CLI command.
+inline boost::system::error_code write_now(storage::database& db, storage::write_job job) {
+  std::promise<boost::system::error_code> done;
+  db.submit_write(std::move(job), [&done](boost::system::error_code ec) { done.set_value(ec); });
+  return done.get_future().get();
+}
 
 namespace detail {
 template <class T, class F, class Submit>

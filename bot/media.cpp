@@ -212,24 +212,10 @@ std::string file_name(std::string_view stored, std::string_view fallback_path, s
   // Unicode direction controls reorder what a download shelf shows: "invoice<RLO>fdp.exe" reads
   // as "invoiceexe.pdf". LRM/RLM (U+200E/F), the embeddings and overrides (U+202A-E), the
   // isolates (U+2066-9) and the Arabic letter mark (U+061C) become "_".
-  {
-    std::string out;
-    out.reserve(name.size());
-    for (std::size_t i = 0; i < name.size();) {
-      const auto b = [&](std::size_t k) { return i + k < name.size() ? static_cast<unsigned char>(name[i + k]) : 0; };
-      std::size_t len = 0;
-      if (b(0) == 0xE2 && b(1) == 0x80 && (b(2) == 0x8E || b(2) == 0x8F || (b(2) >= 0xAA && b(2) <= 0xAE))) len = 3;
-      else if (b(0) == 0xE2 && b(1) == 0x81 && b(2) >= 0xA6 && b(2) <= 0xA9) len = 3;
-      else if (b(0) == 0xD8 && b(1) == 0x9C) len = 2;
-      if (len) {
-        out += '_';
-        i += len;
-      } else {
-        out += name[i++];
-      }
-    }
-    name = std::move(out);
-  }
+  for (std::string_view control : {"\u200E", "\u200F", "\u202A", "\u202B", "\u202C", "\u202D", "\u202E", "\u2066",
+                                   "\u2067", "\u2068", "\u2069", "\u061C"})
+    for (auto at = name.find(control); at != std::string::npos; at = name.find(control, at + 1))
+      name.replace(at, control.size(), "_");
   // No hidden files and nothing that ends in a dot (Windows drops it, changing the extension).
   while (!name.empty() && (name.front() == '.' || name.front() == ' ')) name.erase(name.begin());
   while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();

@@ -224,6 +224,7 @@ net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) 
 net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const std::int64_t id = rows[i].row.id;
+    const std::string channel = rows[i].row.channel;
     bool done = false;
     std::string failure;
     try {
@@ -236,16 +237,11 @@ net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows)
       // hold its recipient's replies until a restart. It may have left, so it is flagged like
       // a send cut by a crash, and retried after a pause; the rest of the chain waits behind it.
       log::error("outbox_deliver_failed", {{"id", id}, {"what", failure}});
-      const std::int64_t next = now_ms() + backoff(1).count();
-      const std::string error = "uncertain: the send failed inside the server: " + failure.substr(0, 200);
-      auto pause = first_rewrite_pause;
-      for (;;) {
-        auto r = co_await db_write<int>(db_, storage::rerun::safe, [id, next, &error](storage::connection& c) -> storage::result<int> {
-          if (auto ec = storage::outbox_retry(c, id, next, error)) return ec;
-          return 0;
-        });
-        if (r || !co_await wait_to_rewrite(id, r.error(), pause)) break;
-      }
+      outcome_write w;
+      w.what = outcome_write::kind::retry;
+      w.next_ms = now_ms() + backoff(1).count();
+      w.error = "uncertain: the send failed inside the server: " + failure.substr(0, 200);
+      co_await record_outcome(id, channel, w);
     }
     if (done) continue;
     for (std::size_t k = i + 1; k < rows.size(); ++k) --unpaced_[rows[k].row.channel];  // never paced

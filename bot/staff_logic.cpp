@@ -300,8 +300,8 @@ json satisfaction_report(const std::vector<storage::survey_sample>& samples, boo
   json j{{"invited", invited},
          {"responses", all.responses},
          {"response_rate", invited == 0 ? 0.0 : round2(static_cast<double>(all.responses) / static_cast<double>(invited))}};
-  const json totals = all.to_json(true, hide(all));
-  j["averages"] = {{"overall", totals["overall"]}, {"speed", totals["speed"]}, {"courtesy", totals["courtesy"]}};
+  j["averages"] = all.to_json(true, hide(all));
+  j["averages"].erase("responses");
   json d = json::object();
   for (auto& [q, counts] : dist) {
     json c = json::object();
@@ -317,8 +317,11 @@ json satisfaction_report(const std::vector<storage::survey_sample>& samples, boo
   for (auto& [k, g] : by_service) sv[k] = g.to_json(true, hide(g));
   j["by_service_type"] = sv;
   json per = json::array();
-  for (auto& [day, g] : by_day)
-    per.push_back({{"period", day}, {"responses", g.responses}, {"overall", hide(g) ? json(nullptr) : g.overall.avg()}});
+  for (auto& [day, g] : by_day) {
+    auto p = g.to_json(false, hide(g));
+    p["period"] = day;
+    per.push_back(std::move(p));
+  }
   j["by_period"] = per;
   if (include_staff) {
     json st = json::array();

@@ -1,6 +1,7 @@
 #include "channels/detail/util.hpp"
 
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -89,13 +90,11 @@ std::optional<std::int64_t> http_date(std::string_view v) {
   const auto day = parse_int(v.substr(5, 2)), year = parse_int(v.substr(12, 4)), h = parse_int(v.substr(17, 2)),
              mi = parse_int(v.substr(20, 2)), s = parse_int(v.substr(23, 2));
   if (mon < 0 || !day || !year || !h || !mi || !s || *day < 1 || *day > 31 || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
-  // Days from civil (H. Hinnant).
-  std::int64_t y = *year - (mon <= 2);
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const std::int64_t yoe = y - era * 400;
-  const std::int64_t doy = (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + *day - 1;
-  const std::int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  const std::int64_t days = era * 146097 + doe - 719468;
+  namespace c = std::chrono;  // (a day past the month's end counts on, as the standard defines)
+  const std::int64_t days = c::sys_days{c::year{static_cast<int>(*year)} / c::month{static_cast<unsigned>(mon)} /
+                                        c::day{static_cast<unsigned>(*day)}}
+                                .time_since_epoch()
+                                .count();
   return days * 86400 + *h * 3600 + *mi * 60 + *s;
 }
 
