@@ -173,6 +173,9 @@ config load_config(const lookup_fn& get) {
   c.webchat_enabled = number(get, "AOUN_WEBCHAT", 1, 0, 1) == 1;
   c.webchat_sockets_per_address = static_cast<int>(number(get, "AOUN_WEBCHAT_SOCKETS_PER_ADDRESS", 20, 0, 100000));
   c.webchat_messages_per_minute = static_cast<int>(number(get, "AOUN_WEBCHAT_MESSAGES_PER_MINUTE", 60, 0, 100000));
+  c.server.upload_limit = c.webchat_enabled ? static_cast<std::size_t>(number(get, "AOUN_WEBCHAT_UPLOAD_MAX_BYTES",
+                                                                              10LL << 20, 1024, 16LL << 20))
+                                            : 0;
 
   c.admin_user = str("AOUN_ADMIN_USER", "");
   c.secret.admin_password = str("AOUN_ADMIN_PASSWORD", "");

@@ -29,6 +29,11 @@ struct server_options {
   int threads = 0;
   /// Largest request body accepted; more is answered 413 (AOUN_BODY_LIMIT, bytes).
   std::size_t body_limit = 1024 * 1024;
+  /// Largest file a web-chat visitor may send (POST /chat/upload, AOUN_WEBCHAT_UPLOAD_MAX_BYTES);
+  /// 0 when the web chat is off. The body is held in memory until stored, so at most
+  /// max_uploads_in_flight such bodies are read at once (503 beyond).
+  std::size_t upload_limit = 10 * 1024 * 1024;
+  int max_uploads_in_flight = 4;
   /// Time to receive a whole request header once its first byte may arrive (slow-loris guard).
   std::chrono::seconds header_timeout{15};
   /// Time to receive the body after the header.

@@ -364,6 +364,10 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   conv.updated_at = now;
   if (fx.staff_listening)
     fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
+  // A file sent from the website chat is shown in every tab of the session, ahead of the replies
+  // (a text is shown by the tab that sent it, and by the others' history).
+  if (channel == "webchat" && in.type == channels::inbound_type::media)
+    fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", visitor_message_json(m)}}.dump()});
 
   // Opting out (docs/channels.md, "Opting out"). SMS: STOP, which Twilio confirms to the person
   // itself; START (or YES) is back in, and an ordinary turn (the first "Start", or "yes" to
@@ -816,6 +820,12 @@ json conversation_ops::visitor_message_json(const storage::message_row& m) {
   // acknowledgement was lost in a reconnect is known to be stored, and not sent again.
   if (m.direction == "in" && m.provider_id && m.provider_id->rfind("web:", 0) == 0)
     if (auto colon = m.provider_id->find(':', 4); colon != std::string::npos) j["client_id"] = m.provider_id->substr(colon + 1);
+  // A file the visitor sent: its kind and name, never its id (the page cannot fetch it back).
+  if (m.direction == "in" && p.is_object() && p.contains("media") && p["media"].is_object()) {
+    const auto& media = p["media"];
+    auto str = [&media](const char* k) { return media.contains(k) && media[k].is_string() ? media[k].get<std::string>() : std::string(); };
+    j["file"] = {{"kind", str("kind")}, {"name", str("filename")}};
+  }
   return j;
 }
 

@@ -19,6 +19,7 @@ http::status status_of(api_error e) {
     case api_error::unavailable: return http::status::service_unavailable;
     case api_error::internal: return http::status::internal_server_error;
     case api_error::bad_gateway: return http::status::bad_gateway;
+    case api_error::unsupported_type: return http::status::unsupported_media_type;
   }
   return http::status::internal_server_error;
 }
@@ -38,6 +39,7 @@ std::string_view code_of(api_error e) {
     case api_error::unavailable: return "unavailable";
     case api_error::internal: return "internal";
     case api_error::bad_gateway: return "bad_gateway";
+    case api_error::unsupported_type: return "unsupported_type";
   }
   return "internal";
 }

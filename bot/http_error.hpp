@@ -22,6 +22,7 @@ enum class api_error {
   unavailable,      // 503
   internal,         // 500
   bad_gateway,      // 502: a provider we called failed (media downloads)
+  unsupported_type, // 415: a file of a kind we do not take (web chat uploads)
 };
 
 http::status status_of(api_error e);

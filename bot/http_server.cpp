@@ -4,6 +4,8 @@
 #include <random>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
+
 #include "bot/http_error.hpp"
 #include "bot/log.hpp"
 #include "channels/detail/http_wire.hpp"
@@ -221,7 +223,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     // it lost. That route gets at least 3 MiB; the others are held to AOUN_BODY_LIMIT below,
     // once the header says which route it is (Beast checks a Content-Length against the limit
     // as the header ends, so the larger one must be in place before).
-    parser.body_limit(std::max<std::uint64_t>(opts_.body_limit, whatsapp_body_limit));
+    parser.body_limit(std::max<std::uint64_t>({opts_.body_limit, whatsapp_body_limit, opts_.upload_limit}));
     st->idle = true;
     // While stopping, a request already on the wire is still served (briefly waited for), so
     // that nothing a client managed to send is dropped; an idle connection is simply closed.
@@ -231,8 +233,15 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     st->idle = false;
     auto started = std::chrono::steady_clock::now();
+    // The route's body limit, once its header is read (0 before: the 413 then names none).
+    std::size_t limit = 0;
     auto answer_error = [&](api_error e, std::string_view msg, const char* route) -> net::awaitable<void> {
       auto res = error_response(11, false, e, msg);
+      if (e == api_error::too_large && limit > 0) {
+        // What the client may send instead (the chat page says it in the visitor's words).
+        res.body() = nlohmann::json{{"error", code_of(e)}, {"message", msg}, {"limit_bytes", limit}}.dump();
+        res.prepare_payload();
+      }
       metrics_.observe(route, res.result_int(),
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       stream.expires_after(std::chrono::seconds(5));
@@ -252,17 +261,32 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
       }
       break;
     }
+    // A web-chat file is held in memory until it is stored: only so many are read at once.
+    std::shared_ptr<void> upload_slot;
     {
       const auto& h = parser.get();
       const auto target = std::string_view(h.target().data(), h.target().size());
-      const bool whatsapp = h.method() == http::verb::post && target.substr(0, target.find('?')) == "/webhooks/whatsapp";
-      if (!whatsapp) {
-        if (parser.content_length() && *parser.content_length() > opts_.body_limit) {
-          co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
+      const auto path = target.substr(0, target.find('?'));
+      const bool post = h.method() == http::verb::post;
+      const bool whatsapp = post && path == "/webhooks/whatsapp";
+      const bool upload = post && path == upload_target && opts_.upload_limit > 0;
+      if (upload) {
+        if (uploads_in_flight_.fetch_add(1) >= opts_.max_uploads_in_flight) {
+          uploads_in_flight_.fetch_sub(1);
+          co_await answer_error(api_error::unavailable, "too many files are being sent; try again in a moment",
+                                "unavailable");
           break;
         }
-        parser.body_limit(opts_.body_limit);  // chunked bodies: counted as they come
+        upload_slot = std::shared_ptr<void>(nullptr, [this](void*) { uploads_in_flight_.fetch_sub(1); });
       }
+      limit = whatsapp ? std::max(opts_.body_limit, whatsapp_body_limit)
+              : upload ? opts_.upload_limit
+                       : opts_.body_limit;
+      if (parser.content_length() && *parser.content_length() > limit) {
+        co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
+        break;
+      }
+      parser.body_limit(limit);  // chunked bodies: counted as they come
     }
     stream.expires_after(opts_.body_timeout);
     if (!parser.is_done()) {

@@ -27,6 +27,8 @@ constexpr std::size_t min_write_rate = 64 * 1024;
 /// The least body size accepted on POST /webhooks/whatsapp, whatever AOUN_BODY_LIMIT says: the
 /// size Meta documents for a webhook batch.
 constexpr std::size_t whatsapp_body_limit = 3 * 1024 * 1024;
+/// The web chat's file upload: its body may reach server_options::upload_limit.
+constexpr std::string_view upload_target = "/chat/upload";
 std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes);
 
 class http_server {
@@ -60,6 +62,8 @@ class http_server {
   tcp::acceptor acceptor_;
 
   std::atomic<bool> stopping_{false};
+  /// Upload bodies being read or handled (server_options::max_uploads_in_flight).
+  std::atomic<int> uploads_in_flight_{0};
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
   std::function<void()> drained_;                      // GUARDED_BY(mutex_)

@@ -6,6 +6,9 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "channels/crypto.hpp"
+#include "channels/detail/json_write.hpp"
+
 namespace aoun::bot {
 namespace {
 
@@ -258,6 +261,25 @@ std::string content_disposition(std::string_view name) {
     }
   }
   return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + encoded;
+}
+
+std::optional<sniffed> sniff_upload(std::string_view b) {
+  auto starts = [b](std::string_view magic, std::size_t at = 0) { return b.size() >= at + magic.size() && b.substr(at, magic.size()) == magic; };
+  if (starts("\xFF\xD8\xFF")) return sniffed{"image", "image/jpeg", ".jpg"};
+  if (starts(std::string_view("\x89PNG\r\n\x1A\n", 8))) return sniffed{"image", "image/png", ".png"};
+  if (starts("RIFF") && starts("WEBP", 8)) return sniffed{"image", "image/webp", ".webp"};
+  if (starts("%PDF-")) return sniffed{"document", "application/pdf", ".pdf"};
+  return std::nullopt;
+}
+
+std::string upload_name(std::string_view given, const sniffed& type) {
+  std::string name = channels::detail::scrub_utf8(given);
+  name = std::string(channels::crypto::truncate_code_points(name, 200));
+  const auto low = lower(name);
+  auto ends = [&low](std::string_view ext) { return low.size() > ext.size() && low.ends_with(ext); };
+  const bool fits = ends(type.extension) || (type.mime == "image/jpeg" && ends(".jpeg"));
+  if (!name.empty() && !fits) name += type.extension;
+  return name;
 }
 
 }  // namespace media_http

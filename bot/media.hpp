@@ -97,5 +97,18 @@ std::string file_name(std::string_view stored, std::string_view fallback_path, s
 /// REQUIRES: `name` came from file_name().
 std::string content_disposition(std::string_view name);
 
+/// What a web-chat visitor's file is, read from its first bytes (never from its name or the
+/// browser's Content-Type): JPEG, PNG or WebP → kind "image", PDF → kind "document". Anything
+/// else is not taken (nullopt).
+struct sniffed {
+  std::string_view kind, mime, extension;  // extension with its dot: ".jpg"
+};
+std::optional<sniffed> sniff_upload(std::string_view bytes);
+
+/// The name a visitor's file is kept under: `given` made valid UTF-8, at most 200 code points,
+/// ending in one of the extensions of the file's real type (`.jpg` is added to "x.exe"), so a
+/// download never opens as something the bytes are not.
+std::string upload_name(std::string_view given, const sniffed& type);
+
 }  // namespace media_http
 }  // namespace aoun::bot

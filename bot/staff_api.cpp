@@ -31,6 +31,7 @@
 #include "storage/outbox.hpp"
 #include "storage/reports.hpp"
 #include "storage/staff.hpp"
+#include "storage/uploads.hpp"
 
 namespace aoun::bot {
 namespace {
@@ -637,9 +638,6 @@ net::awaitable<response> request_documents(const services& s, request_context& c
     }
     if (k->beneficiary_id != conv.beneficiary_id)
       return fail(api_error::conflict, "the case belongs to another beneficiary");
-    if (conv.channel == "webchat")
-      return fail(api_error::conflict,
-                  "the website chat cannot send files: tell the beneficiary another way to send the documents");
     if (!conversation_ops::window_open(conv, now))
       return fail(api_error::conflict,
                   "WhatsApp's 24-hour window is closed: send the approved template '" + s.cfg.whatsapp_template +
@@ -1095,20 +1093,63 @@ net::awaitable<storage::result<int>> audit_download(const services& s, const sto
   });
 }
 
+/// A beneficiary's file as a download: never a page of this origin, never cached.
+response file_response(unsigned version, bool keep_alive, const std::string& type, const std::string& name,
+                       std::string body) {
+  response res{http::status::ok, version};
+  res.set(http::field::content_type, type);
+  res.set(http::field::content_disposition, media_http::content_disposition(name));
+  res.set(http::field::cache_control, "private, no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Content-Security-Policy", "sandbox; default-src 'none'");
+  res.set("Cross-Origin-Resource-Policy", "same-origin");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+/// A file a web-chat visitor sent: kept in the database (storage/uploads.hpp), not at a provider.
+net::awaitable<response> serve_upload(const services& s, request_context& ctx, const storage::staff_row& me,
+                                      const media_ref& ref) {
+  const auto v = ctx.req.version();
+  const bool ka = ctx.req.keep_alive();
+  std::int64_t id = 0;
+  const auto* end = ref.media_id.data() + ref.media_id.size();
+  if (std::from_chars(ref.media_id.data(), end, id).ptr != end) id = 0;
+  // The file is read into memory whole: it takes a download slot like a provider's file.
+  auto held = s.media.try_acquire();
+  if (!held) {
+    auto w = co_await audit_download(s, me, ref, "busy", ref.detail);
+    if (!w) co_return db_failed(ctx, w.error());
+    co_return error_response(v, ka, api_error::unavailable, "too many downloads in progress; try again in a moment");
+  }
+  auto got = co_await db_read<storage::upload_row>(s.db, [id](storage::connection& c) { return storage::find_upload(c, id); });
+  if (!got && got.error() != storage::errc::not_found) co_return db_failed(ctx, got.error());
+  json detail = ref.detail;
+  detail["bytes"] = got ? got->bytes.size() : 0;
+  auto w = co_await audit_download(s, me, ref, got ? "ok" : "not_found", detail);
+  if (!w) co_return db_failed(ctx, w.error());
+  if (!got) co_return error_response(v, ka, api_error::not_found, "this file is no longer kept");
+  const auto type = media_http::content_type("", got->mime, ref.mime);
+  auto res = file_response(v, ka, type, media_http::file_name(got->filename, "", got->kind, type, ref.message_id),
+                           std::move(got->bytes));
+  ctx.keep_until_written = std::make_shared<media_downloader::slot>(std::move(*held));
+  co_return res;
+}
+
 net::awaitable<response> serve_media(const services& s, request_context& ctx, const storage::staff_row& me,
                                      const media_ref& ref) {
   const auto v = ctx.req.version();
   const bool ka = ctx.req.keep_alive();
   // Refusals about an existing attachment are audited like downloads: who tried to open what.
   auto ch = channels::kind_from_string(ref.channel);
+  if (ch == channels::kind::webchat) co_return co_await serve_upload(s, ctx, me, ref);
   if (!ch || !s.media.enabled(*ch)) {
     auto w = co_await audit_download(s, me, ref, "channel_off", ref.detail);
     if (!w) co_return db_failed(ctx, w.error());
-    co_return error_response(
-        v, ka, api_error::conflict,
-        ch == channels::kind::webchat
-            ? "the web chat keeps no files at a provider, so there is nothing to download for this attachment"
-            : "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
+    co_return error_response(v, ka, api_error::conflict,
+                             "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
   }
   auto held = s.media.try_acquire();
   if (!held) {
@@ -1166,19 +1207,8 @@ net::awaitable<response> serve_media(const services& s, request_context& ctx, co
   }
 
   const auto type = media_http::content_type(got.content_type, got.mime, ref.mime);
-  response res{http::status::ok, v};
-  res.set(http::field::content_type, type);
-  res.set(http::field::content_disposition,
-          media_http::content_disposition(
-              media_http::file_name(ref.filename, got.file_path, ref.kind, type, ref.message_id)));
-  // Beneficiaries' files are untrusted: a download, never a page of this origin, never cached.
-  res.set(http::field::cache_control, "private, no-store");
-  res.set("X-Content-Type-Options", "nosniff");
-  res.set("Content-Security-Policy", "sandbox; default-src 'none'");
-  res.set("Cross-Origin-Resource-Policy", "same-origin");
-  res.keep_alive(ka);
-  res.body() = std::move(got.body);
-  res.prepare_payload();
+  auto res = file_response(v, ka, type, media_http::file_name(ref.filename, got.file_path, ref.kind, type, ref.message_id),
+                           std::move(got.body));
   // The bytes stay in memory until the client has read them: so does the slot, or slow readers
   // would each hold a file while new downloads start.
   ctx.keep_until_written = std::make_shared<media_downloader::slot>(std::move(*held));

@@ -16,12 +16,15 @@
 #include "bot/client_limits.hpp"
 #include "bot/db.hpp"
 #include "bot/http_error.hpp"
+#include "bot/http_server.hpp"
 #include "bot/log.hpp"
+#include "bot/media.hpp"
 #include "bot/password.hpp"
 #include "bot/services.hpp"
 #include "bot/ws_channel.hpp"
 #include "channels/crypto.hpp"
 #include "storage/conversations.hpp"
+#include "storage/uploads.hpp"
 
 namespace aoun::bot {
 namespace {
@@ -114,6 +117,18 @@ std::string random_suffix() {
   return std::to_string(rng());
 }
 
+/// Whether a conversation lives at `session` (ids the page chose itself before the server made them).
+net::awaitable<storage::result<int>> session_known(const services& s, const std::string& session) {
+  co_return co_await db_read<int>(s.db, [&session](storage::connection& c) -> storage::result<int> {
+    auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = 'webchat' AND address = ?");
+    if (!q) return q.error();
+    q->bind(1, session);
+    auto row = q->step();
+    if (!row) return row.error();
+    return *row ? 1 : 0;
+  });
+}
+
 net::awaitable<void> webchat_session(const services& s, const session_ids& ids, address_limiter& limits,
                                      address_limiter& danger_limits, beast::tcp_stream stream, request_context& ctx) {
   // Refusals come before the upgrade, as plain HTTP answers.
@@ -162,14 +177,7 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   if (ids.ours(asked)) {
     session = asked;
   } else if (!asked.empty()) {
-    auto known = co_await db_read<int>(s.db, [&asked](storage::connection& c) -> storage::result<int> {
-      auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = 'webchat' AND address = ?");
-      if (!q) return q.error();
-      q->bind(1, asked);
-      auto row = q->step();
-      if (!row) return row.error();
-      return *row ? 1 : 0;
-    });
+    auto known = co_await session_known(s, asked);
     if (!known) {
       co_await refuse(api_error::unavailable, "could not open the session, try again");
       co_return;
@@ -221,9 +229,11 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     if (!*row) return msgs;
     auto list = storage::list_messages(c, q->int64(0), 200);
     if (!list) return list.error();
-    // Erased rows (no text left) are not shown as empty bubbles.
-    for (auto& m : *list)
-      if (!m.text.empty()) msgs.push_back(conversation_ops::visitor_message_json(m));
+    // Erased rows (no text or file left) are not shown as empty bubbles.
+    for (auto& m : *list) {
+      auto j = conversation_ops::visitor_message_json(m);
+      if (!m.text.empty() || j.contains("file")) msgs.push_back(std::move(j));
+    }
     return msgs;
   });
   {
@@ -321,6 +331,87 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   ch->close();
 }
 
+/// A client id as the page makes them: what it names becomes part of the dedupe key.
+bool valid_client_id(std::string_view id) {
+  return id.size() <= max_client_id && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '-' || c == '_';
+         });
+}
+
+/// POST /chat/upload: a photo or a PDF from the visitor (docs/console.md, "Sending a file").
+/// The body is the file itself; the session, the page's client id and the file's name come in
+/// headers. Answered 200 once the file and its message are committed, like a webhook.
+net::awaitable<response> upload_file(const services& s, const session_ids& ids, address_limiter& limits,
+                                     request_context& ctx) {
+  const auto v = ctx.req.version();
+  const bool ka = ctx.req.keep_alive();
+  const std::string session(ctx.req["X-Chat-Session"]);
+  const std::string client_id(ctx.req["X-Client-Id"]);
+  if (!valid_session(session))
+    co_return error_response(v, ka, api_error::malformed,
+                             "X-Chat-Session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
+  if (!valid_client_id(client_id))
+    co_return error_response(v, ka, api_error::malformed, "X-Client-Id must be up to 64 characters of A-Z, a-z, 0-9, '-' or '_'");
+  if (!ids.ours(session)) {
+    auto known = co_await session_known(s, session);
+    if (!known) co_return error_response(v, ka, api_error::unavailable, "could not check the session, try again");
+    if (!*known) co_return error_response(v, ka, api_error::unauthenticated, "unknown session: open the chat again");
+  }
+  auto& body = ctx.req.body();
+  if (body.empty()) co_return error_response(v, ka, api_error::malformed, "the file is empty");
+  const auto type = media_http::sniff_upload(body);
+  if (!type)
+    co_return error_response(v, ka, api_error::unsupported_type,
+                             "only photos (JPEG, PNG, WebP) and PDF documents can be sent here");
+  // A file counts as a message against the client's budget (the chat is public, and a file
+  // takes the database writer longer than a text).
+  if (int wait = limits.take(limit_key(ctx.remote), address_limiter::clock::now()); wait > 0) {
+    s.stats.count("webchat_messages_throttled");
+    auto res = error_response(v, ka, api_error::rate_limited, "too many messages, send it again in a moment");
+    res.set(http::field::retry_after, std::to_string(wait));
+    co_return res;
+  }
+  storage::upload_row row;
+  row.address = session;
+  row.kind = std::string(type->kind);
+  row.mime = std::string(type->mime);
+  row.filename = media_http::upload_name(percent_decode(ctx.req["X-File-Name"]), *type);
+  row.created_at = unix_now();
+  row.bytes = std::move(body);
+  channels::inbound in;
+  in.channel = channels::kind::webchat;
+  in.from = session;
+  in.provider_id = "web:" + session + ":" + (client_id.empty() ? random_suffix() : client_id);
+  in.timestamp = row.created_at;
+  in.type = channels::inbound_type::media;
+  in.raw_type = row.kind;
+  in.media_kind = row.kind;
+  in.media_mime = row.mime;
+  in.media_filename = row.filename;
+  in.media_size = static_cast<std::int64_t>(row.bytes.size());
+  after_commit fx;
+  fx.staff_listening = s.hub.has_subscribers("staff");
+  const auto now = row.created_at;
+  auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &in, &row, &fx, now](storage::connection& c) -> storage::result<int> {
+    auto id = storage::insert_upload(c, row);
+    if (!id) return id.error();
+    in.media_id = std::to_string(*id);
+    auto fresh = s.ops.handle_all(c, std::span<const channels::inbound>(&in, 1), now, fx);
+    if (!fresh) return fresh;
+    // Sent before (a resend after a lost answer): the first copy is the one kept.
+    if (*fresh == 0)
+      if (auto ec = storage::delete_upload(c, *id)) return ec;
+    return fresh;
+  });
+  if (!r) co_return error_response(v, ka, api_error::unavailable, "could not store your file, please send it again");
+  s.after(fx);
+  log::info("webchat_upload", {{"rid", ctx.request_id},
+                               {"kind", row.kind},
+                               {"bytes", static_cast<std::int64_t>(row.bytes.size())},
+                               {"duplicate", *r == 0}});
+  co_return json_response(v, ka, json{{"ok", true}, {"client_id", client_id}}.dump());
+}
+
 struct static_cache {
   std::mutex mutex;
   std::map<std::string, std::pair<std::string, std::string>> files;  // path -> (type, content)
@@ -346,13 +437,15 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   s.stats.count("webchat_sessions_replaced", 0);
   s.stats.count("webchat_sockets_refused", 0);
   s.stats.count("webchat_messages_throttled", 0);
-  r.add_websocket("/chat/ws", [&s, ids = std::make_shared<const session_ids>(session_key),
-                               limits = std::make_shared<address_limiter>(s.cfg.webchat_sockets_per_address,
-                                                                          s.cfg.webchat_messages_per_minute),
-                               danger = std::make_shared<address_limiter>(0, danger_messages_per_minute)](
+  auto ids = std::make_shared<const session_ids>(session_key);
+  // Texts and files share one budget per client address.
+  auto limits = std::make_shared<address_limiter>(s.cfg.webchat_sockets_per_address, s.cfg.webchat_messages_per_minute);
+  r.add_websocket("/chat/ws", [&s, ids, limits, danger = std::make_shared<address_limiter>(0, danger_messages_per_minute)](
                                   beast::tcp_stream stream, request_context& ctx) {
     return webchat_session(s, *ids, *limits, *danger, std::move(stream), ctx);
   });
+  r.add(http::verb::post, std::string(upload_target),
+        [&s, ids, limits](request_context& ctx) { return upload_file(s, *ids, *limits, ctx); });
 }
 
 void add_static_routes(router& r, const services& s) {

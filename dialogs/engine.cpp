@@ -1030,20 +1030,10 @@ struct runner {
           continue;
         }
       }
-      if (s.request_document && !s.choices.empty() && !carries_files(ctx.channel)) {
-        // The website's chat page cannot send a file: asking for one would leave the person
-        // stuck before a question they cannot answer. They are told how documents reach us,
-        // and the step is passed the way its first choice leaves it (skip, done).
-        say("documents.unavailable");
-        target = redirect_store(s.choices.front().next);
-        continue;
-      }
       prompt(s);
       return;
     }
   }
-  /// Whether a person can send a file (a photo, a PDF) on this channel.
-  static bool carries_files(std::string_view channel) { return channel != "webchat"; }
   std::string redirect_buf;
   std::string_view redirect_store(std::string r) {
     redirect_buf = std::move(r);

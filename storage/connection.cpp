@@ -20,6 +20,11 @@ statement& statement::bind(int i, std::string_view v) {
   sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   return *this;
 }
+statement& statement::bind_blob(int i, std::string_view v) {
+  // SQLITE_STATIC: a file of several MiB is not copied; the caller keeps it alive (header).
+  sqlite3_bind_blob64(stmt_, i, v.data(), static_cast<sqlite3_uint64>(v.size()), SQLITE_STATIC);
+  return *this;
+}
 statement& statement::bind_null(int i) {
   sqlite3_bind_null(stmt_, i);
   return *this;
@@ -47,6 +52,11 @@ std::int64_t statement::int64(int col) const { return sqlite3_column_int64(stmt_
 double statement::real(int col) const { return sqlite3_column_double(stmt_, col); }
 std::string statement::text(int col) const {
   auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  if (p == nullptr) return {};
+  return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+std::string statement::blob(int col) const {
+  auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
   if (p == nullptr) return {};
   return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
 }

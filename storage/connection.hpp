@@ -39,6 +39,8 @@ class statement {
   statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
   statement& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
   statement& bind_null(int i);
+  /// Binds bytes as a BLOB without copying them: `v` must outlive the statement's run.
+  statement& bind_blob(int i, std::string_view v);
   template <class T>
   statement& bind(int i, const std::optional<T>& v) { return v ? bind(i, *v) : bind_null(i); }
 
@@ -51,6 +53,7 @@ class statement {
   std::int64_t int64(int col) const;
   double real(int col) const;
   std::string text(int col) const;
+  std::string blob(int col) const;
   bool is_null(int col) const;
 
  private:

@@ -818,6 +818,8 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
       "ON m.conversation_id = c.id WHERE c.beneficiary_id = ?1) AND state <> 'pending' AND state <> 'sending'",
       "UPDATE cases SET full_name = '[erased]', national_id = '', mobile = '', city = '', description = '' WHERE beneficiary_id = ?1",
       "DELETE FROM case_documents WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
+      // Files a web-chat visitor sent (the other channels' files stay at their provider).
+      "DELETE FROM uploads WHERE address = (SELECT address FROM beneficiaries WHERE id = ?1 AND channel = 'webchat')",
       // Staff notes on each step are free text about the person ("called her brother on ...").
       "UPDATE case_events SET note = '' WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
       "DELETE FROM volunteers WHERE beneficiary_id = ?1",

@@ -312,6 +312,22 @@ CREATE INDEX address_moves_by_beneficiary ON address_moves(beneficiary_id);
 CREATE INDEX cases_by_conversation ON cases(conversation_id);
 CREATE INDEX surveys_by_conversation ON surveys(conversation_id);
 )sql",
+      // v11: files web-chat visitors send (docs/console.md, "Sending a file"). The website chat
+      //     has no provider to keep them, so the bytes are kept here, under the session that
+      //     sent them; the message's media id is the row's id. Erased with the person.
+      R"sql(
+CREATE TABLE uploads (
+  id         INTEGER PRIMARY KEY,
+  address    TEXT NOT NULL,
+  kind       TEXT NOT NULL,
+  mime       TEXT NOT NULL,
+  filename   TEXT NOT NULL DEFAULT '',
+  size       INTEGER NOT NULL,
+  bytes      BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX uploads_by_address ON uploads(address);
+)sql",
   };
   return list;
 }

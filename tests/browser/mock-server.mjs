@@ -53,8 +53,10 @@ const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
   let body = '';
   for await (const c of req) body += c;
-  const json = body ? JSON.parse(body) : {};
   const p = url.pathname;
+  // the chat page's file (the bytes as the body): taken, not kept
+  if (p === '/chat/upload') return send(res, 200, { ok: true, client_id: req.headers['x-client-id'] || '' });
+  const json = body ? JSON.parse(body) : {};
   if (p.startsWith('/console/') || p.startsWith('/chat/') || p.startsWith('/vendor/')) {
     let f = path.join(ROOT, p.replace(/\/$/, '/index.html'));
     if (!f.startsWith(ROOT) || !fs.existsSync(f)) return send(res, 404, { error: 'not_found' });

@@ -695,9 +695,133 @@ TEST_CASE("webchat: a danger word is no way around the limit: such texts have a 
   CHECK(throttled >= 2);
 }
 
-TEST_CASE("webchat: staff cannot ask a web chat visitor for documents the page cannot send") {
+namespace {
+
+/// A valid 1×1 PNG (what a phone's screenshot starts with), then `extra` bytes of padding.
+std::string tiny_png(std::size_t extra = 0) {
+  static const unsigned char png[] = {
+      0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+      0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00,
+      0x0D, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xFF, 0xFF, 0x3F, 0x00, 0x05, 0xFE, 0x02, 0xFE, 0xA7,
+      0x35, 0x81, 0x84, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82};
+  return std::string(reinterpret_cast<const char*>(png), sizeof png) + std::string(extra, '\0');
+}
+
+http_result upload(unsigned short port, const std::string& session, const std::string& body,
+                   const std::string& client_id = "", const std::string& name = "") {
+  std::map<std::string, std::string> h{{"Content-Type", "application/octet-stream"}};
+  if (!session.empty()) h["X-Chat-Session"] = session;
+  if (!client_id.empty()) h["X-Client-Id"] = client_id;
+  if (!name.empty()) h["X-File-Name"] = name;
+  return http_call(port, "POST", "/chat/upload", body, h);
+}
+
+}  // namespace
+
+TEST_CASE("webchat: a visitor sends a photo; every tab sees it, staff download the same bytes, a resend is one file") {
   staff_env e;
   const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+  chat_client tab(e.port(), visitor);  // another tab of the same session
+  REQUIRE(tab.next_of_type("history"));
+  const std::string bytes = tiny_png(3000);
+  // "صورة الهوية.png", percent-encoded as the page sends it
+  auto r = upload(e.port(), visitor, bytes, "file-1", "%D8%B5%D9%88%D8%B1%D8%A9%20%D8%A7%D9%84%D9%87%D9%88%D9%8A%D8%A9.png");
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(as_json(r)["client_id"] == "file-1");
+  auto shown = tab.next([](const json& j) { return j.value("type", "") == "message" && j["message"].contains("file"); });
+  REQUIRE(shown);
+  CHECK((*shown)["message"]["file"]["kind"] == "image");
+  CHECK((*shown)["message"]["file"]["name"] == "صورة الهوية.png");
+  CHECK((*shown)["message"]["client_id"] == "file-1");
+  CHECK(shown->dump().find("\"id\":\"") == std::string::npos);  // no media id for the page
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 1);
+  CHECK(db_value(e.db, "SELECT size FROM uploads") == static_cast<long long>(bytes.size()));
+  const auto mid = db_value(e.db, "SELECT id FROM messages WHERE kind = 'media'");
+  CHECK(db_text(e.db, "SELECT json_extract(payload, '$.media.mime') FROM messages WHERE id = " + std::to_string(mid)) == "image/png");
+
+  // The page's resend after a lost answer: acknowledged, not stored twice.
+  auto again = upload(e.port(), visitor, bytes, "file-1", "x.png");
+  CHECK(again.status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE kind = 'media'") == 1);
+
+  // A reload shows it in the history.
+  chat_client later(e.port(), visitor);
+  auto h = later.next_of_type("history");
+  REQUIRE(h);
+  CHECK(h->dump().find("صورة الهوية.png") != std::string::npos);
+
+  // Staff fetch exactly those bytes, as a download, and the audit log says who.
+  auto agent = add_staff(e.port(), login(e.port()), "huda", "agent", "هدى");
+  auto got = api(e.port(), "GET", "/api/v1/messages/" + std::to_string(mid) + "/media", agent);
+  REQUIRE_MESSAGE(got.status == 200, got.body);
+  CHECK(got.body == bytes);
+  CHECK(got.headers["content-type"] == "image/png");
+  CHECK(got.headers["content-disposition"].find("attachment;") == 0);
+  CHECK(got.headers["x-content-type-options"] == "nosniff");
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'media.download' AND target = 'message:" +
+                           std::to_string(mid) + "' AND json_extract(detail, '$.result') = 'ok'") == 1);
+}
+
+TEST_CASE("webchat: uploads that are not a visitor's photo or PDF are refused and store nothing") {
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_UPLOAD_MAX_BYTES", "4096"}});
+  const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+  const auto messages = db_value(e.db, "SELECT count(*) FROM messages");
+  CHECK(upload(e.port(), "", tiny_png()).status == 400);                       // no session
+  CHECK(upload(e.port(), "not a session!", tiny_png()).status == 400);         // not an id's shape
+  CHECK(upload(e.port(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", tiny_png()).status == 401);  // made up
+  CHECK(upload(e.port(), visitor, "").status == 400);                                   // empty
+  auto html = upload(e.port(), visitor, "<html><script>alert(1)</script></html>", "", "report.pdf");
+  CHECK(html.status == 415);  // the bytes decide, not the name
+  CHECK(as_json(html)["error"] == "unsupported_type");
+  CHECK(upload(e.port(), visitor, tiny_png(), "bad id/../x").status == 400);  // client id
+  auto big = upload(e.port(), visitor, tiny_png(5000));  // over the limit
+  CHECK(big.status == 413);
+  CHECK(as_json(big)["limit_bytes"] == 4096);
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == messages);
+
+  // A PDF named like a program is kept under a name that opens as what it is.
+  auto pdf = upload(e.port(), visitor, "%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj\n<<>>\nendobj\n", "doc-1", "setup.exe");
+  REQUIRE(pdf.status == 200);
+  CHECK(db_text(e.db, "SELECT filename FROM uploads") == "setup.exe.pdf");
+  CHECK(db_text(e.db, "SELECT kind FROM uploads") == "document");
+}
+
+TEST_CASE("webchat: at most four files are read at once; the fifth is told to come back, and a slot comes free") {
+  staff_env e;
+  const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+  const std::string body = tiny_png(100);
+  const std::string head = "POST /chat/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Chat-Session: " + visitor +
+                           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  // Four uploads whose bodies are slow to come: each holds its file's place.
+  std::vector<std::unique_ptr<raw_connection>> slow;
+  for (int i = 0; i < 4; ++i) {
+    slow.push_back(std::make_unique<raw_connection>(e.port()));
+    REQUIRE(slow.back()->send(head + body.substr(0, 10)));
+  }
+  REQUIRE(eventually([&] {
+    auto r = upload(e.port(), visitor, body, "fifth");
+    return r.status == 503 && as_json(r)["error"] == "unavailable";
+  }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
+  // One of them finishes: its file is stored, and the next upload has a place again.
+  REQUIRE(slow[0]->send(body.substr(10)));
+  CHECK(slow[0]->read_all(std::chrono::seconds(5)).find("200 OK") != std::string::npos);
+  REQUIRE(eventually([&] { return upload(e.port(), visitor, body, "sixth").status == 200; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 2);
+  // The others give up: their places come back too.
+  slow.clear();
+  for (int i = 0; i < 4; ++i) CHECK(upload(e.port(), visitor, body, "more-" + std::to_string(i)).status == 200);
+}
+
+TEST_CASE("webchat: staff ask a visitor for documents; the uploaded file joins the case; erasure deletes it") {
+  staff_env e;
+  chat_client c(e.port());
+  REQUIRE(c.next_of_type("history"));
+  c.send(text_msg("السلام عليكم", "hello-1"));
+  REQUIRE(c.next_of_type("ack"));
+  const std::string visitor = c.session;
   const auto cid = conversation_of(e.db, visitor);
   // A case of theirs (as the intake makes it; the intake over the web chat is tests/transcripts/30).
   db_exec(e.db, "INSERT INTO cases (reference, beneficiary_id, conversation_id, channel, full_name, national_id, mobile, "
@@ -705,11 +829,31 @@ TEST_CASE("webchat: staff cannot ask a web chat visitor for documents the page c
                 "'webchat', 'نورة', '1757491186', '+966501234567', 'الرياض', 'legal', 'x', 1, 1 FROM conversations "
                 "WHERE id = " + std::to_string(cid));
   auto agent = add_staff(e.port(), login(e.port()), "huda", "agent", "هدى");
-  const auto before = db_value(e.db, "SELECT count(*) FROM messages");
   auto r = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/request-documents", agent,
                nlohmann::json{{"reference", "AWN-2026-000777"}});
-  CHECK(r.status == 409);
-  CHECK(r.body.find("cannot send files") != std::string::npos);
-  CHECK(db_value(e.db, "SELECT count(*) FROM messages") == before);
-  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.request_documents'") == 0);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  auto asked = c.next([](const json& j) {
+    return j.value("type", "") == "message" && j["message"].value("text", "").find("AWN-2026-000777") != std::string::npos;
+  });
+  REQUIRE_MESSAGE(asked, "the visitor was not asked for the documents");
+
+  const std::string pdf = "%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n";
+  REQUIRE(upload(e.port(), visitor, pdf, "doc-1", "police-report.pdf").status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM case_documents") == 1; }));
+  const auto did = db_value(e.db, "SELECT id FROM case_documents");
+  auto got = api(e.port(), "GET", "/api/v1/cases/AWN-2026-000777/documents/" + std::to_string(did) + "/media", agent);
+  REQUIRE_MESSAGE(got.status == 200, got.body);
+  CHECK(got.body == pdf);
+  CHECK(got.headers["content-type"] == "application/pdf");
+  CHECK(got.headers["content-disposition"].find("police-report.pdf") != std::string::npos);
+
+  // "Delete my data": the file goes with the rest.
+  const auto mid = db_value(e.db, "SELECT id FROM messages WHERE kind = 'media'");
+  c.send(text_msg("احذف بياناتي", "erase-1"));
+  REQUIRE(c.next_of_type("ack"));
+  c.send(json{{"type", "choice"}, {"id", "erase.yes"}, {"client_id", "erase-2"}});
+  REQUIRE(c.next_of_type("ack"));
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE erased_at IS NOT NULL") == 1; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
+  CHECK(api(e.port(), "GET", "/api/v1/messages/" + std::to_string(mid) + "/media", agent).status == 404);
 }

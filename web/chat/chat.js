@@ -8,18 +8,24 @@ const texts = {
     empty: 'مرحبًا بكم. اكتبوا رسالتكم بالطريقة التي تناسبكم، أو اضغطوا «ابدأ المحادثة».', start: 'ابدأ المحادثة', hello: 'السلام عليكم',
     forget_confirm: 'سيُمسح أثر هذه المحادثة من هذا المتصفح (تبقى لدى الجمعية). متابعة؟', lang: 'English', lang_label: 'Switch to English', error: 'لم تصل رسالتكم، فضلًا أرسلوها مرة أخرى.',
     slow_down: 'وصلتنا رسائل كثيرة في وقت قصير، فلم تُحفظ رسالتكم الأخيرة. انتظروا دقيقة ثم أرسلوها مرة أخرى.',
-    sending: 'جارٍ الإرسال…', not_sent: 'لم تُرسل بعد', resend: 'أعيدوا الإرسال', will_resend: 'لم تُحفظ بعد، وسنعيد إرسالها تلقائيًا.' },
+    sending: 'جارٍ الإرسال…', not_sent: 'لم تُرسل بعد', resend: 'أعيدوا الإرسال', will_resend: 'لم تُحفظ بعد، وسنعيد إرسالها تلقائيًا.', refused: 'لم يُرسل',
+    attach: 'إرفاق صورة أو ملف PDF', photo: 'صورة', document: 'مستند', file_type: 'يمكن إرسال الصور (JPEG أو PNG أو WebP) وملفات PDF فقط، فلم يُرسل هذا الملف.',
+    file_too_large: 'حجم الملف أكبر من {mb} ميغابايت، فلم يُرسل. أرسلوا ملفًا أصغر.', file_too_big: 'حجم الملف أكبر مما نستقبله، فلم يُرسل. أرسلوا ملفًا أصغر.', file_unreadable: 'تعذّرت قراءة الملف، فلم يُرسل.',
+    file_failed: 'لم يصل الملف، فضلًا أرسلوه مرة أخرى.', file_session: 'لم نتعرّف على هذه المحادثة، فنعيد الاتصال. أرسلوا الملف مرة أخرى بعد ذلك.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
     empty: 'Welcome. Write your message in your own words, or press "Start the conversation".', start: 'Start the conversation', hello: 'Hello',
     forget_confirm: 'This removes the conversation from this browser (the association keeps it). Continue?', lang: 'العربية', lang_label: 'التبديل إلى العربية', error: 'Your message did not arrive, please send it again.',
     slow_down: 'We received many messages in a short time, so your last one was not saved. Please wait a minute and send it again.',
-    sending: 'Sending…', not_sent: 'Not sent yet', resend: 'Send again', will_resend: 'Not saved yet; it will be sent again automatically.' },
+    sending: 'Sending…', not_sent: 'Not sent yet', resend: 'Send again', will_resend: 'Not saved yet; it will be sent again automatically.', refused: 'Not sent',
+    attach: 'Attach a photo or PDF', photo: 'Photo', document: 'Document', file_type: 'Only photos (JPEG, PNG or WebP) and PDF files can be sent, so this file was not sent.',
+    file_too_large: 'The file is larger than {mb} MB, so it was not sent. Please send a smaller one.', file_too_big: 'The file is larger than we can take, so it was not sent. Please send a smaller one.', file_unreadable: 'The file could not be read, so it was not sent.',
+    file_failed: 'Your file did not arrive, please send it again.', file_session: 'We could not find this conversation, so we are reconnecting. Then send the file again.' },
 };
 let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
-const list = $('messages'), input = $('text'), sendBtn = $('send'), banner = $('banner'), typing = $('typing');
+const list = $('messages'), input = $('text'), sendBtn = $('send'), attachBtn = $('attach'), fileInput = $('file'), banner = $('banner'), typing = $('typing');
 let ws = null, attempt = 0, timer = null, typingTimer = null, connected = false;
 const seen = new Set(); // message ids already shown (the server may send one twice around a reconnect)
 // What the visitor sent and the server has not acknowledged yet (stored): client_id → { frame, li }.
@@ -29,6 +35,8 @@ const seen = new Set(); // message ids already shown (the server may send one tw
 // a browser that restores the tab) does not lose them: shown again after the history, and sent.
 // The tab's own store: two tabs of one conversation do not overwrite each other's, and the
 // text is not left behind on the device once stored, erased or forgotten.
+// A file waits here too, as { frame: { type: 'file', client_id }, file, li }: it goes over HTTP,
+// never on the socket, and stays in this page only (a reload loses a file not yet stored).
 const pending = new Map();
 const PENDING_KEY = 'aoun.chat.pending';
 function savePending() {
@@ -46,7 +54,7 @@ function restorePending() {
     const f = it?.frame;
     if (!f || f.type !== 'text' || typeof f.text !== 'string' || !f.text || typeof f.client_id !== 'string' || !/^[0-9a-f]{1,64}$/.test(f.client_id)) continue;
     const at = Number(it.at) || Date.now() / 1000;
-    const li = render({ direction: 'in', text: f.text, created_at: at });  // placed after the history
+    const li = render({ direction: 'in', text: f.text, client_id: f.client_id, created_at: at });  // placed after the history
     setState(li, 'sending');
     pending.set(f.client_id, { frame: { type: 'text', text: f.text, client_id: f.client_id }, li, at });
   }
@@ -60,6 +68,7 @@ function applyLang() {
   document.title = tr('title');
   document.querySelectorAll('[data-t]').forEach((el) => { el.textContent = tr(el.dataset.t); });
   document.querySelectorAll('[data-tp]').forEach((el) => { el.setAttribute(el.dataset.tp, tr(el.dataset.tp)); });
+  attachBtn.title = tr('attach');
   const ls = $('lang-switch');
   ls.textContent = tr('lang'); ls.lang = lang === 'ar' ? 'en' : 'ar'; ls.setAttribute('aria-label', tr('lang_label'));
   list.querySelectorAll('.who').forEach((el) => { el.textContent = tr(el.dataset.who); });
@@ -81,10 +90,23 @@ function fmt(ts) {
 function render(m) {
   const out = m.direction === 'out'; // from the association (bot or staff)
   const li = el('li', `msg ${out ? 'from-them' : 'from-me'}`);
+  if (m.client_id) li.dataset.clientId = m.client_id;
   const bubble = el('div', 'bubble');
   const who = el('span', 'who sr-only', tr(out ? 'them' : 'you'));
   who.dataset.who = out ? 'them' : 'you';
   bubble.append(who);
+  if (m.file) {
+    // "📎 name", or the kind in the page's language when the file came without a name
+    const p = el('p', 'text file');
+    p.dir = 'auto';
+    const clip = el('span', 'clip');
+    clip.setAttribute('aria-hidden', 'true');
+    const kind = m.file.kind === 'document' ? 'document' : 'photo';
+    const name = el('span', '', m.file.name || tr(kind));
+    if (!m.file.name) name.dataset.t = kind;  // follows the language switch
+    p.append(clip, name);
+    bubble.append(p);
+  }
   if (m.text) { const p = el('p', 'text', m.text); p.dir = 'auto'; bubble.append(p); }
   const time = el('time', 'time', fmt(m.created_at));
   bubble.append(time);
@@ -120,7 +142,8 @@ function emptyState() {
 function refreshChoices() {
   const start = $('start'); if (start) start.disabled = !connected;
   const groups = [...list.querySelectorAll('.choices')];
-  const lastMsg = list.lastElementChild;
+  // a file the server refused answers nothing: the question before it is still open
+  const lastMsg = [...list.querySelectorAll('.msg:not(.refused)')].pop();
   groups.forEach((g) => {
     const active = g.parentElement === lastMsg;
     g.classList.toggle('stale', !active);
@@ -139,8 +162,12 @@ function addMessage(m, scroll = true) {
 }
 
 function addNotice(text) {
-  const li = el('li', 'notice', text);
-  li.setAttribute('role', 'alert');
+  // The alert inside the item: a role on the <li> itself would replace "listitem", and a list
+  // may hold only list items.
+  const li = el('li', 'notice');
+  const alert = el('span', '', text);
+  alert.setAttribute('role', 'alert');
+  li.append(alert);
   list.append(li);
   list.scrollTop = list.scrollHeight;
 }
@@ -164,16 +191,23 @@ function post(frame, li) {
 function resendAll() {
   holding = false; clearTimeout(resendTimer); resendTimer = null;
   if (!connected) return;
-  for (const { frame, li } of pending.values()) { if (li) setState(li, 'sending'); ws.send(JSON.stringify(frame)); }
+  for (const { frame, li } of pending.values()) {
+    if (frame.type === 'file') continue;  // not a socket frame: its "send again" button uploads it
+    if (li) setState(li, 'sending');
+    ws.send(JSON.stringify(frame));
+  }
 }
 function stopResending() { holding = false; clearTimeout(resendTimer); resendTimer = null; }
 function announce(text) { const a = $('announce'); a.textContent = ''; setTimeout(() => { a.textContent = text; }, 50); }
+// st: 'sending', 'failed' (may go later: `retry` makes a button), 'refused' (a file the server
+// will never take), or null (stored).
 function setState(li, st, retry) {
   li.classList.toggle('pending', st === 'sending');
-  li.classList.toggle('failed', st === 'failed');
+  li.classList.toggle('failed', st === 'failed' || st === 'refused');
+  li.classList.toggle('refused', st === 'refused');
   li.querySelector('.state')?.remove();
   if (!st) return;
-  const span = el('span', 'state', tr(st === 'sending' ? 'sending' : 'not_sent'));
+  const span = el('span', 'state', tr({ sending: 'sending', failed: 'not_sent', refused: 'refused' }[st]));
   if (st === 'failed' && retry) {
     const b = el('button', 'resend', tr('resend'));
     b.type = 'button';
@@ -227,7 +261,7 @@ function connect() {
         if (m.client_id) acknowledged(m.client_id);  // stored, though its ack was lost
         list.append(render(m));
       }
-      connected = true; sendBtn.disabled = false;
+      connected = true; sendBtn.disabled = false; attachBtn.disabled = false;
       // What was not stored goes again, after the history, in the order it was written. Not a
       // button's answer: the question it answered may be past, and if it was not stored its
       // buttons are live again below.
@@ -248,9 +282,21 @@ function connect() {
       list.textContent = ''; seen.clear(); pending.clear(); savePending(); stopResending();
       emptyState();
     } else if (ev.type === 'message' && ev.message) {
-      showTyping(false);
-      const shown = addMessage({ direction: 'out', ...ev.message });
-      if (shown && ev.message.text) announce(`${tr('them')}: ${ev.message.text}`);
+      const m = { direction: 'out', ...ev.message };
+      // The visitor's own (a file they sent): the bubble this page shows for it, if any, is that
+      // message, now stored; one from another tab of the session is added, not announced.
+      const mine = m.direction === 'in' && m.client_id ? [...list.querySelectorAll('.from-me')].find((li) => li.dataset.clientId === m.client_id) : null;
+      if (mine) {
+        if (m.id !== undefined && m.id !== null) seen.add(m.id);
+        if (pending.has(m.client_id)) showTyping(true);  // the replies follow it
+        acknowledged(m.client_id);
+      } else if (m.direction === 'in') {
+        addMessage(m);
+      } else {
+        showTyping(false);
+        const shown = addMessage(m);
+        if (shown && m.text) announce(`${tr('them')}: ${m.text}`);
+      }
     } else if (ev.type === 'error') {
       showTyping(false);
       const p = ev.client_id ? pending.get(ev.client_id) : null;
@@ -276,7 +322,7 @@ function connect() {
   };
   sock.onclose = () => {
     if (ws !== sock) return;
-    connected = false; sendBtn.disabled = true; refreshChoices(); showTyping(false); stopResending();
+    connected = false; sendBtn.disabled = true; attachBtn.disabled = true; refreshChoices(); showTyping(false); stopResending();
     const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
     attempt++;
     setBanner(tr('reconnecting'));
@@ -293,9 +339,65 @@ $('composer').addEventListener('submit', (e) => {
   input.value = ''; autosize();
 });
 function sendText(text) {
-  const li = addMessage({ direction: 'in', text, created_at: Date.now() / 1000 });
-  post({ type: 'text', text, client_id: clientId() }, li);
+  const id = clientId();
+  const li = addMessage({ direction: 'in', text, client_id: id, created_at: Date.now() / 1000 });
+  post({ type: 'text', text, client_id: id }, li);
   showTyping(true);
+}
+
+// A photo or a PDF goes over HTTP (POST /chat/upload, the bytes as the body), not the socket.
+// The server reads the bytes and refuses anything else; the page refuses early what the server
+// would refuse, so that nobody waits for a large upload to be turned down.
+const FILE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'application/pdf'];
+const MAX_FILE = 10 * 1024 * 1024;  // the server's default; a lower limit there is answered 413
+const tooLarge = (bytes) => tr('file_too_large').replace('{mb}', String(+(bytes / 1048576).toFixed(1)));
+function refusal(file) {
+  // some systems name no type for a .webp: the extension then, and the server checks the bytes
+  if (!FILE_TYPES.includes(file.type) && (file.type || !/\.(jpe?g|png|webp|pdf)$/i.test(file.name))) return tr('file_type');
+  if (file.size > MAX_FILE) return tooLarge(MAX_FILE);
+  if (!file.size) return tr('file_unreadable');
+  return '';
+}
+attachBtn.addEventListener('click', () => fileInput.click());
+fileInput.addEventListener('change', () => {
+  const file = fileInput.files[0];
+  fileInput.value = '';  // choosing the same file again is a change again
+  if (!file || !connected) return;
+  const why = refusal(file);
+  if (why) { addNotice(why); return; }
+  const frame = { type: 'file', client_id: clientId() };
+  const at = Date.now() / 1000;
+  const kind = file.type === 'application/pdf' || /\.pdf$/i.test(file.name) ? 'document' : 'image';
+  const li = addMessage({ direction: 'in', text: '', file: { kind, name: file.name }, client_id: frame.client_id, created_at: at });
+  pending.set(frame.client_id, { frame, file, li, at });
+  upload(frame.client_id);
+});
+async function upload(id) {
+  const p = pending.get(id);
+  if (!p) return;
+  setState(p.li, 'sending');
+  let res = null, body = {};
+  try {
+    res = await fetch('/chat/upload', { method: 'POST', body: p.file, headers: {
+      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': sessionId(), 'X-Client-Id': id,
+      'X-File-Name': encodeURIComponent(p.file.name) } });
+    body = await res.json().catch(() => ({}));
+  } catch { /* no answer: as a 503, worth trying again */ }
+  if (pending.get(id) !== p) return;  // its message came over the socket first, or the data was erased
+  if (res?.ok) { acknowledged(id); showTyping(true); return; }
+  // The server's reason in the visitor's language (by status: a proxy in front may answer 413
+  // without our JSON). What may go through later gets a button; the file stays in this page.
+  const reason = { 400: 'file_unreadable', 401: 'file_session', 413: 'file_too_big', 415: 'file_type', 429: 'slow_down' }[res?.status] || 'file_failed';
+  if (['file_unreadable', 'file_too_big', 'file_type'].includes(reason)) {
+    pending.delete(id);
+    setState(p.li, 'refused');
+    refreshChoices();
+  } else {
+    setState(p.li, 'failed', () => { upload(id); input.focus(); });
+  }
+  // the limit, when the answer names it (the server's own may be lower than the page's)
+  addNotice(reason === 'file_too_big' && Number(body?.limit_bytes) > 0 ? tooLarge(Number(body.limit_bytes)) : tr(reason));
+  if (res?.status === 401) ws?.close();  // the reconnect brings a session id the server knows
 }
 input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }
@@ -312,7 +414,7 @@ $('forget').addEventListener('click', () => {
 
 applyLang();
 restorePending();
-sendBtn.disabled = true;
+sendBtn.disabled = true; attachBtn.disabled = true;
 setBanner(tr('connecting'));
 connect();
 input.focus();

@@ -692,7 +692,7 @@ function messageEl(m) {
       h('span', { class: 'att-icon', 'aria-hidden': 'true', dir: 'ltr', text: (m.media.mime || m.media.kind || '').split('/').pop().slice(0, 4).toUpperCase() }),
       h('span', {}, h('strong', { text: tOr(`media.${m.media.kind}`, t('media.other')) }), ' ',
         h('span', { class: 'muted', dir: 'ltr', text: [noBidi(m.media.filename), m.media.mime, fmtBytes(m.media.size)].filter(Boolean).join(' · ') }))];
-    // Only what a beneficiary sent has a provider copy to fetch.
+    // Only what a beneficiary sent has a copy to fetch (at its provider, or a web chat upload here).
     body.push(m.direction === 'in' && m.media.id
       ? mediaLink(mediaPath.message(m.id), 'attachment', inner)
       : h('div', { class: 'attachment' }, inner));
@@ -908,8 +908,7 @@ function caseView(k, { convId } = {}) {
   wf.append(btns);
   root.append(wf);
   const cid = convId ?? k.conversation_id;
-  // Not on the web chat: its page cannot send files (the server answers 409).
-  if (cid && k.channel !== 'webchat' && !['approved', 'rejected', 'closed'].includes(k.step)) {
+  if (cid && !['approved', 'rejected', 'closed'].includes(k.step)) {
     root.append(h('button', { type: 'button', class: 'btn btn-ghost', id: 'btn-request-docs', text: t('case.request_docs'),
       onclick: async (e) => {
         e.target.disabled = true;
@@ -921,13 +920,12 @@ function caseView(k, { convId } = {}) {
   // documents
   root.append(h('h4', { text: t('case.documents') }));
   const docs = k.documents || [];
-  // A link only where the server can fetch a copy: a provider media id, and not the web chat
-  // (it keeps no files at a provider; the server would answer 409).
+  // A link where there is a file to fetch: a provider's media id, or a web chat upload's.
   const docLabel = (d) => [
     h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
     h('span', { class: 'muted', dir: 'ltr', text: [d.filename, d.mime].filter(Boolean).join(' · ') })];
   root.append(docs.length ? h('ul', { class: 'docs' }, docs.map((d) => h('li', {},
-    d.media_id && k.channel !== 'webchat'
+    d.media_id
       ? mediaLink(mediaPath.caseDocument(k.reference, d.id), 'doc-link', docLabel(d))
       : h('span', { class: 'doc-link' }, docLabel(d)), ' ',
     h('time', { class: 'muted', text: d.at ? fmtDateTime(d.at) : '' }))))

@@ -1,5 +1,6 @@
 // The website chat page against the real aoun binary: a visitor completes the help-request
-// intake with buttons and typed answers, gets a reference, and sees the history after a reload.
+// intake with buttons and typed answers, gets a reference, and sees the history after a reload;
+// a visitor sends a photo in the intake's documents step.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -24,6 +25,21 @@ async function choose(id) {
   await b.waitFor();
   await b.click();
 }
+// From the consent to the intake's documents step, which asks for a photo or a PDF.
+async function intakeUntilDocuments(name) {
+  await choose('consent.yes');
+  await choose('menu.help');
+  await say(name);
+  await say(nationalId());
+  await say('0551234567');
+  await say('جدة');
+  await choose('service.psychological');
+  await say('أحتاج من يسمعني بعد ما تعرضت له');
+  await page.locator('#messages .from-them', { hasText: 'أرسلوا صورة أو ملف PDF' }).last().waitFor();
+}
+const isUpload = (r) => new URL(r.url()).pathname === '/chat/upload';
+// A 1×1 PNG (signature, IHDR, IDAT, IEND), what a photo's bytes begin with.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
 
 describe('website chat', () => {
   before(async () => {
@@ -48,18 +64,10 @@ describe('website chat', () => {
     await page.locator('#start:not([disabled])').waitFor();
     await page.screenshot({ path: path.join(SHOTS, 'chat-start.png') });
     await page.click('#start');
-    await choose('consent.yes');
-    await choose('menu.help');
-    await say('سلمى أحمد الغامدي');
-    await say(nationalId());
-    await say('0551234567');
-    await say('جدة');
-    await choose('service.psychological');
-    await say('أحتاج من يسمعني بعد ما تعرضت له');
-    // no "send a photo or a PDF" here: the page cannot send files, and the visitor is told so
-    await page.locator('#messages .from-them', { hasText: 'لا تتيح محادثة الموقع إرسال الملفات' }).waitFor();
+    // the documents step asks for a photo or a PDF, as on the other channels; this visitor skips it
+    await intakeUntilDocuments('سلمى أحمد الغامدي');
+    await choose('docs.skip');
     await page.locator('#messages .from-them', { hasText: 'سلمى' }).last().waitFor();
-    assert.equal(await page.locator('#messages .from-them', { hasText: 'أرسلوا صورة' }).count(), 0);
     await page.screenshot({ path: path.join(SHOTS, 'chat-summary.png') });
     await choose('intake.confirm');
     const created = page.locator('#messages .from-them', { hasText: /AWN-\d{4}-\d+/ }).last();
@@ -100,6 +108,76 @@ describe('website chat', () => {
     await page.locator('#start:not([disabled])').waitFor();
     await page.waitForFunction((old) => { const id = localStorage.getItem('aoun.chat.session'); return id && id !== old; }, session);
     assert.equal(await page.locator('#messages .from-them').count(), 0);
+  });
+
+  test('a visitor sends a photo in the documents step; it stays after a reload, and a "PDF" that is not one is refused', async () => {
+    await page.setViewportSize({ width: 430, height: 900 });
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.reload();
+    await page.locator('#start:not([disabled])').waitFor();
+    await page.click('#start');
+    await intakeUntilDocuments('نورة سعد القحطاني');
+    const attach = page.getByRole('button', { name: 'إرفاق صورة أو ملف PDF' });
+    assert.equal(await attach.isEnabled(), true);
+    const uploads = [];
+    const onRequest = (r) => { if (isUpload(r)) uploads.push(r); };
+    page.on('request', onRequest);
+
+    // Over the server's 10 MiB: the page refuses it, says why, and sends nothing.
+    await page.setInputFiles('#file', { name: 'كبيرة.png', mimeType: 'image/png', buffer: Buffer.concat([PNG, Buffer.alloc(11 * 1024 * 1024)]) });
+    await page.locator('#messages .notice [role="alert"]', { hasText: 'أكبر من 10 ميغابايت' }).waitFor();
+    assert.equal(uploads.length, 0, 'no request for a file the page refused');
+    assert.equal(await page.locator('#messages .from-me', { hasText: 'كبيرة.png' }).count(), 0);
+
+    // A photo: shown at once, stored (the server's answer, and its message over the socket,
+    // which is the same bubble, not a second one), then answered by the dialog.
+    const [answer] = await Promise.all([
+      page.waitForResponse(isUpload),
+      page.setInputFiles('#file', { name: 'هوية.png', mimeType: 'image/png', buffer: PNG }),
+    ]);
+    assert.equal(answer.status(), 200);
+    const sent = await uploads[0].allHeaders();
+    assert.equal(sent['x-chat-session'], await page.evaluate(() => localStorage.getItem('aoun.chat.session')));
+    assert.equal(sent['x-file-name'], encodeURIComponent('هوية.png'));
+    assert.equal(sent['content-type'], 'image/png');
+    assert.deepEqual(await answer.json(), { ok: true, client_id: sent['x-client-id'] });
+    await page.locator('#messages .from-them', { hasText: 'وصلنا المستند' }).waitFor();
+    const photo = page.locator('#messages .from-me', { hasText: 'هوية.png' });
+    await page.waitForFunction(() => [...document.querySelectorAll('#messages .from-me')].some((li) =>
+      li.textContent.includes('هوية.png') && !li.classList.contains('pending') && !li.classList.contains('failed')));
+    assert.equal(await photo.count(), 1);
+    await page.screenshot({ path: path.join(SHOTS, 'chat-file.png') });
+
+    // The history holds it.
+    await page.reload();
+    await page.locator('#messages .from-them', { hasText: 'وصلنا المستند' }).waitFor();
+    assert.equal(await photo.count(), 1);
+    assert.doesNotMatch(await photo.getAttribute('class'), /pending|failed/);
+
+    // A ".pdf" that is text: the server reads the bytes and refuses it (415); the bubble stays,
+    // marked, with the reason in Arabic and nothing to try again.
+    const [refusal] = await Promise.all([
+      page.waitForResponse(isUpload),
+      page.setInputFiles('#file', { name: 'تقرير.pdf', mimeType: 'application/pdf', buffer: Buffer.from('هذا نص، وليس ملف PDF\n') }),
+    ]);
+    assert.equal(refusal.status(), 415);
+    assert.equal((await refusal.json()).error, 'unsupported_type');
+    const refused = page.locator('#messages .from-me.failed', { hasText: 'تقرير.pdf' });
+    await refused.waitFor();
+    assert.match(await refused.innerText(), /لم يُرسل/);
+    assert.equal(await refused.locator('button').count(), 0);
+    await page.locator('#messages .notice [role="alert"]', { hasText: 'وملفات PDF فقط' }).waitFor();
+    const v = await axeViolations(page);
+    assert.equal(v.length, 0, `accessibility of the chat page:\n${formatViolations(v)}`);
+    page.off('request', onRequest);
+    assert.equal(uploads.length, 2);
+
+    // The step's question is still open: one document counted.
+    await choose('docs.done');
+    await page.locator('#messages .from-them', { hasText: /المستندات: (1|١)/ }).waitFor();
+    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // the next test is a new visitor
   });
 
   test('"delete my data" clears the conversation from the screen, and a reload shows no empty bubbles', async () => {
@@ -196,7 +274,7 @@ describe('website chat', () => {
         await page.fill('#text', t);
         await page.keyboard.press('Enter');
       }
-      const notice = page.locator('#messages .notice[role="alert"]').last();
+      const notice = page.locator('#messages .notice [role="alert"]').last();
       await notice.waitFor();
       assert.match(await notice.innerText(), /لم تُحفظ بعد، وسنعيد إرسالها تلقائيًا/);
       // the refused message stays on screen, marked, with its text: nothing vanishes silently

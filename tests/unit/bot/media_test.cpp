@@ -85,3 +85,37 @@ TEST_CASE("write_timeout: the base plus the body's time at 64 KiB/s") {
   // Regression: a 16 MiB download got the same fixed 30 s as a JSON answer, cut off on a slow link.
   CHECK(write_timeout(milliseconds(30000), 16 * 1024 * 1024) == milliseconds(30000 + 256000));
 }
+
+TEST_CASE("web chat uploads: the first bytes say what a file is, and its kept name ends as that type") {
+  using namespace std::string_literals;
+  auto kind = [](const std::string& b) {
+    auto t = mh::sniff_upload(b);
+    return t ? std::string(t->mime) : std::string("refused");
+  };
+  CHECK(kind("\xFF\xD8\xFF\xE0rest"s) == "image/jpeg");
+  CHECK(kind("\x89PNG\r\n\x1A\n\0\0\0\rIHDR"s) == "image/png");
+  CHECK(kind("RIFF\x10\0\0\0WEBPVP8 "s) == "image/webp");
+  CHECK(kind("%PDF-1.7\n") == "application/pdf");
+  CHECK(mh::sniff_upload("%PDF-1.7\n")->kind == "document");
+  CHECK(mh::sniff_upload("\xFF\xD8\xFF"s)->kind == "image");
+  // Cut short, other types, and what a browser would run, are refused.
+  CHECK(kind("\x89PNG\r\n"s) == "refused");
+  CHECK(kind("RIFF\x10\0\0\0WAVE"s) == "refused");
+  CHECK(kind("GIF89a") == "refused");
+  CHECK(kind("<svg xmlns='http://www.w3.org/2000/svg'/>") == "refused");
+  CHECK(kind(" %PDF-1.7") == "refused");
+  CHECK(kind("") == "refused");
+
+  const auto png = *mh::sniff_upload("\x89PNG\r\n\x1A\n"s);
+  const auto jpeg = *mh::sniff_upload("\xFF\xD8\xFF"s);
+  CHECK(mh::upload_name("هوية.png", png) == "هوية.png");
+  CHECK(mh::upload_name("SCAN.PNG", png) == "SCAN.PNG");
+  CHECK(mh::upload_name("photo.jpeg", jpeg) == "photo.jpeg");
+  CHECK(mh::upload_name("invoice.html", png) == "invoice.html.png");
+  CHECK(mh::upload_name(".png", png) == ".png.png");  // the extension alone is no name
+  CHECK(mh::upload_name("", png).empty());            // named at download (file_name)
+  CHECK(mh::upload_name("a\xFF.png"s, png) == "a\xEF\xBF\xBD.png");  // valid UTF-8 only
+  const auto long_name = mh::upload_name(std::string(300, 'x') + ".png", png);
+  CHECK(long_name.size() == 200 + 4);  // 200 code points, then the type's extension again
+  CHECK(long_name.ends_with(".png"));
+}
