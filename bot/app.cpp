@@ -69,12 +69,13 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
   ops_ = std::make_unique<conversation_ops>(cfg_, load_engine(cfg_));
   outbox_ = std::make_unique<outbox_worker>(ioc_, *db_, cfg_, hub_, metrics_, ops_->receipts());
   media_ = std::make_unique<media_downloader>(ioc_.get_executor(), cfg_);
+  archive_ = std::make_unique<media_archive>(ioc_, *db_, *media_, metrics_, cfg_);
   metrics_.count("retention_erased", 0);  // listed from the start, not from the first erasure
   metrics_.count("erasures_requested", 0);
   metrics_.count("delivery_failed", 0);
   metrics_.count("delivery_receipts_early", 0);
   services_ = std::unique_ptr<services>(
-      new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_, *media_});
+      new services{cfg_, *db_, *ops_, hub_, *outbox_, metrics_, stopping_, *media_, archive_.get()});
   build_routes();
 }
 
@@ -361,6 +362,7 @@ int app::run() {
   auto ep = server_->listen();
   server_->start();
   outbox_->start();
+  archive_->start();
   net::co_spawn(ioc_, housekeeping(), net::detached);
   std::string base = "http://" + ep.address().to_string() + ":" + std::to_string(ep.port());
   log::info("listening", {{"address", ep.address().to_string()}, {"port", static_cast<std::int64_t>(ep.port())}});
@@ -374,6 +376,7 @@ int app::run() {
     if (ec) return;
     log::info("shutdown_started", {{"signal", static_cast<std::int64_t>(sig)}});
     stopping_ = true;
+    archive_->stop();
     media_->stop();  // staff downloads waiting on a provider end now, not at the grace's end
     server_->shutdown([this] {
       // Every request has been answered. The outbox finishes the sends in flight and records

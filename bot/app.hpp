@@ -11,6 +11,7 @@
 #include "bot/conversation_ops.hpp"
 #include "bot/event_hub.hpp"
 #include "bot/media.hpp"
+#include "bot/media_archive.hpp"
 #include "bot/outbox.hpp"
 #include "bot/services.hpp"
 #include "dialogs/engine.hpp"
@@ -69,6 +70,7 @@ class app {
   std::unique_ptr<conversation_ops> ops_;
   std::unique_ptr<outbox_worker> outbox_;
   std::unique_ptr<media_downloader> media_;
+  std::unique_ptr<media_archive> archive_;
   std::atomic<bool> stopping_{false};
   std::string webchat_key_;  // signs web-chat session ids (bot/webchat.cpp)
   std::unique_ptr<services> services_;

@@ -225,6 +225,7 @@ config load_config(const lookup_fn& get) {
   c.outbox.send_timeout = std::chrono::milliseconds(number(get, "AOUN_SEND_TIMEOUT_MS", 10000, 100, 120000));
   c.media.max_bytes = static_cast<std::size_t>(number(get, "AOUN_MEDIA_MAX_BYTES", 16LL << 20, 1024, 128LL << 20));
   c.media.timeout = std::chrono::milliseconds(number(get, "AOUN_MEDIA_TIMEOUT_MS", 30000, 100, 300000));
+  c.media.keep_copies = number(get, "AOUN_MEDIA_KEEP_COPIES", 1, 0, 1) == 1;
   return c;
 }
 

@@ -87,6 +87,9 @@ struct media_options {
   /// file has been written to the client, so at most this many files are in memory: this ×
   /// max_bytes (a body without Content-Length may briefly need 3 × max_bytes while it grows).
   int max_concurrent = 4;
+  /// Keep a copy of each file a beneficiary sends on WhatsApp, Telegram or SMS, fetched soon
+  /// after it arrives (AOUN_MEDIA_KEEP_COPIES; docs/staff.md, "Kept copies").
+  bool keep_copies = true;
 };
 
 struct config {

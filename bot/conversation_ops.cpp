@@ -8,6 +8,7 @@
 #include "channels/crypto.hpp"
 #include "channels/telegram.hpp"
 #include "channels/whatsapp.hpp"
+#include "storage/media_copies.hpp"
 #include "storage/outbox.hpp"
 #include "storage/staff.hpp"
 
@@ -364,6 +365,16 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   conv.updated_at = now;
   if (fx.staff_listening)
     fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
+  // A file sent on a provider's channel is copied here soon, before the provider lets it go:
+  // once the person has agreed to the privacy notice (before, the provider alone keeps it), and
+  // not one Telegram cannot hand out or one over the download limit.
+  if (cfg_.media.keep_copies && b->consented_at && in.type == channels::inbound_type::media && channel != "webchat" &&
+      !in.media_id.empty() && !to_input(in).media_too_large &&
+      (in.media_size <= 0 || static_cast<std::uint64_t>(in.media_size) <= cfg_.media.max_bytes)) {
+    if (auto ec = storage::want_media_copy(c, channel, in.media_id, conv.beneficiary_id, now))
+      return storage::result<bool>(boost::system::in_place_error, ec);
+    fx.media_wanted = true;
+  }
   // A file sent from the website chat is shown in every tab of the session, ahead of the replies
   // (a text is shown by the tab that sent it, and by the others' history).
   if (channel == "webchat" && in.type == channels::inbound_type::media)

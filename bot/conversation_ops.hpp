@@ -58,6 +58,8 @@ struct after_commit {
   /// Our messages a provider reported it could not deliver ("channel", outbox id): logged (ids
   /// only) and counted, so a failure nobody is looking at still shows in /metrics.
   std::vector<std::pair<std::string, std::int64_t>> delivery_failed;
+  /// A file this job asked a copy of (storage/media_copies.hpp): the archive fetches it.
+  bool media_wanted = false;
 
   /// Back to empty, keeping staff_listening: the first thing a write job that may run twice
   /// does (storage::rerun::safe).
@@ -70,6 +72,7 @@ struct after_commit {
     unroutable.clear();
     erased.clear();
     delivery_failed.clear();
+    media_wanted = false;
   }
 };
 

@@ -9,6 +9,7 @@
 #include "bot/event_hub.hpp"
 #include "bot/log.hpp"
 #include "bot/media.hpp"
+#include "bot/media_archive.hpp"
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
 #include "bot/outbox.hpp"
@@ -28,6 +29,8 @@ struct services {
   const std::atomic<bool>& stopping;
   /// Fetches what beneficiaries sent from their provider, for staff (bot/media.hpp).
   media_downloader& media;
+  /// Keeps copies of what beneficiaries send (bot/media_archive.hpp); null in tests without it.
+  media_archive* archive = nullptr;
 
   /// Publishes what a committed job collected and wakes the outbox (the claimed rows are
   /// moved to the worker).
@@ -36,6 +39,7 @@ struct services {
     if (!fx.readdressed.empty()) outbox.addresses_changed(std::move(fx.readdressed));
     if (!fx.claimed.empty()) outbox.deliver_claimed(std::move(fx.claimed));
     if (fx.wake_outbox) outbox.wake();
+    if (fx.media_wanted && archive != nullptr) archive->wake();
     for (std::int64_t id : fx.erased) {
       stats.count("erasures_requested");
       log::info("beneficiary_erased", {{"beneficiary_id", id}, {"reason", "requested"}});

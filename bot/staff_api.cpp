@@ -28,6 +28,7 @@
 #include "channels/crypto.hpp"
 #include "storage/cases_admin.hpp"
 #include "storage/conversations.hpp"
+#include "storage/media_copies.hpp"
 #include "storage/outbox.hpp"
 #include "storage/reports.hpp"
 #include "storage/staff.hpp"
@@ -1145,17 +1146,34 @@ net::awaitable<response> serve_media(const services& s, request_context& ctx, co
   // Refusals about an existing attachment are audited like downloads: who tried to open what.
   auto ch = channels::kind_from_string(ref.channel);
   if (ch == channels::kind::webchat) co_return co_await serve_upload(s, ctx, me, ref);
-  if (!ch || !s.media.enabled(*ch)) {
-    auto w = co_await audit_download(s, me, ref, "channel_off", ref.detail);
-    if (!w) co_return db_failed(ctx, w.error());
-    co_return error_response(v, ka, api_error::conflict,
-                             "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
-  }
   auto held = s.media.try_acquire();
   if (!held) {
     auto w = co_await audit_download(s, me, ref, "busy", ref.detail);
     if (!w) co_return db_failed(ctx, w.error());
     co_return error_response(v, ka, api_error::unavailable, "too many downloads in progress; try again in a moment");
+  }
+  // The copy kept when the file came (bot/media_archive.hpp) outlives the provider's.
+  auto copy = co_await db_read<std::optional<storage::media_copy>>(
+      s.db, [&ref](storage::connection& c) { return storage::find_media_copy(c, ref.channel, ref.media_id); });
+  if (!copy) co_return db_failed(ctx, copy.error());
+  if (*copy) {
+    json detail = ref.detail;
+    detail["bytes"] = (*copy)->bytes.size();
+    detail["kept_copy"] = true;
+    auto w = co_await audit_download(s, me, ref, "ok", detail);
+    if (!w) co_return db_failed(ctx, w.error());
+    const auto type = media_http::content_type((*copy)->mime, "", ref.mime);
+    auto res = file_response(v, ka, type,
+                             media_http::file_name(ref.filename, (*copy)->file_path, ref.kind, type, ref.message_id),
+                             std::move((*copy)->bytes));
+    ctx.keep_until_written = std::make_shared<media_downloader::slot>(std::move(*held));
+    co_return res;
+  }
+  if (!ch || !s.media.enabled(*ch)) {
+    auto w = co_await audit_download(s, me, ref, "channel_off", ref.detail);
+    if (!w) co_return db_failed(ctx, w.error());
+    co_return error_response(v, ka, api_error::conflict,
+                             "the " + ref.channel + " channel is not configured on this server, so its files cannot be fetched");
   }
 
   const auto started = std::chrono::steady_clock::now();

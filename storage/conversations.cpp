@@ -390,6 +390,7 @@ result<address_moved> move_address(connection& c, std::string_view channel, std:
       }
       for (const char* sql : {"UPDATE conversations SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE address_moves SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
+                              "UPDATE media_copies SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE cases SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE volunteers SET beneficiary_id = ?1 WHERE beneficiary_id = ?2",
                               "UPDATE beneficiaries SET "
@@ -818,8 +819,10 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
       "ON m.conversation_id = c.id WHERE c.beneficiary_id = ?1) AND state <> 'pending' AND state <> 'sending'",
       "UPDATE cases SET full_name = '[erased]', national_id = '', mobile = '', city = '', description = '' WHERE beneficiary_id = ?1",
       "DELETE FROM case_documents WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
-      // Files a web-chat visitor sent (the other channels' files stay at their provider).
+      // Files a web-chat visitor sent, and the copies kept of what they sent on other channels
+      // (the originals stay at the provider, under its own rules).
       "DELETE FROM uploads WHERE address = (SELECT address FROM beneficiaries WHERE id = ?1 AND channel = 'webchat')",
+      "DELETE FROM media_copies WHERE beneficiary_id = ?1",
       // Staff notes on each step are free text about the person ("called her brother on ...").
       "UPDATE case_events SET note = '' WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
       "DELETE FROM volunteers WHERE beneficiary_id = ?1",

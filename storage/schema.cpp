@@ -328,6 +328,28 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_by_address ON uploads(address);
 )sql",
+      // v12: copies of the files beneficiaries send on the providers' channels (docs/staff.md,
+      //     "Kept copies"): WhatsApp keeps a file 30 days, a case may need it longer. Erased with
+      //     the person, moved with a merge.
+      R"sql(
+CREATE TABLE media_copies (
+  id              INTEGER PRIMARY KEY,
+  channel         TEXT NOT NULL,
+  media_id        TEXT NOT NULL,
+  beneficiary_id  INTEGER NOT NULL,
+  state           TEXT NOT NULL DEFAULT 'wanted' CHECK (state IN ('wanted', 'kept', 'failed')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT,
+  mime            TEXT NOT NULL DEFAULT '',
+  file_path       TEXT NOT NULL DEFAULT '',
+  bytes           BLOB,
+  created_at      INTEGER NOT NULL,
+  UNIQUE (channel, media_id)
+);
+CREATE INDEX media_copies_wanted ON media_copies(next_attempt_at) WHERE state = 'wanted';
+CREATE INDEX media_copies_by_beneficiary ON media_copies(beneficiary_id);
+)sql",
   };
   return list;
 }

@@ -1,7 +1,8 @@
 // GET /api/v1/messages/{id}/media and /api/v1/cases/{ref}/documents/{id}/media: staff fetch what a
 // beneficiary sent, from WhatsApp (Graph lookup + download on another host), Telegram (getFile +
 // file download) and Twilio (MediaUrl → redirect to storage on another host), through the real
-// server against fake providers on loopback.
+// server against fake providers on loopback. Most cases test the live fetch, with kept copies off
+// (AOUN_MEDIA_KEEP_COPIES=0); the last ones test the copies (bot/media_archive.hpp).
 #include <future>
 
 #include <arpa/inet.h>
@@ -106,7 +107,7 @@ long long audit_rows(const std::string& db, const std::string& target, const std
 TEST_CASE("media: WhatsApp image end to end: Graph lookup, download on another host, bytes and headers") {
   fake_provider cdn;  // stands in for lookaside.fbsbx.com
   const std::string photo = binary_blob(70000, 7);
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.graph.set_default([&](const recorded_request& r) {
     if (r.method == "GET" && r.target == "/v21.0/2754859441498128")
       return json_answer({{"messaging_product", "whatsapp"},
@@ -179,7 +180,7 @@ TEST_CASE("media: WhatsApp image end to end: Graph lookup, download on another h
 TEST_CASE("media: a WhatsApp document keeps its (Arabic) file name, RFC 5987-encoded and sanitised") {
   fake_provider cdn;
   const std::string pdf = "%PDF-1.4\n" + binary_blob(3000, 3);
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.graph.set_default([&](const recorded_request& r) {
     if (r.method == "GET" && r.target == "/v21.0/1234567890987654321")
       return json_answer({{"url", cdn.base() + "/doc?x=1"}, {"mime_type", "application/pdf"}, {"id", "1234567890987654321"}});
@@ -201,7 +202,7 @@ TEST_CASE("media: a WhatsApp document keeps its (Arabic) file name, RFC 5987-enc
 
 TEST_CASE("media: provider failures are 502 with a JSON error, oversized files are 413, and the server carries on") {
   fake_provider cdn;
-  staff_env e(env_vars{{"AOUN_MEDIA_MAX_BYTES", "2048"}});
+  staff_env e(env_vars{{"AOUN_MEDIA_MAX_BYTES", "2048"}, {"AOUN_MEDIA_KEEP_COPIES", "0"}});
   std::atomic<int> lookup_status{404};
   std::atomic<bool> declare_size{false};
   std::atomic<int> cdn_status{200};
@@ -265,7 +266,7 @@ TEST_CASE("media: provider failures are 502 with a JSON error, oversized files a
 TEST_CASE("media: a provider that does not answer in time is 502, not a hung request") {
   // A provider that accepts and reads the request but answers too late: the read times out.
   fake_provider silent;
-  staff_env e(env_vars{{"AOUN_MEDIA_TIMEOUT_MS", "300"}});
+  staff_env e(env_vars{{"AOUN_MEDIA_TIMEOUT_MS", "300"}, {"AOUN_MEDIA_KEEP_COPIES", "0"}});
   silent.set_default([](const recorded_request&) {
     std::this_thread::sleep_for(std::chrono::seconds(2));
     return scripted_response{};
@@ -287,7 +288,7 @@ TEST_CASE("media: a provider that does not answer in time is 502, not a hung req
 TEST_CASE("media: Telegram document and photo via getFile and the file endpoint") {
   const std::string doc = binary_blob(536, 9);
   const std::string jpg = binary_blob(1402, 11);
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.tg.set_default([&](const recorded_request& r) {
     if (r.target == "/bot123:ABC/getFile?file_id=AwADBAADbXXXXXXXXXXXGBdhD2l6_XX")
       return json_answer({{"ok", true},
@@ -336,7 +337,7 @@ TEST_CASE("media: Telegram document and photo via getFile and the file endpoint"
 TEST_CASE("media: Twilio MMS follows the redirect to storage without sending the credentials there") {
   fake_provider storage;  // stands in for Twilio's signed media storage host
   const std::string jpg = binary_blob(5000, 5);
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   const std::string me_path = "/2010-04-01/Accounts/" + account_sid + "/Messages/MMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/Media/";
   e.twilio.set_default([&](const recorded_request& r) {
     if (r.method == "GET" && r.target == me_path + "ME1") {
@@ -400,7 +401,7 @@ TEST_CASE("media: Twilio MMS follows the redirect to storage without sending the
 TEST_CASE("media: a disabled channel's media is a clear 409, and case documents have their own route") {
   const std::string jpg = binary_blob(900, 13);
   fake_provider cdn;
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.graph.set_default([&](const recorded_request& r) {
     if (r.method == "GET" && r.target == "/v21.0/2754859441498128")
       return json_answer({{"url", cdn.base() + "/f"}, {"mime_type", "image/jpeg"}});
@@ -481,7 +482,7 @@ TEST_CASE("media: AOUN_MEDIA_TIMEOUT_MS bounds the whole fetch, not each request
   // Regression: the lookup and the download each had the full timeout, so WhatsApp (lookup +
   // download + redirects) could take several times it.
   fake_provider cdn;
-  staff_env e(env_vars{{"AOUN_MEDIA_TIMEOUT_MS", "600"}});
+  staff_env e(env_vars{{"AOUN_MEDIA_TIMEOUT_MS", "600"}, {"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.graph.set_default([&](const recorded_request& r) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     return json_answer({{"url", cdn.base() + "/f"}, {"mime_type", "image/jpeg"}});
@@ -509,7 +510,7 @@ TEST_CASE("media: the slot is held until the file is written, so slow readers hi
   // body was written; clients that read slowly could each hold a file in memory, without limit.
   fake_provider cdn;
   const std::string big = binary_blob(8 << 20, 17);  // far more than the loopback socket buffers
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   graph_points_at(e, cdn);
   cdn.set_default([&](const recorded_request&) { return bytes(big, "image/jpeg"); });
   post_wa_media(e.port(), "whatsapp_image.json", "966500000022", "wamid.cap.1");
@@ -548,7 +549,7 @@ TEST_CASE("media: SIGTERM during downloads: fetches are cut short, and the serve
   fake_provider cdn;
   black_hole silent;
   const std::string big = binary_blob(8 << 20, 19);
-  staff_env e(env_vars{{"AOUN_SHUTDOWN_GRACE", "2"}, {"AOUN_MEDIA_TIMEOUT_MS", "60000"}});
+  staff_env e(env_vars{{"AOUN_SHUTDOWN_GRACE", "2"}, {"AOUN_MEDIA_TIMEOUT_MS", "60000"}, {"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.graph.set_default([&](const recorded_request& r) {
     const bool hangs = r.target.find("silent") != std::string::npos;
     return json_answer({{"url", (hangs ? silent.base() : cdn.base()) + "/f"}, {"mime_type", "image/jpeg"}});
@@ -583,7 +584,7 @@ TEST_CASE("media: SIGTERM during downloads: fetches are cut short, and the serve
 
 TEST_CASE("media: a Telegram voice note is media staff can play; a sticker and a group's messages are no dialog turn") {
   const std::string ogg = binary_blob(733, 5);
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.tg.set_default([&](const recorded_request& r) {
     if (r.target == "/bot123:ABC/getFile?file_id=VOICE-1")
       return json_answer({{"ok", true}, {"result", {{"file_id", "VOICE-1"}, {"file_path", "voice/file_7.oga"}}}});
@@ -659,7 +660,7 @@ TEST_CASE("media: a Telegram voice note is media staff can play; a sticker and a
 }
 
 TEST_CASE("media: a Telegram live location moves on its own message, live for staff, instead of adding a row per update") {
-  staff_env e;
+  staff_env e(env_vars{{"AOUN_MEDIA_KEEP_COPIES", "0"}});
   e.tg.set_default([](const recorded_request&) { return json_answer({{"ok", true}, {"result", {{"message_id", 1}}}}); });
   const auto token = login(e.port());
   stream_client live(e.port(), "/api/v1/stream?token=" + token);
@@ -760,4 +761,109 @@ TEST_CASE("media: a Telegram live location moves on its own message, live for st
     REQUIRE(post_tg(e.port(), located(730033 + i, 500, 24.75 + i * 0.01, 46.71, true)).status == 200);
   CHECK(rows() == after_erasure);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%24.7%'") == 0);
+}
+
+namespace {
+
+/// A WhatsApp Graph + CDN pair serving `photo` under media id 2754859441498128 (whatsapp_image.json)
+/// while `serving` is true; 404 (Meta's answer for an expired media id) afterwards.
+struct expiring_whatsapp_photo {
+  fake_provider cdn;
+  std::string photo = binary_blob(50000, 3);
+  std::atomic<bool> serving{true};
+  std::atomic<int> graph_status{200};
+  void install(staff_env& e) {
+    e.graph.set_default([this](const recorded_request& r) {
+      if (r.method == "GET" && r.target == "/v21.0/2754859441498128") {
+        if (!serving) return json_answer({{"error", {{"message", "Unsupported get request."}, {"code", 100}}}}, 404);
+        if (graph_status != 200) return json_answer({{"error", {{"message", "unavailable"}}}}, graph_status);
+        return json_answer({{"url", cdn.base() + "/attachments/?mid=2754859441498128"},
+                            {"mime_type", "image/jpeg"},
+                            {"file_size", photo.size()},
+                            {"id", "2754859441498128"}});
+      }
+      return scripted_response{};
+    });
+    cdn.set_default([this](const recorded_request& r) {
+      if (serving && r.target == "/attachments/?mid=2754859441498128") return bytes(photo, "image/jpeg");
+      return scripted_response{404, "{}"};
+    });
+  }
+};
+
+long long copies(const std::string& db, const std::string& state) {
+  return db_value(db, "SELECT count(*) FROM media_copies WHERE state = '" + state + "'");
+}
+
+}  // namespace
+
+TEST_CASE("media copies: a consented beneficiary's photo is kept, and staff still get it once WhatsApp has let it go") {
+  expiring_whatsapp_photo wa;
+  staff_env e;
+  wa.install(e);
+  wa_user u{e.port(), "966500000031"};
+  u.text("السلام عليكم");
+  u.button("consent.yes", "أوافق");
+  u.image();
+  REQUIRE(eventually([&] { return copies(e.db, "kept") == 1; }));
+  CHECK(db_value(e.db, "SELECT length(bytes) FROM media_copies") == static_cast<long long>(wa.photo.size()));
+  CHECK(db_text(e.db, "SELECT mime FROM media_copies") == "image/jpeg");
+  const auto id = last_media_message(e.db);
+
+  wa.serving = false;  // 30 days later: Graph no longer knows the id
+  const auto token = login(e.port());
+  const auto lookups = requests_to(e.graph, "/v21.0/2754859441498128").size();
+  auto r = get_media(e.port(), id, token);
+  REQUIRE_MESSAGE(r.status == 200, r.body.substr(0, 300));
+  CHECK(r.body == wa.photo);
+  CHECK(r.headers["content-type"] == "image/jpeg");
+  CHECK(r.headers["content-disposition"].find("attachment;") == 0);
+  CHECK(r.headers["x-content-type-options"] == "nosniff");
+  CHECK(requests_to(e.graph, "/v21.0/2754859441498128").size() == lookups);  // not asked again
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'media.download' AND target = 'message:" +
+                           std::to_string(id) + "' AND json_extract(detail, '$.kept_copy') = 1") == 1);
+
+  // "Delete my data" deletes the copy with the rest.
+  u.text("احذف بياناتي");
+  u.button("erase.yes", "نعم، احذفوا");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE erased_at IS NOT NULL") == 1; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM media_copies") == 0);
+}
+
+TEST_CASE("media copies: none before consent; a provider error is tried again later, an expired file given up at once") {
+  expiring_whatsapp_photo wa;
+  staff_env e;
+  wa.install(e);
+  // Before the privacy notice is agreed to, the provider alone keeps the file.
+  wa_user early{e.port(), "966500000032"};
+  early.image();
+  REQUIRE(eventually([&] { return last_media_message(e.db) > 0; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM media_copies") == 0);
+
+  // Graph fails: the copy stays wanted, for a later attempt.
+  wa.graph_status = 500;
+  wa_user u{e.port(), "966500000033"};
+  u.text("السلام عليكم");
+  u.button("consent.yes", "أوافق");
+  u.image();
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT attempts FROM media_copies") == 1; }));
+  CHECK(copies(e.db, "wanted") == 1);
+  CHECK(db_text(e.db, "SELECT last_error FROM media_copies") == "provider_error (http 500)");
+  CHECK(db_value(e.db, "SELECT next_attempt_at - strftime('%s','now') FROM media_copies") >= 50);
+  // Staff can still fetch it live meanwhile.
+  wa.graph_status = 200;
+  auto live = get_media(e.port(), last_media_message(e.db), login(e.port()));
+  CHECK(live.status == 200);
+  CHECK(live.body == wa.photo);
+
+  // A media id the provider no longer knows is given up at once (no pointless retries).
+  db_exec(e.db, "UPDATE media_copies SET next_attempt_at = 0");
+  wa.serving = false;
+  wa_user other{e.port(), "966500000034"};
+  other.text("السلام عليكم");
+  other.button("consent.yes", "أوافق");
+  other.image();  // the same media id (the fixture's): no second row, but the archive wakes and finds the due one
+  REQUIRE(eventually([&] { return copies(e.db, "failed") == 1; }));
+  CHECK(db_value(e.db, "SELECT attempts FROM media_copies") == 2);
+  CHECK(db_text(e.db, "SELECT last_error FROM media_copies").find("http 404") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "storage/conversations.hpp"
+#include "storage/media_copies.hpp"
 #include "storage/outbox.hpp"
 #include "storage/schema.hpp"
 #include "tests/unit/storage/support.hpp"
@@ -548,6 +549,8 @@ TEST_CASE("address_moves: a merge keeps them with the person, an erasure keeps t
   person(*c, "966500000101", at - 86400, "sent");
   const auto id = value(*c, "SELECT id FROM beneficiaries WHERE address = '966500000101'");
   REQUIRE(move_address(*c, "whatsapp", "966500000101", "966500000202", change(at + 5, at)).has_value());
+  // A file the number's record sent, kept here (storage/media_copies.hpp): it goes with the person.
+  REQUIRE_FALSE(want_media_copy(*c, "whatsapp", "media.9", id, at));
   // The user id's older record and the number's join: the late-message route stays valid.
   address_change ch = change(at + 10, 0, true);
   ch.keep_to = true;
@@ -557,11 +560,13 @@ TEST_CASE("address_moves: a merge keeps them with the person, an erasure keeps t
   CHECK(joined->beneficiary_id != id);  // the older record, the user id's, is kept
   CHECK(value(*c, "SELECT count(*) FROM address_moves WHERE beneficiary_id = " + std::to_string(joined->beneficiary_id)) == 1);
   CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
+  CHECK(value(*c, "SELECT beneficiary_id FROM media_copies") == joined->beneficiary_id);
 
   // Erased, the record keeps its address, and its late messages still find it (not a stranger
   // who has the old number now).
   REQUIRE_FALSE(erase_beneficiary(*c, joined->beneficiary_id, at + 20));
   CHECK(moved_address_for(*c, "whatsapp", "966500000101", at - 30, "")->value_or("") == "966500000202");
+  CHECK(value(*c, "SELECT count(*) FROM media_copies") == 0);  // the copy is not
   REQUIRE(c->prepare("DELETE FROM address_moves")->exec() == boost::system::error_code());
 
   person(*c, "966500000303", at - 86400, "sent");

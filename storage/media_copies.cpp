@@ -1,0 +1,70 @@
+#include "storage/media_copies.hpp"
+
+namespace aoun::storage {
+
+boost::system::error_code want_media_copy(connection& c, std::string_view channel, std::string_view media_id,
+                                          std::int64_t beneficiary_id, std::int64_t now) {
+  auto q = c.prepare(
+      "INSERT OR IGNORE INTO media_copies (channel, media_id, beneficiary_id, next_attempt_at, created_at) "
+      "VALUES (?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  return q->bind(1, channel).bind(2, media_id).bind(3, beneficiary_id).bind(4, now).bind(5, now).exec();
+}
+
+result<std::vector<media_copy_due>> due_media_copies(connection& c, std::int64_t now, int limit) {
+  auto q = c.prepare(
+      "SELECT id, channel, media_id, attempts FROM media_copies WHERE state = 'wanted' AND next_attempt_at <= ? "
+      "ORDER BY next_attempt_at, id LIMIT ?");
+  if (!q) return q.error();
+  q->bind(1, now).bind(2, limit);
+  std::vector<media_copy_due> out;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) break;
+    out.push_back({q->int64(0), q->text(1), q->text(2), static_cast<int>(q->int64(3))});
+  }
+  return out;
+}
+
+result<std::optional<std::int64_t>> next_media_copy_at(connection& c) {
+  auto q = c.prepare("SELECT min(next_attempt_at) FROM media_copies WHERE state = 'wanted'");
+  if (!q) return q.error();
+  auto r = q->step();
+  if (!r) return r.error();
+  std::optional<std::int64_t> at;
+  if (*r && !q->is_null(0)) at = q->int64(0);
+  return at;
+}
+
+boost::system::error_code keep_media_copy(connection& c, std::int64_t id, std::string_view mime,
+                                          std::string_view file_path, std::string_view bytes) {
+  auto q = c.prepare(
+      "UPDATE media_copies SET state = 'kept', mime = ?2, file_path = ?3, bytes = ?4, attempts = attempts + 1, "
+      "last_error = NULL WHERE id = ?1 AND state = 'wanted'");
+  if (!q) return q.error();
+  return q->bind(1, id).bind(2, mime).bind(3, file_path).bind_blob(4, bytes).exec();
+}
+
+boost::system::error_code media_copy_attempt_failed(connection& c, std::int64_t id, std::string_view error,
+                                                    std::optional<std::int64_t> retry_at) {
+  auto q = c.prepare(
+      "UPDATE media_copies SET attempts = attempts + 1, last_error = ?2, "
+      "state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE state END, next_attempt_at = coalesce(?3, next_attempt_at) "
+      "WHERE id = ?1 AND state = 'wanted'");
+  if (!q) return q.error();
+  return q->bind(1, id).bind(2, error).bind(3, retry_at).exec();
+}
+
+result<std::optional<media_copy>> find_media_copy(connection& c, std::string_view channel, std::string_view media_id) {
+  auto q = c.prepare("SELECT mime, file_path, bytes FROM media_copies WHERE channel = ? AND media_id = ? AND state = 'kept'");
+  if (!q) return q.error();
+  q->bind(1, channel).bind(2, media_id);
+  auto r = q->step();
+  if (!r) return r.error();
+  std::optional<media_copy> out;
+  if (*r) out = media_copy{q->text(0), q->text(1), q->blob(2)};
+  return out;
+}
+
+}  // namespace aoun::storage
