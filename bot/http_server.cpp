@@ -1,6 +1,8 @@
 #include "bot/http_server.hpp"
 
+#include <array>
 #include <chrono>
+#include <limits>
 #include <random>
 #include <tuple>
 
@@ -38,7 +40,37 @@ bool expected(const boost::system::error_code& ec) {
          ec == websocket::error::closed;
 }
 
+/// A request path as the router matches it: repeated slashes are one, a trailing one is
+/// dropped ("//chat/upload/" is "/chat/upload"), so the body limit follows the route it reaches.
+std::string route_path(std::string_view p) {
+  std::string out;
+  for (char c : p)
+    if (c != '/' || out.empty() || out.back() != '/') out += c;
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
 }  // namespace
+
+bool upload_places::enter(const std::string& client, int max_total) {
+  std::lock_guard lock(mutex_);
+  auto& mine = by_client_[client];
+  if (total_ >= max_total || mine >= per_client) {
+    if (mine == 0) by_client_.erase(client);
+    return false;
+  }
+  ++mine;
+  ++total_;
+  return true;
+}
+
+void upload_places::leave(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  auto it = by_client_.find(client);
+  if (it == by_client_.end()) return;
+  --total_;
+  if (--it->second == 0) by_client_.erase(it);
+}
 
 std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes) {
   return base + std::chrono::milliseconds(static_cast<std::int64_t>(bytes / min_write_rate * 1000 +
@@ -218,12 +250,9 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(16 * 1024);
-    // Meta's webhook batches can reach 3 MB (several entries, changes and messages at once),
-    // and one refused with 413 is refused again on every retry for a week: every message in
-    // it lost. That route gets at least 3 MiB; the others are held to AOUN_BODY_LIMIT below,
-    // once the header says which route it is (Beast checks a Content-Length against the limit
-    // as the header ends, so the larger one must be in place before).
-    parser.body_limit(std::max<std::uint64_t>({opts_.body_limit, whatsapp_body_limit, opts_.upload_limit}));
+    // Each route's body limit is set once its header is read (below): Beast would otherwise
+    // refuse a Content-Length over a limit as the header ends, before we know the route.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     st->idle = true;
     // While stopping, a request already on the wire is still served (briefly waited for), so
     // that nothing a client managed to send is dropped; an idle connection is simply closed.
@@ -247,6 +276,20 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
       stream.expires_after(std::chrono::seconds(5));
       co_await http::async_write(stream, res, use_tuple);
     };
+    // After refusing a request whose body is still coming: a socket closed with unread bytes
+    // sends a reset, and a browser then shows "connection reset" instead of our answer. So stop
+    // sending, and read and drop what comes for a moment before closing.
+    auto linger = [&]() -> net::awaitable<void> {
+      beast::error_code sec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+      stream.expires_after(std::chrono::seconds(2));
+      std::array<char, 16 * 1024> sink;
+      for (std::size_t dropped = 0; dropped < 32 * 1024 * 1024;) {
+        auto [rec, rn] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+        if (rec) break;
+        dropped += rn;
+      }
+    };
     if (ec) {
       if (ec == http::error::body_limit) {
         co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
@@ -261,57 +304,65 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
       }
       break;
     }
-    // A web-chat file is held in memory until it is stored: only so many are read at once.
+    // Behind a trusted reverse proxy the client is named in X-Forwarded-For (every such
+    // header, in order, is one list). Without AOUN_TRUSTED_PROXIES nothing is read.
+    std::string client = remote;
+    if (!opts_.trusted.empty()) {
+      std::string forwarded;
+      for (auto [it, end] = parser.get().equal_range("X-Forwarded-For"); it != end; ++it)
+        forwarded.append(forwarded.empty() ? "" : ",").append(it->value());
+      client = client_address(remote, forwarded, opts_.trusted);
+    }
+    // A web-chat file is held in memory until it is stored: only so many are read at once,
+    // and only a few of them from one client (or one client could hold every place).
     std::shared_ptr<void> upload_slot;
+    auto body_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.body_timeout);
     {
       const auto& h = parser.get();
       const auto target = std::string_view(h.target().data(), h.target().size());
-      const auto path = target.substr(0, target.find('?'));
+      const auto path = route_path(target.substr(0, target.find('?')));
       const bool post = h.method() == http::verb::post;
       const bool whatsapp = post && path == "/webhooks/whatsapp";
       const bool upload = post && path == upload_target && opts_.upload_limit > 0;
-      if (upload) {
-        if (uploads_in_flight_.fetch_add(1) >= opts_.max_uploads_in_flight) {
-          uploads_in_flight_.fetch_sub(1);
-          co_await answer_error(api_error::unavailable, "too many files are being sent; try again in a moment",
-                                "unavailable");
-          break;
-        }
-        upload_slot = std::shared_ptr<void>(nullptr, [this](void*) { uploads_in_flight_.fetch_sub(1); });
-      }
       limit = whatsapp ? std::max(opts_.body_limit, whatsapp_body_limit)
               : upload ? opts_.upload_limit
                        : opts_.body_limit;
       if (parser.content_length() && *parser.content_length() > limit) {
         co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
+        co_await linger();
         break;
+      }
+      if (upload) {
+        if (!uploads_.enter(client, opts_.max_uploads_in_flight)) {
+          co_await answer_error(api_error::unavailable, "too many files are being sent; try again in a moment",
+                                "unavailable");
+          co_await linger();
+          break;
+        }
+        upload_slot = std::shared_ptr<void>(nullptr, [this, client](void*) { uploads_.leave(client); });
+        // A file takes its time on a slow link: the deadline grows with its size, as a
+        // download's does (write_timeout), instead of cutting a photo off at 30 s.
+        body_timeout = write_timeout(body_timeout, parser.content_length().value_or(limit));
       }
       parser.body_limit(limit);  // chunked bodies: counted as they come
     }
-    stream.expires_after(opts_.body_timeout);
+    stream.expires_after(body_timeout);
     if (!parser.is_done()) {
       auto [bec, bn] = co_await http::async_read(stream, buffer, parser, use_tuple);
       if (bec) {
-        if (bec == http::error::body_limit)
+        if (bec == http::error::body_limit) {
           co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
-        else if (bec.category() == make_error_code(http::error::end_of_stream).category() && bec != http::error::end_of_stream &&
-                 bec != http::error::partial_message)
+          co_await linger();
+        } else if (bec.category() == make_error_code(http::error::end_of_stream).category() && bec != http::error::end_of_stream &&
+                 bec != http::error::partial_message) {
           co_await answer_error(api_error::malformed, "malformed request body", "malformed");
+        }
         break;
       }
     }
     request req = parser.release();
     auto rid = new_request_id();
     stream.expires_never();
-    // Behind a trusted reverse proxy the client is named in X-Forwarded-For (every such
-    // header, in order, is one list). Without AOUN_TRUSTED_PROXIES nothing is read.
-    std::string client = remote;
-    if (!opts_.trusted.empty()) {
-      std::string forwarded;
-      for (auto [it, end] = req.equal_range("X-Forwarded-For"); it != end; ++it)
-        forwarded.append(forwarded.empty() ? "" : ",").append(it->value());
-      client = client_address(remote, forwarded, opts_.trusted);
-    }
 
     if (websocket::is_upgrade(req)) {
       auto target = std::string_view(req.target().data(), req.target().size());

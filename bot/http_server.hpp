@@ -9,9 +9,11 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 
 #include "bot/config.hpp"
 #include "bot/metrics.hpp"
@@ -30,6 +32,20 @@ constexpr std::size_t whatsapp_body_limit = 3 * 1024 * 1024;
 /// The web chat's file upload: its body may reach server_options::upload_limit.
 constexpr std::string_view upload_target = "/chat/upload";
 std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes);
+
+/// Web-chat files being read or handled: at most server_options::max_uploads_in_flight in all,
+/// and `per_client` from one client address. Thread-safe.
+class upload_places {
+ public:
+  static constexpr int per_client = 2;
+  bool enter(const std::string& client, int max_total);
+  void leave(const std::string& client);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, int> by_client_;
+  int total_ = 0;
+};
 
 class http_server {
  public:
@@ -62,8 +78,7 @@ class http_server {
   tcp::acceptor acceptor_;
 
   std::atomic<bool> stopping_{false};
-  /// Upload bodies being read or handled (server_options::max_uploads_in_flight).
-  std::atomic<int> uploads_in_flight_{0};
+  upload_places uploads_;
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
   std::function<void()> drained_;                      // GUARDED_BY(mutex_)

@@ -199,7 +199,9 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   if (aec) co_return;
   // The id first, before the subscription below can queue anything (docs/console.md: "always
   // first"; the page and other clients learn their address from it).
-  ch->send(json{{"type", "session"}, {"session", session}}.dump());
+  // With the largest file the page may send (POST /chat/upload), so that it refuses a larger
+  // one before sending it.
+  ch->send(json{{"type", "session"}, {"session", session}, {"upload_max_bytes", s.cfg.server.upload_limit}}.dump());
 
   // Subscribe before reading the history so that nothing committed in between is missed
   // (a message may then arrive twice; the page ignores ids it already shows).
@@ -347,6 +349,14 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
   const bool ka = ctx.req.keep_alive();
   const std::string session(ctx.req["X-Chat-Session"]);
   const std::string client_id(ctx.req["X-Client-Id"]);
+  // Every upload costs a message from the client address's budget, refused ones included: a
+  // file is read whole before it can be judged, and the chat is public.
+  if (int wait = limits.take(limit_key(ctx.remote), address_limiter::clock::now()); wait > 0) {
+    s.stats.count("webchat_messages_throttled");
+    auto res = error_response(v, ka, api_error::rate_limited, "too many messages, send it again in a moment");
+    res.set(http::field::retry_after, std::to_string(wait));
+    co_return res;
+  }
   if (!valid_session(session))
     co_return error_response(v, ka, api_error::malformed,
                              "X-Chat-Session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
@@ -359,18 +369,16 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
   }
   auto& body = ctx.req.body();
   if (body.empty()) co_return error_response(v, ka, api_error::malformed, "the file is empty");
+  if (body.size() > s.cfg.server.upload_limit)  // the server reads it under this limit; kept as a rule here too
+    co_return json_response(v, ka,
+                            json{{"error", "too_large"}, {"message", "the file is larger than this server takes"},
+                                 {"limit_bytes", s.cfg.server.upload_limit}}
+                                .dump(),
+                            http::status::payload_too_large);
   const auto type = media_http::sniff_upload(body);
   if (!type)
     co_return error_response(v, ka, api_error::unsupported_type,
                              "only photos (JPEG, PNG, WebP) and PDF documents can be sent here");
-  // A file counts as a message against the client's budget (the chat is public, and a file
-  // takes the database writer longer than a text).
-  if (int wait = limits.take(limit_key(ctx.remote), address_limiter::clock::now()); wait > 0) {
-    s.stats.count("webchat_messages_throttled");
-    auto res = error_response(v, ka, api_error::rate_limited, "too many messages, send it again in a moment");
-    res.set(http::field::retry_after, std::to_string(wait));
-    co_return res;
-  }
   storage::upload_row row;
   row.address = session;
   row.kind = std::string(type->kind);
@@ -392,7 +400,18 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
   after_commit fx;
   fx.staff_listening = s.hub.has_subscribers("staff");
   const auto now = row.created_at;
+  constexpr int no_consent = -1;
   auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &in, &row, &fx, now](storage::connection& c) -> storage::result<int> {
+    // A file is kept only from someone who has agreed to the privacy notice: before, it is
+    // not taken at all (the page says to agree first). A text before consent is the dialog's.
+    {
+      auto q = c.prepare("SELECT consented_at IS NOT NULL FROM beneficiaries WHERE channel = 'webchat' AND address = ?");
+      if (!q) return q.error();
+      q->bind(1, row.address);
+      auto found = q->step();
+      if (!found) return found.error();
+      if (!*found || q->int64(0) == 0) return no_consent;
+    }
     auto id = storage::insert_upload(c, row);
     if (!id) return id.error();
     in.media_id = std::to_string(*id);
@@ -404,6 +423,9 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
     return fresh;
   });
   if (!r) co_return error_response(v, ka, api_error::unavailable, "could not store your file, please send it again");
+  if (*r == no_consent)
+    co_return error_response(v, ka, api_error::conflict,
+                             "files are taken once the privacy notice is agreed to: agree to it in the chat, then send the file");
   s.after(fx);
   log::info("webchat_upload", {{"rid", ctx.request_id},
                                {"kind", row.kind},

@@ -26,7 +26,9 @@ result<std::unique_ptr<database>> database::open(const options& opts) {
   const bool memory = opts.path == ":memory:";
   // WAL lets readers see the last commit while the writer works; FULL makes a commit durable
   // when COMMIT returns (one fsync of the WAL per transaction, which group commit shares).
-  std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;";
+  // secure_delete: what is deleted or overwritten (an erasure, a file) is zeroed in the file,
+  // not left on free pages where a copy of the database would still hold it (docs/privacy.md).
+  std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;";
   if (!memory) pragmas += "PRAGMA journal_mode=WAL;";
   pragmas += opts.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=OFF;";
   if (auto ec = db->writer_->exec_script(pragmas.c_str())) return ec;

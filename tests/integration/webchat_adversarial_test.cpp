@@ -708,19 +708,41 @@ std::string tiny_png(std::size_t extra = 0) {
 }
 
 http_result upload(unsigned short port, const std::string& session, const std::string& body,
-                   const std::string& client_id = "", const std::string& name = "") {
+                   const std::string& client_id = "", const std::string& name = "",
+                   const std::string& forwarded_for = "", const std::string& target = "/chat/upload") {
   std::map<std::string, std::string> h{{"Content-Type", "application/octet-stream"}};
   if (!session.empty()) h["X-Chat-Session"] = session;
   if (!client_id.empty()) h["X-Client-Id"] = client_id;
   if (!name.empty()) h["X-File-Name"] = name;
-  return http_call(port, "POST", "/chat/upload", body, h);
+  if (!forwarded_for.empty()) h["X-Forwarded-For"] = forwarded_for;
+  return http_call(port, "POST", target, body, h);
+}
+
+/// A visitor who greeted the bot and agreed to the privacy notice (files are taken after that).
+std::string consented_visitor(unsigned short port) {
+  chat_client a(port);
+  REQUIRE(a.status == 101);
+  REQUIRE(a.next_of_type("history"));
+  a.send(text_msg("السلام عليكم", "hello-1"));
+  REQUIRE(a.next_of_type("ack"));
+  a.send(json{{"type", "choice"}, {"id", "consent.yes"}, {"client_id", "consent-1"}});
+  REQUIRE(a.next_of_type("ack"));
+  return a.session;
 }
 
 }  // namespace
 
 TEST_CASE("webchat: a visitor sends a photo; every tab sees it, staff download the same bytes, a resend is one file") {
   staff_env e;
-  const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+  // Before the privacy notice is agreed to, no file is taken (and nothing is stored).
+  const std::string early = visitor_who_wrote(e.port(), "السلام عليكم", "hello-0");
+  auto refused = upload(e.port(), early, tiny_png(), "file-0", "x.png");
+  CHECK(refused.status == 409);
+  CHECK(as_json(refused)["message"].get<std::string>().find("privacy notice") != std::string::npos);
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE kind = 'media'") == 0);
+
+  const std::string visitor = consented_visitor(e.port());
   chat_client tab(e.port(), visitor);  // another tab of the same session
   REQUIRE(tab.next_of_type("history"));
   const std::string bytes = tiny_png(3000);
@@ -764,8 +786,8 @@ TEST_CASE("webchat: a visitor sends a photo; every tab sees it, staff download t
 }
 
 TEST_CASE("webchat: uploads that are not a visitor's photo or PDF are refused and store nothing") {
-  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_UPLOAD_MAX_BYTES", "4096"}});
-  const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+  staff_env e(std::map<std::string, std::string>{{"AOUN_WEBCHAT_UPLOAD_MAX_BYTES", "4096"}, {"AOUN_BODY_LIMIT", "65536"}});
+  const std::string visitor = consented_visitor(e.port());
   const auto messages = db_value(e.db, "SELECT count(*) FROM messages");
   CHECK(upload(e.port(), "", tiny_png()).status == 400);                       // no session
   CHECK(upload(e.port(), "not a session!", tiny_png()).status == 400);         // not an id's shape
@@ -778,6 +800,10 @@ TEST_CASE("webchat: uploads that are not a visitor's photo or PDF are refused an
   auto big = upload(e.port(), visitor, tiny_png(5000));  // over the limit
   CHECK(big.status == 413);
   CHECK(as_json(big)["limit_bytes"] == 4096);
+  // The router takes "//chat/upload/" for the same route: so does the body limit.
+  auto slashes = upload(e.port(), visitor, tiny_png(5000), "", "", "", "//chat/upload/");
+  CHECK(slashes.status == 413);
+  CHECK(as_json(slashes)["limit_bytes"] == 4096);
   CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages") == messages);
 
@@ -788,31 +814,59 @@ TEST_CASE("webchat: uploads that are not a visitor's photo or PDF are refused an
   CHECK(db_text(e.db, "SELECT kind FROM uploads") == "document");
 }
 
-TEST_CASE("webchat: at most four files are read at once; the fifth is told to come back, and a slot comes free") {
-  staff_env e;
-  const std::string visitor = visitor_who_wrote(e.port(), "السلام عليكم", "hello-1");
+TEST_CASE("webchat: at most four files are read at once, two from one client; places come free when they end") {
+  staff_env e(std::map<std::string, std::string>{{"AOUN_TRUSTED_PROXIES", "127.0.0.1"}});
+  const std::string visitor = consented_visitor(e.port());
   const std::string body = tiny_png(100);
-  const std::string head = "POST /chat/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Chat-Session: " + visitor +
-                           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-  // Four uploads whose bodies are slow to come: each holds its file's place.
-  std::vector<std::unique_ptr<raw_connection>> slow;
-  for (int i = 0; i < 4; ++i) {
-    slow.push_back(std::make_unique<raw_connection>(e.port()));
-    REQUIRE(slow.back()->send(head + body.substr(0, 10)));
-  }
-  REQUIRE(eventually([&] {
-    auto r = upload(e.port(), visitor, body, "fifth");
-    return r.status == 503 && as_json(r)["error"] == "unavailable";
-  }));
+  // An upload whose body is slow to come, from the client `from` (behind the trusted proxy).
+  auto slow = [&](const std::string& from) {
+    auto c = std::make_unique<raw_connection>(e.port());
+    REQUIRE(c->send("POST /chat/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: " + from +
+                    "\r\nX-Chat-Session: " + visitor + "\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\n\r\n" + body.substr(0, 10)));
+    return c;
+  };
+  // What a client's next upload gets: an empty body is refused (400) once it has a place, with
+  // nothing stored; without one it is told to come back (503).
+  auto probe = [&](const std::string& from) { return upload(e.port(), visitor, "", "", "", from).status; };
+
+  std::vector<std::unique_ptr<raw_connection>> held;
+  held.push_back(slow("198.51.100.1"));
+  held.push_back(slow("198.51.100.1"));
+  REQUIRE(eventually([&] { return probe("198.51.100.1") == 503; }));  // two from one client at most
+  CHECK(probe("198.51.100.2") == 400);                                 // others still get in
+  held.push_back(slow("198.51.100.2"));
+  held.push_back(slow("198.51.100.3"));
+  REQUIRE(eventually([&] { return probe("198.51.100.4") == 503; }));  // four in all
+  auto fifth = upload(e.port(), visitor, body, "fifth", "", "198.51.100.4");
+  CHECK(fifth.status == 503);
+  CHECK(as_json(fifth)["error"] == "unavailable");
   CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
-  // One of them finishes: its file is stored, and the next upload has a place again.
-  REQUIRE(slow[0]->send(body.substr(10)));
-  CHECK(slow[0]->read_all(std::chrono::seconds(5)).find("200 OK") != std::string::npos);
-  REQUIRE(eventually([&] { return upload(e.port(), visitor, body, "sixth").status == 200; }));
-  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 2);
-  // The others give up: their places come back too.
-  slow.clear();
-  for (int i = 0; i < 4; ++i) CHECK(upload(e.port(), visitor, body, "more-" + std::to_string(i)).status == 200);
+
+  // One finishes: its file is stored.
+  REQUIRE(held[0]->send(body.substr(10)));
+  CHECK(held[0]->read_all(std::chrono::seconds(5)).find("200 OK") != std::string::npos);
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 1);
+  // The others give up. Every place comes back: four slow uploads at once all get through.
+  held.clear();
+  REQUIRE(eventually([&] { return probe("198.51.100.9") == 400; }));
+  for (int i = 0; i < 4; ++i) held.push_back(slow("203.0.113." + std::to_string(i)));
+  for (auto& c : held) {
+    REQUIRE(c->send(body.substr(10)));
+    CHECK(c->read_all(std::chrono::seconds(5)).find("200 OK") != std::string::npos);
+  }
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 5);
+}
+
+TEST_CASE("webchat: an upload declared over the limit is answered 413 with the limit, before its body is read") {
+  staff_env e;  // the default limit, 10 MiB
+  const std::string visitor = consented_visitor(e.port());
+  raw_connection c(e.port());
+  REQUIRE(c.send("POST /chat/upload HTTP/1.1\r\nHost: x\r\nX-Chat-Session: " + visitor +
+                 "\r\nContent-Length: " + std::to_string(11 * 1024 * 1024) + "\r\n\r\n" + tiny_png()));
+  const auto answer = c.read_all(std::chrono::seconds(5));
+  CHECK(answer.find("413 Payload Too Large") != std::string::npos);
+  CHECK(answer.find("\"limit_bytes\":10485760") != std::string::npos);
 }
 
 TEST_CASE("webchat: staff ask a visitor for documents; the uploaded file joins the case; erasure deletes it") {
@@ -820,6 +874,8 @@ TEST_CASE("webchat: staff ask a visitor for documents; the uploaded file joins t
   chat_client c(e.port());
   REQUIRE(c.next_of_type("history"));
   c.send(text_msg("السلام عليكم", "hello-1"));
+  REQUIRE(c.next_of_type("ack"));
+  c.send(json{{"type", "choice"}, {"id", "consent.yes"}, {"client_id", "consent-1"}});
   REQUIRE(c.next_of_type("ack"));
   const std::string visitor = c.session;
   const auto cid = conversation_of(e.db, visitor);

@@ -11,7 +11,8 @@ const texts = {
     sending: 'جارٍ الإرسال…', not_sent: 'لم تُرسل بعد', resend: 'أعيدوا الإرسال', will_resend: 'لم تُحفظ بعد، وسنعيد إرسالها تلقائيًا.', refused: 'لم يُرسل',
     attach: 'إرفاق صورة أو ملف PDF', photo: 'صورة', document: 'مستند', file_type: 'يمكن إرسال الصور (JPEG أو PNG أو WebP) وملفات PDF فقط، فلم يُرسل هذا الملف.',
     file_too_large: 'حجم الملف أكبر من {mb} ميغابايت، فلم يُرسل. أرسلوا ملفًا أصغر.', file_too_big: 'حجم الملف أكبر مما نستقبله، فلم يُرسل. أرسلوا ملفًا أصغر.', file_unreadable: 'تعذّرت قراءة الملف، فلم يُرسل.',
-    file_failed: 'لم يصل الملف، فضلًا أرسلوه مرة أخرى.', file_session: 'لم نتعرّف على هذه المحادثة، فنعيد الاتصال. أرسلوا الملف مرة أخرى بعد ذلك.' },
+    file_failed: 'لم يصل الملف، فضلًا أرسلوه مرة أخرى.', file_session: 'لم نتعرّف على هذه المحادثة، فنعيد الاتصال. أرسلوا الملف مرة أخرى بعد ذلك.',
+    file_consent: 'نستقبل الملفات بعد موافقتكم على إشعار الخصوصية. وافقوا عليه في المحادثة، ثم أرسلوا الملف مرة أخرى.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
@@ -21,7 +22,8 @@ const texts = {
     sending: 'Sending…', not_sent: 'Not sent yet', resend: 'Send again', will_resend: 'Not saved yet; it will be sent again automatically.', refused: 'Not sent',
     attach: 'Attach a photo or PDF', photo: 'Photo', document: 'Document', file_type: 'Only photos (JPEG, PNG or WebP) and PDF files can be sent, so this file was not sent.',
     file_too_large: 'The file is larger than {mb} MB, so it was not sent. Please send a smaller one.', file_too_big: 'The file is larger than we can take, so it was not sent. Please send a smaller one.', file_unreadable: 'The file could not be read, so it was not sent.',
-    file_failed: 'Your file did not arrive, please send it again.', file_session: 'We could not find this conversation, so we are reconnecting. Then send the file again.' },
+    file_failed: 'Your file did not arrive, please send it again.', file_session: 'We could not find this conversation, so we are reconnecting. Then send the file again.',
+    file_consent: 'We take files once you have agreed to the privacy notice. Agree to it in the chat, then send the file again.' },
 };
 let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
@@ -251,6 +253,10 @@ function connect() {
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'session' && typeof ev.session === 'string') {
       localStorage.setItem('aoun.chat.session', ev.session);
+      // This socket's conversation: files go to it too, whatever another tab stores meanwhile
+      // ("end on this device" there starts a new session).
+      socketSession = ev.session;
+      if (Number(ev.upload_max_bytes) > 0) maxFile = Number(ev.upload_max_bytes);
     } else if (ev.type === 'history') {
       // The list is not a live region (a screen reader would read the whole conversation out
       // again on every load and reconnect): new messages are announced one by one (#announce).
@@ -349,12 +355,13 @@ function sendText(text) {
 // The server reads the bytes and refuses anything else; the page refuses early what the server
 // would refuse, so that nobody waits for a large upload to be turned down.
 const FILE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'application/pdf'];
-const MAX_FILE = 10 * 1024 * 1024;  // the server's default; a lower limit there is answered 413
+let maxFile = 10 * 1024 * 1024;  // the server's default, until its session frame names its own
+let socketSession = '';
 const tooLarge = (bytes) => tr('file_too_large').replace('{mb}', String(+(bytes / 1048576).toFixed(1)));
 function refusal(file) {
   // some systems name no type for a .webp: the extension then, and the server checks the bytes
   if (!FILE_TYPES.includes(file.type) && (file.type || !/\.(jpe?g|png|webp|pdf)$/i.test(file.name))) return tr('file_type');
-  if (file.size > MAX_FILE) return tooLarge(MAX_FILE);
+  if (file.size > maxFile) return tooLarge(maxFile);
   if (!file.size) return tr('file_unreadable');
   return '';
 }
@@ -377,18 +384,25 @@ async function upload(id) {
   if (!p) return;
   setState(p.li, 'sending');
   let res = null, body = {};
+  // Given up (and offered again) when no answer comes: 30 s plus the file's time at 64 KiB/s,
+  // the server's own deadline for reading it.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 30000 + (p.file.size / 65536) * 1000);
   try {
-    res = await fetch('/chat/upload', { method: 'POST', body: p.file, headers: {
-      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': sessionId(), 'X-Client-Id': id,
+    res = await fetch('/chat/upload', { method: 'POST', body: p.file, signal: abort.signal, headers: {
+      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': socketSession || sessionId(), 'X-Client-Id': id,
       'X-File-Name': encodeURIComponent(p.file.name) } });
     body = await res.json().catch(() => ({}));
   } catch { /* no answer: as a 503, worth trying again */ }
+  clearTimeout(timer);
   if (pending.get(id) !== p) return;  // its message came over the socket first, or the data was erased
   if (res?.ok) { acknowledged(id); showTyping(true); return; }
   // The server's reason in the visitor's language (by status: a proxy in front may answer 413
   // without our JSON). What may go through later gets a button; the file stays in this page.
-  const reason = { 400: 'file_unreadable', 401: 'file_session', 413: 'file_too_big', 415: 'file_type', 429: 'slow_down' }[res?.status] || 'file_failed';
-  if (['file_unreadable', 'file_too_big', 'file_type'].includes(reason)) {
+  // (A 400 is about the session headers, since the page never sends an empty file: worth
+  // sending again after a reconnect. A 409: the privacy notice is not agreed to yet.)
+  const reason = { 401: 'file_session', 409: 'file_consent', 413: 'file_too_big', 415: 'file_type', 429: 'slow_down' }[res?.status] || 'file_failed';
+  if (['file_too_big', 'file_type'].includes(reason)) {
     pending.delete(id);
     setState(p.li, 'refused');
     refreshChoices();
@@ -397,7 +411,7 @@ async function upload(id) {
   }
   // the limit, when the answer names it (the server's own may be lower than the page's)
   addNotice(reason === 'file_too_big' && Number(body?.limit_bytes) > 0 ? tooLarge(Number(body.limit_bytes)) : tr(reason));
-  if (res?.status === 401) ws?.close();  // the reconnect brings a session id the server knows
+  if (res?.status === 401 || res?.status === 400) ws?.close();  // the reconnect brings a session id the server knows
 }
 input.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('composer').requestSubmit(); }

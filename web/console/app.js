@@ -923,7 +923,7 @@ function caseView(k, { convId } = {}) {
   // A link where there is a file to fetch: a provider's media id, or a web chat upload's.
   const docLabel = (d) => [
     h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
-    h('span', { class: 'muted', dir: 'ltr', text: [d.filename, d.mime].filter(Boolean).join(' · ') })];
+    h('span', { class: 'muted', dir: 'ltr', text: [noBidi(d.filename), d.mime].filter(Boolean).join(' · ') })];
   root.append(docs.length ? h('ul', { class: 'docs' }, docs.map((d) => h('li', {},
     d.media_id
       ? mediaLink(mediaPath.caseDocument(k.reference, d.id), 'doc-link', docLabel(d))

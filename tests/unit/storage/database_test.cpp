@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <limits>
 #include <thread>
 
@@ -351,4 +353,41 @@ TEST_CASE("checkpoints run beside the writer and keep the WAL from growing") {
   CHECK(often.counters.checkpoint_errors == 0);
   CHECK(often.counters.wal_resets > 0);
   CHECK(often.wal_bytes < never.wal_bytes);
+}
+
+TEST_CASE("an erasure leaves no copy of what it erased in the database file (secure_delete)") {
+  // What a beneficiary wrote (a national ID) must not stay on a free page of the file, where a
+  // copy of the file (a backup, a stolen disk) would still hold it (docs/privacy.md).
+  temp_file f;
+  const std::string marker = "NATIONAL-ID-1757491186-MARKER";
+  auto file_holds = [&](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return bytes.find(marker) != std::string::npos;
+  };
+  std::int64_t beneficiary = 0;
+  {
+    auto db = std::move(*database::open({.path = f.path}));
+    REQUIRE_FALSE(write_sync(*db, [&](connection& c) -> error_code {
+      auto b = upsert_beneficiary(c, "whatsapp", "966500000001", "", 100, true);
+      if (!b) return b.error();
+      beneficiary = b->id;
+      auto conv = conversation_for(c, b->id, 100);
+      if (!conv) return conv.error();
+      message_row m;
+      m.conversation_id = conv->id;
+      m.direction = "in";
+      m.sender = "beneficiary";
+      m.text = std::string(10000, 'x') + marker;  // long: on overflow pages, as a file's bytes are
+      m.created_at = 100;
+      return insert_message(c, m).error();
+    }));
+  }  // closed: checkpointed into the file
+  REQUIRE(file_holds(f.path));
+  {
+    auto db = std::move(*database::open({.path = f.path}));
+    REQUIRE_FALSE(write_sync(*db, [&](connection& c) { return erase_beneficiary(c, beneficiary, 200); }));
+  }
+  CHECK_FALSE(file_holds(f.path));
+  CHECK_FALSE(file_holds(f.path + "-wal"));
 }
