@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bot/client_limits.hpp"
 #include "bot/http_error.hpp"
 #include "bot/log.hpp"
 #include "channels/detail/http_wire.hpp"
@@ -43,7 +44,7 @@ bool expected(const boost::system::error_code& ec) {
 /// A request path as the router matches it: repeated slashes are one, a trailing one is
 /// dropped ("//chat/upload/" is "/chat/upload"), so the body limit follows the route it reaches.
 std::string route_path(std::string_view p) {
-  std::string out;
+  std::string out = "/";  // "chat/upload" is routed as "/chat/upload" too
   for (char c : p)
     if (c != '/' || out.empty() || out.back() != '/') out += c;
   if (out.size() > 1 && out.back() == '/') out.pop_back();
@@ -333,13 +334,13 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         break;
       }
       if (upload) {
-        if (!uploads_.enter(client, opts_.max_uploads_in_flight)) {
+        if (!uploads_->enter(limit_key(client), opts_.max_uploads_in_flight)) {
           co_await answer_error(api_error::unavailable, "too many files are being sent; try again in a moment",
                                 "unavailable");
           co_await linger();
           break;
         }
-        upload_slot = std::shared_ptr<void>(nullptr, [this, client](void*) { uploads_.leave(client); });
+        upload_slot = std::shared_ptr<void>(nullptr, [places = uploads_, key = limit_key(client)](void*) { places->leave(key); });
         // A file takes its time on a slow link: the deadline grows with its size, as a
         // download's does (write_timeout), instead of cutting a photo off at 30 s.
         body_timeout = write_timeout(body_timeout, parser.content_length().value_or(limit));

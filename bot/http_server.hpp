@@ -34,7 +34,7 @@ constexpr std::string_view upload_target = "/chat/upload";
 std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::size_t bytes);
 
 /// Web-chat files being read or handled: at most server_options::max_uploads_in_flight in all,
-/// and `per_client` from one client address. Thread-safe.
+/// and `per_client` from one client (its address, or its /64 for IPv6: limit_key). Thread-safe.
 class upload_places {
  public:
   static constexpr int per_client = 2;
@@ -78,7 +78,9 @@ class http_server {
   tcp::acceptor acceptor_;
 
   std::atomic<bool> stopping_{false};
-  upload_places uploads_;
+  /// Shared with each upload's release: a session destroyed after the server (at the end of a
+  /// shutdown that ran out of time) still gives its place back to something alive.
+  std::shared_ptr<upload_places> uploads_ = std::make_shared<upload_places>();
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
   std::function<void()> drained_;                      // GUARDED_BY(mutex_)

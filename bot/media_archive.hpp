@@ -4,8 +4,8 @@
 // documents may be read later than that. A message with a file asks for a copy in its own
 // transaction (storage::want_media_copy); this worker fetches the wanted ones, one at a time
 // through the staff downloads' client (bot/media.hpp) and one of its slots, and stores them.
-// A failed fetch is tried again with a growing pause, for about a day; a file the provider will
-// never hand out (too large, refused, gone) is given up at once. Staff downloads read the copy
+// A failed fetch is tried again with a growing pause, for about two days; a file the provider
+// will never hand out (too large, refused, gone) is given up at once. Staff downloads read the copy
 // when there is one, and the provider otherwise.
 //
 // Thread-safety: wake() and stop() from any thread. Lifetime: the app's; the loop holds `this`.
@@ -19,6 +19,7 @@
 #include "bot/metrics.hpp"
 #include "bot/net.hpp"
 #include "storage/database.hpp"
+#include "storage/media_copies.hpp"
 
 namespace aoun::bot {
 
@@ -30,14 +31,16 @@ class media_archive {
   void wake();
   void stop();
 
-  /// Attempts before a copy is given up (the pauses double from 1 minute: about a day).
-  static constexpr int max_attempts = 11;
+  /// Attempts before a copy is given up: the pauses double from 1 minute to 6 hours, about two
+  /// days in all (WhatsApp keeps a file 30 days).
+  static constexpr int max_attempts = 16;
   /// The pause after `attempts` failed attempts.
   static std::chrono::seconds retry_pause(int attempts);
 
  private:
   net::awaitable<void> loop();
-  net::awaitable<void> fetch_one(std::int64_t id, std::string channel, std::string media_id, int attempts);
+  /// One copy: fetched and kept, or its failure recorded. False if the database write failed.
+  net::awaitable<bool> fetch_one(storage::media_copy_due d);
 
   net::strand<net::io_context::executor_type> strand_;
   storage::database& db_;

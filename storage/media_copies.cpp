@@ -37,23 +37,23 @@ result<std::optional<std::int64_t>> next_media_copy_at(connection& c) {
   return at;
 }
 
-boost::system::error_code keep_media_copy(connection& c, std::int64_t id, std::string_view mime,
+boost::system::error_code keep_media_copy(connection& c, const media_copy_due& d, std::string_view mime,
                                           std::string_view file_path, std::string_view bytes) {
   auto q = c.prepare(
-      "UPDATE media_copies SET state = 'kept', mime = ?2, file_path = ?3, bytes = ?4, attempts = attempts + 1, "
-      "last_error = NULL WHERE id = ?1 AND state = 'wanted'");
+      "UPDATE media_copies SET state = 'kept', mime = ?4, file_path = ?5, bytes = ?6, attempts = attempts + 1, "
+      "last_error = NULL WHERE id = ?1 AND channel = ?2 AND media_id = ?3 AND state = 'wanted'");
   if (!q) return q.error();
-  return q->bind(1, id).bind(2, mime).bind(3, file_path).bind_blob(4, bytes).exec();
+  return q->bind(1, d.id).bind(2, d.channel).bind(3, d.media_id).bind(4, mime).bind(5, file_path).bind_blob(6, bytes).exec();
 }
 
-boost::system::error_code media_copy_attempt_failed(connection& c, std::int64_t id, std::string_view error,
+boost::system::error_code media_copy_attempt_failed(connection& c, const media_copy_due& d, std::string_view error,
                                                     std::optional<std::int64_t> retry_at) {
   auto q = c.prepare(
-      "UPDATE media_copies SET attempts = attempts + 1, last_error = ?2, "
-      "state = CASE WHEN ?3 IS NULL THEN 'failed' ELSE state END, next_attempt_at = coalesce(?3, next_attempt_at) "
-      "WHERE id = ?1 AND state = 'wanted'");
+      "UPDATE media_copies SET attempts = attempts + 1, last_error = ?4, "
+      "state = CASE WHEN ?5 IS NULL THEN 'failed' ELSE state END, next_attempt_at = coalesce(?5, next_attempt_at) "
+      "WHERE id = ?1 AND channel = ?2 AND media_id = ?3 AND state = 'wanted'");
   if (!q) return q.error();
-  return q->bind(1, id).bind(2, error).bind(3, retry_at).exec();
+  return q->bind(1, d.id).bind(2, d.channel).bind(3, d.media_id).bind(4, error).bind(5, retry_at).exec();
 }
 
 result<std::optional<media_copy>> find_media_copy(connection& c, std::string_view channel, std::string_view media_id) {

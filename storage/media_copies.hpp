@@ -29,12 +29,13 @@ result<std::vector<media_copy_due>> due_media_copies(connection& c, std::int64_t
 /// The earliest next attempt of a wanted copy, if any.
 result<std::optional<std::int64_t>> next_media_copy_at(connection& c);
 
-/// Stores the fetched bytes (bound without a copy); nothing if the row is gone (erased) or no
-/// longer wanted. REQUIRES: write job.
-boost::system::error_code keep_media_copy(connection& c, std::int64_t id, std::string_view mime,
+/// Stores the fetched bytes (bound without a copy) of `d`; nothing if its row is gone (erased)
+/// or no longer wanted. The row is named by its id *and* its media id: an erased row's id may
+/// be given to the next one asked for. REQUIRES: write job.
+boost::system::error_code keep_media_copy(connection& c, const media_copy_due& d, std::string_view mime,
                                           std::string_view file_path, std::string_view bytes);
 /// A failed attempt: tried again at `retry_at`, or given up (`failed`) when it is nullopt.
-boost::system::error_code media_copy_attempt_failed(connection& c, std::int64_t id, std::string_view error,
+boost::system::error_code media_copy_attempt_failed(connection& c, const media_copy_due& d, std::string_view error,
                                                     std::optional<std::int64_t> retry_at);
 
 struct media_copy {

@@ -741,6 +741,14 @@ TEST_CASE("webchat: a visitor sends a photo; every tab sees it, staff download t
   CHECK(as_json(refused)["message"].get<std::string>().find("privacy notice") != std::string::npos);
   CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE kind = 'media'") == 0);
+  // Someone in danger before consent waits for staff and cannot reach the consent question:
+  // their files are taken (staff decide what to ask of them).
+  const std::string in_danger = visitor_who_wrote(e.port(), "أنا في خطر", "danger-0");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM conversations WHERE mode = 'waiting'") == 1; }));
+  CHECK(upload(e.port(), in_danger, tiny_png(), "file-d", "x.png").status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 1);
+  db_exec(e.db, "DELETE FROM uploads");
+  db_exec(e.db, "DELETE FROM messages WHERE kind = 'media'");
 
   const std::string visitor = consented_visitor(e.port());
   chat_client tab(e.port(), visitor);  // another tab of the same session
