@@ -41,14 +41,22 @@ bool expected(const boost::system::error_code& ec) {
          ec == websocket::error::closed;
 }
 
-/// A request path as the router matches it: repeated slashes are one, a trailing one is
-/// dropped ("//chat/upload/" is "/chat/upload"), so the body limit follows the route it reaches.
-std::string route_path(std::string_view p) {
-  std::string out = "/";  // "chat/upload" is routed as "/chat/upload" too
-  for (char c : p)
-    if (c != '/' || out.empty() || out.back() != '/') out += c;
-  if (out.size() > 1 && out.back() == '/') out.pop_back();
-  return out;
+/// Whether a request path reaches `route` ("/a/b") as the router matches it: slashes only
+/// separate segments, so "//chat/upload/" and "chat/upload" are "/chat/upload" too, and the body
+/// limit follows the route the request reaches. No allocation: it runs on every request.
+bool same_route(std::string_view path, std::string_view route) {
+  std::size_t i = 0, j = 0;
+  for (;;) {
+    while (i < path.size() && path[i] == '/') ++i;
+    while (j < route.size() && route[j] == '/') ++j;
+    if (i == path.size() || j == route.size()) return i == path.size() && j == route.size();
+    const auto a = path.find('/', i), b = route.find('/', j);
+    const auto seg_a = path.substr(i, a == std::string_view::npos ? std::string_view::npos : a - i);
+    const auto seg_b = route.substr(j, b == std::string_view::npos ? std::string_view::npos : b - j);
+    if (seg_a != seg_b) return false;
+    i += seg_a.size();
+    j += seg_b.size();
+  }
 }
 
 }  // namespace
@@ -321,10 +329,10 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     {
       const auto& h = parser.get();
       const auto target = std::string_view(h.target().data(), h.target().size());
-      const auto path = route_path(target.substr(0, target.find('?')));
+      const auto path = target.substr(0, target.find('?'));
       const bool post = h.method() == http::verb::post;
-      const bool whatsapp = post && path == "/webhooks/whatsapp";
-      const bool upload = post && path == upload_target && opts_.upload_limit > 0;
+      const bool whatsapp = post && same_route(path, "/webhooks/whatsapp");
+      const bool upload = post && !whatsapp && opts_.upload_limit > 0 && same_route(path, upload_target);
       limit = whatsapp ? std::max(opts_.body_limit, whatsapp_body_limit)
               : upload ? opts_.upload_limit
                        : opts_.body_limit;
