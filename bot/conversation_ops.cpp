@@ -64,6 +64,11 @@ std::string inbound_payload(const channels::inbound& in) {
   return p.dump();
 }
 
+/// A Telegram file over what the Bot API lets a bot download: never fetched, never a document.
+bool telegram_too_large(const channels::inbound& in) {
+  return in.channel == channels::kind::telegram && in.media_size > channels::telegram::max_download_bytes;
+}
+
 dialogs::input to_input(const channels::inbound& in) {
   dialogs::input d;
   d.text = in.text;
@@ -84,7 +89,7 @@ dialogs::input to_input(const channels::inbound& in) {
       d.media_kind = in.media_kind;
       d.media_mime = in.media_mime;
       d.media_filename = in.media_filename;
-      d.media_too_large = in.channel == channels::kind::telegram && in.media_size > channels::telegram::max_download_bytes;
+      d.media_too_large = telegram_too_large(in);
       break;
     default: d.type = dialogs::input::kind::text;
   }
@@ -365,20 +370,21 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   conv.updated_at = now;
   if (fx.staff_listening)
     fx.events.push_back({"staff", json{{"type", "message.new"}, {"conversation_id", conv.id}, {"message", message_json(m)}}.dump()});
-  // A file sent on a provider's channel is copied here soon, before the provider lets it go:
-  // once the person has agreed to the privacy notice (before, the provider alone keeps it), and
-  // not one Telegram cannot hand out or one over the download limit.
-  if (cfg_.media.keep_copies && b->consented_at && in.type == channels::inbound_type::media && channel != "webchat" &&
-      !in.media_id.empty() && !to_input(in).media_too_large &&
-      (in.media_size <= 0 || static_cast<std::uint64_t>(in.media_size) <= cfg_.media.max_bytes)) {
-    if (auto ec = storage::want_media_copy(c, channel, in.media_id, conv.beneficiary_id, now))
-      return storage::result<bool>(boost::system::in_place_error, ec);
-    fx.media_wanted = true;
+  if (in.type == channels::inbound_type::media) {
+    if (in.channel == channels::kind::webchat) {
+      // A file sent from the website chat is shown in every tab of the session, ahead of the
+      // replies (a text is shown by the tab that sent it, and by the others' history).
+      fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", visitor_message_json(m)}}.dump()});
+    } else if (cfg_.media.keep_copies && b->consented_at && !in.media_id.empty() && !telegram_too_large(in) &&
+               (in.media_size <= 0 || static_cast<std::uint64_t>(in.media_size) <= cfg_.media.max_bytes)) {
+      // A file sent on a provider's channel is copied here soon, before the provider lets it
+      // go: once the person has agreed to the privacy notice (before, the provider alone keeps
+      // it), and not one Telegram cannot hand out or one over the download limit.
+      if (auto ec = storage::want_media_copy(c, channel, in.media_id, conv.beneficiary_id, now))
+        return storage::result<bool>(boost::system::in_place_error, ec);
+      fx.media_wanted = true;
+    }
   }
-  // A file sent from the website chat is shown in every tab of the session, ahead of the replies
-  // (a text is shown by the tab that sent it, and by the others' history).
-  if (channel == "webchat" && in.type == channels::inbound_type::media)
-    fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", visitor_message_json(m)}}.dump()});
 
   // Opting out (docs/channels.md, "Opting out"). SMS: STOP, which Twilio confirms to the person
   // itself; START (or YES) is back in, and an ordinary turn (the first "Start", or "yes" to

@@ -54,6 +54,11 @@ response json_response(unsigned version, bool keep_alive, std::string body, http
   return res;
 }
 
+response too_large_response(unsigned version, bool keep_alive, std::string_view message, std::uint64_t limit_bytes) {
+  nlohmann::json j{{"error", code_of(api_error::too_large)}, {"message", message}, {"limit_bytes", limit_bytes}};
+  return json_response(version, keep_alive, j.dump(), status_of(api_error::too_large));
+}
+
 response error_response(unsigned version, bool keep_alive, api_error e, std::string_view message) {
   nlohmann::json j{{"error", code_of(e)}, {"message", message}};
   auto res = json_response(version, keep_alive, j.dump(), status_of(e));

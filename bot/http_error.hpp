@@ -30,6 +30,8 @@ std::string_view code_of(api_error e);
 
 /// A JSON error body {"error": code, "message": message}; keep-alive follows the request.
 response error_response(unsigned version, bool keep_alive, api_error e, std::string_view message);
+/// 413 with what the client may send instead: {"error":"too_large","message","limit_bytes"}.
+response too_large_response(unsigned version, bool keep_alive, std::string_view message, std::uint64_t limit_bytes);
 /// A JSON body with status 200 (or `status`).
 response json_response(unsigned version, bool keep_alive, std::string body, http::status status = http::status::ok);
 

@@ -6,7 +6,6 @@
 #include <random>
 #include <tuple>
 
-#include <nlohmann/json.hpp>
 
 #include "bot/client_limits.hpp"
 #include "bot/http_error.hpp"
@@ -271,15 +270,11 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
     st->idle = false;
     auto started = std::chrono::steady_clock::now();
-    // The route's body limit, once its header is read (0 before: the 413 then names none).
+    // The route's body limit, set once its header is read; a 413 names it (the chat page says it
+    // in the visitor's words).
     std::size_t limit = 0;
     auto answer_error = [&](api_error e, std::string_view msg, const char* route) -> net::awaitable<void> {
-      auto res = error_response(11, false, e, msg);
-      if (e == api_error::too_large && limit > 0) {
-        // What the client may send instead (the chat page says it in the visitor's words).
-        res.body() = nlohmann::json{{"error", code_of(e)}, {"message", msg}, {"limit_bytes", limit}}.dump();
-        res.prepare_payload();
-      }
+      auto res = e == api_error::too_large ? too_large_response(11, false, msg, limit) : error_response(11, false, e, msg);
       metrics_.observe(route, res.result_int(),
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       stream.expires_after(std::chrono::seconds(5));
@@ -300,9 +295,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
       }
     };
     if (ec) {
-      if (ec == http::error::body_limit) {
-        co_await answer_error(api_error::too_large, "request body is larger than the limit", "too_large");
-      } else if (ec == http::error::header_limit) {
+      if (ec == http::error::header_limit) {
         co_await answer_error(api_error::malformed, "request header is too large", "malformed");
       } else if (ec.category() == make_error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
                  ec != http::error::partial_message) {
@@ -342,13 +335,14 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         break;
       }
       if (upload) {
-        if (!uploads_->enter(limit_key(client), opts_.max_uploads_in_flight)) {
+        auto key = limit_key(client);
+        if (!uploads_->enter(key, opts_.max_uploads_in_flight)) {
           co_await answer_error(api_error::unavailable, "too many files are being sent; try again in a moment",
                                 "unavailable");
           co_await linger();
           break;
         }
-        upload_slot = std::shared_ptr<void>(nullptr, [places = uploads_, key = limit_key(client)](void*) { places->leave(key); });
+        upload_slot = std::shared_ptr<void>(nullptr, [places = uploads_, key = std::move(key)](void*) { places->leave(key); });
         // A file takes its time on a slow link: the deadline grows with its size, as a
         // download's does (write_timeout), instead of cutting a photo off at 30 s.
         body_timeout = write_timeout(body_timeout, parser.content_length().value_or(limit));

@@ -265,10 +265,10 @@ std::string content_disposition(std::string_view name) {
 
 std::optional<sniffed> sniff_upload(std::string_view b) {
   auto starts = [b](std::string_view magic, std::size_t at = 0) { return b.size() >= at + magic.size() && b.substr(at, magic.size()) == magic; };
-  if (starts("\xFF\xD8\xFF")) return sniffed{"image", "image/jpeg", ".jpg"};
-  if (starts(std::string_view("\x89PNG\r\n\x1A\n", 8))) return sniffed{"image", "image/png", ".png"};
-  if (starts("RIFF") && starts("WEBP", 8)) return sniffed{"image", "image/webp", ".webp"};
-  if (starts("%PDF-")) return sniffed{"document", "application/pdf", ".pdf"};
+  if (starts("\xFF\xD8\xFF")) return sniffed{"image", "image/jpeg"};
+  if (starts(std::string_view("\x89PNG\r\n\x1A\n", 8))) return sniffed{"image", "image/png"};
+  if (starts("RIFF") && starts("WEBP", 8)) return sniffed{"image", "image/webp"};
+  if (starts("%PDF-")) return sniffed{"document", "application/pdf"};
   return std::nullopt;
 }
 
@@ -277,8 +277,9 @@ std::string upload_name(std::string_view given, const sniffed& type) {
   name = std::string(channels::crypto::truncate_code_points(name, 200));
   const auto low = lower(name);
   auto ends = [&low](std::string_view ext) { return low.size() > ext.size() && low.ends_with(ext); };
-  const bool fits = ends(type.extension) || (type.mime == "image/jpeg" && ends(".jpeg"));
-  if (!name.empty() && !fits) name += type.extension;
+  const auto extension = extension_for(type.mime);
+  const bool fits = ends(extension) || (type.mime == "image/jpeg" && ends(".jpeg"));
+  if (!name.empty() && !fits) name += extension;
   return name;
 }
 

@@ -101,7 +101,7 @@ std::string content_disposition(std::string_view name);
 /// browser's Content-Type): JPEG, PNG or WebP → kind "image", PDF → kind "document". Anything
 /// else is not taken (nullopt).
 struct sniffed {
-  std::string_view kind, mime, extension;  // extension with its dot: ".jpg"
+  std::string_view kind, mime;
 };
 std::optional<sniffed> sniff_upload(std::string_view bytes);
 

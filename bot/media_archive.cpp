@@ -118,11 +118,11 @@ net::awaitable<bool> media_archive::fetch_one(storage::media_copy_due d) {
     // sometimes 400 (channels/whatsapp.cpp), so a 400 is final only from Telegram ("invalid
     // file_id", "file is too big").
     const int status = got.provider_status;
-    const bool final = enabled && (got.error == failure::too_large || got.error == failure::bad_id ||
-                                   got.error == failure::refused_url ||
-                                   (got.error == failure::provider_error &&
-                                    (status == 404 || status == 410 || (status == 400 && ch == channels::kind::telegram))) ||
-                                   d.attempts + 1 >= max_attempts);
+    const bool final = d.attempts + 1 >= max_attempts ||
+                       (enabled && (got.error == failure::too_large || got.error == failure::bad_id ||
+                                    got.error == failure::refused_url ||
+                                    (got.error == failure::provider_error &&
+                                     (status == 404 || status == 410 || (status == 400 && ch == channels::kind::telegram)))));
     std::optional<std::int64_t> retry_at;
     if (!final) retry_at = unix_now() + retry_pause(d.attempts).count();
     std::string error = result;

@@ -1208,12 +1208,9 @@ net::awaitable<response> serve_media(const services& s, request_context& ctx, co
   };
   switch (got.error) {
     case failure::none: break;
-    case failure::too_large: {
-      json j{{"error", code_of(api_error::too_large)},
-             {"message", "the file is larger than this server's download limit (AOUN_MEDIA_MAX_BYTES)"},
-             {"limit_bytes", s.cfg.media.max_bytes}};
-      co_return json_response(v, ka, j.dump(), status_of(api_error::too_large));
-    }
+    case failure::too_large:
+      co_return too_large_response(v, ka, "the file is larger than this server's download limit (AOUN_MEDIA_MAX_BYTES)",
+                                   s.cfg.media.max_bytes);
     case failure::bad_id: co_return gateway("the stored media id is not one the " + ref.channel + " provider issues");
     case failure::refused_url:
       co_return gateway("refused: the media URL is not on the configured provider's origin, or is not https");

@@ -369,12 +369,6 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
   }
   auto& body = ctx.req.body();
   if (body.empty()) co_return error_response(v, ka, api_error::malformed, "the file is empty");
-  if (body.size() > s.cfg.server.upload_limit)  // the server reads it under this limit; kept as a rule here too
-    co_return json_response(v, ka,
-                            json{{"error", "too_large"}, {"message", "the file is larger than this server takes"},
-                                 {"limit_bytes", s.cfg.server.upload_limit}}
-                                .dump(),
-                            http::status::payload_too_large);
   const auto type = media_http::sniff_upload(body);
   if (!type)
     co_return error_response(v, ka, api_error::unsupported_type,

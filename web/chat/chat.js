@@ -99,7 +99,7 @@ function render(m) {
   bubble.append(who);
   if (m.file) {
     // "📎 name", or the kind in the page's language when the file came without a name
-    const p = el('p', 'text file');
+    const p = el('p', 'text');
     p.dir = 'auto';
     const clip = el('span', 'clip');
     clip.setAttribute('aria-hidden', 'true');
@@ -390,7 +390,7 @@ async function upload(id) {
   const timer = setTimeout(() => abort.abort(), 30000 + (p.file.size / 65536) * 1000);
   try {
     res = await fetch('/chat/upload', { method: 'POST', body: p.file, signal: abort.signal, headers: {
-      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': socketSession || sessionId(), 'X-Client-Id': id,
+      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': socketSession, 'X-Client-Id': id,
       'X-File-Name': encodeURIComponent(p.file.name) } });
     body = await res.json().catch(() => ({}));
   } catch { /* no answer: as a 503, worth trying again */ }
