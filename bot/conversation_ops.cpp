@@ -69,6 +69,15 @@ bool telegram_too_large(const channels::inbound& in) {
   return in.channel == channels::kind::telegram && in.media_size > channels::telegram::max_download_bytes;
 }
 
+/// Whether a file sent on `channel` (declared `size`, 0 when unknown) is worth a kept copy: one
+/// a provider holds (the web chat's are in the database already) that Telegram can hand out and
+/// that is not over the download limit.
+bool copy_worthy(const config& cfg, std::string_view channel, std::int64_t size) {
+  if (channel == "webchat") return false;
+  if (channel == "telegram" && size > channels::telegram::max_download_bytes) return false;
+  return size <= 0 || static_cast<std::uint64_t>(size) <= cfg.media.max_bytes;
+}
+
 dialogs::input to_input(const channels::inbound& in) {
   dialogs::input d;
   d.text = in.text;
@@ -375,11 +384,10 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
       // A file sent from the website chat is shown in every tab of the session, ahead of the
       // replies (a text is shown by the tab that sent it, and by the others' history).
       fx.events.push_back({"webchat:" + conv.address, json{{"type", "message"}, {"message", visitor_message_json(m)}}.dump()});
-    } else if (cfg_.media.keep_copies && b->consented_at && !in.media_id.empty() && !telegram_too_large(in) &&
-               (in.media_size <= 0 || static_cast<std::uint64_t>(in.media_size) <= cfg_.media.max_bytes)) {
+    } else if (cfg_.media.keep_copies && b->consented_at && !in.media_id.empty() && copy_worthy(cfg_, channel, in.media_size)) {
       // A file sent on a provider's channel is copied here soon, before the provider lets it
-      // go: once the person has agreed to the privacy notice (before, the provider alone keeps
-      // it), and not one Telegram cannot hand out or one over the download limit.
+      // go: once the person has agreed to the privacy notice (the files sent before are asked
+      // for when they agree, in apply()).
       if (auto ec = storage::want_media_copy(c, channel, in.media_id, conv.beneficiary_id, now))
         return storage::result<bool>(boost::system::in_place_error, ec);
       fx.media_wanted = true;
@@ -596,6 +604,18 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
     const auto& d = e.data;
     if (e.type == "consent_given") {
       if (auto ec = storage::set_consented(c, conv.beneficiary_id, now)) return ec;
+      // The files sent before the person agreed stayed with the provider alone (a victim may
+      // send a photo of the police report first): now they are copied like the later ones.
+      // Bounded, as a turn's work must be: a person sends few files before agreeing.
+      if (cfg_.media.keep_copies && conv.channel != "webchat") {
+        auto files = storage::files_sent_by(c, conv.beneficiary_id, 100);
+        if (!files) return files.error();
+        for (const auto& f : *files) {
+          if (!copy_worthy(cfg_, conv.channel, f.size)) continue;
+          if (auto ec = storage::want_media_copy(c, conv.channel, f.media_id, conv.beneficiary_id, now)) return ec;
+          fx.media_wanted = true;
+        }
+      }
     } else if (e.type == "language_changed") {
       conv.lang = json_str(d, "lang") == "en" ? "en" : "ar";
       if (auto ec = storage::set_beneficiary_lang(c, conv.beneficiary_id, conv.lang)) return ec;

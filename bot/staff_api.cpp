@@ -1221,6 +1221,18 @@ net::awaitable<response> serve_media(const services& s, request_context& ctx, co
     case failure::network: co_return gateway("the " + ref.channel + " provider could not be reached in time");
   }
 
+  if (s.cfg.media.keep_copies) {
+    // A copy still wanted, or given up (the provider out of reach for the two days of retries,
+    // say), is kept from this download: the provider will not hold the file for ever. Its
+    // failure costs the staff member nothing: the file is served all the same.
+    const auto mime = media_http::content_type(got.content_type, got.mime, "");
+    auto kept = co_await db_write<int>(s.db, storage::rerun::safe, [&ref, &mime, &got](storage::connection& c) -> storage::result<int> {
+      if (auto ec = storage::keep_live_copy(c, ref.channel, ref.media_id, mime, got.file_path, got.body)) return ec;
+      return c.changes();
+    });
+    if (!kept) log::warn("media_copy_not_kept", {{"rid", ctx.request_id}, {"error", kept.error().message()}});
+    else if (*kept > 0) s.stats.count("media_copies_kept");
+  }
   const auto type = media_http::content_type(got.content_type, got.mime, ref.mime);
   auto res = file_response(v, ka, type, media_http::file_name(ref.filename, got.file_path, ref.kind, type, ref.message_id),
                            std::move(got.body));

@@ -11,6 +11,24 @@ boost::system::error_code want_media_copy(connection& c, std::string_view channe
   return q->bind(1, channel).bind(2, media_id).bind(3, beneficiary_id).bind(4, now).bind(5, now).exec();
 }
 
+result<std::vector<sent_file>> files_sent_by(connection& c, std::int64_t beneficiary_id, int limit) {
+  auto q = c.prepare(
+      "SELECT json_extract(m.payload, '$.media.id'), coalesce(json_extract(m.payload, '$.media.size'), 0) "
+      "FROM conversations cv JOIN messages m ON m.conversation_id = cv.id "
+      "WHERE cv.beneficiary_id = ? AND m.direction = 'in' AND m.kind = 'media' "
+      "AND coalesce(json_extract(m.payload, '$.media.id'), '') <> '' ORDER BY m.id LIMIT ?");
+  if (!q) return q.error();
+  q->bind(1, beneficiary_id).bind(2, limit);
+  std::vector<sent_file> out;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return r.error();
+    if (!*r) break;
+    out.push_back({q->text(0), q->int64(1)});
+  }
+  return out;
+}
+
 result<std::vector<media_copy_due>> due_media_copies(connection& c, std::int64_t now, int limit) {
   auto q = c.prepare(
       "SELECT id, channel, media_id, attempts FROM media_copies WHERE state = 'wanted' AND next_attempt_at <= ? "
@@ -44,6 +62,15 @@ boost::system::error_code keep_media_copy(connection& c, const media_copy_due& d
       "last_error = NULL WHERE id = ?1 AND channel = ?2 AND media_id = ?3 AND state = 'wanted'");
   if (!q) return q.error();
   return q->bind(1, d.id).bind(2, d.channel).bind(3, d.media_id).bind(4, mime).bind(5, file_path).bind_blob(6, bytes).exec();
+}
+
+boost::system::error_code keep_live_copy(connection& c, std::string_view channel, std::string_view media_id,
+                                         std::string_view mime, std::string_view file_path, std::string_view bytes) {
+  auto q = c.prepare(
+      "UPDATE media_copies SET state = 'kept', mime = ?3, file_path = ?4, bytes = ?5, last_error = NULL "
+      "WHERE channel = ?1 AND media_id = ?2 AND state IN ('wanted', 'failed')");
+  if (!q) return q.error();
+  return q->bind(1, channel).bind(2, media_id).bind(3, mime).bind(4, file_path).bind_blob(5, bytes).exec();
 }
 
 boost::system::error_code media_copy_attempt_failed(connection& c, const media_copy_due& d, std::string_view error,

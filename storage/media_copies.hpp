@@ -19,6 +19,14 @@ namespace aoun::storage {
 boost::system::error_code want_media_copy(connection& c, std::string_view channel, std::string_view media_id,
                                           std::int64_t beneficiary_id, std::int64_t now);
 
+struct sent_file {
+  std::string media_id;
+  std::int64_t size = 0;  ///< as the webhook declared it, 0 when it did not
+};
+/// The files `beneficiary_id` has sent (inbound media messages with a media id, in every
+/// conversation of theirs), oldest first, at most `limit`.
+result<std::vector<sent_file>> files_sent_by(connection& c, std::int64_t beneficiary_id, int limit);
+
 struct media_copy_due {
   std::int64_t id = 0;
   std::string channel, media_id;
@@ -34,6 +42,11 @@ result<std::optional<std::int64_t>> next_media_copy_at(connection& c);
 /// be given to the next one asked for. REQUIRES: write job.
 boost::system::error_code keep_media_copy(connection& c, const media_copy_due& d, std::string_view mime,
                                           std::string_view file_path, std::string_view bytes);
+/// Stores the bytes staff downloaded live of a copy still wanted or given up (`failed`); the
+/// worker's own fetch, had it been under way, then finds nothing left to keep. Nothing if there
+/// is no such row (no consent, erased, already kept). REQUIRES: write job.
+boost::system::error_code keep_live_copy(connection& c, std::string_view channel, std::string_view media_id,
+                                         std::string_view mime, std::string_view file_path, std::string_view bytes);
 /// A failed attempt: tried again at `retry_at`, or given up (`failed`) when it is nullopt.
 boost::system::error_code media_copy_attempt_failed(connection& c, const media_copy_due& d, std::string_view error,
                                                     std::optional<std::int64_t> retry_at);

@@ -850,14 +850,16 @@ TEST_CASE("media copies: none before consent; a provider error is tried again la
   CHECK(copies(e.db, "wanted") == 1);
   CHECK(db_text(e.db, "SELECT last_error FROM media_copies") == "provider_error (http 500)");
   CHECK(db_value(e.db, "SELECT next_attempt_at - strftime('%s','now') FROM media_copies") >= 50);
-  // Staff can still fetch it live meanwhile.
+  // Staff can still fetch it live meanwhile, and that download is the copy.
   wa.graph_status = 200;
   auto live = get_media(e.port(), last_media_message(e.db), login(e.port()));
   CHECK(live.status == 200);
   CHECK(live.body == wa.photo);
+  CHECK(copies(e.db, "kept") == 1);
+  CHECK(db_value(e.db, "SELECT length(bytes) FROM media_copies") == static_cast<long long>(wa.photo.size()));
 
   // A media id the provider no longer knows is given up at once (no pointless retries).
-  db_exec(e.db, "UPDATE media_copies SET next_attempt_at = 0");
+  db_exec(e.db, "UPDATE media_copies SET state = 'wanted', bytes = NULL, next_attempt_at = 0");
   wa.serving = false;
   wa_user other{e.port(), "966500000034"};
   other.text("السلام عليكم");
@@ -866,4 +868,56 @@ TEST_CASE("media copies: none before consent; a provider error is tried again la
   REQUIRE(eventually([&] { return copies(e.db, "failed") == 1; }));
   CHECK(db_value(e.db, "SELECT attempts FROM media_copies") == 2);
   CHECK(db_text(e.db, "SELECT last_error FROM media_copies").find("http 404") != std::string::npos);
+}
+
+TEST_CASE("media copies: a file sent before consent is copied once the person agrees") {
+  expiring_whatsapp_photo wa;
+  staff_env e;
+  wa.install(e);
+  // A victim's first message may be the photo of a police report.
+  wa_user u{e.port(), "966500000035"};
+  u.image();
+  REQUIRE(eventually([&] { return last_media_message(e.db) > 0; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM media_copies") == 0);
+  u.button("consent.yes", "أوافق");
+  REQUIRE(eventually([&] { return copies(e.db, "kept") == 1; }));
+  CHECK(db_value(e.db, "SELECT length(bytes) FROM media_copies") == static_cast<long long>(wa.photo.size()));
+  CHECK(db_value(e.db, "SELECT beneficiary_id FROM media_copies") ==
+        db_value(e.db, "SELECT id FROM beneficiaries WHERE address = '966500000035'"));
+
+  // Someone who declines keeps their files at the provider alone.
+  wa_user d{e.port(), "966500000036"};
+  db_exec(e.db, "DELETE FROM media_copies");
+  d.image();
+  d.button("consent.no", "لا أوافق");
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '966500000036'") >= 2; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM media_copies") == 0);
+}
+
+TEST_CASE("media copies: a copy given up is kept from a staff member's live download") {
+  expiring_whatsapp_photo wa;
+  staff_env e;
+  wa.install(e);
+  wa.serving = false;  // Graph does not hand the file out: the copy is given up
+  wa_user u{e.port(), "966500000037"};
+  u.text("السلام عليكم");
+  u.button("consent.yes", "أوافق");
+  u.image();
+  REQUIRE(eventually([&] { return copies(e.db, "failed") == 1; }));
+
+  // It does later (the fault was on our side: a token renewed, say): staff's download is kept.
+  wa.serving = true;
+  const auto token = login(e.port());
+  const auto id = last_media_message(e.db);
+  auto live = get_media(e.port(), id, token);
+  REQUIRE(live.status == 200);
+  CHECK(copies(e.db, "kept") == 1);
+  CHECK(db_text(e.db, "SELECT mime FROM media_copies") == "image/jpeg");
+
+  wa.serving = false;
+  auto again = get_media(e.port(), id, token);
+  REQUIRE(again.status == 200);
+  CHECK(again.body == wa.photo);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'media.download' AND target = 'message:" +
+                           std::to_string(id) + "' AND json_extract(detail, '$.kept_copy') = 1") == 1);
 }

@@ -79,3 +79,58 @@ TEST_CASE("media copies: a failed attempt is due again later, a final one is giv
   CHECK(due_media_copies(*c, 100000, 8)->empty());
   CHECK_FALSE(next_media_copy_at(*c)->has_value());
 }
+
+TEST_CASE("media copies: the files a person sent are listed for copying, not text, replies or erased ones") {
+  auto c = fresh_connection();
+  const auto a = person(*c, "966500000001");
+  auto conv = conversation_for(*c, a, 100);
+  REQUIRE(conv.has_value());
+  auto add = [&](const std::string& direction, const std::string& kind, const std::string& payload) {
+    message_row m;
+    m.conversation_id = conv->id;
+    m.direction = direction;
+    m.sender = direction == "in" ? "beneficiary" : "bot";
+    m.kind = kind;
+    m.payload = payload;
+    m.created_at = 100;
+    REQUIRE(insert_message(*c, m).has_value());
+  };
+  add("in", "media", R"({"media":{"kind":"image","id":"m.1","mime":"image/jpeg","filename":"","size":5000}})");
+  add("in", "text", R"({})");
+  add("in", "media", R"({"media":{"kind":"document","id":"","mime":"application/pdf","filename":"x.pdf"}})");
+  add("out", "media", R"({"media":{"kind":"document","id":"m.out","mime":"application/pdf","filename":"x.pdf"}})");
+  add("in", "media", R"({"media":{"kind":"document","id":"m.2","mime":"application/pdf","filename":"y.pdf"}})");
+  auto files = files_sent_by(*c, a, 10);
+  REQUIRE(files.has_value());
+  REQUIRE(files->size() == 2);
+  CHECK(files->at(0).media_id == "m.1");
+  CHECK(files->at(0).size == 5000);
+  CHECK(files->at(1).media_id == "m.2");
+  CHECK(files->at(1).size == 0);
+  CHECK(files_sent_by(*c, a, 1)->size() == 1);
+
+  REQUIRE_FALSE(erase_beneficiary(*c, a, 110));  // an erasure leaves no media id behind
+  CHECK(files_sent_by(*c, a, 10)->empty());
+}
+
+TEST_CASE("media copies: a live download is kept for a copy wanted or given up, never for one not asked for") {
+  auto c = fresh_connection();
+  const auto a = person(*c, "966500000001");
+  REQUIRE_FALSE(want_media_copy(*c, "whatsapp", "m.wanted", a, 100));
+  REQUIRE_FALSE(want_media_copy(*c, "whatsapp", "m.failed", a, 100));
+  auto due = due_media_copies(*c, 100, 8);
+  REQUIRE(due->size() == 2);
+  REQUIRE_FALSE(media_copy_attempt_failed(*c, due->at(1), "network", std::nullopt));
+  REQUIRE(text_of(*c, "SELECT state FROM media_copies WHERE media_id = 'm.failed'") == "failed");
+
+  REQUIRE_FALSE(keep_live_copy(*c, "whatsapp", "m.wanted", "image/jpeg", "", "one"));
+  REQUIRE_FALSE(keep_live_copy(*c, "whatsapp", "m.failed", "application/pdf", "", "two"));
+  REQUIRE_FALSE(keep_live_copy(*c, "whatsapp", "m.unasked", "image/jpeg", "", "three"));  // before consent
+  REQUIRE_FALSE(keep_live_copy(*c, "telegram", "m.wanted", "image/jpeg", "", "four"));     // another channel's id
+  CHECK((*find_media_copy(*c, "whatsapp", "m.wanted"))->bytes == "one");
+  CHECK((*find_media_copy(*c, "whatsapp", "m.failed"))->bytes == "two");
+  CHECK(text_of(*c, "SELECT count(*) FROM media_copies") == "2");
+  // The worker's own fetch of the first, ending later, finds nothing left to keep.
+  REQUIRE_FALSE(keep_media_copy(*c, due->at(0), "image/jpeg", "", "late"));
+  CHECK((*find_media_copy(*c, "whatsapp", "m.wanted"))->bytes == "one");
+}
