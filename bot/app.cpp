@@ -328,10 +328,18 @@ net::awaitable<void> app::retention_sweep() {
     for (std::int64_t id : scan->due) {
       if (stopping_) co_return;
       const std::int64_t now = unix_now();
+      std::string webchat_session;  // a web-chat visitor's open tabs are told, as after "delete my data"
       auto erased = co_await db_write<bool>(
-          *db_, storage::rerun::safe, [id, before, now, &detail](storage::connection& c) -> storage::result<bool> {
+          *db_, storage::rerun::safe,
+          [id, before, now, &detail, &webchat_session](storage::connection& c) -> storage::result<bool> {
             auto r = storage::erase_if_retention_due(c, id, before, now);
             if (!r || !*r) return r;
+            auto q = c.prepare("SELECT address FROM beneficiaries WHERE id = ? AND channel = 'webchat'");
+            if (!q) return storage::result<bool>(boost::system::in_place_error, q.error());
+            q->bind(1, id);
+            auto row = q->step();
+            if (!row) return storage::result<bool>(boost::system::in_place_error, row.error());
+            webchat_session = *row ? q->text(0) : "";
             if (auto ec = storage::audit(c, std::nullopt, "beneficiary.erase", "beneficiary:" + std::to_string(id),
                                          detail, now))
               return storage::result<bool>(boost::system::in_place_error, ec);
@@ -342,6 +350,7 @@ net::awaitable<void> app::retention_sweep() {
         co_return;  // the next hour tries again
       }
       if (*erased) {
+        if (!webchat_session.empty()) hub_.publish({"webchat:" + webchat_session, nlohmann::json{{"type", "erased"}}.dump()});
         ++erased_total;
         metrics_.count("retention_erased");
         log::info("beneficiary_erased", {{"beneficiary_id", id}, {"reason", "retention"}});

@@ -79,6 +79,14 @@ constexpr std::size_t max_title = 200;       // code points
 constexpr std::size_t max_choice_id = 64;    // bytes
 constexpr std::size_t max_client_id = 64;    // bytes (part of the dedupe key)
 
+/// A client id as the page makes them: what it names becomes part of the dedupe key, so it is
+/// taken whole or refused (cut, two long ids could meet, and the second message be dropped).
+bool valid_client_id(std::string_view id) {
+  return id.size() <= max_client_id && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '-' || c == '_';
+         });
+}
+
 bool valid_session(const std::string& s) {
   if (s.size() < 16 || s.size() > 64) return false;
   for (char c : s)
@@ -129,6 +137,35 @@ net::awaitable<storage::result<int>> session_known(const services& s, const std:
   });
 }
 
+/// Whether a browser's Origin may open a chat socket: none (not a browser: browsers always send
+/// one), the server's public origin (AOUN_PUBLIC_URL), or the host the request was sent to (the
+/// page at /chat/, or an association site that proxies it under its own name). Another site's
+/// page must not open sockets from its visitors' browsers: each one takes a place of the
+/// visitor's address (a carrier's NAT shares it) and may write to the staff queue.
+bool origin_allowed(std::string_view origin, std::string_view host, std::string_view public_url) {
+  if (origin.empty()) return true;
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const auto o = lower(origin);
+  auto pub = lower(public_url);
+  if (auto slash = pub.find('/', pub.find("://") == std::string::npos ? 0 : pub.find("://") + 3); slash != std::string::npos)
+    pub.resize(slash);
+  if (o == pub) return true;
+  const auto scheme_end = o.find("://");
+  if (scheme_end == std::string::npos || host.empty()) return false;
+  const std::string_view scheme(o.data(), scheme_end);
+  if (scheme != "http" && scheme != "https") return false;
+  auto h = lower(host);
+  auto bare = std::string_view(o).substr(scheme_end + 3);
+  // The default port may be named in one and not the other.
+  const std::string_view dflt = scheme == "https" ? ":443" : ":80";
+  auto strip = [&dflt](std::string_view v) { return v.ends_with(dflt) ? v.substr(0, v.size() - dflt.size()) : v; };
+  return strip(bare) == strip(h);
+}
+
 net::awaitable<void> webchat_session(const services& s, const session_ids& ids, address_limiter& limits,
                                      address_limiter& danger_limits, beast::tcp_stream stream, request_context& ctx) {
   // Refusals come before the upgrade, as plain HTTP answers.
@@ -156,6 +193,11 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
       else if (item.rfind("session.", 0) == 0) asked = std::string(item.substr(8));
       at = comma + 1;
     }
+  }
+  if (!origin_allowed(ctx.req[http::field::origin], ctx.req[http::field::host], s.cfg.public_url)) {
+    s.stats.count("webchat_origin_refused");
+    co_await refuse(api_error::forbidden, "this chat opens from the association's own pages only");
+    co_return;
   }
   if (!asked.empty() && !valid_session(asked)) {
     co_await refuse(api_error::malformed, "session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
@@ -238,9 +280,16 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     }
     return msgs;
   });
+  if (!history) {
+    // An empty history would wipe what the page shows and offer to start again: the page keeps
+    // its screen and reconnects instead.
+    log::warn("webchat_history_failed", {{"error", history.error().message()}});
+    ch->close();
+    co_return;
+  }
   {
     std::lock_guard lock(held->mutex);
-    ch->send(json{{"type", "history"}, {"messages", history ? *history : json::array()}}.dump());
+    ch->send(json{{"type", "history"}, {"messages", *history}}.dump());
     for (auto& f : held->frames) ch->send(std::move(f));
     held->frames.clear();
     held->history_sent = true;
@@ -266,8 +315,12 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     in.from = session;
     // The page may send its own id so that a resend after a reconnect is not processed twice.
     std::string client_id = j.contains("client_id") && j["client_id"].is_string() ? j["client_id"].get<std::string>() : "";
-    in.provider_id = "web:" + session + ":" +
-                     (client_id.empty() ? random_suffix() : std::string(crypto::truncate_bytes(client_id, max_client_id)));
+    if (!valid_client_id(client_id)) {
+      // Not echoed back: an error naming a 16 KiB id would cost more than the frame did.
+      ch->send(json{{"type", "error"}, {"code", "malformed"}, {"message", "client_id must be at most 64 characters of A-Z, a-z, 0-9, '-' or '_'"}}.dump());
+      continue;
+    }
+    in.provider_id = "web:" + session + ":" + (client_id.empty() ? random_suffix() : client_id);
     in.timestamp = unix_now();
     auto type = j["type"].get<std::string>();
     auto str = [&j](const char* key) { return j.contains(key) && j[key].is_string(); };
@@ -325,19 +378,12 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
                    .dump());
       continue;
     }
-    // The visitor's own message, echoed with its stored id, then the replies (via the hub).
+    // The visitor's own message is acknowledged by its client id; the replies follow (via the hub).
     ch->send(json{{"type", "ack"}, {"client_id", client_id}}.dump());
     s.after(fx);
   }
   watch->stop();
   ch->close();
-}
-
-/// A client id as the page makes them: what it names becomes part of the dedupe key.
-bool valid_client_id(std::string_view id) {
-  return id.size() <= max_client_id && std::all_of(id.begin(), id.end(), [](unsigned char c) {
-           return std::isalnum(c) != 0 || c == '-' || c == '_';
-         });
 }
 
 /// POST /chat/upload: a photo or a PDF from the visitor (docs/console.md, "Sending a file").
@@ -456,6 +502,7 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   if (!s.cfg.webchat_enabled) return;
   s.stats.count("webchat_sessions_replaced", 0);
   s.stats.count("webchat_sockets_refused", 0);
+  s.stats.count("webchat_origin_refused", 0);
   s.stats.count("webchat_messages_throttled", 0);
   auto ids = std::make_shared<const session_ids>(session_key);
   // Texts and files share one budget per client address.

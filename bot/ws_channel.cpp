@@ -4,7 +4,14 @@ namespace aoun::bot {
 
 void ws_channel::send(std::string payload) {
   net::post(ws_.get_executor(), [self = shared_from_this(), p = std::move(payload)]() mutable {
-    if (self->closed_ || self->queue_.size() >= queue_limit) return;
+    if (self->closed_) return;
+    // One frame always fits an empty queue (a long history may be bigger than the byte limit).
+    if (self->queue_.size() >= queue_limit ||
+        (!self->queue_.empty() && self->queued_bytes_ + p.size() > queue_bytes_limit)) {
+      self->shut();
+      return;
+    }
+    self->queued_bytes_ += p.size();
     self->queue_.push_back(std::move(p));
     if (self->writing_) return;
     self->writing_ = true;
@@ -20,24 +27,25 @@ net::awaitable<void> ws_channel::drain() {
     // write's buffer must outlive that.
     std::string message = std::move(queue_.front());
     queue_.pop_front();
+    queued_bytes_ -= message.size();
     ws_.text(true);
     auto [ec, n] = co_await ws_.async_write(net::buffer(message), use_tuple);
-    if (ec) {
-      closed_ = true;
-      queue_.clear();
-    }
+    if (ec) shut();
   }
   writing_ = false;
 }
 
 void ws_channel::close() {
-  net::post(ws_.get_executor(), [self = shared_from_this()] {
-    if (self->closed_) return;
-    self->closed_ = true;
-    self->queue_.clear();
-    // Cancels the owner's pending read (and a write in flight); the owner's coroutine then ends.
-    beast::get_lowest_layer(self->ws_).cancel();
-  });
+  net::post(ws_.get_executor(), [self = shared_from_this()] { self->shut(); });
+}
+
+void ws_channel::shut() {
+  if (closed_) return;
+  closed_ = true;
+  queue_.clear();
+  queued_bytes_ = 0;
+  // Cancels the owner's pending read (and a write in flight); the owner's coroutine then ends.
+  beast::get_lowest_layer(ws_).cancel();
 }
 
 }  // namespace aoun::bot

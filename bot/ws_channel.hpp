@@ -17,17 +17,23 @@ class ws_channel : public std::enable_shared_from_this<ws_channel> {
   using stream_type = websocket::stream<beast::tcp_stream>;
   explicit ws_channel(beast::tcp_stream&& s) : ws_(std::move(s)) {}
   stream_type& ws() { return ws_; }
-  /// Thread-safe; drops the message once the socket is closed, or when the queue is full
-  /// (a client that stopped reading must not make the server hold unbounded memory).
+  /// Thread-safe; drops the message once the socket is closed. A client that stopped reading
+  /// must not make the server hold unbounded memory, nor lose a frame without knowing: when the
+  /// queue is full (queue_limit frames, or queue_bytes_limit bytes; one frame always fits an
+  /// empty queue) the socket is closed, and the
+  /// page's reconnect brings the history back.
   void send(std::string payload);
   void close();
 
   static constexpr std::size_t queue_limit = 512;
+  static constexpr std::size_t queue_bytes_limit = 1024 * 1024;
 
  private:
   net::awaitable<void> drain();
+  void shut();  // close(), on the stream's executor
   stream_type ws_;
   std::deque<std::string> queue_;  // touched only on the stream's executor
+  std::size_t queued_bytes_ = 0;   // touched only on the stream's executor
   bool writing_ = false;           // touched only on the stream's executor
   bool closed_ = false;            // touched only on the stream's executor
 };

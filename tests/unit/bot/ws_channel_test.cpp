@@ -102,3 +102,42 @@ TEST_CASE("ws_channel: close() during a write in flight cuts the write, and the 
   for (int i = 0; i < 500 && !client.done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(client.done());
 }
+
+TEST_CASE("ws_channel: a client that reads nothing while frames pile up is cut off at the byte limit, not held") {
+  net::io_context ioc;
+  tcp::acceptor acceptor(ioc, {net::ip::make_address("127.0.0.1"), 0});
+  lazy_client client(acceptor.local_endpoint().port());
+  std::shared_ptr<ws_channel> ch;
+  net::co_spawn(
+      ioc,
+      [&]() -> net::awaitable<void> {
+        auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc), use_tuple);
+        if (ec) co_return;
+        auto c = std::make_shared<ws_channel>(beast::tcp_stream(std::move(socket)));
+        auto [aec] = co_await c->ws().async_accept(use_tuple);
+        if (!aec) ch = c;
+      },
+      net::detached);
+  ioc.run_for(std::chrono::seconds(10));
+  REQUIRE(ch);
+  ioc.restart();
+
+  // A frame bigger than the byte limit fits an empty queue (a long history): it goes.
+  ch->send(std::string(32 * 1024 * 1024, 'h'));
+  // Frames then wait behind it, up to the limit: the channel stays open.
+  const std::string frame(8 * 1024, 'f');
+  const auto fit = ws_channel::queue_bytes_limit / frame.size() - 1;
+  for (std::size_t i = 0; i < fit; ++i) ch->send(frame);
+  ioc.run_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(ioc.stopped());  // still writing, nothing cut
+
+  // One more than the limit holds: the socket is closed, and the stuck write with it.
+  ch->send(frame);
+  ch->send(frame);
+  ioc.run_for(std::chrono::seconds(10));
+  CHECK(ioc.stopped());
+  ch.reset();
+  client.start_reading();
+  for (int i = 0; i < 500 && !client.done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(client.done());
+}
