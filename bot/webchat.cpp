@@ -231,7 +231,12 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
 
   auto ch = std::make_shared<ws_channel>(std::move(stream));
   auto& ws = ch->ws();
-  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  // A ping after 30 s of quiet (Beast's default waits 150 s): carriers' NATs forget an idle
+  // connection sooner, and the page would not know it stopped hearing the replies. A page that
+  // answers nothing for 60 s is gone.
+  auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+  timeouts.idle_timeout = std::chrono::seconds(60);
+  ws.set_option(timeouts);
   ws.read_message_max(16 * 1024);
   // A browser that offered subprotocols drops the connection unless one is chosen.
   if (offered_protocol)

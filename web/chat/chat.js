@@ -25,7 +25,15 @@ const texts = {
     file_failed: 'Your file did not arrive, please send it again.', file_session: 'We could not find this conversation, so we are reconnecting. Then send the file again.',
     file_consent: 'We take files once you have agreed to the privacy notice. Agree to it in the chat, then send the file again.' },
 };
-let lang = localStorage.getItem('aoun.chat.lang') === 'en' ? 'en' : 'ar';
+// localStorage may be refused (storage blocked, some private modes): the chat still works, it
+// only forgets the conversation and the language at the next load.
+const local = {
+  get(k) { try { return localStorage.getItem(k); } catch { return null; } },
+  set(k, v) { try { localStorage.setItem(k, v); } catch { /* kept in this page only */ } },
+  remove(k) { try { localStorage.removeItem(k); } catch { /* nothing kept */ } },
+};
+const SESSION_KEY = 'aoun.chat.session';
+let lang = local.get('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
 const list = $('messages'), input = $('text'), sendBtn = $('send'), attachBtn = $('attach'), fileInput = $('file'), banner = $('banner'), typing = $('typing');
 let ws = null, attempt = 0, timer = null, typingTimer = null, connected = false;
@@ -79,9 +87,13 @@ function applyLang() {
 // The server makes the session id (the first frame of every connection) and the page keeps it;
 // the very first connection presents none.
 function sessionId() {
-  const id = localStorage.getItem('aoun.chat.session');
+  const id = local.get(SESSION_KEY);
   return id && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : '';
 }
+// The conversation this tab shows. A reconnect presents it again, whatever another tab has
+// stored meanwhile: what waits here (a text, a photo of an ID card) goes to this conversation
+// or nowhere. Files go to it too.
+let tabSession = '';
 
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
 function fmt(ts) {
@@ -183,24 +195,50 @@ function showTyping(on) {
 // Sends a frame now if the socket is up, and keeps it until the server acknowledges it. While
 // the server asks us to wait (rate_limited), new messages queue behind the refused one, so that
 // they are stored in the order they were written.
-let holding = false, resendTimer = null;
+let holding = false, resendTimer = null, unstored = 0;
 function post(frame, li) {
-  pending.set(frame.client_id, { frame, li, at: Date.now() / 1000 });
+  const p = { frame, li, at: Date.now() / 1000 };
+  pending.set(frame.client_id, p);
   savePending();
   if (li) setState(li, 'sending');
-  if (connected && !holding) ws.send(JSON.stringify(frame));
+  if (connected && !holding) sendFrame(p);
+}
+function sendFrame(p) {
+  p.sentAt = Date.now();
+  ws.send(JSON.stringify(p.frame));
+  watch();
 }
 function resendAll() {
   holding = false; clearTimeout(resendTimer); resendTimer = null;
   if (!connected) return;
-  for (const { frame, li } of pending.values()) {
-    if (frame.type === 'file') continue;  // not a socket frame: its "send again" button uploads it
-    if (li) setState(li, 'sending');
-    ws.send(JSON.stringify(frame));
+  for (const p of pending.values()) {
+    if (p.frame.type === 'file') continue;  // not a socket frame: its "send again" button uploads it
+    if (p.li) setState(p.li, 'sending');
+    sendFrame(p);
   }
 }
 function stopResending() { holding = false; clearTimeout(resendTimer); resendTimer = null; }
-function announce(text) { const a = $('announce'); a.textContent = ''; setTimeout(() => { a.textContent = text; }, 50); }
+// A connection can die without the page being told (a carrier's NAT forgets it, a phone
+// changes network): a message with no ack after ACK_WAIT ms, while nothing holds it back, ends
+// this socket, and the reconnect sends it again after the history.
+const ACK_WAIT = 15000;
+let watchdog = null;
+function watch() {
+  if (watchdog) return;
+  watchdog = setTimeout(() => {
+    watchdog = null;
+    const waiting = [...pending.values()].filter((p) => p.frame.type !== 'file' && p.sentAt);
+    if (!connected || !waiting.length) return;
+    if (!holding && waiting.some((p) => Date.now() - p.sentAt >= ACK_WAIT)) { const s = ws; ws = null; s?.close(); lost(); return; }
+    watch();
+  }, ACK_WAIT / 4);
+}
+// Each announcement is added, not put in place of the last: several replies at once (the
+// privacy notice, then its question) are all read out. The last few are kept.
+function announce(text) {
+  const a = $('announce');
+  setTimeout(() => { a.append(el('p', '', text)); while (a.childElementCount > 5) a.firstElementChild.remove(); }, 50);
+}
 // st: 'sending', 'failed' (may go later: `retry` makes a button), 'refused' (a file the server
 // will never take), or null (stored).
 function setState(li, st, retry) {
@@ -241,7 +279,7 @@ function setBanner(text) { banner.hidden = !text; $('banner-text').textContent =
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const id = sessionId();
+  const id = tabSession || sessionId();
   // The id travels as a subprotocol (a header), not in the URL: proxies log URLs, and the id is
   // the key to this conversation.
   const sock = new WebSocket(`${proto}//${location.host}/chat/ws`, id ? ['aoun.chat', `session.${id}`] : ['aoun.chat']);
@@ -252,10 +290,11 @@ function connect() {
   sock.onmessage = (e) => {
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'session' && typeof ev.session === 'string') {
-      localStorage.setItem('aoun.chat.session', ev.session);
-      // This socket's conversation: files go to it too, whatever another tab stores meanwhile
-      // ("end on this device" there starts a new session).
-      socketSession = ev.session;
+      // Kept for the next load, unless another tab keeps another conversation there already
+      // (two tabs opened at once): that one stays, this tab goes on with its own.
+      const stored = sessionId();
+      if (!stored || stored === id) local.set(SESSION_KEY, ev.session);
+      tabSession = ev.session;
       if (Number(ev.upload_max_bytes) > 0) maxFile = Number(ev.upload_max_bytes);
     } else if (ev.type === 'history') {
       // The list is not a live region (a screen reader would read the whole conversation out
@@ -281,6 +320,7 @@ function connect() {
       refreshChoices();
       list.scrollTop = list.scrollHeight;
     } else if (ev.type === 'ack') {
+      unstored = 0;
       acknowledged(ev.client_id);
     } else if (ev.type === 'erased') {
       // "delete my data" was done: nothing of the old conversation stays on this screen, and
@@ -306,18 +346,21 @@ function connect() {
     } else if (ev.type === 'error') {
       showTyping(false);
       const p = ev.client_id ? pending.get(ev.client_id) : null;
-      if (p && ev.code === 'rate_limited') {
+      if (p && (ev.code === 'rate_limited' || ev.code === 'not_stored')) {
         // kept, and sent again (with whatever was written since, in order) once the server
-        // takes messages again; one notice for the whole wait
+        // takes messages again, or can store them again (5 s, doubling to a minute); one
+        // notice for the whole wait. What is written meanwhile waits behind it, so that it is
+        // not taken for the answer the refused one gave.
         if (p.li) setState(p.li, 'failed');
         if (!holding) addNotice(tr('will_resend'));
         holding = true;
         clearTimeout(resendTimer);
-        resendTimer = setTimeout(resendAll, Math.max(1, Number(ev.retry_after) || 5) * 1000);
+        const wait = ev.code === 'rate_limited' ? Math.max(1, Number(ev.retry_after) || 5) : Math.min(60, 5 * 2 ** unstored++);
+        resendTimer = setTimeout(resendAll, wait * 1000);
       } else if (p) {
         // not stored: the visitor sends it again when they choose
         const id = ev.client_id;
-        const again = () => { const q = pending.get(id); if (q && connected) { if (q.li) setState(q.li, 'sending'); ws.send(JSON.stringify(q.frame)); } };
+        const again = () => { const q = pending.get(id); if (q && connected) { if (q.li) setState(q.li, 'sending'); sendFrame(q); } };
         if (p.li) setState(p.li, 'failed', again);
         addNotice(tr('error'));
       } else {
@@ -326,15 +369,16 @@ function connect() {
       }
     }
   };
-  sock.onclose = () => {
-    if (ws !== sock) return;
-    connected = false; sendBtn.disabled = true; attachBtn.disabled = true; refreshChoices(); showTyping(false); stopResending();
-    const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
-    attempt++;
-    setBanner(tr('reconnecting'));
-    clearTimeout(timer);
-    timer = setTimeout(connect, delay);
-  };
+  sock.onclose = () => { if (ws === sock) lost(); };
+}
+// The socket is gone (closed, or given up by the watchdog): reconnect with backoff.
+function lost() {
+  connected = false; sendBtn.disabled = true; attachBtn.disabled = true; refreshChoices(); showTyping(false); stopResending();
+  const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
+  attempt++;
+  setBanner(tr('reconnecting'));
+  clearTimeout(timer);
+  timer = setTimeout(connect, delay);
 }
 
 $('composer').addEventListener('submit', (e) => {
@@ -356,7 +400,6 @@ function sendText(text) {
 // would refuse, so that nobody waits for a large upload to be turned down.
 const FILE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'application/pdf'];
 let maxFile = 10 * 1024 * 1024;  // the server's default, until its session frame names its own
-let socketSession = '';
 const tooLarge = (bytes) => tr('file_too_large').replace('{mb}', String(+(bytes / 1048576).toFixed(1)));
 function refusal(file) {
   // some systems name no type for a .webp: the extension then, and the server checks the bytes
@@ -390,7 +433,7 @@ async function upload(id) {
   const timer = setTimeout(() => abort.abort(), 30000 + (p.file.size / 65536) * 1000);
   try {
     res = await fetch('/chat/upload', { method: 'POST', body: p.file, signal: abort.signal, headers: {
-      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': socketSession, 'X-Client-Id': id,
+      'Content-Type': p.file.type || 'application/octet-stream', 'X-Chat-Session': tabSession, 'X-Client-Id': id,
       'X-File-Name': encodeURIComponent(p.file.name) } });
     body = await res.json().catch(() => ({}));
   } catch { /* no answer: as a 503, worth trying again */ }
@@ -418,12 +461,28 @@ input.addEventListener('keydown', (e) => {
 });
 function autosize() { input.style.blockSize = 'auto'; input.style.blockSize = `${Math.min(input.scrollHeight + 2, 140)}px`; }
 input.addEventListener('input', autosize);
-$('lang-switch').addEventListener('click', () => { lang = lang === 'ar' ? 'en' : 'ar'; localStorage.setItem('aoun.chat.lang', lang); applyLang(); });
+$('lang-switch').addEventListener('click', () => { lang = lang === 'ar' ? 'en' : 'ar'; local.set('aoun.chat.lang', lang); applyLang(); });
+// Ends this conversation in this tab: nothing of it stays on screen, nothing waiting is sent.
+function endHere() {
+  pending.clear();
+  try { sessionStorage.removeItem(PENDING_KEY); } catch { /* nothing kept */ }
+  list.textContent = '';
+  const s = ws; ws = null; s?.close();
+  location.reload();
+}
 $('forget').addEventListener('click', () => {
   if (!confirm(tr('forget_confirm'))) return;
-  localStorage.removeItem('aoun.chat.session');
-  sessionStorage.removeItem(PENDING_KEY);
-  ws?.close(); location.reload();
+  local.remove(SESSION_KEY);
+  endHere();
+});
+// "End on this device" in another tab ends this tab's conversation too (the same one): this
+// tab must not go on showing it, nor send what waits here into the next one.
+window.addEventListener('storage', (e) => {
+  if (e.key !== null && e.key !== SESSION_KEY) return;  // null: the whole storage was cleared
+  if (!tabSession) return;
+  const now = e.key === null ? null : e.newValue;
+  if (now === tabSession || (e.key !== null && e.oldValue !== tabSession)) return;
+  endHere();
 });
 
 applyLang();

@@ -265,6 +265,85 @@ describe('website chat', () => {
     assert.match(last, /from-them/);
   });
 
+  test('"end on this device" in one tab ends the conversation in the other tab, and what waited there is not sent', async () => {
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.reload();
+    await page.locator('#start:not([disabled])').waitFor();
+    await say('مرحبا');
+    // several replies at once are each announced to screen readers, not only the last
+    await page.waitForFunction(() => document.querySelectorAll('#announce p').length >= 2);
+    const first = await page.evaluate(() => localStorage.getItem('aoun.chat.session'));
+    // A text this tab is still waiting to have stored (its socket swallows it).
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => { if (!String(m).includes('تنتظر هنا')) server.send(m); });
+    });
+    await page.reload();
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.fill('#text', 'تنتظر هنا');
+    await page.keyboard.press('Enter');
+    await page.locator('#messages .from-me.pending', { hasText: 'تنتظر هنا' }).waitFor();
+
+    // The visitor ends the conversation in a second tab of the same browser.
+    const other = await browser.context.newPage();
+    try {
+      await other.goto(`${aoun.base}/chat/`);
+      await other.locator('#messages .from-me', { hasText: 'مرحبا' }).waitFor();  // the same conversation
+      other.once('dialog', (d) => d.accept());
+      await other.click('#forget');
+      await other.locator('#start:not([disabled])').waitFor();
+      // The first tab no longer shows it, and drops what waited in it.
+      await page.waitForFunction(() => !document.querySelector('#messages').textContent.includes('مرحبا'));
+      await page.locator('#start:not([disabled])').waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('aoun.chat.pending')), null);
+      const now = await page.evaluate(() => localStorage.getItem('aoun.chat.session'));
+      assert.notEqual(now, first);
+    } finally {
+      await other.close();
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+    }
+    // Nothing waiting was stored, in either conversation.
+    const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();
+    const list = await (await fetch(`${aoun.base}/api/v1/conversations?mode=all`, { headers: { Authorization: `Bearer ${login.token}` } })).json();
+    for (const c of list.conversations || list) {
+      if (c.channel !== 'webchat') continue;
+      const m = await (await fetch(`${aoun.base}/api/v1/conversations/${c.id}/messages`, { headers: { Authorization: `Bearer ${login.token}` } })).text();
+      assert.ok(!m.includes('تنتظر هنا'), `conversation ${c.id} holds the text`);
+    }
+  });
+
+  test('a message whose ack never comes (a dead connection the page was not told of) goes again on a new socket', async () => {
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#send:not([disabled])').waitFor();
+    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));
+    await page.reload();
+    await page.locator('#start:not([disabled])').waitFor();
+    await say('مرحبا');
+    // The first socket swallows the text and stays open, as a connection a NAT forgot does.
+    let sockets = 0;
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const n = ++sockets;
+      const server = ws.connectToServer();
+      ws.onMessage((m) => { if (!(n === 1 && String(m).includes('بلا رد'))) server.send(m); });
+    });
+    try {
+      await page.reload();
+      await page.locator('#send:not([disabled])').waitFor();
+      await page.fill('#text', 'بلا رد');
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => [...document.querySelectorAll('#messages .from-me')].some((li) =>
+        li.textContent.includes('بلا رد') && !li.classList.contains('pending') && !li.classList.contains('failed')), null, { timeout: 40000 });
+      assert.equal(sockets, 2, 'given up on the first socket, stored through the second');
+    } finally {
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+    }
+    await page.reload();
+    await page.locator('#messages .from-them').first().waitFor();
+    assert.equal(await page.locator('#messages .from-me', { hasText: 'بلا رد' }).count(), 1, 'stored once');
+  });
+
   test('a visitor who sends too fast is told, in Arabic, that the last message was not saved', async () => {
     const slow = await startAoun(BIN, graph.base, { AOUN_WEBCHAT_MESSAGES_PER_MINUTE: '2' });
     try {
