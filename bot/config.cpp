@@ -146,6 +146,11 @@ config load_config(const lookup_fn& get) {
   c.secret.twilio_auth_token = str("AOUN_TWILIO_AUTH_TOKEN", "");
   c.twilio_from = str("AOUN_TWILIO_FROM", "");
   c.twilio_api_base = url(get, "AOUN_TWILIO_API_BASE", c.twilio_api_base);
+  // Twilio signs the URL it calls, which the server can only know from AOUN_PUBLIC_URL: left at
+  // its default, every inbound SMS would be refused (and Twilio does not send it again), and
+  // no delivery status would come back.
+  if (c.sms_enabled && !get("AOUN_PUBLIC_URL"))
+    bad("AOUN_PUBLIC_URL", "the public URL Twilio calls (it signs it), set because SMS is on", "");
   c.sms_gateway = str("AOUN_SMS_GATEWAY", "twilio");
   if (c.sms_gateway != "twilio" && c.sms_gateway != "unifonic" && c.sms_gateway != "taqnyat")
     bad("AOUN_SMS_GATEWAY", "twilio, unifonic or taqnyat", c.sms_gateway);

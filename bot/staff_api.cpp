@@ -26,6 +26,7 @@
 #include "bot/password.hpp"
 #include "bot/staff_logic.hpp"
 #include "channels/crypto.hpp"
+#include "channels/sms.hpp"
 #include "storage/cases_admin.hpp"
 #include "storage/conversations.hpp"
 #include "storage/media_copies.hpp"
@@ -540,6 +541,10 @@ net::awaitable<response> post_message(const services& s, request_context& ctx, c
     if (conv.mode != "staff") return fail(api_error::conflict, "take over the conversation before replying");
     if (!may_act(conv, me))
       return fail(api_error::forbidden, "only the staff member holding the conversation, or a supervisor, may reply");
+    // Twilio takes at most 1,600 characters: a longer reply would reach the person cut, its end
+    // (often what to do next) lost, while the transcript shows it whole.
+    if (conv.channel == "sms" && sl::utf8_length(text) > channels::sms::max_body_code_points)
+      return fail(api_error::malformed, "an SMS reply takes at most 1600 characters: split it into several");
     if (auto why = unreachable(c, conv); !why) return why.error();
     else if (!why->empty()) return fail(api_error::conflict, *why);
     if (!conversation_ops::window_open(conv, now))

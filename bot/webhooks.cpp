@@ -58,6 +58,24 @@ net::awaitable<response> commit_events(const services& s, request_context& ctx, 
   co_return ok;
 }
 
+/// A webhook whose signature does not check out: 401, counted, and logged at most once a minute
+/// (a flood must not fill the log). A real provider's webhooks refused one after another usually
+/// mean our configuration is wrong (a rotated secret; for SMS, an AOUN_PUBLIC_URL that is not the
+/// URL Twilio calls), and every one of them is a beneficiary's message lost: say so.
+response refuse_signature(const services& s, const request_context& ctx, std::string_view channel,
+                          std::string_view message) {
+  static std::atomic<std::int64_t> last_logged{0};
+  s.stats.count("webhook_signature_refused");
+  const auto now = unix_now();
+  auto last = last_logged.load(std::memory_order_relaxed);
+  if (now - last >= 60 && last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed))
+    log::warn("webhook_signature_refused",
+              {{"rid", ctx.request_id}, {"channel", std::string(channel)}, {"route", std::string(ctx.req.target().substr(0, ctx.req.target().find('?')))},
+               {"hint", channel == "sms" ? "AOUN_PUBLIC_URL must be the URL Twilio calls; check AOUN_TWILIO_AUTH_TOKEN"
+                                         : "check the channel's secret"}});
+  return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature, message);
+}
+
 }  // namespace
 
 void add_webhook_routes(router& r, const services& s) {
@@ -80,8 +98,7 @@ void add_webhook_routes(router& r, const services& s) {
       const auto& body = ctx.req.body();
       if (!channels::whatsapp::verify_signature(body, header(ctx.req, "X-Hub-Signature-256"),
                                                 s.cfg.secret.whatsapp_app_secret))
-        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
-                                 "missing or invalid X-Hub-Signature-256");
+        co_return refuse_signature(s, ctx, "whatsapp", "missing or invalid X-Hub-Signature-256");
       auto parsed = channels::whatsapp::parse(body, s.cfg.whatsapp_phone_number_id);
       if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
       if (parsed.other_number > 0) {
@@ -101,8 +118,7 @@ void add_webhook_routes(router& r, const services& s) {
   if (cfg.telegram_enabled) {
     r.add(http::verb::post, "/webhooks/telegram", [&s](request_context& ctx) -> net::awaitable<response> {
       if (!channels::telegram::verify_secret(header(ctx.req, "X-Telegram-Bot-Api-Secret-Token"), s.cfg.secret.telegram_secret))
-        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
-                                 "missing or invalid X-Telegram-Bot-Api-Secret-Token");
+        co_return refuse_signature(s, ctx, "telegram", "missing or invalid X-Telegram-Bot-Api-Secret-Token");
       auto parsed = channels::telegram::parse(ctx.req.body());
       if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
       co_return co_await commit_events(s, ctx, std::move(parsed.events), "telegram",
@@ -119,8 +135,7 @@ void add_webhook_routes(router& r, const services& s) {
       std::string url = s.cfg.public_url + std::string(ctx.req.target());
       if (!channels::sms::verify_twilio_signature(url, ctx.req.body(), header(ctx.req, "X-Twilio-Signature"),
                                                   s.cfg.secret.twilio_auth_token))
-        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
-                                 "missing or invalid X-Twilio-Signature");
+        co_return refuse_signature(s, ctx, "sms", "missing or invalid X-Twilio-Signature");
       auto parsed = channels::sms::parse_twilio(ctx.req.body());
       if (!parsed.ok) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed, parsed.error);
       // Replies leave through the outbox (REST API), so the TwiML answer is empty.
@@ -139,8 +154,7 @@ void add_webhook_routes(router& r, const services& s) {
       const auto token = ctx.query.find("token");
       if (!channels::sms::verify_unifonic_token(token == ctx.query.end() ? std::string_view() : token->second,
                                                 s.cfg.secret.unifonic_dlr_token))
-        co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::bad_signature,
-                                 "missing or invalid token");
+        co_return refuse_signature(s, ctx, "sms_unifonic", "missing or invalid token");
       const std::string_view target = ctx.req.target();
       const auto q = target.find('?');
       auto parsed = channels::sms::parse_unifonic_dlr(header(ctx.req, "Content-Type"), ctx.req.body(),

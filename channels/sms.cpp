@@ -16,7 +16,7 @@ namespace {
 using detail::json;
 using detail::text_member;
 
-constexpr std::size_t max_body = 1600;  // Twilio's Body limit, code points
+constexpr std::size_t max_body = max_body_code_points;
 
 // Splits "scheme://authority/rest" and returns the two URL spellings Twilio's SDKs try:
 // without any port, and with the port (the default one added when absent).
@@ -146,6 +146,8 @@ bool verify_twilio_signature(std::string_view full_url, std::string_view form_bo
   if (header.empty() || auth_token.empty()) return false;
   auto params = crypto::parse_form(form_body);
   std::sort(params.begin(), params.end());  // by name, then value: Twilio's order for repeats
+  // A pair repeated exactly is signed once, as Twilio's own validators do (a set of values).
+  params.erase(std::unique(params.begin(), params.end()), params.end());
   const auto [without_port, with_port] = port_variants(full_url);
   // Evaluate both variants unconditionally so timing does not depend on which one matched.
   const bool a = crypto::equal_constant_time(twilio_signature(without_port, params, auth_token), header);
@@ -300,7 +302,11 @@ parse_result parse_twilio(std::string_view form_body) {
     ev.media_mime = first(f, "MediaContentType" + std::to_string(n));
     ev.media_kind = media_kind_for(ev.media_mime);
     ev.raw_type = "mms";
-    if (emitted == 0) ev.text = body;
+    if (emitted == 0) {
+      // The text goes with the first file, and so does a STOP written with a picture.
+      ev.text = body;
+      ev.opt_out = opt_out;
+    }
     r.events.push_back(std::move(ev));
     ++emitted;
   }

@@ -11,6 +11,9 @@
 
 namespace aoun::channels::sms {
 
+/// Twilio's Body limit (code points): a longer text is cut when sent.
+inline constexpr std::size_t max_body_code_points = 1600;
+
 enum class gateway { twilio, unifonic, taqnyat };
 
 struct config {

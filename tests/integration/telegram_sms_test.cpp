@@ -98,6 +98,11 @@ TEST_CASE("SMS: Twilio's signature is required") {
                   {{"Content-Type", "application/x-www-form-urlencoded"}})
             .status == 401);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages") == 0);
+  // Counted, and logged (at most once a minute) with what to check: refusals one after another
+  // usually mean our configuration is wrong, and each is a message lost.
+  CHECK(http_call(e.port(), "GET", "/metrics").body.find("aoun_webhook_signature_refused_total 2") != std::string::npos);
+  CHECK(eventually([&] { return e.srv->errors().find("\"webhook_signature_refused\"") != std::string::npos; }));
+  CHECK(e.srv->errors().find("AOUN_PUBLIC_URL must be the URL Twilio calls") != std::string::npos);
   CHECK(post_sms(e.port(), p).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE direction = 'in'") == 1);
 }
@@ -221,6 +226,28 @@ TEST_CASE("SMS: a beneficiary who texts STOP gets nothing more by SMS until STAR
   REQUIRE(outbox() > stopped);
   REQUIRE(eventually([&] { return e.twilio.requests().size() > sent_before; }));
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(stopped) + " AND state = 'dead'") == 0);
+}
+
+TEST_CASE("SMS: a staff reply longer than an SMS can carry is refused, not sent cut") {
+  env e;
+  const std::string from = "+966500000502";
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMlong1"}, {"From", from}, {"To", "+15005550006"}, {"Body", "مرحبا"},
+                              {"NumMedia", "0"}})
+              .status == 200);
+  const auto admin = login(e.port());
+  const auto cid = db_value(e.db, "SELECT c.id FROM conversations c JOIN beneficiaries b ON b.id = c.beneficiary_id "
+                                  "WHERE b.address = '" + from + "'");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/takeover", admin).status == 200);
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  std::string text;
+  for (int i = 0; i < 1601; ++i) text += "ع";
+  auto reply = api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", admin, json{{"text", text}});
+  CHECK(reply.status == 400);
+  CHECK(reply.body.find("1600") != std::string::npos);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows);
+  text.resize(text.size() - 2);  // 1,600 characters: sent whole
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(cid) + "/messages", admin, json{{"text", text}}).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows + 1);
 }
 
 TEST_CASE("SMS: STOP also stops the replies still waiting their turn, and the rest of a reply chain") {

@@ -85,3 +85,13 @@ TEST_CASE("a half-configured channel is an error naming the missing secret") {
   CHECK(c.server.port == 9000);
   CHECK(c.telegram_api_base == "http://127.0.0.1:5000");  // trailing slash dropped
 }
+
+TEST_CASE("SMS needs AOUN_PUBLIC_URL: Twilio signs the URL it calls, and the default is not it") {
+  const std::map<std::string, std::string> sms{
+      {"AOUN_TWILIO_ACCOUNT_SID", "AC123"}, {"AOUN_TWILIO_AUTH_TOKEN", "t"}, {"AOUN_TWILIO_FROM", "+15005550006"}};
+  CHECK_THROWS_WITH_AS(load(sms), "AOUN_PUBLIC_URL: expected the public URL Twilio calls (it signs it), set because SMS is on, got ''",
+                       config_error);
+  auto with = sms;
+  with["AOUN_PUBLIC_URL"] = "https://bot.example.org";
+  CHECK(load(with).sms_enabled);
+}

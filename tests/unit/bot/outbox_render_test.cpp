@@ -29,6 +29,7 @@ bot::config all_channels() {
       {"AOUN_TWILIO_AUTH_TOKEN", "twilio-token"},
       {"AOUN_TWILIO_FROM", "+15005550006"},
       {"AOUN_TWILIO_API_BASE", "http://127.0.0.1:3"},
+      {"AOUN_PUBLIC_URL", "https://bot.example.org"},
   });
 }
 
