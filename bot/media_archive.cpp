@@ -115,14 +115,17 @@ net::awaitable<bool> media_archive::fetch_one(storage::media_copy_due d) {
   } else {
     // What the provider will never hand out is given up now; the rest is tried again later
     // (a channel switched off for now included). WhatsApp answers a refused token with 401 and
-    // sometimes 400 (channels/whatsapp.cpp), so a 400 is final only from Telegram ("invalid
-    // file_id", "file is too big").
+    // sometimes 400 (channels/whatsapp.cpp), so a 400 is never final from it. Telegram's 400
+    // says "invalid file_id" or "file is too big", but also "wrong file_id or the file is
+    // temporarily unavailable": a copy of evidence is not given up on one of those, only after
+    // telegram_400_attempts of them (about 7 minutes).
     const int status = got.provider_status;
     const bool final = d.attempts + 1 >= max_attempts ||
                        (enabled && (got.error == failure::too_large || got.error == failure::bad_id ||
                                     got.error == failure::refused_url ||
                                     (got.error == failure::provider_error &&
-                                     (status == 404 || status == 410 || (status == 400 && ch == channels::kind::telegram)))));
+                                     (status == 404 || status == 410 ||
+                                      (status == 400 && ch == channels::kind::telegram && d.attempts + 1 >= telegram_400_attempts)))));
     std::optional<std::int64_t> retry_at;
     if (!final) retry_at = unix_now() + retry_pause(d.attempts).count();
     std::string error = result;

@@ -34,6 +34,9 @@ class media_archive {
   /// Attempts before a copy is given up: the pauses double from 1 minute to 6 hours, about two
   /// days in all (WhatsApp keeps a file 30 days).
   static constexpr int max_attempts = 16;
+  /// Telegram answers 400 both for an id it will never serve and for a file "temporarily
+  /// unavailable": given up at this many such answers (the 4th comes about 7 minutes after the first).
+  static constexpr int telegram_400_attempts = 4;
   /// The pause after `attempts` failed attempts.
   static std::chrono::seconds retry_pause(int attempts);
 

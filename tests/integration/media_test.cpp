@@ -921,3 +921,44 @@ TEST_CASE("media copies: a copy given up is kept from a staff member's live down
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'media.download' AND target = 'message:" +
                            std::to_string(id) + "' AND json_extract(detail, '$.kept_copy') = 1") == 1);
 }
+
+TEST_CASE("media copies: a Telegram 400 may be a file \"temporarily unavailable\": tried again, given up at the fourth") {
+  staff_env e;
+  std::atomic<int> lookups{0};
+  e.tg.set_default([&](const recorded_request& r) {
+    if (r.target.rfind("/bot123:ABC/getFile?file_id=", 0) == 0) {
+      ++lookups;
+      return json_answer({{"ok", false}, {"error_code", 400},
+                          {"description", "Bad Request: wrong file_id or the file is temporarily unavailable"}}, 400);
+    }
+    return json_answer({{"ok", true}, {"result", json::object()}});
+  });
+  auto hello = json::parse(fixture("telegram_message.json"));
+  hello["update_id"] = 710001;
+  REQUIRE(post_tg(e.port(), hello.dump()).status == 200);
+  auto yes = json::parse(fixture("telegram_callback_query.json"));
+  yes["update_id"] = 710002;
+  yes["callback_query"]["data"] = "consent.yes";
+  yes["callback_query"]["message"]["chat"]["id"] = 1111111;
+  yes["callback_query"]["from"]["id"] = 1111111;
+  REQUIRE(post_tg(e.port(), yes.dump()).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE consented_at IS NOT NULL") == 1; }));
+  auto d = json::parse(fixture("telegram_document.json"));
+  d["update_id"] = 710003;
+  REQUIRE(post_tg(e.port(), d.dump()).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT attempts FROM media_copies") == 1; }));
+  CHECK(copies(e.db, "wanted") == 1);  // not given up on the first
+  CHECK(db_text(e.db, "SELECT last_error FROM media_copies") == "provider_error (http 400)");
+
+  // The third and fourth: due now (the same file again wakes the worker, and adds no row).
+  db_exec(e.db, "UPDATE media_copies SET attempts = 2, next_attempt_at = 0");
+  d["update_id"] = 710004;
+  REQUIRE(post_tg(e.port(), d.dump()).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT attempts FROM media_copies") == 3; }));
+  CHECK(copies(e.db, "wanted") == 1);
+  db_exec(e.db, "UPDATE media_copies SET next_attempt_at = 0");
+  d["update_id"] = 710005;
+  REQUIRE(post_tg(e.port(), d.dump()).status == 200);
+  REQUIRE(eventually([&] { return copies(e.db, "failed") == 1; }));
+  CHECK(db_value(e.db, "SELECT attempts FROM media_copies") == 4);
+}
