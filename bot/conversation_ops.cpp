@@ -15,8 +15,13 @@
 namespace aoun::bot {
 namespace {
 
-/// WhatsApp's "unsupported" (optionally "unsupported.<what>") that deserves an answer.
-bool answers_unsupported(std::string_view raw_type) {
+/// What a person sent that the bot cannot read and that deserves an answer: WhatsApp's
+/// "unsupported" (optionally "unsupported.<what>"), and what Telegram's parser names (a poll,
+/// a dice, a game, a story, paid media) in a private chat.
+bool answers_unsupported(channels::kind channel, std::string_view raw_type) {
+  if (channel == channels::kind::telegram)
+    return raw_type == "poll" || raw_type == "dice" || raw_type == "game" || raw_type == "story" || raw_type == "paid_media";
+  if (channel != channels::kind::whatsapp) return false;
   if (raw_type == "unsupported") return true;
   if (raw_type.rfind("unsupported.", 0) != 0) return false;
   const auto what = raw_type.substr(12);
@@ -482,10 +487,10 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     // staff, not a dialog turn (a "thank you" sticker is neither an answer nor a case document).
     if (in.raw_type == "edited_message" && !in.text.empty() && eng->is_danger(in.text)) {
       if (auto ec = danger_outside_turn()) return storage::result<bool>(boost::system::in_place_error, ec);
-    } else if (in.channel == channels::kind::whatsapp && (conv.mode == "bot" || conv.mode == "resolved") &&
-               answers_unsupported(in.raw_type)) {
+    } else if ((conv.mode == "bot" || conv.mode == "resolved") && answers_unsupported(in.channel, in.raw_type)) {
       // What WhatsApp itself could not hand over (its "unsupported" type: a view-once photo, a
-      // file too large, a kind it does not know) was meant for us: while the bot answers, the
+      // file too large, a kind it does not know), or a Telegram poll, dice or story, was meant
+      // for us: while the bot answers, the
       // person is told, once in ten minutes at most (another bot on WhatsApp must not start a
       // ping-pong). Not for what is no message to answer: pins, poll votes, reactions, edits.
       channels::outgoing o;

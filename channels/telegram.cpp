@@ -148,7 +148,14 @@ void parse_message(const json* m, inbound& ev) {
       ev.text = text_member(m, "caption");
       break;
     }
-    if (ev.raw_type == "message" && member(m, "poll")) ev.raw_type = "poll";
+    // Kinds a person sends that the bot cannot read, named so that bot/ can tell them so (a
+    // service message, say a pin, stays "message" and gets no answer).
+    if (ev.raw_type == "message")
+      for (const char* k : {"poll", "dice", "game", "story", "paid_media"})
+        if (member(m, k)) {
+          ev.raw_type = k;
+          break;
+        }
   }
   // A group, supergroup or channel: recorded for staff, never a dialog turn. The bot would
   // otherwise ask for consent and a national ID in front of everyone in the group.

@@ -514,3 +514,33 @@ TEST_CASE("Telegram: a block delivered after a later message of the person's is 
   REQUIRE(post_tg(e.port(), tg_text(770012, chat, "رجعت")).status == 200);
   CHECK_FALSE(is_blocked());
 }
+
+TEST_CASE("Telegram: a dice, a poll or a story in a private chat is answered that the bot cannot read it; a pin is not") {
+  env e;
+  auto msg = [](int update, const json& extra) {
+    auto j = json::parse(fixture("telegram_message.json"));
+    j["update_id"] = update;
+    j["message"]["message_id"] = update;
+    j["message"].erase("text");
+    for (auto& [k, v] : extra.items()) j["message"][k] = v;
+    return j.dump();
+  };
+  auto hello = json::parse(fixture("telegram_message.json"));
+  hello["update_id"] = 720001;
+  REQUIRE(post_tg(e.port(), hello.dump()).status == 200);
+  const auto greeted = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(post_tg(e.port(), msg(720002, {{"dice", {{"emoji", "🎲"}, {"value", 4}}}})).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
+  CHECK(db_text(e.db, "SELECT json_extract(payload, '$.text') FROM outbox ORDER BY id DESC LIMIT 1").find("لم نتمكن من قراءة رسالتكم") !=
+        std::string::npos);
+  // Not again within ten minutes, and never for a service message such as a pin.
+  REQUIRE(post_tg(e.port(), msg(720003, {{"poll", {{"id", "p1"}, {"question", "?"}}}})).status == 200);
+  REQUIRE(post_tg(e.port(), msg(720004, {{"pinned_message", {{"message_id", 1}}}})).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
+  db_exec(e.db, "UPDATE outbox SET created_at = created_at - 700");
+  db_exec(e.db, "UPDATE messages SET created_at = created_at - 700");
+  REQUIRE(post_tg(e.port(), msg(720005, {{"pinned_message", {{"message_id", 1}}}})).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 1);
+  REQUIRE(post_tg(e.port(), msg(720006, {{"story", {{"id", 5}, {"chat", {{"id", 1}}}}}})).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 2);
+}

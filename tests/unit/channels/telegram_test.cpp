@@ -116,6 +116,12 @@ TEST_CASE("telegram: location, edited_message, other updates, voice") {
   e = only_event(u.dump());
   CHECK(e.type == inbound_type::unsupported);
   CHECK(e.raw_type == "poll");
+  u["message"].erase("poll");
+  u["message"]["dice"] = {{"emoji", "🎲"}, {"value", 3}};
+  CHECK(only_event(u.dump()).raw_type == "dice");
+  u["message"].erase("dice");
+  u["message"]["pinned_message"] = {{"message_id", 1}};  // a service message: no name of its own
+  CHECK(only_event(u.dump()).raw_type == "message");
 
   json edited = json_fixture("telegram_message.json");
   edited["edited_message"] = edited["message"];
