@@ -1453,6 +1453,14 @@ struct runner {
       misunderstanding(*s, "media_not_expected", false);
       return;
     }
+    if (in.type == input::kind::contact && !s->validator.empty() && (s->validator != "mobile" || !in.contact_is_sender)) {
+      // A contact card is a number: it answers a question for the person's mobile, and only
+      // when it is their own. Another person's card (from the address book, perhaps the
+      // abuser's) is not taken as theirs: a number they mean is typed. Nor is a card the
+      // answer to any other question (a description, a name).
+      misunderstanding(*s, s->validator == "mobile" ? "invalid.mobile.not_yours" : "not_understood");
+      return;
+    }
     if (!s->validator.empty() && (in.type == input::kind::text || in.type == input::kind::contact ||
                                   in.type == input::kind::choice)) {
       validation v = run_validator(s->validator, text);

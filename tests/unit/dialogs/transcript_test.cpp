@@ -84,6 +84,9 @@ struct runner {
       in.type = input::kind::contact;
       in.contact_phone = arg.substr(9, arg.size() - 10);
       in.contact_is_sender = true;
+    } else if (arg.rfind("[contact-of-another:", 0) == 0) {  // a card from the address book
+      in.type = input::kind::contact;
+      in.contact_phone = arg.substr(20, arg.size() - 21);
     } else if (arg.rfind("[media:", 0) == 0) {
       // "[media:image]" or "[media:image] caption"; "[media:document:too_large]" is a file
       // staff could never fetch (over Telegram's 20 MB)
