@@ -294,6 +294,11 @@ provider_request render(const outgoing& msg, const config& cfg) {
         rows.push_back(json::array({{{"text", title}, {"callback_data", data}}}));
       }
       j["reply_markup"] = {{"inline_keyboard", std::move(rows)}};
+    } else {
+      // A plain message takes down the share-contact keyboard, which Telegram otherwise keeps
+      // under the input field ("one time" only hides it after a press): pressed at a later
+      // question, it would send the number as that answer. Harmless when none is shown.
+      j["reply_markup"] = {{"remove_keyboard", true}};
     }
     if (const auto reply = detail::parse_int(msg.reply_to))
       j["reply_parameters"] = {{"message_id", *reply}, {"allow_sending_without_reply", true}};

@@ -998,12 +998,19 @@ struct runner {
     return out;
   }
 
+  /// Telegram's share-contact button, labelled in the conversation's language (the provider's
+  /// renderer takes the first choice's title as the label).
+  void contact_button(reply& r, const step_def& s) {
+    r.request_contact = s.request_contact && ctx.channel == "telegram";
+    if (r.request_contact && r.choices.empty()) r.choices.push_back({"share_contact", t("choice.share_contact")});
+  }
+
   void prompt(const step_def& s) {
     for (std::size_t i = 0; i < s.prompt.size(); ++i) {
       reply r{t(s.prompt[i]), {}, false, false};
       if (i + 1 == s.prompt.size()) {
         r.choices = render_choices(s);
-        r.request_contact = s.request_contact && ctx.channel == "telegram";
+        contact_button(r, s);
         r.request_document = s.request_document;
       }
       res.replies.push_back(std::move(r));
@@ -1232,7 +1239,7 @@ struct runner {
       return;
     }
     reply r{t(key), render_choices(s), false, false};
-    r.request_contact = s.request_contact && ctx.channel == "telegram";
+    contact_button(r, s);
     r.request_document = s.request_document;
     res.replies.push_back(std::move(r));
   }

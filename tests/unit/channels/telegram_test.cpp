@@ -277,6 +277,9 @@ TEST_CASE("telegram: limits — callback_data 64 bytes, text 4096, non-numeric c
   CHECK(j["reply_parameters"]["message_id"] == 1366);
   m.to = "-1001234567890";
   CHECK(json::parse(telegram::render(m, cfg).body)["chat_id"] == -1001234567890LL);
+  // A plain message takes down a share-contact keyboard left under the input field.
+  m.choices.clear();
+  CHECK(json::parse(telegram::render(m, cfg).body)["reply_markup"] == json{{"remove_keyboard", true}});
 }
 
 TEST_CASE("telegram: interpret answers") {
