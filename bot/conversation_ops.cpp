@@ -46,11 +46,16 @@ channels::kind channel_of(const storage::conversation_row& conv) {
 
 std::string inbound_payload(const channels::inbound& in) {
   // Plain text (most messages) carries nothing beyond its text.
-  if (in.choice_id.empty() && in.written_from.empty() &&
+  if (in.choice_id.empty() && in.written_from.empty() && !in.forwarded &&
       (in.type == channels::inbound_type::text || in.type == channels::inbound_type::status))
     return "{}";
   json p = json::object();
   if (!in.written_from.empty()) p["written_from"] = in.written_from;
+  if (in.forwarded) {
+    p["forwarded"] = json::object();
+    if (!in.forwarded_from.empty()) p["forwarded"]["from"] = in.forwarded_from;
+    if (in.forwarded_at > 0) p["forwarded"]["at"] = in.forwarded_at;
+  }
   if (!in.choice_id.empty()) p["choice_id"] = in.choice_id;
   if (in.type == channels::inbound_type::media) {
     p["media"] = {{"kind", in.media_kind}, {"id", in.media_id}, {"mime", in.media_mime}, {"filename", in.media_filename}};
@@ -889,6 +894,7 @@ json conversation_ops::message_json(const storage::message_row& m) {
   if (p.contains("raw_type")) j["raw_type"] = p["raw_type"];
   if (p.contains("choice_id")) j["choice_id"] = p["choice_id"];
   if (p.contains("written_from")) j["written_from"] = p["written_from"];
+  if (p.contains("forwarded")) j["forwarded"] = p["forwarded"];
   if (m.direction == "out") {
     std::string st = m.outbox_state.value_or("");
     if (st == "sent" && m.delivery_status) st = *m.delivery_status;

@@ -47,6 +47,11 @@ struct inbound {
   std::string choice_id;         ///< button / list row id / Telegram callback_data
   std::string callback_query_id; ///< Telegram callback query to acknowledge (answerCallbackQuery)
   std::string reply_to;          ///< provider id of our message this answers (WhatsApp context.id)
+  /// The message was forwarded: written by someone else first (a threat, say). WhatsApp says
+  /// only that (context.forwarded, or frequently_forwarded); Telegram says by whom and when.
+  bool forwarded = false;
+  std::string forwarded_from;    ///< Telegram: the original sender's name or chat title, if given
+  std::int64_t forwarded_at = 0; ///< Telegram: the original message's time, unix seconds
   // contact
   std::string contact_phone;     ///< digits as given by the provider
   bool contact_is_sender = false;///< Telegram: contact.user_id == from.id; WhatsApp: wa_id == from

@@ -499,8 +499,25 @@ send_result interpret_answer(gateway gw, int http_status, std::string_view body,
 send_result interpret(gateway gw, int http_status, std::string_view body,
                       std::string_view retry_after_header) {
   send_result r = interpret_answer(gw, http_status, body, retry_after_header);
+  if (r.outcome == send_outcome::sent) return r;
   // Twilio's 20003, Unifonic's and Taqnyat's wrong key or token: our credentials, not the SMS.
-  if (http_status == 401 && r.outcome != send_outcome::sent) {
+  bool ours = http_status == 401;
+  if (gw == gateway::unifonic) {
+    // Unifonic's own list (docs.unifonic.com, "HTTP status codes"): a missing AppSid (402), a
+    // server address not on the account's list (403), credentials badly encoded (459), a
+    // sender name the account may not use (480), and no balance left (ER-01) refuse every SMS
+    // alike: the channel waits until the account is put right, instead of every reply going
+    // dead. A 409 ("this message is duplicate") answers a resend of one Unifonic already took.
+    const std::string code = r.error;
+    ours = ours || http_status == 402 || http_status == 403 || http_status == 459 || http_status == 480 ||
+           code.find("ER-01") != std::string::npos;
+    if (http_status == 409) {
+      r.outcome = send_outcome::sent;
+      r.error.clear();
+      return r;
+    }
+  }
+  if (ours) {
     r.outcome = send_outcome::rejected;
     r.credentials_refused = true;
   }

@@ -51,6 +51,23 @@ void parse_message(const json* m, inbound& ev) {
   ev.timestamp = detail::int_member(m, "date").value_or(0);
   ev.reply_to = text_member(object_member(m, "reply_to_message"), "message_id");
   ev.message_ref = text_member(m, "message_id");
+  // Forwarded (Bot API 7: forward_origin; before it, forward_date and forward_from*): who wrote
+  // it first, and when, kept for staff (a forwarded threat is evidence, not the person's words).
+  if (const json* origin = object_member(m, "forward_origin")) {
+    ev.forwarded = true;
+    ev.forwarded_at = detail::int_member(origin, "date").value_or(0);
+    const std::string type = text_member(origin, "type");
+    if (type == "user") ev.forwarded_from = display_name(object_member(origin, "sender_user"));
+    else if (type == "hidden_user") ev.forwarded_from = text_member(origin, "sender_user_name");
+    else if (type == "chat") ev.forwarded_from = text_member(object_member(origin, "sender_chat"), "title");
+    else if (type == "channel") ev.forwarded_from = text_member(object_member(origin, "chat"), "title");
+  } else if (const auto date = detail::int_member(m, "forward_date")) {
+    ev.forwarded = true;
+    ev.forwarded_at = *date;
+    ev.forwarded_from = display_name(object_member(m, "forward_from"));
+    if (ev.forwarded_from.empty()) ev.forwarded_from = text_member(m, "forward_sender_name");
+    if (ev.forwarded_from.empty()) ev.forwarded_from = text_member(object_member(m, "forward_from_chat"), "title");
+  }
 
   if (const json* t = member(m, "text"); t && t->is_string()) {
     ev.type = inbound_type::text;

@@ -54,7 +54,10 @@ void parse_message(const jv& m, const std::vector<contact_name>& contacts, std::
     for (const auto& c : contacts)
       if (!ev.from.empty() && c.id == ev.from) ev.user_id = c.user_id;
   ev.timestamp = detail::int_member(&m, "timestamp").value_or(0);
-  ev.reply_to = text_member(object_member(&m, "context"), "id");
+  const jv* context = object_member(&m, "context");
+  ev.reply_to = text_member(context, "id");
+  for (const char* k : {"forwarded", "frequently_forwarded"})
+    if (const jv* f = detail::member(context, k); f && f->is_bool() && f->get_bool()) ev.forwarded = true;
   ev.raw_type = text_member(&m, "type");
   const std::string& type = ev.raw_type;
 

@@ -544,3 +544,36 @@ TEST_CASE("Telegram: a dice, a poll or a story in a private chat is answered tha
   REQUIRE(post_tg(e.port(), msg(720006, {{"story", {{"id", 5}, {"chat", {{"id", 1}}}}}})).status == 200);
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == greeted + 2);
 }
+
+TEST_CASE("Telegram: staff see that a message was forwarded, from whom and when; the person's own are not marked") {
+  env e;
+  auto own = json::parse(fixture("telegram_message.json"));
+  own["update_id"] = 730001;
+  own["message"]["text"] = "السلام عليكم";
+  REQUIRE(post_tg(e.port(), own.dump()).status == 200);
+  auto fwd = json::parse(fixture("telegram_message.json"));
+  fwd["update_id"] = 730002;
+  fwd["message"]["message_id"] = 730002;
+  fwd["message"]["text"] = "إذا بلغت أحدًا فسترى ما يحدث";
+  fwd["message"]["forward_origin"] = {{"type", "user"}, {"date", 1700000000},
+                                      {"sender_user", {{"id", 99}, {"first_name", "Fahd"}}}};
+  REQUIRE(post_tg(e.port(), fwd.dump()).status == 200);
+  const auto cid = db_value(e.db, "SELECT id FROM conversations");
+  auto r = api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(cid) + "/messages", login(e.port()));
+  REQUIRE(r.status == 200);
+  int forwarded = 0, own_seen = 0;
+  const auto body = as_json(r);
+  for (const auto& m : body["messages"]) {
+    if (m["direction"] != "in") continue;
+    if (m["text"] == "السلام عليكم") {
+      ++own_seen;
+      CHECK_FALSE(m.contains("forwarded"));
+    } else if (m.contains("forwarded")) {
+      ++forwarded;
+      CHECK(m["forwarded"]["from"] == "Fahd");
+      CHECK(m["forwarded"]["at"] == 1700000000);
+    }
+  }
+  CHECK(own_seen == 1);
+  CHECK(forwarded == 1);
+}

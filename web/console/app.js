@@ -700,6 +700,12 @@ function messageEl(m) {
     body.push(h('p', { class: 'muted', text: t(`kind.${m.kind}`) }));
     body.push(...sharedDetail(m));
   }
+  // Forwarded: someone else wrote it first (a threat kept as evidence, say), not the person's own words.
+  if (m.forwarded) {
+    const from = m.forwarded.from ? `\u2068${m.forwarded.from}\u2069` : '';
+    const key = from && m.forwarded.at ? 'msg.forwarded_from_at' : from ? 'msg.forwarded_from' : m.forwarded.at ? 'msg.forwarded_at' : 'msg.forwarded';
+    body.push(h('p', { class: 'shared-detail muted forwarded', text: t(key, { from, time: m.forwarded.at ? fmtDateTime(m.forwarded.at) : '' }) }));
+  }
   if (m.text) body.push(h('p', { class: 'msg-text', dir: 'auto', text: maskIds(m.text) }));
   // Written from a number the person has since left (changed, or passed to someone else),
   // delivered late: filed with them, and staff see where it came from.

@@ -102,6 +102,30 @@ TEST_CASE("telegram: document fixture") {
   CHECK(e.media_size == 536392);
 }
 
+TEST_CASE("telegram: a forwarded message keeps who wrote it first and when") {
+  json u = json_fixture("telegram_message.json");
+  CHECK_FALSE(only_event(u.dump()).forwarded);
+  u["message"]["forward_origin"] = {{"type", "user"}, {"date", 1700000000},
+                                    {"sender_user", {{"id", 42}, {"first_name", "Fahd"}, {"last_name", "K"}}}};
+  auto e = only_event(u.dump());
+  CHECK(e.forwarded);
+  CHECK(e.forwarded_from == "Fahd K");
+  CHECK(e.forwarded_at == 1700000000);
+  CHECK(e.type == inbound_type::text);  // still the person's message to the bot
+  u["message"]["forward_origin"] = {{"type", "hidden_user"}, {"date", 1700000001}, {"sender_user_name", "مجهول"}};
+  CHECK(only_event(u.dump()).forwarded_from == "مجهول");
+  u["message"]["forward_origin"] = {{"type", "channel"}, {"date", 1}, {"chat", {{"id", -100}, {"title", "News"}}}, {"message_id", 5}};
+  CHECK(only_event(u.dump()).forwarded_from == "News");
+  // Before Bot API 7.0
+  u["message"].erase("forward_origin");
+  u["message"]["forward_date"] = 1600000000;
+  u["message"]["forward_sender_name"] = "Hidden";
+  e = only_event(u.dump());
+  CHECK(e.forwarded);
+  CHECK(e.forwarded_at == 1600000000);
+  CHECK(e.forwarded_from == "Hidden");
+}
+
 TEST_CASE("telegram: location, edited_message, other updates, voice") {
   json u = json_fixture("telegram_message.json");
   u["message"].erase("text");

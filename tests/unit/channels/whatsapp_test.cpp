@@ -85,6 +85,23 @@ TEST_CASE("whatsapp: text fixture") {
   CHECK(e.timestamp == 1749416383);
   CHECK(e.text == "Does it come in another color?");
   CHECK(e.reply_to.empty());
+  CHECK_FALSE(e.forwarded);
+}
+
+TEST_CASE("whatsapp: a forwarded message says so (context.forwarded or frequently_forwarded)") {
+  for (const char* flag : {"forwarded", "frequently_forwarded"}) {
+    CAPTURE(flag);
+    auto j = nlohmann::json::parse(fixture("whatsapp_text.json"));
+    j["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {{flag, true}};
+    const auto r = whatsapp::parse(j.dump());
+    REQUIRE(r.ok);
+    REQUIRE(r.events.size() == 1);
+    CHECK(r.events[0].forwarded);
+    CHECK(r.events[0].forwarded_from.empty());  // WhatsApp does not say by whom
+  }
+  auto j = nlohmann::json::parse(fixture("whatsapp_text.json"));
+  j["entry"][0]["changes"][0]["value"]["messages"][0]["context"] = {{"forwarded", false}, {"id", "wamid.X"}};
+  CHECK_FALSE(whatsapp::parse(j.dump()).events.at(0).forwarded);
 }
 
 TEST_CASE("whatsapp: button_reply and list_reply fixtures are choices") {
