@@ -125,17 +125,23 @@ std::string random_suffix() {
   return std::to_string(rng());
 }
 
-/// Whether a conversation lives at `session` (ids the page chose itself before the server made them).
+/// What is known of a session id: nothing (0), a conversation lives at it (1), or the visitor
+/// ended it ("end on this device", 2: the id opens nothing any more).
+enum session_state : int { session_unknown = 0, session_lives = 1, session_ended = 2 };
 net::awaitable<storage::result<int>> session_known(const services& s, const std::string& session) {
   co_return co_await db_read<int>(s.db, [&session](storage::connection& c) -> storage::result<int> {
-    auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = 'webchat' AND address = ?");
+    auto q = c.prepare("SELECT session_ended_at IS NOT NULL FROM beneficiaries WHERE channel = 'webchat' AND address = ?");
     if (!q) return q.error();
     q->bind(1, session);
     auto row = q->step();
     if (!row) return row.error();
-    return *row ? 1 : 0;
+    if (!*row) return session_unknown;
+    return q->int64(0) ? session_ended : session_lives;
   });
 }
+
+/// What every socket of an ended session is sent before it is closed.
+constexpr std::string_view ended_frame = R"({"type":"ended"})";
 
 /// Whether a browser's Origin may open a chat socket: none (not a browser: browsers always send
 /// one), the server's public origin (AOUN_PUBLIC_URL), or the host the request was sent to (the
@@ -215,16 +221,16 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   // The id presented is kept if the server made it, or if a conversation already lives at it
   // (ids the page chose itself before the server made them). Any other id, and none, gets a
   // new one: a made-up id never becomes an address.
+  // An id the visitor ended ("end on this device") opens nothing: a new id, as for a made-up one.
   std::string session;
-  if (ids.ours(asked)) {
-    session = asked;
-  } else if (!asked.empty()) {
+  if (!asked.empty()) {
     auto known = co_await session_known(s, asked);
     if (!known) {
       co_await refuse(api_error::unavailable, "could not open the session, try again");
       co_return;
     }
-    if (*known) session = asked;
+    if (*known == session_ended) s.stats.count("webchat_sessions_replaced");
+    else if (ids.ours(asked) || *known == session_lives) session = asked;
     else s.stats.count("webchat_sessions_replaced");
   }
   if (session.empty()) session = ids.mint();
@@ -262,6 +268,11 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   };
   auto held = std::make_shared<held_events>();
   auto sub = s.hub.subscribe("webchat:" + session, [ch, held](const std::string& payload) {
+    // The visitor ended the session on some device: this socket is told, then closed.
+    if (payload == ended_frame) {
+      ch->send_and_close(payload);
+      return;
+    }
     std::lock_guard lock(held->mutex);
     if (held->history_sent) ch->send(payload);
     else held->frames.push_back(payload);
@@ -413,10 +424,11 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
                              "X-Chat-Session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
   if (!valid_client_id(client_id))
     co_return error_response(v, ka, api_error::malformed, "X-Client-Id must be up to 64 characters of A-Z, a-z, 0-9, '-' or '_'");
-  if (!ids.ours(session)) {
+  {
     auto known = co_await session_known(s, session);
     if (!known) co_return error_response(v, ka, api_error::unavailable, "could not check the session, try again");
-    if (!*known) co_return error_response(v, ka, api_error::unauthenticated, "unknown session: open the chat again");
+    if (*known == session_ended || (*known == session_unknown && !ids.ours(session)))
+      co_return error_response(v, ka, api_error::unauthenticated, "unknown session: open the chat again");
   }
   auto& body = ctx.req.body();
   if (body.empty()) co_return error_response(v, ka, api_error::malformed, "the file is empty");
@@ -503,11 +515,42 @@ const char* mime_of(const std::string& path) {
 
 }  // namespace
 
+/// POST /chat/end: "end on this device". The session id (X-Chat-Session) no longer opens the
+/// conversation anywhere, and its open sockets are told and closed. The conversation stays with
+/// the association (it is not an erasure). Answered 204, also for an id no conversation lives at
+/// (nothing to end: a page that never wrote).
+net::awaitable<response> end_session(const services& s, request_context& ctx) {
+  const auto v = ctx.req.version();
+  const bool ka = ctx.req.keep_alive();
+  const std::string session(ctx.req["X-Chat-Session"]);
+  if (!valid_session(session))
+    co_return error_response(v, ka, api_error::malformed, "X-Chat-Session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
+  auto known = co_await session_known(s, session);
+  if (!known) co_return error_response(v, ka, api_error::unavailable, "could not check the session, try again");
+  if (*known == session_lives) {
+    const auto now = unix_now();
+    auto w = co_await db_write<int>(s.db, storage::rerun::safe, [&session, now](storage::connection& c) -> storage::result<int> {
+      auto q = c.prepare(
+          "UPDATE beneficiaries SET session_ended_at = ? WHERE channel = 'webchat' AND address = ? AND session_ended_at IS NULL");
+      if (!q) return q.error();
+      if (auto ec = q->bind(1, now).bind(2, session).exec()) return ec;
+      return c.changes();
+    });
+    if (!w) co_return error_response(v, ka, api_error::unavailable, "could not end the session, try again");
+    s.stats.count("webchat_sessions_ended");
+  }
+  if (*known != session_unknown) s.hub.publish({"webchat:" + session, std::string(ended_frame)});
+  response res{http::status::no_content, v};
+  res.keep_alive(ka);
+  co_return res;
+}
+
 void add_webchat_routes(router& r, const services& s, const std::string& session_key) {
   if (!s.cfg.webchat_enabled) return;
   s.stats.count("webchat_sessions_replaced", 0);
   s.stats.count("webchat_sockets_refused", 0);
   s.stats.count("webchat_origin_refused", 0);
+  s.stats.count("webchat_sessions_ended", 0);
   s.stats.count("webchat_messages_throttled", 0);
   auto ids = std::make_shared<const session_ids>(session_key);
   // Texts and files share one budget per client address.
@@ -518,6 +561,7 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   });
   r.add(http::verb::post, std::string(upload_target),
         [&s, ids, limits](request_context& ctx) { return upload_file(s, *ids, *limits, ctx); });
+  r.add(http::verb::post, "/chat/end", [&s](request_context& ctx) { return end_session(s, ctx); });
 }
 
 void add_static_routes(router& r, const services& s) {

@@ -2,9 +2,21 @@
 
 namespace aoun::bot {
 
+void ws_channel::send_and_close(std::string payload) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), p = std::move(payload)]() mutable {
+    if (self->closed_ || self->closing_) return;
+    self->closing_ = true;
+    self->queued_bytes_ += p.size();
+    self->queue_.push_back(std::move(p));
+    if (self->writing_) return;  // the drain closes once it is done
+    self->writing_ = true;
+    net::co_spawn(self->ws_.get_executor(), self->drain(), [self](std::exception_ptr) { self->writing_ = false; });
+  });
+}
+
 void ws_channel::send(std::string payload) {
   net::post(ws_.get_executor(), [self = shared_from_this(), p = std::move(payload)]() mutable {
-    if (self->closed_) return;
+    if (self->closed_ || self->closing_) return;
     // One frame always fits an empty queue (a long history may be bigger than the byte limit).
     if (self->queue_.size() >= queue_limit ||
         (!self->queue_.empty() && self->queued_bytes_ + p.size() > queue_bytes_limit)) {
@@ -33,6 +45,7 @@ net::awaitable<void> ws_channel::drain() {
     if (ec) shut();
   }
   writing_ = false;
+  if (closing_) shut();
 }
 
 void ws_channel::close() {

@@ -23,6 +23,8 @@ class ws_channel : public std::enable_shared_from_this<ws_channel> {
   /// empty queue) the socket is closed, and the
   /// page's reconnect brings the history back.
   void send(std::string payload);
+  /// Thread-safe: sends `payload` after what is queued, then closes; later sends are dropped.
+  void send_and_close(std::string payload);
   void close();
 
   static constexpr std::size_t queue_limit = 512;
@@ -36,6 +38,7 @@ class ws_channel : public std::enable_shared_from_this<ws_channel> {
   std::size_t queued_bytes_ = 0;   // touched only on the stream's executor
   bool writing_ = false;           // touched only on the stream's executor
   bool closed_ = false;            // touched only on the stream's executor
+  bool closing_ = false;           // touched only on the stream's executor: close once drained
 };
 
 }  // namespace aoun::bot

@@ -350,6 +350,11 @@ CREATE TABLE media_copies (
 CREATE INDEX media_copies_wanted ON media_copies(next_attempt_at) WHERE state = 'wanted';
 CREATE INDEX media_copies_by_beneficiary ON media_copies(beneficiary_id);
 )sql",
+      // v13: a web-chat visitor's "end on this device" ends the session id on the server too
+      //     (docs/console.md): a copy of the id left elsewhere no longer opens the history.
+      R"sql(
+ALTER TABLE beneficiaries ADD COLUMN session_ended_at INTEGER;
+)sql",
   };
   return list;
 }

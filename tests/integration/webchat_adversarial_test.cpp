@@ -960,3 +960,37 @@ TEST_CASE("webchat: staff ask a visitor for documents; the uploaded file joins t
   CHECK(db_value(e.db, "SELECT count(*) FROM uploads") == 0);
   CHECK(api(e.port(), "GET", "/api/v1/messages/" + std::to_string(mid) + "/media", agent).status == 404);
 }
+
+TEST_CASE("webchat: \"end on this device\" ends the id on the server: its pages are told and closed, and it opens nothing after") {
+  staff_env e;
+  const auto visitor = consented_visitor(e.port());
+  chat_client a(e.port(), visitor);
+  chat_client b(e.port(), visitor);  // another device holding a copy of the id
+  REQUIRE(a.status == 101);
+  REQUIRE(b.status == 101);
+  REQUIRE(a.session == visitor);
+  auto h = b.next_of_type("history");
+  REQUIRE(h);
+  REQUIRE_FALSE((*h)["messages"].empty());
+  const auto stored = stored_messages(e.db);
+
+  CHECK(http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", "short"}}).status == 400);
+  CHECK(http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", visitor}}).status == 204);
+  for (auto* c : {&a, &b}) {
+    CHECK(c->next_of_type("ended"));
+    CHECK(c->wait_closed());
+  }
+  // The id opens nothing now: a new one, with an empty history; no file is taken under it.
+  chat_client again(e.port(), visitor);
+  REQUIRE(again.status == 101);
+  CHECK(again.session != visitor);
+  auto fresh = again.next_of_type("history");
+  REQUIRE(fresh);
+  CHECK((*fresh)["messages"].empty());
+  CHECK(upload(e.port(), visitor, tiny_png(), "after-end", "a.png").status == 401);
+  // The conversation stays with the association: it is not an erasure.
+  CHECK(stored_messages(e.db) == stored);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE channel = 'webchat' AND session_ended_at IS NOT NULL") == 1);
+  // Ending it again changes nothing.
+  CHECK(http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", visitor}}).status == 204);
+}

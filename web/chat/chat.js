@@ -322,6 +322,10 @@ function connect() {
     } else if (ev.type === 'ack') {
       unstored = 0;
       acknowledged(ev.client_id);
+    } else if (ev.type === 'ended') {
+      // "end on this device" was pressed (here, in another tab, or on another device holding
+      // this id): the id opens nothing any more
+      endHere();
     } else if (ev.type === 'erased') {
       // "delete my data" was done: nothing of the old conversation stays on this screen, and
       // nothing written before it is sent again
@@ -472,6 +476,10 @@ function endHere() {
 }
 $('forget').addEventListener('click', () => {
   if (!confirm(tr('forget_confirm'))) return;
+  // The server ends the id too, so that a copy of it (another device, a backup of this
+  // browser) no longer opens the conversation; the request outlives the reload (keepalive).
+  const id = tabSession || sessionId();
+  if (id) fetch('/chat/end', { method: 'POST', headers: { 'X-Chat-Session': id }, keepalive: true }).catch(() => {});
   local.remove(SESSION_KEY);
   endHere();
 });

@@ -108,6 +108,12 @@ describe('website chat', () => {
     await page.locator('#start:not([disabled])').waitFor();
     await page.waitForFunction((old) => { const id = localStorage.getItem('aoun.chat.session'); return id && id !== old; }, session);
     assert.equal(await page.locator('#messages .from-them').count(), 0);
+    // ...and the server ended the old id too: a copy of it (put back here) opens nothing.
+    await page.evaluate((old) => localStorage.setItem('aoun.chat.session', old), session);
+    await page.reload();
+    await page.locator('#start:not([disabled])').waitFor();
+    assert.equal(await page.locator('#messages .from-them').count(), 0);
+    assert.notEqual(await page.evaluate(() => localStorage.getItem('aoun.chat.session')), session);
   });
 
   test('a visitor sends a photo in the documents step; it stays after a reload, and a "PDF" that is not one is refused', async () => {
