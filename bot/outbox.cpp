@@ -66,14 +66,16 @@ struct outbox_worker::limiter {
   struct bucket {
     double rate = 1, tokens = 1, burst = 1;
     clock::time_point last = clock::now();
-    // Time to wait before one token is available (and take it).
-    clock::duration take() {
+    // Time to wait before one token is available; then `cost` tokens are taken (a long SMS
+    // goes as soon as one is there, and the sends after it wait for the rest).
+    clock::duration take(double cost = 1) {
       auto now = clock::now();
       tokens = std::min(burst, tokens + rate * std::chrono::duration<double>(now - last).count());
       last = now;
-      tokens -= 1;
-      if (tokens >= 0) return clock::duration::zero();
-      return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(-tokens / rate));
+      const double short_of = 1 - tokens;
+      tokens -= cost;
+      if (short_of <= 0) return clock::duration::zero();
+      return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(short_of / rate));
     }
     // More than `seconds` of sends already wait for this bucket's tokens, counting `queued`
     // sends that will take one (handed to chains, not yet paced).
@@ -355,12 +357,22 @@ bool is_callback_answer(const outbox_send& s) {
   return j.is_object() && j.contains("callback_query_id") && j["callback_query_id"].is_string() &&
          !j["callback_query_id"].get_ref<const std::string&>().empty();
 }
+
+/// How many of its channel's tokens a send takes: an SMS one per segment (Twilio and the
+/// carriers count segments, and an Arabic reply of 400 characters is 6), anything else one.
+double send_cost(const outbox_send& s) {
+  if (s.row.channel != "sms") return 1;
+  channels::outgoing parsed;
+  if (!s.out) parsed = outgoing_from_json(nlohmann::json::parse(s.row.payload, nullptr, false), channels::kind::sms, s.row.recipient);
+  const auto& o = s.out ? *s.out : parsed;
+  return static_cast<double>(std::max<std::size_t>(1, channels::sms::segments(channels::sms::body_text(o))));
+}
 }  // namespace
 
-net::awaitable<bool> outbox_worker::pace(const storage::outbox_row& row, bool chat_message) {
+net::awaitable<bool> outbox_worker::pace(const storage::outbox_row& row, bool chat_message, double cost) {
   if (stopping_) co_return false;  // a chain's next row after stop(): not sent, no token taken
   auto it = limits_->channels.find(row.channel);
-  clock::duration wait = it == limits_->channels.end() ? clock::duration::zero() : it->second.take();
+  clock::duration wait = it == limits_->channels.end() ? clock::duration::zero() : it->second.take(cost);
   if (row.channel == "telegram" && chat_message) {
     auto& next = limits_->telegram_chats[row.recipient];
     auto now = clock::now();
@@ -783,7 +795,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       }
     } guard{this, row.channel, probe};
     unpaced.done();  // pace() takes its token before it first suspends: no gap the loop could see
-    if (!co_await pace(row, !is_callback_answer(s))) {
+    if (!co_await pace(row, !is_callback_answer(s), send_cost(s))) {
       co_await release_row(row.id);
       co_return false;  // stopping: the rest of the chain goes back to pending too
     }

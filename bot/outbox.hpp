@@ -92,7 +92,7 @@ class outbox_worker {
   /// `chat_message` is false for what Telegram does not count as a message in the chat (the
   /// answer to a button press), which must not hold back the reply behind it.
   /// False if the worker stopped while this send waited for its turn (it was not sent).
-  net::awaitable<bool> pace(const storage::outbox_row& row, bool chat_message);
+  net::awaitable<bool> pace(const storage::outbox_row& row, bool chat_message, double cost);
   channels::send_result interpret(const std::string& channel, const channels::http_response& r) const;
   /// Renders, sends and reads the answer of one row. Runs on the io_context, off the strand:
   /// it touches only const state and the (thread-safe) client, so sends proceed on every I/O

@@ -636,3 +636,34 @@ TEST_CASE("an SMS backlog waiting for its rate limit holds up no other channel, 
   CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE channel = 'sms' AND state = 'pending' AND "
                      "coalesce(last_error, '') NOT LIKE 'uncertain%'") == 300 - sent);
 }
+
+TEST_CASE("SMS are paced by segment: a long Arabic reply takes the gateway's time of each of its parts") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  auto env = channel_env(graph, tg, twilio);
+  env["AOUN_SMS_RATE"] = "10";  // segments a second; a second's worth (10) may go at once
+  {
+    server_process first(db, env);  // makes the schema
+    REQUIRE(first.stop() == 0);
+  }
+  // Four 400-character Arabic replies (UCS-2: 6 segments of 67 each), due at once to four
+  // people (sent in any order). Counted as messages, the four fit the first second's 10;
+  // counted as segments, the last waits until the 18 before it have had their time: 0.9 s.
+  std::string longer;
+  for (int i = 0; i < 400; ++i) longer += "ع";
+  db_exec(db, "INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES "
+              "('sms', '+966510000001', '{\"text\":\"" + longer + "\"}', 'pending', 1), "
+              "('sms', '+966510000002', '{\"text\":\"" + longer + "\"}', 'pending', 1), "
+              "('sms', '+966510000003', '{\"text\":\"" + longer + "\"}', 'pending', 1), "
+              "('sms', '+966510000004', '{\"text\":\"" + longer + "\"}', 'pending', 1)");
+  server_process srv(db, env);
+  REQUIRE(eventually([&] { return twilio.requests().size() == 4; }, std::chrono::seconds(10)));
+  const auto reqs = twilio.requests();
+  std::chrono::steady_clock::time_point first = reqs[0].at, last = reqs[0].at;
+  for (const auto& r : reqs) {
+    first = std::min(first, r.at);
+    last = std::max(last, r.at);
+  }
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(last - first) >= std::chrono::milliseconds(750));
+}
