@@ -4,6 +4,7 @@
 // (or a reload) shows the history and continues the same conversation. The id is the visitor's
 // address on the "webchat" channel.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -202,6 +203,16 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   }
   if (!origin_allowed(ctx.req[http::field::origin], ctx.req[http::field::host], s.cfg.public_url)) {
     s.stats.count("webchat_origin_refused");
+    // Logged at most once a minute: refusals of real visitors usually mean a proxy in front
+    // rewrites Host and AOUN_PUBLIC_URL is not the site's origin, and then nobody can chat.
+    static std::atomic<std::int64_t> last_logged{0};
+    const auto now = unix_now();
+    auto last = last_logged.load(std::memory_order_relaxed);
+    if (now - last >= 60 && last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed))
+      log::warn("webchat_origin_refused",
+                {{"rid", ctx.request_id},
+                 {"origin", std::string(crypto::truncate_bytes(ctx.req[http::field::origin], 200))},
+                 {"hint", "behind a proxy that rewrites Host, set AOUN_PUBLIC_URL to the chat page's public origin"}});
     co_await refuse(api_error::forbidden, "this chat opens from the association's own pages only");
     co_return;
   }
@@ -280,13 +291,16 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   auto history = co_await db_read<json>(s.db, [&session](storage::connection& c) -> storage::result<json> {
     json msgs = json::array();
     auto q = c.prepare(
-        "SELECT c.id FROM conversations c JOIN beneficiaries b ON b.id = c.beneficiary_id "
+        "SELECT c.id, b.session_ended_at IS NOT NULL FROM conversations c JOIN beneficiaries b ON b.id = c.beneficiary_id "
         "WHERE b.channel = 'webchat' AND b.address = ? ORDER BY c.id DESC LIMIT 1");
     if (!q) return q.error();
     q->bind(1, session);
     auto row = q->step();
     if (!row) return row.error();
     if (!*row) return msgs;
+    // Ended between the check above and the subscription (its "ended" event then came before
+    // this socket listened): nothing is shown, and the socket is closed below.
+    if (q->int64(1)) return json(nullptr);
     auto list = storage::list_messages(c, q->int64(0), 200);
     if (!list) return list.error();
     // Erased rows (no text or file left) are not shown as empty bubbles.
@@ -301,6 +315,10 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     // its screen and reconnects instead.
     log::warn("webchat_history_failed", {{"error", history.error().message()}});
     ch->close();
+    co_return;
+  }
+  if (history->is_null()) {
+    ch->send_and_close(std::string(ended_frame));
     co_return;
   }
   {

@@ -504,18 +504,12 @@ send_result interpret(gateway gw, int http_status, std::string_view body,
   bool ours = http_status == 401;
   if (gw == gateway::unifonic) {
     // Unifonic's own list (docs.unifonic.com, "HTTP status codes"): a missing AppSid (402), a
-    // server address not on the account's list (403), credentials badly encoded (459), a
-    // sender name the account may not use (480), and no balance left (ER-01) refuse every SMS
-    // alike: the channel waits until the account is put right, instead of every reply going
-    // dead. A 409 ("this message is duplicate") answers a resend of one Unifonic already took.
-    const std::string code = r.error;
-    ours = ours || http_status == 402 || http_status == 403 || http_status == 459 || http_status == 480 ||
-           code.find("ER-01") != std::string::npos;
-    if (http_status == 409) {
-      r.outcome = send_outcome::sent;
-      r.error.clear();
-      return r;
-    }
+    // server address not on the account's list (403) and credentials badly encoded (459) refuse
+    // every SMS alike: the channel waits until the account is put right, instead of every
+    // reply going dead. Not so a sender name refused (480) or "no rate found or insufficient
+    // funds" (ER-01): both may concern one destination's country only, and holding the channel
+    // on such a row (the probe, every time) would hold every other person's replies.
+    ours = ours || http_status == 402 || http_status == 403 || http_status == 459;
   }
   if (ours) {
     r.outcome = send_outcome::rejected;

@@ -1465,7 +1465,8 @@ struct runner {
       // when it is their own. Another person's card (from the address book, perhaps the
       // abuser's) is not taken as theirs: a number they mean is typed. Nor is a card the
       // answer to any other question (a description, a name).
-      misunderstanding(*s, s->validator == "mobile" ? "invalid.mobile.not_yours" : "not_understood");
+      // (Elsewhere the person is asked again for what the step wants: "please write the city".)
+      misunderstanding(*s, s->validator == "mobile" ? "invalid.mobile.not_yours" : "invalid." + s->validator + ".empty");
       return;
     }
     if (!s->validator.empty() && (in.type == input::kind::text || in.type == input::kind::contact ||

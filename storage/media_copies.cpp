@@ -12,11 +12,13 @@ boost::system::error_code want_media_copy(connection& c, std::string_view channe
 }
 
 result<std::vector<sent_file>> files_sent_by(connection& c, std::int64_t beneficiary_id, int limit) {
+  // Not those already asked for: the limit is spent on files that still need a copy.
   auto q = c.prepare(
-      "SELECT json_extract(m.payload, '$.media.id'), coalesce(json_extract(m.payload, '$.media.size'), 0) "
-      "FROM conversations cv JOIN messages m ON m.conversation_id = cv.id "
-      "WHERE cv.beneficiary_id = ? AND m.direction = 'in' AND m.kind = 'media' "
-      "AND coalesce(json_extract(m.payload, '$.media.id'), '') <> '' ORDER BY m.id LIMIT ?");
+      "SELECT json_extract(m.payload, '$.media.id') AS mid, coalesce(json_extract(m.payload, '$.media.size'), 0) "
+      "FROM beneficiaries b JOIN conversations cv ON cv.beneficiary_id = b.id JOIN messages m ON m.conversation_id = cv.id "
+      "WHERE b.id = ?1 AND m.direction = 'in' AND m.kind = 'media' AND coalesce(mid, '') <> '' "
+      "AND NOT EXISTS (SELECT 1 FROM media_copies mc WHERE mc.channel = b.channel AND mc.media_id = mid) "
+      "ORDER BY m.id LIMIT ?2");
   if (!q) return q.error();
   q->bind(1, beneficiary_id).bind(2, limit);
   std::vector<sent_file> out;

@@ -24,7 +24,7 @@ struct sent_file {
   std::int64_t size = 0;  ///< as the webhook declared it, 0 when it did not
 };
 /// The files `beneficiary_id` has sent (inbound media messages with a media id, in every
-/// conversation of theirs), oldest first, at most `limit`.
+/// conversation of theirs) that no copy is asked for yet, oldest first, at most `limit`.
 result<std::vector<sent_file>> files_sent_by(connection& c, std::int64_t beneficiary_id, int limit);
 
 struct media_copy_due {

@@ -90,10 +90,13 @@ function sessionId() {
   const id = local.get(SESSION_KEY);
   return id && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : '';
 }
-// The conversation this tab shows. A reconnect presents it again, whatever another tab has
-// stored meanwhile: what waits here (a text, a photo of an ID card) goes to this conversation
-// or nowhere. Files go to it too.
-let tabSession = '';
+// The conversation this tab shows. A reconnect, and a reload of this tab (its sessionStorage),
+// present it again, whatever another tab has stored meanwhile: what waits here (a text, a
+// photo of an ID card) goes to this conversation or nowhere. Files go to it too.
+const TAB_KEY = 'aoun.chat.tab';
+let tabSession = (() => {
+  try { const id = sessionStorage.getItem(TAB_KEY); return id && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : ''; } catch { return ''; }
+})();
 
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
 function fmt(ts) {
@@ -221,15 +224,17 @@ function stopResending() { holding = false; clearTimeout(resendTimer); resendTim
 // A connection can die without the page being told (a carrier's NAT forgets it, a phone
 // changes network): a message with no ack after ACK_WAIT ms, while nothing holds it back, ends
 // this socket, and the reconnect sends it again after the history.
-const ACK_WAIT = 15000;
-let watchdog = null;
+const ACK_WAIT = 20000;
+let watchdog = null, heardAt = 0;  // heardAt: the last frame from the server
 function watch() {
   if (watchdog) return;
   watchdog = setTimeout(() => {
     watchdog = null;
     const waiting = [...pending.values()].filter((p) => p.frame.type !== 'file' && p.sentAt);
     if (!connected || !waiting.length) return;
-    if (!holding && waiting.some((p) => Date.now() - p.sentAt >= ACK_WAIT)) { const s = ws; ws = null; s?.close(); lost(); return; }
+    // Measured from the later of the send and the last frame heard: a server slow to store
+    // (a busy moment) still answers the frames before, and is not taken for a dead line.
+    if (!holding && waiting.some((p) => Date.now() - Math.max(p.sentAt, heardAt) >= ACK_WAIT)) { const s = ws; ws = null; s?.close(); lost(); return; }
     watch();
   }, ACK_WAIT / 4);
 }
@@ -288,6 +293,7 @@ function connect() {
   // history was read, and never shown. Until then the banner stays.
   sock.onopen = () => {};
   sock.onmessage = (e) => {
+    if (ws === sock) heardAt = Date.now();
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'session' && typeof ev.session === 'string') {
       // Kept for the next load, unless another tab keeps another conversation there already
@@ -295,6 +301,7 @@ function connect() {
       const stored = sessionId();
       if (!stored || stored === id) local.set(SESSION_KEY, ev.session);
       tabSession = ev.session;
+      try { sessionStorage.setItem(TAB_KEY, ev.session); } catch { /* this page keeps it */ }
       if (Number(ev.upload_max_bytes) > 0) maxFile = Number(ev.upload_max_bytes);
     } else if (ev.type === 'history') {
       // The list is not a live region (a screen reader would read the whole conversation out
@@ -469,7 +476,7 @@ $('lang-switch').addEventListener('click', () => { lang = lang === 'ar' ? 'en' :
 // Ends this conversation in this tab: nothing of it stays on screen, nothing waiting is sent.
 function endHere() {
   pending.clear();
-  try { sessionStorage.removeItem(PENDING_KEY); } catch { /* nothing kept */ }
+  try { sessionStorage.removeItem(PENDING_KEY); sessionStorage.removeItem(TAB_KEY); } catch { /* nothing kept */ }
   list.textContent = '';
   const s = ws; ws = null; s?.close();
   location.reload();
@@ -480,7 +487,8 @@ $('forget').addEventListener('click', () => {
   // browser) no longer opens the conversation; the request outlives the reload (keepalive).
   const id = tabSession || sessionId();
   if (id) fetch('/chat/end', { method: 'POST', headers: { 'X-Chat-Session': id }, keepalive: true }).catch(() => {});
-  local.remove(SESSION_KEY);
+  // Only this tab's conversation is forgotten: another tab's, stored for the next load, stays.
+  if (!sessionId() || sessionId() === id) local.remove(SESSION_KEY);
   endHere();
 });
 // "End on this device" in another tab ends this tab's conversation too (the same one): this

@@ -109,7 +109,7 @@ describe('website chat', () => {
     await page.waitForFunction((old) => { const id = localStorage.getItem('aoun.chat.session'); return id && id !== old; }, session);
     assert.equal(await page.locator('#messages .from-them').count(), 0);
     // ...and the server ended the old id too: a copy of it (put back here) opens nothing.
-    await page.evaluate((old) => localStorage.setItem('aoun.chat.session', old), session);
+    await page.evaluate((old) => { localStorage.setItem('aoun.chat.session', old); sessionStorage.removeItem('aoun.chat.tab'); }, session);
     await page.reload();
     await page.locator('#start:not([disabled])').waitFor();
     assert.equal(await page.locator('#messages .from-them').count(), 0);
@@ -120,7 +120,7 @@ describe('website chat', () => {
     await page.setViewportSize({ width: 430, height: 900 });
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
     await page.reload();
     await page.locator('#start:not([disabled])').waitFor();
     await page.click('#start');
@@ -183,7 +183,7 @@ describe('website chat', () => {
     // The step's question is still open: one document counted.
     await choose('docs.done');
     await page.locator('#messages .from-them', { hasText: /المستندات: (1|١)/ }).waitFor();
-    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // the next test is a new visitor
+    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // the next test is a new visitor
   });
 
   test('"delete my data" clears the conversation from the screen, and a reload shows no empty bubbles', async () => {
@@ -206,7 +206,7 @@ describe('website chat', () => {
   test('a message cut off by a dropped connection is sent again after the reconnect, once', async () => {
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#send:not([disabled])').waitFor();  // the session frame is in: nothing rewrites it now
-    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
     await page.reload();
     await page.locator('#start:not([disabled])').waitFor();
     await say('مرحبا');
@@ -239,7 +239,7 @@ describe('website chat', () => {
   test('a message not yet stored survives a reload of the page, and is stored once', async () => {
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
     await page.reload();
     await page.locator('#start:not([disabled])').waitFor();
     await say('مرحبا');
@@ -274,7 +274,7 @@ describe('website chat', () => {
   test('"end on this device" in one tab ends the conversation in the other tab, and what waited there is not sent', async () => {
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));  // a new visitor
+    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
     await page.reload();
     await page.locator('#start:not([disabled])').waitFor();
     await say('مرحبا');
@@ -323,7 +323,7 @@ describe('website chat', () => {
   test('a message whose ack never comes (a dead connection the page was not told of) goes again on a new socket', async () => {
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => localStorage.removeItem('aoun.chat.session'));
+    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });
     await page.reload();
     await page.locator('#start:not([disabled])').waitFor();
     await say('مرحبا');

@@ -108,6 +108,11 @@ TEST_CASE("media copies: the files a person sent are listed for copying, not tex
   CHECK(files->at(1).media_id == "m.2");
   CHECK(files->at(1).size == 0);
   CHECK(files_sent_by(*c, a, 1)->size() == 1);
+  // One already asked for is not listed again: the limit goes to those that still need a copy.
+  REQUIRE_FALSE(want_media_copy(*c, "whatsapp", "m.1", a, 100));
+  files = files_sent_by(*c, a, 1);
+  REQUIRE(files->size() == 1);
+  CHECK(files->at(0).media_id == "m.2");
 
   REQUIRE_FALSE(erase_beneficiary(*c, a, 110));  // an erasure leaves no media id behind
   CHECK(files_sent_by(*c, a, 10)->empty());
