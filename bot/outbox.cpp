@@ -358,6 +358,9 @@ bool is_callback_answer(const outbox_send& s) {
          !j["callback_query_id"].get_ref<const std::string&>().empty();
 }
 
+/// Attempts at a Telegram button's answer before it is given up (see deliver()).
+constexpr int callback_answer_attempts = 2;
+
 /// How many of its channel's tokens a send takes: an SMS one per segment (Twilio and the
 /// carriers count segments, and an Arabic reply of 400 characters is 6), anything else one.
 double send_cost(const outbox_send& s) {
@@ -851,6 +854,9 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       // 429s are the provider asking us to slow down, not a failure of this message: they get
       // three times the attempts before the row is dead-lettered.
       int limit = limited ? cfg_.outbox.max_attempts * 3 : cfg_.outbox.max_attempts;
+      // A button's answer (answerCallbackQuery) only stops the spinner, and Telegram takes it
+      // only for a few seconds after the press: tried twice, not for minutes.
+      if (is_callback_answer(s)) limit = std::min(limit, callback_answer_attempts);
       if (row.attempts >= limit) {
         outcome = "dead";
         w.what = outcome_write::kind::dead;

@@ -577,3 +577,37 @@ TEST_CASE("Telegram: staff see that a message was forwarded, from whom and when;
   CHECK(own_seen == 1);
   CHECK(forwarded == 1);
 }
+
+TEST_CASE("Telegram: a button's answer that fails is tried twice, not eight times, and the reply goes") {
+  struct {
+    temp_dir dir;
+    fake_provider graph, tg, twilio;
+    std::string db = dir.path + "/aoun.db";
+  } e;
+  auto vars = channel_env(e.graph, e.tg, e.twilio);
+  vars["AOUN_OUTBOX_BACKOFF_MS"] = "1000";  // as in production (500 ms): retries take their time
+  // Telegram fails every answerCallbackQuery (5xx), and sends messages fine.
+  e.tg.set_default([](const recorded_request& r) {
+    if (r.target.find("/answerCallbackQuery") != std::string::npos)
+      return scripted_response{502, R"({"ok":false,"error_code":502,"description":"Bad Gateway"})"};
+    return scripted_response{200, R"({"ok":true,"result":{"message_id":1}})"};
+  });
+  server_process srv(e.db, vars);
+  const long long chat = 777003;
+  REQUIRE(post_tg(srv.port(), tg_text(6101, chat, "/start")).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
+  const auto before = db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'");
+  auto j = nlohmann::json::parse(fixture("telegram_callback_query_message.json"));
+  j["update_id"] = 6102;
+  j["callback_query"]["id"] = "cbq-6102";
+  j["callback_query"]["from"]["id"] = chat;
+  j["callback_query"]["message"]["chat"]["id"] = chat;
+  j["callback_query"]["data"] = "consent.yes";
+  REQUIRE(post_tg(srv.port(), j.dump()).status == 200);
+  // The menu that follows consent goes; the answer, which only stops a spinner Telegram gives
+  // up on within seconds, is not tried again and again.
+  CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") > before; },
+                   std::chrono::seconds(8)));
+  CHECK(db_value(e.db, "SELECT attempts FROM outbox WHERE payload LIKE '%cbq-6102%'") == 2);
+  CHECK(db_text(e.db, "SELECT state FROM outbox WHERE payload LIKE '%cbq-6102%'") == "dead");
+}
