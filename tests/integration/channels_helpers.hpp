@@ -88,6 +88,17 @@ inline std::string tg_text(long long update_id, long long chat, const std::strin
   return j.dump();
 }
 
+/// A press of the button `data` under the bot's message in `chat` (callback query `id`).
+inline std::string tg_press(long long update_id, long long chat, const std::string& data, const std::string& id) {
+  nlohmann::json j = nlohmann::json::parse(fixture("telegram_callback_query_message.json"));
+  j["update_id"] = update_id;
+  j["callback_query"]["id"] = id;
+  j["callback_query"]["from"]["id"] = chat;
+  j["callback_query"]["message"]["chat"]["id"] = chat;
+  j["callback_query"]["data"] = data;
+  return j.dump();
+}
+
 inline http_result post_tg(unsigned short port, const std::string& body, const std::string& secret = tg_secret) {
   return http_call(port, "POST", "/webhooks/telegram", body, {{"X-Telegram-Bot-Api-Secret-Token", secret}});
 }

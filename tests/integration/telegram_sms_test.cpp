@@ -157,13 +157,7 @@ TEST_CASE("Telegram: a chat gets one message a second, but a button's answer doe
     CHECK(first[i] - first[i - 1] >= std::chrono::milliseconds(900));  // AOUN_TELEGRAM_CHAT_RATE=1
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the chat's gap has passed
 
-  auto j = nlohmann::json::parse(fixture("telegram_callback_query_message.json"));
-  j["update_id"] = 6002;
-  j["callback_query"]["id"] = "cbq-6002";
-  j["callback_query"]["from"]["id"] = chat;
-  j["callback_query"]["message"]["chat"]["id"] = chat;
-  j["callback_query"]["data"] = "consent.yes";
-  REQUIRE(post_tg(srv.port(), j.dump()).status == 200);
+  REQUIRE(post_tg(srv.port(), tg_press(6002, chat, "consent.yes", "cbq-6002")).status == 200);
   REQUIRE(eventually([&] { return sends_to_chat().size() > first.size(); }));
   std::optional<std::chrono::steady_clock::time_point> ack;
   for (auto& r : e.tg.requests())
@@ -597,13 +591,7 @@ TEST_CASE("Telegram: a button's answer that fails is tried twice, not eight time
   REQUIRE(post_tg(srv.port(), tg_text(6101, chat, "/start")).status == 200);
   REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state <> 'sent'") == 0; }));
   const auto before = db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'");
-  auto j = nlohmann::json::parse(fixture("telegram_callback_query_message.json"));
-  j["update_id"] = 6102;
-  j["callback_query"]["id"] = "cbq-6102";
-  j["callback_query"]["from"]["id"] = chat;
-  j["callback_query"]["message"]["chat"]["id"] = chat;
-  j["callback_query"]["data"] = "consent.yes";
-  REQUIRE(post_tg(srv.port(), j.dump()).status == 200);
+  REQUIRE(post_tg(srv.port(), tg_press(6102, chat, "consent.yes", "cbq-6102")).status == 200);
   // The menu that follows consent goes; the answer, which only stops a spinner Telegram gives
   // up on within seconds, is not tried again and again.
   CHECK(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") > before; },

@@ -37,6 +37,14 @@ async function intakeUntilDocuments(name) {
   await say('أحتاج من يسمعني بعد ما تعرضت له');
   await page.locator('#messages .from-them', { hasText: 'أرسلوا صورة أو ملف PDF' }).last().waitFor();
 }
+// The page opened as someone who never chatted on this browser: no stored id, none in the tab.
+async function newVisitor() {
+  await page.goto(`${aoun.base}/chat/`);
+  await page.locator('#send:not([disabled])').waitFor();  // the session frame is in: nothing rewrites it now
+  await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });
+  await page.reload();
+  await page.locator('#start:not([disabled])').waitFor();
+}
 const isUpload = (r) => new URL(r.url()).pathname === '/chat/upload';
 // A 1×1 PNG (signature, IHDR, IDAT, IEND), what a photo's bytes begin with.
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
@@ -118,11 +126,7 @@ describe('website chat', () => {
 
   test('a visitor sends a photo in the documents step; it stays after a reload, and a "PDF" that is not one is refused', async () => {
     await page.setViewportSize({ width: 430, height: 900 });
-    await page.goto(`${aoun.base}/chat/`);
-    await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
-    await page.reload();
-    await page.locator('#start:not([disabled])').waitFor();
+    await newVisitor();
     await page.click('#start');
     await intakeUntilDocuments('نورة سعد القحطاني');
     const attach = page.getByRole('button', { name: 'إرفاق صورة أو ملف PDF' });
@@ -237,11 +241,7 @@ describe('website chat', () => {
   });
 
   test('a message not yet stored survives a reload of the page, and is stored once', async () => {
-    await page.goto(`${aoun.base}/chat/`);
-    await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
-    await page.reload();
-    await page.locator('#start:not([disabled])').waitFor();
+    await newVisitor();
     await say('مرحبا');
     // The server never gets "كتبتها قبل التحديث": the connection swallows it, and stays up.
     let swallowed = 0, swallowing = true;
@@ -272,11 +272,7 @@ describe('website chat', () => {
   });
 
   test('"end on this device" in one tab ends the conversation in the other tab, and what waited there is not sent', async () => {
-    await page.goto(`${aoun.base}/chat/`);
-    await page.locator('#send:not([disabled])').waitFor();
-    await page.evaluate(() => { localStorage.removeItem('aoun.chat.session'); sessionStorage.removeItem('aoun.chat.tab'); });  // a new visitor
-    await page.reload();
-    await page.locator('#start:not([disabled])').waitFor();
+    await newVisitor();
     await say('مرحبا');
     // several replies at once are each announced to screen readers, not only the last
     await page.waitForFunction(() => document.querySelectorAll('#announce p').length >= 2);
