@@ -33,6 +33,13 @@ struct field {
   field(std::string_view k, bool b) : key(k), v(b) {}
 };
 
+/// True at most once per `period_s` seconds for one `last` (a static at the call site), for a
+/// warning a flood must not repeat into the log; `now` in unix seconds.
+inline bool once_per(std::atomic<std::int64_t>& last, std::int64_t now, std::int64_t period_s = 60) {
+  auto seen = last.load(std::memory_order_relaxed);
+  return now - seen >= period_s && last.compare_exchange_strong(seen, now, std::memory_order_relaxed);
+}
+
 /// Starts the logger thread writing to `sink` (default: stderr) at `min` level and above.
 void start(level min, std::function<void(std::string_view line)> sink = {});
 /// Flushes what is queued and stops the thread. Safe to call twice.

@@ -206,9 +206,7 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     // Logged at most once a minute: refusals of real visitors usually mean a proxy in front
     // rewrites Host and AOUN_PUBLIC_URL is not the site's origin, and then nobody can chat.
     static std::atomic<std::int64_t> last_logged{0};
-    const auto now = unix_now();
-    auto last = last_logged.load(std::memory_order_relaxed);
-    if (now - last >= 60 && last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed))
+    if (log::once_per(last_logged, unix_now()))
       log::warn("webchat_origin_refused",
                 {{"rid", ctx.request_id},
                  {"origin", std::string(crypto::truncate_bytes(ctx.req[http::field::origin], 200))},

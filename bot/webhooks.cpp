@@ -66,9 +66,7 @@ response refuse_signature(const services& s, const request_context& ctx, std::st
                           std::string_view message) {
   static std::atomic<std::int64_t> last_logged{0};
   s.stats.count("webhook_signature_refused");
-  const auto now = unix_now();
-  auto last = last_logged.load(std::memory_order_relaxed);
-  if (now - last >= 60 && last_logged.compare_exchange_strong(last, now, std::memory_order_relaxed))
+  if (log::once_per(last_logged, unix_now()))
     log::warn("webhook_signature_refused",
               {{"rid", ctx.request_id}, {"channel", std::string(channel)}, {"route", std::string(ctx.req.target().substr(0, ctx.req.target().find('?')))},
                {"hint", channel == "sms" ? "AOUN_PUBLIC_URL must be the URL Twilio calls; check AOUN_TWILIO_AUTH_TOKEN"

@@ -5,13 +5,17 @@ namespace aoun::bot {
 void ws_channel::send_and_close(std::string payload) {
   net::post(ws_.get_executor(), [self = shared_from_this(), p = std::move(payload)]() mutable {
     if (self->closed_ || self->closing_) return;
-    self->closing_ = true;
-    self->queued_bytes_ += p.size();
-    self->queue_.push_back(std::move(p));
-    if (self->writing_) return;  // the drain closes once it is done
-    self->writing_ = true;
-    net::co_spawn(self->ws_.get_executor(), self->drain(), [self](std::exception_ptr) { self->writing_ = false; });
+    self->closing_ = true;  // the drain closes once it is done
+    self->enqueue(std::move(p));
   });
+}
+
+void ws_channel::enqueue(std::string payload) {
+  queued_bytes_ += payload.size();
+  queue_.push_back(std::move(payload));
+  if (writing_) return;
+  writing_ = true;
+  net::co_spawn(ws_.get_executor(), drain(), [self = shared_from_this()](std::exception_ptr) { self->writing_ = false; });
 }
 
 void ws_channel::send(std::string payload) {
@@ -23,11 +27,7 @@ void ws_channel::send(std::string payload) {
       self->shut();
       return;
     }
-    self->queued_bytes_ += p.size();
-    self->queue_.push_back(std::move(p));
-    if (self->writing_) return;
-    self->writing_ = true;
-    net::co_spawn(self->ws_.get_executor(), self->drain(), [self](std::exception_ptr) { self->writing_ = false; });
+    self->enqueue(std::move(p));
   });
 }
 

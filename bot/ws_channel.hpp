@@ -32,7 +32,8 @@ class ws_channel : public std::enable_shared_from_this<ws_channel> {
 
  private:
   net::awaitable<void> drain();
-  void shut();  // close(), on the stream's executor
+  void shut();                        // close(), on the stream's executor
+  void enqueue(std::string payload);  // on the stream's executor: queue, and start the drain
   stream_type ws_;
   std::deque<std::string> queue_;  // touched only on the stream's executor
   std::size_t queued_bytes_ = 0;   // touched only on the stream's executor
