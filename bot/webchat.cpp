@@ -144,6 +144,18 @@ net::awaitable<storage::result<int>> session_known(const services& s, const std:
 /// What every socket of an ended session is sent before it is closed.
 constexpr std::string_view ended_frame = R"({"type":"ended"})";
 
+/// Whether the visitor ended this session ("end on this device"), read in the job that would
+/// store their message: the check before it (session_known) is a read that a POST /chat/end
+/// can overtake, and a message stored after the end would bring the id back to life.
+storage::result<bool> session_was_ended(storage::connection& c, const std::string& session) {
+  auto q = c.prepare("SELECT 1 FROM beneficiaries WHERE channel = 'webchat' AND address = ? AND session_ended_at IS NOT NULL");
+  if (!q) return storage::result<bool>(boost::system::in_place_error, q.error());
+  q->bind(1, session);
+  auto row = q->step();
+  if (!row) return storage::result<bool>(boost::system::in_place_error, row.error());
+  return *row;
+}
+
 /// Whether a browser's Origin may open a chat socket: none (not a browser: browsers always send
 /// one), the server's public origin (AOUN_PUBLIC_URL), or the host the request was sent to (the
 /// page at /chat/, or an association site that proxies it under its own name). Another site's
@@ -399,9 +411,19 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     after_commit fx;
     fx.staff_listening = s.hub.has_subscribers("staff");
     auto now = unix_now();
-    auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &in, &fx, now](storage::connection& c) {
+    constexpr int was_ended = -1;
+    auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &in, &fx, now](storage::connection& c) -> storage::result<int> {
+      auto ended = session_was_ended(c, in.from);
+      if (!ended) return ended.error();
+      if (*ended) return was_ended;
       return s.ops.handle_all(c, std::span<const channels::inbound>(&in, 1), now, fx);
     });
+    if (r && *r == was_ended) {
+      // Ended on some device while this message was on its way: not stored, and this socket
+      // closes as every socket of the session does.
+      ch->send_and_close(std::string(ended_frame));
+      break;
+    }
     if (!r) {
       ch->send(json{{"type", "error"},
                     {"code", "not_stored"},
@@ -474,7 +496,11 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
   fx.staff_listening = s.hub.has_subscribers("staff");
   const auto now = row.created_at;
   constexpr int no_consent = -1;
+  constexpr int was_ended = -2;
   auto r = co_await db_write<int>(s.db, storage::rerun::safe, [&s, &in, &row, &fx, now](storage::connection& c) -> storage::result<int> {
+    auto ended = session_was_ended(c, row.address);
+    if (!ended) return ended.error();
+    if (*ended) return was_ended;
     // A file is kept only from someone who has agreed to the privacy notice: before, it is
     // not taken at all (the page says to agree first). A text before consent is the dialog's.
     // Someone staff hold, or who waits for staff (danger words before consent put them there),
@@ -500,6 +526,7 @@ net::awaitable<response> upload_file(const services& s, const session_ids& ids, 
     return fresh;
   });
   if (!r) co_return error_response(v, ka, api_error::unavailable, "could not store your file, please send it again");
+  if (*r == was_ended) co_return error_response(v, ka, api_error::unauthenticated, "unknown session: open the chat again");
   if (*r == no_consent)
     co_return error_response(v, ka, api_error::conflict,
                              "files are taken once the privacy notice is agreed to: agree to it in the chat, then send the file");
@@ -533,9 +560,14 @@ const char* mime_of(const std::string& path) {
 
 /// POST /chat/end: "end on this device". The session id (X-Chat-Session) no longer opens the
 /// conversation anywhere, and its open sockets are told and closed. The conversation stays with
-/// the association (it is not an erasure). Answered 204, also for an id no conversation lives at
-/// (nothing to end: a page that never wrote).
-net::awaitable<response> end_session(const services& s, request_context& ctx) {
+/// the association (it is not an erasure). Answered 204, also for an id that never opened
+/// anything (a made-up one).
+///
+/// An id the server made that holds no conversation yet is ended too, as a row with no
+/// conversation: the visitor's first message may still be on its way to the writer (the page
+/// sent it, then "end" at once), and stored after the end it would bring the id back to life.
+/// The message's own job reads the end (session_was_ended) and stores nothing.
+net::awaitable<response> end_session(const services& s, const session_ids& ids, request_context& ctx) {
   const auto v = ctx.req.version();
   const bool ka = ctx.req.keep_alive();
   const std::string session(ctx.req["X-Chat-Session"]);
@@ -543,19 +575,30 @@ net::awaitable<response> end_session(const services& s, request_context& ctx) {
     co_return error_response(v, ka, api_error::malformed, "X-Chat-Session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
   auto known = co_await session_known(s, session);
   if (!known) co_return error_response(v, ka, api_error::unavailable, "could not check the session, try again");
-  if (*known == session_lives) {
+  if (*known == session_unknown && !ids.ours(session)) {
+    response res{http::status::no_content, v};  // a made-up id never becomes an address
+    res.keep_alive(ka);
+    co_return res;
+  }
+  if (*known != session_ended) {
     const auto now = unix_now();
     auto w = co_await db_write<int>(s.db, storage::rerun::safe, [&session, now](storage::connection& c) -> storage::result<int> {
       auto q = c.prepare(
           "UPDATE beneficiaries SET session_ended_at = ? WHERE channel = 'webchat' AND address = ? AND session_ended_at IS NULL");
       if (!q) return q.error();
       if (auto ec = q->bind(1, now).bind(2, session).exec()) return ec;
+      if (c.changes() > 0) return 1;
+      auto t = c.prepare(
+          "INSERT INTO beneficiaries (channel, address, created_at, session_ended_at) VALUES ('webchat', ?1, ?2, ?2) "
+          "ON CONFLICT (channel, address) DO NOTHING");
+      if (!t) return t.error();
+      if (auto ec = t->bind(1, session).bind(2, now).exec()) return ec;
       return c.changes();
     });
     if (!w) co_return error_response(v, ka, api_error::unavailable, "could not end the session, try again");
-    s.stats.count("webchat_sessions_ended");
+    if (*w > 0) s.stats.count("webchat_sessions_ended");
   }
-  if (*known != session_unknown) s.hub.publish({"webchat:" + session, std::string(ended_frame)});
+  s.hub.publish({"webchat:" + session, std::string(ended_frame)});
   response res{http::status::no_content, v};
   res.keep_alive(ka);
   co_return res;
@@ -577,7 +620,7 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   });
   r.add(http::verb::post, std::string(upload_target),
         [&s, ids, limits](request_context& ctx) { return upload_file(s, *ids, *limits, ctx); });
-  r.add(http::verb::post, "/chat/end", [&s](request_context& ctx) { return end_session(s, ctx); });
+  r.add(http::verb::post, "/chat/end", [&s, ids](request_context& ctx) { return end_session(s, *ids, ctx); });
 }
 
 void add_static_routes(router& r, const services& s) {

@@ -350,24 +350,6 @@ TEST_CASE("a slow provider: at most 256 sends at once, the rest wait their turn,
 
 namespace {
 
-/// The server's database write-locked by another process (BEGIN IMMEDIATE) until release():
-/// the server's writes wait its busy timeout (5 s), then fail.
-struct write_lock {
-  sqlite3* db = nullptr;
-  explicit write_lock(const std::string& path) {
-    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-  }
-  void release() {
-    if (!db) return;
-    CHECK(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
-    db = nullptr;
-  }
-  ~write_lock() { release(); }
-};
-
 /// A Graph API whose first answer waits until `locked` is set (then 0.2 s more), however slow
 /// the build: that send's outcome is then written while the lock is held.
 void answer_first_once_locked(fake_provider& graph, std::atomic<int>& calls, std::atomic<bool>& locked,

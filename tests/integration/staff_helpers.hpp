@@ -22,6 +22,24 @@ namespace aoun::test {
 
 using env_vars = std::map<std::string, std::string>;
 
+/// The server's database write-locked by another process (BEGIN IMMEDIATE) until release():
+/// the server's writes wait its busy timeout (5 s), then fail.
+struct write_lock {
+  sqlite3* db = nullptr;
+  explicit write_lock(const std::string& path) {
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  }
+  void release() {
+    if (!db) return;
+    CHECK(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    db = nullptr;
+  }
+  ~write_lock() { release(); }
+};
+
 /// A server whose working hours cover every day, unless `extra` says otherwise.
 struct staff_env {
   temp_dir dir;

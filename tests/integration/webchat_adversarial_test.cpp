@@ -994,3 +994,53 @@ TEST_CASE("webchat: \"end on this device\" ends the id on the server: its pages 
   // Ending it again changes nothing.
   CHECK(http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", visitor}}).status == 204);
 }
+
+TEST_CASE("webchat: an id the server made is ended before anything is stored under it; it opens nothing after") {
+  staff_env e;
+  chat_client a(e.port());
+  REQUIRE(a.status == 101);
+  REQUIRE(a.next_of_type("history"));
+  const std::string visitor = a.session;
+  CHECK(http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", visitor}}).status == 204);
+  CHECK(a.next_of_type("ended"));
+  CHECK(a.wait_closed());
+  // Kept as ended, with nothing else: a copy of the id (another tab, a browser backup) opens a
+  // new conversation, not this one, and no file is taken under it.
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE channel = 'webchat' AND address = '" + visitor +
+                           "' AND session_ended_at IS NOT NULL") == 1);
+  chat_client again(e.port(), visitor);
+  REQUIRE(again.status == 101);
+  CHECK(again.session != visitor);
+  CHECK(upload(e.port(), visitor, tiny_png(), "after-end", "a.png").status == 401);
+  // A made-up id is not ours to keep: nothing is recorded for it.
+  CHECK(http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", "made-up-session-id-1234"}}).status == 204);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = 'made-up-session-id-1234'") == 0);
+  CHECK(stored_messages(e.db) == 0);
+}
+
+TEST_CASE("webchat: a first message still on its way when the visitor ends the session is not stored after the end") {
+  staff_env e;
+  chat_client a(e.port());
+  REQUIRE(a.status == 101);
+  REQUIRE(a.next_of_type("history"));
+  const std::string visitor = a.session;
+  // The writer is held (another process has the write lock), so the end's job waits at the head
+  // of its queue and the message's job comes behind it: the order of a press of "end" that
+  // overtakes the first message.
+  write_lock lock(e.db);
+  int ended = 0;
+  std::thread end([&] { ended = http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", visitor}}).status; });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  a.send(text_msg("رقم هويتي 1757491186", "first-1"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  lock.release();
+  end.join();
+  CHECK(ended == 204);
+  CHECK(a.next_of_type("ended"));
+  CHECK(a.wait_closed());
+  CHECK(stored_messages(e.db) == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM conversations") == 0);
+  chat_client again(e.port(), visitor);
+  REQUIRE(again.status == 101);
+  CHECK(again.session != visitor);
+}
