@@ -75,7 +75,15 @@ bool login_throttle::blocked(const std::string& address, std::int64_t now) {
 
 void login_throttle::failed(const std::string& address, std::int64_t now) {
   std::lock_guard lock(mutex_);
-  if (failures_.size() > 100000) failures_.clear();  // a flood of addresses must not grow memory without bound
+  if (failures_.size() >= max_addresses_ && failures_.find(address) == failures_.end()) {
+    // Bounded memory: forget the addresses that are not refused (their failures aged out, or
+    // too few), keeping those that are; only a flood of refused ones is forgotten whole.
+    for (auto it = failures_.begin(); it != failures_.end();) {
+      prune(it->second, now);
+      it = it->second.size() < limit_ ? failures_.erase(it) : std::next(it);
+    }
+    if (failures_.size() >= max_addresses_) failures_.clear();
+  }
   auto& d = failures_[address];
   prune(d, now);
   d.push_back(now);

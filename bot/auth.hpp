@@ -40,7 +40,11 @@ net::awaitable<auth_outcome> authenticate(const services& s, request_context& ct
 /// usernames, which the per-account lockout cannot see.
 class login_throttle {
  public:
-  login_throttle(std::size_t limit, std::int64_t window_seconds) : limit_(limit), window_(window_seconds) {}
+  /// At most `max_addresses` addresses are remembered: past that, those not (yet) refused are
+  /// forgotten first, so a flood of new addresses (IPv6 /64s are cheap) does not wipe the
+  /// count of the one actually guessing.
+  login_throttle(std::size_t limit, std::int64_t window_seconds, std::size_t max_addresses = 100000)
+      : limit_(limit), window_(window_seconds), max_addresses_(max_addresses) {}
   bool blocked(const std::string& address, std::int64_t now);
   void failed(const std::string& address, std::int64_t now);
 
@@ -48,6 +52,7 @@ class login_throttle {
   void prune(std::deque<std::int64_t>& d, std::int64_t now) const;
   const std::size_t limit_;
   const std::int64_t window_;
+  const std::size_t max_addresses_;
   std::mutex mutex_;
   std::map<std::string, std::deque<std::int64_t>> failures_;  // GUARDED_BY(mutex_)
 };

@@ -23,6 +23,10 @@ struct http_server::session_state {
 
 namespace {
 
+/// What a connection's read buffer may hold: a header (16 KiB at most) and what comes right
+/// behind it. Bodies with a Content-Length go into the request as they come.
+constexpr std::size_t max_read_buffer = 64 * 1024;
+
 std::string new_request_id() {
   static const std::uint64_t prefix = std::random_device{}();
   static std::atomic<std::uint64_t> counter{0};
@@ -165,8 +169,10 @@ void http_server::check_drained() {
     if (!stopping_ || !sessions_.empty() || !drained_) return;
     done = std::move(drained_);
     drained_ = nullptr;
+    // On the timer's strand, after its wait (posted there first, under this lock): a timer is
+    // not to be touched from two threads at once.
+    if (grace_timer_) net::post(grace_timer_->get_executor(), [t = grace_timer_.get()] { t->cancel(); });
   }
-  if (grace_timer_) grace_timer_->cancel();
   done();
 }
 
@@ -177,6 +183,23 @@ void http_server::shutdown(std::function<void()> drained) {
     if (stopping_.exchange(true)) return;
     drained_ = std::move(drained);
     open.assign(sessions_.begin(), sessions_.end());
+    // Made, and its wait posted, before check_drained (on any I/O thread) can see it.
+    grace_timer_ = std::make_unique<net::steady_timer>(net::make_strand(ioc_), opts_.shutdown_grace);
+    net::post(grace_timer_->get_executor(), [this, t = grace_timer_.get()] {
+      t->async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        std::function<void()> done;
+        {
+          std::lock_guard lock(mutex_);
+          done = std::move(drained_);
+          drained_ = nullptr;
+        }
+        if (done) {
+          log::warn("shutdown_grace_expired", {{"open_connections", static_cast<std::int64_t>(open_connections())}});
+          done();
+        }
+      });
+    });
   }
   net::post(acceptor_.get_executor(), [this] {
     boost::system::error_code ignored;
@@ -187,20 +210,6 @@ void http_server::shutdown(std::function<void()> drained) {
     net::post(st->strand, [st] {
       if (st->idle && st->stream != nullptr) st->stream->cancel();
     });
-  grace_timer_ = std::make_unique<net::steady_timer>(ioc_, opts_.shutdown_grace);
-  grace_timer_->async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
-    std::function<void()> done;
-    {
-      std::lock_guard lock(mutex_);
-      done = std::move(drained_);
-      drained_ = nullptr;
-    }
-    if (done) {
-      log::warn("shutdown_grace_expired", {{"open_connections", static_cast<std::int64_t>(open_connections())}});
-      done();
-    }
-  });
   check_drained();
 }
 
@@ -249,7 +258,11 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     auto ep = stream.socket().remote_endpoint(ec);
     if (!ec) remote = ep.address().to_string();
   }
-  beast::flat_buffer buffer;
+  // Capped: Beast 1.81 counts neither a chunk's size line nor the trailers against the header
+  // or body limits, so a client sending "1;" and then endless bytes without a line end would
+  // grow the buffer without end. Past the cap the read fails with buffer_overflow (a 400
+  // below). A Content-Length body does not sit here: the parser moves it into the request.
+  beast::flat_buffer buffer(max_read_buffer);
   // Beast reads at most the buffer's free capacity (and at least 512 bytes) per recv(2): a
   // buffer that grew to just fit one request takes two reads for the next one of ~1 KiB more.
   // 8 KiB holds a provider's webhook in one read.
@@ -306,6 +319,14 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
       }
       break;
     }
+    // A Transfer-Encoding whose last coding is not chunked leaves the body's end unknown
+    // (RFC 9112 §6.1: answer 400 and close). Beast takes such a request as one without a
+    // body, and its body would be read as the next request: behind a proxy that frames it
+    // otherwise, a way to slip a request past the proxy's rules.
+    if (parser.get().count(http::field::transfer_encoding) > 0 && !parser.chunked()) {
+      co_await answer_error(api_error::malformed, "Transfer-Encoding must end with chunked", "malformed");
+      break;
+    }
     // Behind a trusted reverse proxy the client is named in X-Forwarded-For (every such
     // header, in order, is one list). Without AOUN_TRUSTED_PROXIES nothing is read.
     std::string client = remote;
@@ -359,6 +380,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         } else if (bec.category() == make_error_code(http::error::end_of_stream).category() && bec != http::error::end_of_stream &&
                  bec != http::error::partial_message) {
           co_await answer_error(api_error::malformed, "malformed request body", "malformed");
+          if (bec == http::error::buffer_overflow) co_await linger();  // the rest may still be coming
         }
         break;
       }

@@ -84,7 +84,7 @@ class http_server {
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
   std::function<void()> drained_;                      // GUARDED_BY(mutex_)
-  std::unique_ptr<net::steady_timer> grace_timer_;
+  std::unique_ptr<net::steady_timer> grace_timer_;  // set once, under mutex_; used on its own strand
 };
 
 }  // namespace aoun::bot

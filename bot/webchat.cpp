@@ -623,15 +623,28 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   r.add(http::verb::post, "/chat/end", [&s, ids](request_context& ctx) { return end_session(s, *ids, ctx); });
 }
 
+/// Whether a path under a static folder has only named segments (none empty, none ".").
+bool one_spelling(std::string_view rel) {
+  for (std::size_t at = 0;;) {
+    const auto slash = rel.find('/', at);
+    const auto seg = rel.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at);
+    if (seg.empty() || seg == ".") return false;
+    if (slash == std::string_view::npos) return true;
+    at = slash + 1;
+  }
+}
+
 void add_static_routes(router& r, const services& s) {
   auto cache = std::make_shared<static_cache>();
   auto serve = [&s, cache](std::string prefix, std::string dir) {
     return [&s, cache, prefix, dir](request_context& ctx) -> net::awaitable<response> {
       std::string rel(ctx.path.size() > prefix.size() ? ctx.path.substr(prefix.size()) : std::string_view());
       if (rel.empty() || rel.back() == '/') rel += "index.html";
-      // No way out of the folder: reject "..", backslashes and NULs outright.
+      // No way out of the folder: reject "..", backslashes and NULs outright. And one spelling
+      // per file: no empty or "." segment ("//app.js", "./app.js"), so the cache below holds
+      // at most one copy of each file, whatever spellings a client tries.
       if (rel.find("..") != std::string::npos || rel.find('\\') != std::string::npos ||
-          rel.find('\0') != std::string::npos)
+          rel.find('\0') != std::string::npos || !one_spelling(rel))
         co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "no such file");
       std::string path = s.cfg.source_dir + "/" + dir + "/" + rel;
       std::pair<std::string, std::string> file;
@@ -657,8 +670,13 @@ void add_static_routes(router& r, const services& s) {
       res.set(http::field::content_type, file.first);
       res.set(http::field::cache_control, "no-cache");
       res.set("X-Content-Type-Options", "nosniff");
+      // Not shown inside another site's frame (clickjacking: a page that frames the console
+      // and lures a signed-in member of staff into clicks). The chat page is framed by no one
+      // either: the association links to it.
       res.set("Content-Security-Policy",
-              "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'");
+              "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+              "frame-ancestors 'none'");
+      res.set("X-Frame-Options", "DENY");
       res.keep_alive(ctx.req.keep_alive());
       res.body() = std::move(file.second);
       res.prepare_payload();

@@ -55,7 +55,7 @@ TEST_CASE("bad requests get a clear status and the server keeps serving") {
   SUBCASE("wrong method is 405 with Allow") {
     auto r = http_call(srv.port(), "DELETE", "/healthz");
     CHECK(r.status == 405);
-    CHECK(r.headers["allow"] == "GET");
+    CHECK(r.headers["allow"] == "GET, HEAD");
     CHECK(nlohmann::json::parse(r.body)["error"] == "bad_method");
   }
   SUBCASE("a body over the limit is 413") {
@@ -82,6 +82,26 @@ TEST_CASE("bad requests get a clear status and the server keeps serving") {
     CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
     out = raw_call(srv.port(), "GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n");
     CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+  }
+  SUBCASE("HEAD is answered wherever GET is, without a body") {
+    auto out = raw_call(srv.port(), "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(out.substr(out.find("\r\n\r\n") + 4).empty());
+  }
+  SUBCASE("a chunk size line or trailers that never end are refused, not buffered") {
+    // Beast counts neither against the header or body limits: without a cap on the read
+    // buffer, the server would hold every byte of these until the body deadline.
+    const std::string endless(256 * 1024, 'x');
+    auto out = raw_call(srv.port(), "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;" + endless);
+    CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+    out = raw_call(srv.port(), "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: " + endless);
+    CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+  }
+  SUBCASE("a Transfer-Encoding that does not end with chunked is 400, and its body is not taken for a request") {
+    auto out = raw_call(srv.port(), "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+                                    "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
+    CHECK(out.find("aoun_http_requests_total") == std::string::npos);
   }
   SUBCASE("binary junk does not crash the server") {
     std::string junk;
@@ -154,7 +174,16 @@ TEST_CASE("pages: the console and the chat page are served; AOUN_WEBCHAT=0 turns
   temp_dir dir;
   {
     server_process srv(dir.path + "/on.db");
-    CHECK(http_call(srv.port(), "GET", "/console/").status == 200);
+    auto page = http_call(srv.port(), "GET", "/console/");
+    CHECK(page.status == 200);
+    // Never inside another site's frame (clickjacking of a signed-in member of staff).
+    CHECK(page.headers["content-security-policy"].find("frame-ancestors 'none'") != std::string::npos);
+    CHECK(page.headers["x-frame-options"] == "DENY");
+    // One spelling per file: other spellings of a path are 404, so they cannot each fill the
+    // file cache with another copy.
+    CHECK(http_call(srv.port(), "GET", "/console/app.js").status == 200);
+    for (const char* other : {"/console//app.js", "/console/./app.js", "/console/.//app.js", "/console/x/../app.js"})
+      CHECK_MESSAGE(http_call(srv.port(), "GET", other).status == 404, other);
     auto chat = http_call(srv.port(), "GET", "/chat/");
     CHECK(chat.status == 200);
     CHECK(chat.body.find("dir=\"rtl\"") != std::string::npos);
