@@ -227,6 +227,7 @@ net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows)
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const std::int64_t id = rows[i].row.id;
     const std::string channel = rows[i].row.channel;
+    const int attempts = rows[i].row.attempts;
     bool done = false;
     std::string failure;
     try {
@@ -237,13 +238,22 @@ net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows)
     if (!failure.empty()) {
       // Thrown inside the server (memory, a bug): the row must not stay `sending`, which would
       // hold its recipient's replies until a restart. It may have left, so it is flagged like
-      // a send cut by a crash, and retried after a pause; the rest of the chain waits behind it.
+      // a send cut by a crash, and retried with the backoff; the rest of the chain waits behind
+      // it. A row that throws every time is dead at the last attempt, as a failing send is,
+      // and no longer holds the person's later replies (staff see it, and may send it again).
       log::error("outbox_deliver_failed", {{"id", id}, {"what", failure}});
       outcome_write w;
-      w.what = outcome_write::kind::retry;
-      w.next_ms = now_ms() + backoff(1).count();
       w.error = "uncertain: the send failed inside the server: " + failure.substr(0, 200);
-      co_await record_outcome(id, channel, w);
+      if (attempts >= cfg_.outbox.max_attempts) {
+        w.what = outcome_write::kind::dead;
+        w.at_ms = now_ms();
+      } else {
+        w.what = outcome_write::kind::retry;
+        w.next_ms = now_ms() + backoff(std::max(attempts, 1)).count();
+      }
+      const bool recorded = co_await record_outcome(id, channel, w);
+      // The chain goes on behind a dead letter, as after any; behind a retry it waits.
+      done = recorded && w.what == outcome_write::kind::dead;
     }
     if (done) continue;
     for (std::size_t k = i + 1; k < rows.size(); ++k) --unpaced_[rows[k].row.channel];  // never paced
@@ -456,7 +466,9 @@ net::awaitable<void> outbox_worker::loop() {
           continue;
         }
         auto [since, fresh] = skipped_since_.try_emplace(name, round_at);
-        if (!fresh && round_at - since->second > std::chrono::seconds(5)) {
+        // (Only while fewer than a claim's worth of its rows wait in memory for their pace:
+        // else every 5 s would add 64 more, and they would take the room of every channel.)
+        if (!fresh && round_at - since->second > std::chrono::seconds(5) && unpaced_[name] < claim_batch) {
           since->second = round_at;
           continue;
         }
@@ -471,7 +483,7 @@ net::awaitable<void> outbox_worker::loop() {
               auto r = storage::outbox_claim(c, now_ms(), n, skip);
               if (!r) return r.error();
               out.rows = std::move(*r);
-              auto b = storage::outbox_backlog_of(c);
+              auto b = storage::outbox_backlog_of(c, skip);
               if (!b) return b.error();
               out.backlog = *b;
               return out;
@@ -756,16 +768,23 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     ~unpaced_guard() { done(); }
   } unpaced{unpaced_, row.channel};
   co_await follow_readdress(s);  // a number that changed hands since the row was claimed
+  // Whether the person said STOP (SMS) or blocked the bot (Telegram) since the row was written.
+  const bool opt_out_channel = !conversation_ops::opted_out_reason(row.channel).empty() && !is_callback_answer(s);
+  auto opted_out_now = [this, &row]() -> net::awaitable<storage::result<bool>> {
+    const std::string& recipient = row.recipient;
+    const std::string& channel = row.channel;
+    co_return co_await db_read<bool>(db_, [&recipient, &channel](storage::connection& c) {
+      return storage::opted_out(c, channel, recipient);
+    });
+  };
+  auto checked_at = clock::now();
   if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
     refused = conversation_ops::telegram_group_reason;
   } else if (conversation_ops::retired_address(row.recipient)) {
     refused = conversation_ops::number_reassigned_reason;
-  } else if (!conversation_ops::opted_out_reason(row.channel).empty() && !is_callback_answer(s)) {
-    const std::string& recipient = row.recipient;
-    const std::string& channel = row.channel;
-    auto out = co_await db_read<bool>(db_, [&recipient, &channel](storage::connection& c) {
-      return storage::opted_out(c, channel, recipient);
-    });
+  } else if (opt_out_channel) {
+    auto out = co_await opted_out_now();
+    checked_at = clock::now();
     if (!out) {
       result.outcome = channels::send_outcome::retry;
       result.error = "database: the opt-out check failed: " + out.error().message();
@@ -825,7 +844,20 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         result.error = std::string(refused);  // proves nothing of the credentials: the guard frees the probe
       }
     }
-    if (!held && refused.empty()) {
+    // ... and so may a STOP: an SMS in a backlog waits its turn for seconds, and a STOP sent
+    // meanwhile must hold it (docs/channels.md). Read again when the wait was not instant.
+    if (!held && refused.empty() && opt_out_channel && clock::now() - checked_at > std::chrono::milliseconds(50)) {
+      auto out = co_await opted_out_now();
+      if (out && *out) {
+        refused = conversation_ops::opted_out_reason(row.channel);
+        result.outcome = channels::send_outcome::rejected;
+        result.error = std::string(refused);
+      } else if (!out) {
+        result.outcome = channels::send_outcome::retry;
+        result.error = "database: the opt-out check failed: " + out.error().message();
+      }
+    }
+    if (!held && refused.empty() && result.error.empty()) {
       // `s` lives in this frame until the spawned send completes.
       result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
       guard.armed = false;
@@ -862,10 +894,11 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         w.what = outcome_write::kind::dead;
       } else {
         outcome = limited ? "rate_limited" : "retry";
-        // Slowed down with a time to wait: that time. Without one: the backoff, with jitter (a
-        // burst of rows must not come back in lockstep), a second at least.
+        // Slowed down with a time to wait: that time. Without one: a second plus the backoff,
+        // with its jitter (a burst of rows must not come back in lockstep, as a floor of a
+        // second over the first backoffs would make them).
         auto delay = backoff(row.attempts);
-        if (limited) delay = result.retry_after.count() > 0 ? result.retry_after : std::max(delay, std::chrono::milliseconds(1000));
+        if (limited) delay = result.retry_after.count() > 0 ? result.retry_after : std::chrono::milliseconds(1000) + delay;
         w.what = outcome_write::kind::retry;
         w.next_ms = ms + delay.count();
       }

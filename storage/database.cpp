@@ -196,7 +196,10 @@ bool database::run_batch_fast(std::vector<job>& batch, boost::system::error_code
   ec = exec_cached(c, "BEGIN IMMEDIATE");
   if (ec) return true;  // nothing ran: every job fails with ec
   for (auto& j : batch) {
-    if (!run_job(c, j.work)) continue;
+    // A job that succeeded with the transaction gone (it swallowed an error after which SQLite
+    // rolled everything back: a full disk, an I/O error, no memory) would leave the rest of the
+    // batch to run one statement at a time, outside any transaction: run it again, carefully.
+    if (!run_job(c, j.work) && !sqlite3_get_autocommit(c.handle())) continue;
     // No savepoint to go back to: undo everything (SQLite may have done so already, after an
     // I/O error or a full disk), and let the caller run the batch again with savepoints.
     exec_cached(c, "ROLLBACK");
@@ -219,6 +222,14 @@ boost::system::error_code database::run_batch_careful(std::vector<job>& batch,
     }
     results[i] = run_job(c, batch[i].work);
     if (results[i]) exec_cached(c, "ROLLBACK TO job");
+    if (sqlite3_get_autocommit(c.handle())) {
+      // SQLite rolled the whole transaction back (a full disk, an I/O error, no memory): the
+      // jobs before this one are undone too, and the ones after would each commit on their
+      // own. Every job of the batch fails, and their callers answer or retry accordingly.
+      const auto gone = results[i] ? results[i] : make_error_code(errc::io);
+      for (auto& r : results) r = gone;
+      return gone;
+    }
     exec_cached(c, "RELEASE job");
   }
   ec = exec_cached(c, "COMMIT");

@@ -143,7 +143,7 @@ error_code outbox_release(connection& c, std::int64_t id) {
   return q->bind(1, id).exec();
 }
 
-result<outbox_backlog> outbox_backlog_of(connection& c) {
+result<outbox_backlog> outbox_backlog_of(connection& c, std::string_view skip) {
   outbox_backlog b;
   {
     auto q = c.prepare("SELECT 1 FROM outbox WHERE state = 'pending' LIMIT 1");  // partial index
@@ -158,8 +158,9 @@ result<outbox_backlog> outbox_backlog_of(connection& c) {
   auto q = c.prepare(
       std::string("SELECT min(next_attempt_at_ms) FROM outbox WHERE id IN (SELECT min(id) FROM outbox "
                   "WHERE state IN ('pending', 'sending') GROUP BY channel, recipient) AND state = 'pending' AND ") +
-      no_send_in_flight);
+      no_send_in_flight + " AND instr(?1, ',' || channel || ',') = 0");
   if (!q) return q.error();
+  q->bind(1, skip);
   auto r = q->step();
   if (!r) return r.error();
   if (*r && !q->is_null(0)) b.next_due_ms = q->int64(0);

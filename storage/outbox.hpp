@@ -51,7 +51,9 @@ struct outbox_backlog {
   bool any_pending = false;
   std::optional<std::int64_t> next_due_ms;
 };
-result<outbox_backlog> outbox_backlog_of(connection& c);
+/// `skip` as outbox_claim's: the channels left out of this claim are left out of next_due_ms
+/// too (their rows are due, and the worker looks at them again on its own clock).
+result<outbox_backlog> outbox_backlog_of(connection& c, std::string_view skip = "");
 
 /// The outcome of a send, for a row that is `sending` (a row in any other state is left alone,
 /// so writing an outcome again, after a write reported failed that did commit, changes nothing).

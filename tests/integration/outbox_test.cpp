@@ -649,3 +649,27 @@ TEST_CASE("SMS are paced by segment: a long Arabic reply takes the gateway's tim
   }
   CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(last - first) >= std::chrono::milliseconds(750));
 }
+
+TEST_CASE("a reply whose send throws inside the server every time is dead at the last attempt, and stops holding the person's next") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  auto env = channel_env(graph, tg, twilio);
+  env["AOUN_OUTBOX_MAX_ATTEMPTS"] = "3";
+  env["AOUN_OUTBOX_BACKOFF_MS"] = "10";
+  {
+    server_process first(db, env);  // makes the schema
+    REQUIRE(first.stop() == 0);
+  }
+  // A payload the renderer throws on (a flag that is not a boolean: a damaged row, say), then
+  // the person's next reply behind it.
+  db_exec(db, "INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES "
+              "('whatsapp', '966500000321', '{\"text\":\"x\",\"request_contact\":\"yes\"}', 'pending', 1), "
+              "('whatsapp', '966500000321', '{\"text\":\"after\"}', 'pending', 1)");
+  server_process srv(db, env);
+  REQUIRE(eventually([&] { return db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 1; }));
+  CHECK(db_text(db, "SELECT state || ' ' || attempts FROM outbox WHERE id = 1") == "dead 3");
+  CHECK(db_text(db, "SELECT last_error FROM outbox WHERE id = 1").rfind("uncertain: the send failed inside the server", 0) == 0);
+  REQUIRE(graph.requests().size() == 1);
+  CHECK(graph.requests()[0].body.find("after") != std::string::npos);
+}

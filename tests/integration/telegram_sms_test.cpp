@@ -278,6 +278,34 @@ TEST_CASE("SMS: STOP also stops the replies still waiting their turn, and the re
         db_value(e.db, "SELECT count(*) FROM outbox") - 1);
 }
 
+TEST_CASE("SMS: a STOP that comes while a reply waits its turn at the gateway's pace holds that reply too") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  const std::string db = dir.path + "/aoun.db";
+  auto vars = channel_env(graph, tg, twilio);
+  vars["AOUN_SMS_RATE"] = "0.25";  // a segment every 4 s
+  server_process srv(db, vars);
+  auto sms = [&](const std::string& sid, const std::string& from, const std::string& body) {
+    REQUIRE(post_sms(srv.port(), {{"MessageSid", sid}, {"From", from}, {"To", "+15005550006"}, {"Body", body}, {"NumMedia", "0"}})
+                .status == 200);
+  };
+  // The welcome goes at once; what follows it (the privacy notice, many segments of Arabic)
+  // then waits seconds for its turn, handed to the worker (`sending`) and past the check made
+  // when its turn began.
+  const std::string from = "+966500000504";
+  sms("SMq2", from, "مرحبا");
+  REQUIRE(db_value(db, "SELECT count(*) FROM outbox WHERE recipient = '" + from + "' AND state = 'sending'") >= 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  sms("SMq3", from, "STOP");
+  REQUIRE(eventually([&] {
+    return db_value(db, "SELECT count(*) FROM outbox WHERE recipient = '" + from + "' AND state IN ('pending', 'sending')") == 0;
+  }, std::chrono::seconds(30)));
+  CHECK(twilio.requests().size() == 1);  // the welcome, gone before the STOP
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 1);
+  CHECK(db_value(db, "SELECT count(*) FROM outbox WHERE recipient = '" + from + "' AND state = 'dead' AND last_error LIKE 'opted_out:%'") ==
+        db_value(db, "SELECT count(*) FROM outbox WHERE recipient = '" + from + "'") - 1);
+}
+
 TEST_CASE("SMS: Twilio refusing a recipient who opted out with it (21610) marks them opted out here too") {
   env e;
   e.twilio.set_default([](const recorded_request&) {

@@ -144,6 +144,29 @@ TEST_CASE("re-runnable jobs: a failure rolls the batch back and runs it again, o
     CHECK(db->snapshot().reruns == 0);
     CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == 2);
   }
+  SUBCASE("a job after which SQLite rolled the whole transaction back: every job fails, none commits alone") {
+    // What SQLite may do after a full disk, an I/O error or no memory, forced here by a job
+    // that ends the transaction itself and reports success (as a job that swallows the error
+    // would). The jobs before it are undone with it; the ones after must not each commit on
+    // their own, outside any transaction, while their callers are told they failed.
+    for (rerun mode : {rerun::safe, rerun::unsafe}) {
+      CAPTURE(static_cast<int>(mode));
+      const auto before = count(*db, "SELECT count(*) FROM processed_webhooks");
+      std::atomic<int> runs[2] = {};
+      std::vector<std::pair<write_job, rerun>> jobs;
+      jobs.emplace_back(insert_key("g0" + std::to_string(static_cast<int>(mode)), runs[0]), mode);
+      jobs.emplace_back([](connection& c) -> error_code {
+        c.exec_script("ROLLBACK");
+        return {};
+      }, mode);
+      jobs.emplace_back(insert_key("g2" + std::to_string(static_cast<int>(mode)), runs[1]), mode);
+      auto r = one_batch(*db, std::move(jobs));
+      CHECK(r[0]);
+      CHECK(r[1]);
+      CHECK(r[2]);
+      CHECK(count(*db, "SELECT count(*) FROM processed_webhooks") == before);
+    }
+  }
   SUBCASE("a re-runnable job that throws fails alone") {
     std::atomic<int> runs[2] = {};
     std::atomic<int> thrown{0};

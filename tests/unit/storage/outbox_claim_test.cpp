@@ -80,6 +80,15 @@ TEST_CASE("outbox claim: a channel whose rate limit is saturated is left for lat
   REQUIRE(rows.has_value());
   REQUIRE(rows->size() == 1);
   CHECK((*rows)[0].id == wa);
+  // The row left out is due, but it is not what the worker's timer waits for: with it counted,
+  // the worker would wake at once, claim nothing, and again, a write job each time.
+  auto backlog = outbox_backlog_of(*c, ",sms,");
+  REQUIRE(backlog.has_value());
+  CHECK(backlog->any_pending);
+  CHECK(!backlog->next_due_ms);
+  backlog = outbox_backlog_of(*c);
+  REQUIRE(backlog.has_value());
+  CHECK(backlog->next_due_ms == 0);
   // Not skipped any more: claimed.
   rows = outbox_claim(*c, 1000, 64, "");
   REQUIRE(rows.has_value());
