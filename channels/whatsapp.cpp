@@ -440,6 +440,15 @@ provider_request render(const outgoing& msg, const config& cfg) {
   return req;
 }
 
+namespace {
+bool account_refused(std::optional<std::int64_t> code, std::optional<std::int64_t> subcode) {
+  if (!code) return false;
+  const auto c = *code;
+  return c == 190 || c == 0 || c == 3 || c == 10 || (c >= 200 && c <= 299) || c == 131005 || c == 368 || c == 131031 ||
+         c == 131042 || c == 133010 || (c == 100 && subcode == 33);
+}
+}  // namespace
+
 send_result interpret(int http_status, std::string_view body, std::string_view retry_after_header) {
   detail::json_doc doc;
   const jv* root = doc.parse(body) ? &doc.root() : nullptr;
@@ -454,8 +463,15 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
       r.provider_message_id = text_member(&ms->get_array().front(), "id");
     return r;
   }
-  // 190: the access token expired or was revoked (Meta answers it with 401, sometimes 400).
-  if (code == 190 || http_status == 401) {
+  // The account, not this message, is refused: every reply would fail the same way, so the
+  // channel is held (as for a refused token) instead of each reply going dead one by one, and
+  // staff see why. 190: the access token expired or was revoked (Meta answers it with 401,
+  // sometimes 400); 0, 3, 10, 200-299, 131005: the app lost a permission; 368: temporarily
+  // blocked for a policy violation; 131031: the business account is locked; 131042: a payment
+  // problem; 133010: the number is not registered; 100 with subcode 33: our phone_number_id
+  // names nothing we may use (Meta's error codes, "Authorization", "Integrity" and
+  // "Throttling" tables).
+  if (account_refused(code, detail::int_member(err, "error_subcode")) || http_status == 401) {
     send_result r;
     r.outcome = send_outcome::rejected;
     r.credentials_refused = true;
@@ -469,8 +485,9 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
     r.error = detail::error_text(http_status, code_text);
     return r;
   }
-  // Throughput (130429), pair rate limit (131056), app/business rate limits (4, 80007).
-  if (code == 130429 || code == 131056 || code == 80007 || code == 4) {
+  // Throughput (130429), pair rate limit (131056), app/business rate limits (4, 80007), spam
+  // rate limit (131048: too many messages refused or blocked lately; it lifts with time).
+  if (code == 130429 || code == 131056 || code == 80007 || code == 4 || code == 131048) {
     send_result r;
     r.outcome = send_outcome::rate_limited;
     r.retry_after = detail::retry_after_header(retry_after_header);

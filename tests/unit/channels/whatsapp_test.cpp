@@ -511,6 +511,25 @@ TEST_CASE("whatsapp: interpret answers") {
   CHECK(whatsapp::interpret(429, "", "99999").retry_after == std::chrono::hours(1));
 }
 
+TEST_CASE("whatsapp: a refusal of the account, not of the message, holds the channel; one of the message does not") {
+  // The token, a permission, a policy block, a locked account, a payment problem, an
+  // unregistered number, our phone_number_id unknown: every reply would fail alike.
+  for (const char* body : {R"({"error":{"code":190}})", R"({"error":{"code":10}})", R"({"error":{"code":200}})",
+                           R"({"error":{"code":299}})", R"({"error":{"code":131005}})", R"({"error":{"code":368}})",
+                           R"({"error":{"code":131031}})", R"({"error":{"code":131042}})", R"({"error":{"code":133010}})",
+                           R"({"error":{"code":100,"error_subcode":33}})"}) {
+    auto r = whatsapp::interpret(400, body, "");
+    CHECK_MESSAGE(r.credentials_refused, body);
+    CHECK_MESSAGE(r.outcome == send_outcome::rejected, body);
+  }
+  // This message, or this recipient: the channel goes on.
+  for (const char* body : {R"({"error":{"code":100}})", R"({"error":{"code":100,"error_subcode":2494010}})",
+                           R"({"error":{"code":131026}})", R"({"error":{"code":131047}})", R"({"error":{"code":132000}})"})
+    CHECK_MESSAGE(!whatsapp::interpret(400, body, "").credentials_refused, body);
+  // Too many messages refused lately (spam rate limit): slowed down, not dead.
+  CHECK(whatsapp::interpret(400, R"({"error":{"code":131048}})", "").outcome == send_outcome::rate_limited);
+}
+
 TEST_CASE("Retry-After: delta-seconds or an HTTP-date, clamped to an hour") {
   using aoun::channels::detail::http_date;
   using aoun::channels::detail::retry_after_header;
