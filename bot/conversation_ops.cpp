@@ -266,7 +266,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
                                  now))
       return storage::result<bool>(boost::system::in_place_error, ec);
   }
-  auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
+  auto b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true, in.timestamp);
   if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
   // A number's previous holder, set aside (storage::move_address), whose late message
   // handle_all filed with them: recorded for staff, and nothing more. Nothing can reach them.
@@ -318,7 +318,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
           return storage::result<bool>(boost::system::in_place_error, ec);
         if (auto ec = announce_move(c, *moved, now, fx)) return storage::result<bool>(boost::system::in_place_error, ec);
       }
-      b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true);
+      b = storage::upsert_beneficiary(c, channel, in.from, in.display_name, now, true, in.timestamp);
       if (!b) return storage::result<bool>(boost::system::in_place_error, b.error());
       // Remembered, so that a message with the user id alone finds them (handle_all).
       if (auto ec = storage::set_user_id(c, b->id, channel, in.user_id))

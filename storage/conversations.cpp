@@ -529,7 +529,9 @@ result<int> delete_processed(connection& c, const std::vector<std::pair<std::str
 }
 
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
-                                           std::string_view display_name, std::int64_t now, bool inbound) {
+                                           std::string_view display_name, std::int64_t now, bool inbound,
+                                           std::int64_t written_at) {
+  const std::int64_t at = written_at > 0 && written_at < now ? written_at : now;
   // SELECT, then write only what changed: INSERT for a new beneficiary; UPDATE when the name
   // changes or last_inbound_at is inbound_refresh_seconds old. A beneficiary in a dialog writes
   // several messages a minute, and each UPDATE rewrote a page at a random place in the file
@@ -562,24 +564,24 @@ result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view chann
     if (b.error() != errc::not_found) return b;
     auto i = c.prepare(
         "INSERT INTO beneficiaries (channel, address, display_name, created_at, last_inbound_at) "
-        "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END)");
+        "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?6 END)");
     if (!i) return i.error();
-    if (auto ec = i->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, now).bind(5, inbound ? 1 : 0).exec())
+    if (auto ec = i->bind(1, channel).bind(2, address).bind(3, display_name).bind(4, now).bind(5, inbound ? 1 : 0).bind(6, at).exec())
       return ec;
     return read();
   }
   const bool rename = !display_name.empty() && !b->erased_at && b->display_name != display_name;
   const bool refresh =
-      inbound && (!b->last_inbound_at || now < *b->last_inbound_at || now - *b->last_inbound_at >= inbound_refresh_seconds);
+      inbound && (!b->last_inbound_at || now < *b->last_inbound_at || at - *b->last_inbound_at >= inbound_refresh_seconds);
   if (!rename && !refresh) return b;
   auto u = c.prepare(
       "UPDATE beneficiaries SET display_name = CASE WHEN ?1 THEN ?2 ELSE display_name END, "
       "last_inbound_at = CASE WHEN ?3 THEN ?4 ELSE last_inbound_at END WHERE id = ?5");
   if (!u) return u.error();
-  if (auto ec = u->bind(1, rename ? 1 : 0).bind(2, display_name).bind(3, refresh ? 1 : 0).bind(4, now).bind(5, b->id).exec())
+  if (auto ec = u->bind(1, rename ? 1 : 0).bind(2, display_name).bind(3, refresh ? 1 : 0).bind(4, at).bind(5, b->id).exec())
     return ec;
   if (rename) b->display_name = std::string(display_name);
-  if (refresh) b->last_inbound_at = now;
+  if (refresh) b->last_inbound_at = at;
   return b;
 }
 

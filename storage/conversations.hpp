@@ -76,8 +76,12 @@ inline constexpr std::int64_t inbound_refresh_seconds = 60;
 /// Finds or creates the beneficiary for (channel, address); refreshes display_name (when a
 /// non-empty, different one comes and the beneficiary was not erased) and, when `inbound` is
 /// set, last_inbound_at (see inbound_refresh_seconds). Writes nothing when nothing changes.
+/// `written_at` (0: now) is when the person wrote, which WhatsApp's 24-hour window runs from: a
+/// message delivered late (Meta retries for days) does not reopen a window that has closed.
+/// last_inbound_at only moves forward, but for one in the future (a clock set back since).
 result<beneficiary_row> upsert_beneficiary(connection& c, std::string_view channel, std::string_view address,
-                                           std::string_view display_name, std::int64_t now, bool inbound);
+                                           std::string_view display_name, std::int64_t now, bool inbound,
+                                           std::int64_t written_at = 0);
 /// A beneficiary who asked for nothing more on their channel (`at`), or came back (nullopt): an
 /// SMS STOP and START, a Telegram user who blocked the bot and wrote again. Nothing is sent to
 /// them on that channel while opted out (docs/channels.md, "Opting out").

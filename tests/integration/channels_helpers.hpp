@@ -1,5 +1,6 @@
 #pragma once
 // Builders for signed provider webhooks, shared by the integration tests.
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,7 +53,10 @@ struct channel_server {
   }
 };
 
-/// A WhatsApp text webhook from `from` with message id `wamid`.
+/// Now, as WhatsApp's `timestamp` (when the person wrote: the 24-hour window runs from it).
+inline std::string wa_now() { return std::to_string(std::time(nullptr)); }
+
+/// A WhatsApp text webhook from `from` with message id `wamid`, written now.
 inline std::string wa_text(const std::string& from, const std::string& wamid, const std::string& text) {
   auto j = nlohmann::json::parse(fixture("whatsapp_text.json"));
   auto& v = j["entry"][0]["changes"][0]["value"];
@@ -60,6 +64,7 @@ inline std::string wa_text(const std::string& from, const std::string& wamid, co
   v["messages"][0]["from"] = from;
   v["messages"][0]["id"] = wamid;
   v["messages"][0]["text"]["body"] = text;
+  v["messages"][0]["timestamp"] = wa_now();
   return j.dump();
 }
 
@@ -71,6 +76,7 @@ inline std::string wa_button(const std::string& from, const std::string& wamid, 
   v["messages"][0]["from"] = from;
   v["messages"][0]["id"] = wamid;
   v["messages"][0]["interactive"]["button_reply"] = {{"id", id}, {"title", title}};
+  v["messages"][0]["timestamp"] = wa_now();
   return j.dump();
 }
 

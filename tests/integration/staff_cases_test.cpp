@@ -176,6 +176,14 @@ TEST_CASE("WhatsApp 24-hour rule: a reply outside the window is refused with the
   }));
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.template'") == 1);
 
+  // A message written 30 hours ago that reaches us only now (Meta retries for days after an
+  // outage) opens nothing: WhatsApp's window runs from when it was written.
+  auto late = json::parse(wa_text(b.from, "wamid.late-1", "هل وصلت رسالتي؟"));
+  late["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(now - 30 * 3600);
+  REQUIRE(post_wa(e.port(), late.dump()).status == 200);
+  CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == false);
+  CHECK(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "are you there?"}}).status == 409);
+
   // Once the beneficiary answers, the window is open again.
   b.text("نعم أنا هنا");
   CHECK(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "thanks for answering"}}).status == 200);

@@ -127,6 +127,7 @@ struct wa_user {
     v["contacts"][0]["wa_id"] = from;
     v["messages"][0]["from"] = from;
     v["messages"][0]["id"] = next_id();
+    v["messages"][0]["timestamp"] = wa_now();
     auto r = post_wa(port, j.dump());
     REQUIRE_MESSAGE(r.status == 200, r.body);
   }

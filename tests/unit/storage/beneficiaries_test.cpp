@@ -90,6 +90,26 @@ TEST_CASE("upsert_beneficiary writes only what changed; last_inbound_at lags by 
   CHECK(f->last_inbound_at == 900);
 }
 
+TEST_CASE("upsert_beneficiary: the 24-hour window runs from when the person wrote, not from a late delivery") {
+  auto c = fresh_connection();
+  const std::int64_t day = 86400;
+  // Written two days ago, delivered now (Meta retried it after an outage): no window opens now.
+  auto a = upsert_beneficiary(*c, "whatsapp", "966500000004", "", 10 * day, true, 8 * day);
+  REQUIRE(a.has_value());
+  CHECK(a->last_inbound_at == 8 * day);
+  // A newer message moves it forward; an older one delivered after it does not move it back.
+  auto b = upsert_beneficiary(*c, "whatsapp", "966500000004", "", 10 * day + 5, true, 10 * day);
+  REQUIRE(b.has_value());
+  CHECK(b->last_inbound_at == 10 * day);
+  auto d = upsert_beneficiary(*c, "whatsapp", "966500000004", "", 10 * day + 100, true, 9 * day);
+  REQUIRE(d.has_value());
+  CHECK(d->last_inbound_at == 10 * day);
+  // A time in the future (a sender's clock ahead of ours) counts as now.
+  auto e = upsert_beneficiary(*c, "whatsapp", "966500000004", "", 10 * day + 200, true, 11 * day);
+  REQUIRE(e.has_value());
+  CHECK(e->last_inbound_at == 10 * day + 200);
+}
+
 TEST_CASE("upsert_beneficiary never writes a name back onto an erased beneficiary") {
   auto c = fresh_connection();
   auto a = upsert_beneficiary(*c, "sms", "+966500000002", "Sara", 100, true);
