@@ -213,6 +213,19 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     }
     if (in.status == "failed")
       for (const auto& d : *changed) fx.delivery_failed.emplace_back(channel, d.outbox_id);
+    // WhatsApp may accept a message and fail it later with 131047: its 24-hour window had
+    // closed. Then it is closed here too (unless the person wrote since that send), so that
+    // staff are offered the template instead of replies that fail the same way.
+    if (in.status == "failed" && in.channel == channels::kind::whatsapp && in.status_error.rfind("131047", 0) == 0)
+      for (const auto& d : *changed) {
+        if (!d.conversation_id) continue;
+        auto q = c.prepare(
+            "UPDATE beneficiaries SET last_inbound_at = NULL WHERE id = (SELECT beneficiary_id FROM conversations "
+            "WHERE id = ?1) AND last_inbound_at <= (SELECT coalesce(sent_at, created_at) FROM outbox WHERE id = ?2)");
+        if (!q) return storage::result<bool>(boost::system::in_place_error, q.error());
+        if (auto ec = q->bind(1, *d.conversation_id).bind(2, d.outbox_id).exec())
+          return storage::result<bool>(boost::system::in_place_error, ec);
+      }
     if (fx.staff_listening)
       for (const auto& d : *changed) {
         if (!d.message_id) continue;

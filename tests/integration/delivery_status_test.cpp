@@ -198,6 +198,9 @@ TEST_CASE("a provider's 'failed' status reaches staff live, with its reason, and
   // Counted for whoever watches /metrics.
   CHECK(http_call(e.port(), "GET", "/metrics").body.find(failed_total) != std::string::npos);
   CHECK(m.value("delivery_error", "") == "131047 Re-engagement message");
+  // 131047: WhatsApp's 24-hour window had closed, so it is closed here too: staff are offered
+  // the template rather than replies that would fail alike.
+  CHECK(as_json(api(e.port(), "GET", "/api/v1/conversations/" + std::to_string(conversation), token))["window_open"] == false);
 
   // A status that changes nothing (a late "delivered" after "failed") sends no event.
   const auto before = live.events().size();
