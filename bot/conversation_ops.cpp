@@ -862,9 +862,10 @@ error_code conversation_ops::request_documents(storage::connection& c, storage::
 }
 
 error_code conversation_ops::back_to_bot(storage::connection& c, storage::conversation_row& conv, std::int64_t now,
-                                         after_commit& fx) const {
+                                         after_commit& fx, bool quiet) const {
   auto eng = engine();
   auto r = eng->back_to_bot(dialogs::state::parse(conv.dialog_state), make_context(c, conv, now));
+  if (quiet) r.replies.clear();
   return apply(c, conv, r, std::nullopt, now, fx);
 }
 

@@ -129,8 +129,10 @@ class conversation_ops {
                                          std::int64_t now, after_commit& fx) const;
   boost::system::error_code request_documents(storage::connection& c, storage::conversation_row& conv,
                                               std::string_view reference, std::int64_t now, after_commit& fx) const;
+  /// `quiet`: the dialog starts over without a word to the person (outside WhatsApp's 24-hour
+  /// window, where anything but a template would fail).
   boost::system::error_code back_to_bot(storage::connection& c, storage::conversation_row& conv, std::int64_t now,
-                                        after_commit& fx) const;
+                                        after_commit& fx, bool quiet = false) const;
 
   /// Delivery statuses that came before the outbox committed their provider id; the outbox
   /// applies them when it does (bot/early_receipts.hpp).

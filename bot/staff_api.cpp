@@ -438,7 +438,10 @@ net::awaitable<response> takeover(const services& s, request_context& ctx, const
     conv.updated_at = now;
     auto first = sl::first_name(me.display_name);
     if (first.empty()) first = me.username;
-    if (auto ec = s.ops.notify(c, conv, "staff_joined", {{"name", first}}, now, fx)) return ec;
+    // Outside WhatsApp's 24-hour window a free-form notice would fail (131047): nothing is
+    // sent; staff are offered the template for their first words.
+    if (conversation_ops::window_open(conv, now))
+      if (auto ec = s.ops.notify(c, conv, "staff_joined", {{"name", first}}, now, fx)) return ec;
     if (auto ec = storage::save_conversation(c, conv)) return ec;
     json detail{{"previous_mode", previous_mode}};
     if (previous) detail["previous_staff_id"] = *previous;
@@ -460,12 +463,15 @@ net::awaitable<response> release(const services& s, request_context& ctx, const 
       return fail(api_error::forbidden, "only the staff member holding the conversation, or a supervisor, may release it");
     bool was_staff = conv.mode == "staff";
     auto holder = conv.assigned_staff_id;
-    if (was_staff)
+    // Outside WhatsApp's 24-hour window nothing free-form can reach them: the dialog starts
+    // over without a word, and goes on when they write.
+    const bool open = conversation_ops::window_open(conv, now);
+    if (was_staff && open)
       if (auto ec = s.ops.notify(c, conv, "staff_left", {}, now, fx)) return ec;
     conv.mode = "bot";
     end_staff_episode(conv);
     conv.updated_at = now;
-    if (auto ec = s.ops.back_to_bot(c, conv, now, fx)) return ec;
+    if (auto ec = s.ops.back_to_bot(c, conv, now, fx, !open)) return ec;
     if (auto ec = storage::save_conversation(c, conv)) return ec;
     json detail{{"previous_mode", was_staff ? "staff" : "waiting"}};
     if (holder) detail["holder_staff_id"] = *holder;
@@ -486,7 +492,11 @@ net::awaitable<response> resolve(const services& s, request_context& ctx, const 
     bool was_staff = conv.mode == "staff";
     // Resolved from the queue, nobody spoke with the person: the survey is credited to no one.
     std::optional<std::int64_t> holder = was_staff ? conv.assigned_staff_id : std::nullopt;
-    if (was_staff)
+    // Outside WhatsApp's 24-hour window neither the notice nor the survey could reach them
+    // (131047), and a survey waiting for an answer would take their next message, perhaps a
+    // new incident, for a score: neither is sent.
+    const bool open = conversation_ops::window_open(conv, now);
+    if (was_staff && open)
       if (auto ec = s.ops.notify(c, conv, "staff_left", {}, now, fx)) return ec;
     conv.mode = "resolved";
     conv.resolved_at = now;
@@ -500,7 +510,8 @@ net::awaitable<response> resolve(const services& s, request_context& ctx, const 
       service = ks->back().service_type;
       case_id = ks->back().id;
     }
-    if (auto ec = s.ops.start_survey(c, conv, "conversation_resolved", case_id, holder, service, now, fx)) return ec;
+    if (open)
+      if (auto ec = s.ops.start_survey(c, conv, "conversation_resolved", case_id, holder, service, now, fx)) return ec;
     if (auto ec = storage::save_conversation(c, conv)) return ec;
     if (auto ec = audit(c, me, "conversation.resolve", conv_target(conv.id), json{{"holder_staff_id", holder ? json(*holder) : json(nullptr)}}, now))
       return ec;

@@ -140,6 +140,34 @@ TEST_CASE("cases: the rejected branch, and the notification follows the benefici
   CHECK(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
 }
 
+TEST_CASE("WhatsApp 24-hour rule: taking over, releasing and resolving outside the window send nothing that would fail") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966500000502"};
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");
+  auto cid = conversation_of(e.db, b.from);
+  auto conv = "/api/v1/conversations/" + std::to_string(cid);
+  // Waited in the queue over a weekend: the person last wrote 60 hours ago.
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  db_exec(e.db, "UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - 60 * 3600) + " WHERE address = '" +
+                    b.from + "'");
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
+  REQUIRE(api(e.port(), "POST", conv + "/release", admin).status == 200);
+  REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
+  REQUIRE(api(e.port(), "POST", conv + "/resolve", admin).status == 200);
+  // No "staff joined/left" notice, no menu, no survey: Meta would refuse each (131047).
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == rows);
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys") == 0);
+  // Their next message (a new incident, say) is a turn of the dialog, not taken for a score.
+  b.text("حدث لي شيء جديد");
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys") == 0);
+  CHECK(db_text(e.db, "SELECT coalesce(json_extract(dialog_state, '$.flow'), '') FROM conversations WHERE id = " +
+                          std::to_string(cid)) != "survey");
+}
+
 TEST_CASE("WhatsApp 24-hour rule: a reply outside the window is refused with the template; the template goes out") {
   staff_env e;
   auto admin = login(e.port());
