@@ -194,6 +194,12 @@ TEST_CASE("WhatsApp 24-hour rule: a reply outside the window is refused with the
   CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == outbox_before);  // nothing sent
 
   CHECK(api(e.port(), "POST", conv + "/template", admin, json{{"name", "not_approved"}}).status == 400);
+  // Parameters Meta would refuse after queueing (132018: a line break, a tab, five spaces; or
+  // an empty one) are refused here, and nothing is queued.
+  for (const char* bad : {"line one\nline two", "a\tb", "a     b", ""})
+    CHECK_MESSAGE(api(e.port(), "POST", conv + "/template", admin, json{{"name", "aoun_followup"}, {"params", {bad}}}).status == 400,
+                  bad);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox") == outbox_before);
   auto t = api(e.port(), "POST", conv + "/template", admin, json{{"name", "aoun_followup"}, {"params", json::array()}});
   REQUIRE_MESSAGE(t.status == 200, t.body);
   CHECK(as_json(t)["kind"] == "template");
