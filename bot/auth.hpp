@@ -19,8 +19,9 @@
 
 namespace aoun::bot {
 
-/// The token of "Authorization: Bearer <token>", or of `?token=` when `allow_query` (browsers
-/// cannot set headers on a WebSocket). Empty when there is none.
+/// The token of "Authorization: Bearer <token>", or, when `allow_query` (a WebSocket upgrade:
+/// browsers cannot set its headers), of a "token.<token>" subprotocol or `?token=`. Empty when
+/// there is none.
 std::string bearer_token(const request_context& ctx, bool allow_query);
 
 struct auth_outcome {

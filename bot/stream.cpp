@@ -91,6 +91,22 @@ class stream_watch : public std::enable_shared_from_this<stream_watch> {
   bool stopped_ = false;
 };
 
+constexpr std::string_view stream_protocol = "aoun.stream";
+
+bool offers_protocol(beast::string_view field, std::string_view protocol) {
+  std::string_view list(field.data(), field.size());
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item == protocol) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 net::awaitable<void> staff_stream(const services& s, beast::tcp_stream stream, request_context& ctx) {
   auto a = co_await authenticate(s, ctx, staff_logic::agent, true);
   if (!a.staff) {
@@ -111,6 +127,11 @@ net::awaitable<void> staff_stream(const services& s, beast::tcp_stream stream, r
   auto& ws = ch->ws();
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws.read_message_max(4096);
+  // A browser that offered subprotocols (the console: "aoun.stream" and its token) drops the
+  // connection unless one is chosen; the token is never echoed back.
+  if (offers_protocol(ctx.req[http::field::sec_websocket_protocol], stream_protocol))
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::sec_websocket_protocol, stream_protocol); }));
   auto [aec] = co_await ws.async_accept(ctx.req, use_tuple);
   if (aec) co_return;
 
@@ -144,7 +165,7 @@ void add_stream_route(router& r, const services& s) {
   });
   // A plain GET (no upgrade): 401 without a valid token, otherwise say what is expected.
   r.add(http::verb::get, "/api/v1/stream", [&s](request_context& ctx) -> net::awaitable<response> {
-    auto a = co_await authenticate(s, ctx, staff_logic::agent, true);
+    auto a = co_await authenticate(s, ctx, staff_logic::agent, false);  // REST: the header only
     if (!a.staff) co_return std::move(a.error);
     co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::malformed,
                              "this endpoint is a WebSocket: send an Upgrade request");

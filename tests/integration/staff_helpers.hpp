@@ -197,18 +197,23 @@ inline std::string locale_text(const std::string& lang, const std::string& dotte
 class stream_client {
  public:
   /// Connects; `status` is 101 on success or the HTTP status of a refused upgrade.
-  stream_client(unsigned short port, const std::string& target, const std::string& bearer = {}) {
+  /// `protocols`, if set, goes as Sec-WebSocket-Protocol (as web/console/stream.js sends it);
+  /// `chosen` is then the server's answer.
+  stream_client(unsigned short port, const std::string& target, const std::string& bearer = {},
+                const std::string& protocols = {}) {
     namespace beast = boost::beast;
     namespace websocket = beast::websocket;
     boost::asio::ip::tcp::resolver res(ioc_);
     beast::get_lowest_layer(ws_).connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
     websocket::response_type resp;
-    if (!bearer.empty())
-      ws_.set_option(websocket::stream_base::decorator(
-          [bearer](websocket::request_type& req) { req.set(beast::http::field::authorization, "Bearer " + bearer); }));
+    ws_.set_option(websocket::stream_base::decorator([bearer, protocols](websocket::request_type& req) {
+      if (!bearer.empty()) req.set(beast::http::field::authorization, "Bearer " + bearer);
+      if (!protocols.empty()) req.set(beast::http::field::sec_websocket_protocol, protocols);
+    }));
     boost::system::error_code ec;
     ws_.handshake(resp, "127.0.0.1", target, ec);
     status = ec ? resp.result_int() : 101;
+    chosen = std::string(resp[beast::http::field::sec_websocket_protocol]);
     if (ec) return;
     reader_ = std::thread([this] {
       for (;;) {
@@ -228,6 +233,7 @@ class stream_client {
     if (reader_.joinable()) reader_.join();
   }
   int status = 0;
+  std::string chosen;  ///< the subprotocol the server chose (Sec-WebSocket-Protocol of its answer)
   bool closed() const { return closed_; }
   std::vector<nlohmann::json> events() {
     std::lock_guard lock(mutex_);

@@ -21,6 +21,17 @@ TEST_CASE("stream: 401 before the upgrade without a valid token") {
   stream_client header(e.port(), "/api/v1/stream", token);  // Authorization header works too
   CHECK(header.status == 101);
   CHECK(header.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+  // As the console sends it: the token as a subprotocol, out of the URL that proxies log. The
+  // server chooses "aoun.stream" (a browser drops the connection otherwise), never the token.
+  stream_client console(e.port(), "/api/v1/stream", "", "aoun.stream, token." + token);
+  CHECK(console.status == 101);
+  CHECK(console.chosen == "aoun.stream");
+  CHECK(console.wait_for([](const json& ev) { return ev["type"] == "ready"; }));
+  stream_client wrong(e.port(), "/api/v1/stream", "", "aoun.stream, token.nope");
+  CHECK(wrong.status == 401);
+  // A plain GET (no upgrade) is REST: a token in the URL is not read there.
+  CHECK(http_call(e.port(), "GET", "/api/v1/stream?token=" + token).status == 401);
+  CHECK(http_call(e.port(), "GET", "/api/v1/stream", "", {{"Authorization", "Bearer " + token}}).status == 400);
 }
 
 TEST_CASE("stream: a new waiting conversation arrives within a second of its webhook") {

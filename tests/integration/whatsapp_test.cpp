@@ -321,7 +321,9 @@ TEST_CASE("WhatsApp: a new number that someone else used before is not merged wi
   CHECK(db_value(e.db, "SELECT count(*) FROM conversations") == 2);
   CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries b JOIN conversations c ON c.beneficiary_id = b.id WHERE "
                        "b.address LIKE 'retired:%' AND c.id = " + std::to_string(theirs)) == 1);
-  // Staff cannot write to the previous holder at a number that is no longer theirs.
+  // Staff cannot write to the previous holder at a number that is no longer theirs. (Say they
+  // wrote lately, so that taking over their conversation means to send them a notice.)
+  db_exec(e.db, "UPDATE beneficiaries SET last_inbound_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE address LIKE 'retired:%'");
   const auto admin = login(e.port());
   auto agent = add_staff(e.port(), admin, "huda", "agent", "هدى");
   REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + std::to_string(theirs) + "/takeover", agent).status == 200);

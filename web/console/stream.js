@@ -8,12 +8,13 @@ export class Stream {
   }
   url() {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${proto}//${location.host}/api/v1/stream?token=${encodeURIComponent(this.token)}`;
+    return `${proto}//${location.host}/api/v1/stream`;
   }
   start() {
     if (this.closed) return;
     let ws;
-    try { ws = new WebSocket(this.url()); } catch { this.schedule(); return; }
+    // The token travels as a subprotocol, not in the URL (which proxies and logs keep).
+    try { ws = new WebSocket(this.url(), ['aoun.stream', `token.${this.token}`]); } catch { this.schedule(); return; }
     this.ws = ws;
     ws.onopen = () => {
       const wasReconnect = this.attempt > 0 || this.everOpen;
