@@ -832,6 +832,30 @@ storage::result<std::int64_t> conversation_ops::send(storage::connection& c, sto
   return id;
 }
 
+error_code conversation_ops::mark_read(storage::connection& c, const storage::conversation_row& conv, std::int64_t now,
+                                       after_commit& fx) const {
+  if (conv.channel != "whatsapp" || !window_open(conv, now)) return {};
+  auto q = c.prepare(
+      "SELECT provider_id FROM messages WHERE conversation_id = ? AND direction = 'in' AND provider_id LIKE 'wamid.%' "
+      "ORDER BY id DESC LIMIT 1");
+  if (!q) return q.error();
+  q->bind(1, conv.id);
+  auto found = q->step();
+  if (!found) return found.error();
+  if (!*found) return {};
+  channels::outgoing o;
+  o.channel = channels::kind::whatsapp;
+  o.to = conv.address;
+  o.mark_read_id = q->text(0);
+  storage::outbox_row row;
+  row.conversation_id = conv.id;
+  row.channel = conv.channel;
+  row.recipient = conv.address;
+  row.payload = to_json_text(o);
+  row.created_at = now;
+  return enqueue(c, row, o, fx);
+}
+
 error_code conversation_ops::notify(storage::connection& c, storage::conversation_row& conv, std::string_view key,
                                     const std::map<std::string, std::string>& vars, std::int64_t now,
                                     after_commit& fx) const {

@@ -118,6 +118,11 @@ class conversation_ops {
   storage::result<std::int64_t> send(storage::connection& c, storage::conversation_row& conv,
                                      const channels::outgoing& o, std::string_view sender,
                                      std::optional<std::int64_t> staff_id, std::int64_t now, after_commit& fx) const;
+  /// WhatsApp: the person's latest message marked read (their blue ticks), when a member of
+  /// staff takes the conversation over or answers it, within the 24-hour window. Nothing on
+  /// other channels, and nothing in the transcript.
+  boost::system::error_code mark_read(storage::connection& c, const storage::conversation_row& conv, std::int64_t now,
+                                      after_commit& fx) const;
   /// A locale text (key, vars) in the beneficiary's language, sent by "system".
   boost::system::error_code notify(storage::connection& c, storage::conversation_row& conv, std::string_view key,
                                    const std::map<std::string, std::string>& vars, std::int64_t now,

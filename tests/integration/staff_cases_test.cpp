@@ -140,6 +140,33 @@ TEST_CASE("cases: the rejected branch, and the notification follows the benefici
   CHECK(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
 }
 
+TEST_CASE("WhatsApp: the person's last message is marked read when staff take it over and when they answer") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966500000503"};
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");  // wamid.966500000503.3
+  auto conv = "/api/v1/conversations/" + std::to_string(conversation_of(e.db, b.from));
+  auto read_receipts = [&](const std::string& wamid) {
+    int n = 0;
+    for (auto& r : e.graph.requests()) {
+      auto j = json::parse(r.body, nullptr, false);
+      if (j.is_object() && j.value("status", "") == "read" && j.value("message_id", "") == wamid) ++n;
+    }
+    return n;
+  };
+  // The bot answering marks nothing: the person sees their ticks turn blue when a person reads.
+  CHECK(read_receipts("wamid.966500000503.3") == 0);
+  REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
+  CHECK(eventually([&] { return read_receipts("wamid.966500000503.3") == 1; }));
+  b.text("هل أنتم هناك؟");  // wamid.966500000503.4
+  REQUIRE(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "نعم، معك هدى"}}).status == 200);
+  CHECK(eventually([&] { return read_receipts("wamid.966500000503.4") == 1; }));
+  // Nothing of it in the transcript: receipts are not messages.
+  CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%mark_read%'") == 0);
+}
+
 TEST_CASE("WhatsApp 24-hour rule: taking over, releasing and resolving outside the window send nothing that would fail") {
   staff_env e;
   auto admin = login(e.port());
