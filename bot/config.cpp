@@ -110,6 +110,9 @@ config load_config(const lookup_fn& get) {
   c.server.shutdown_grace = std::chrono::seconds(number(get, "AOUN_SHUTDOWN_GRACE", 20, 1, 600));
   c.server.idle_timeout = std::chrono::seconds(number(get, "AOUN_IDLE_TIMEOUT", 60, 1, 3600));
   c.server.header_timeout = std::chrono::seconds(number(get, "AOUN_HEADER_TIMEOUT", 15, 1, 600));
+  c.server.max_connections = static_cast<int>(number(get, "AOUN_MAX_CONNECTIONS", 4096, 16, 1000000));
+  c.server.max_connections_per_address =
+      static_cast<int>(number(get, "AOUN_MAX_CONNECTIONS_PER_ADDRESS", 256, 1, 1000000));
   if (auto v = get("AOUN_TRUSTED_PROXIES")) {
     auto t = trusted_proxies::parse(*v);
     if (!t) bad("AOUN_TRUSTED_PROXIES", "comma-separated IP addresses or CIDR networks", *v);

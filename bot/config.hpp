@@ -42,6 +42,12 @@ struct server_options {
   std::chrono::seconds idle_timeout{60};
   /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
   std::chrono::seconds shutdown_grace{20};
+  /// Open connections at most (AOUN_MAX_CONNECTIONS), and from one client address (its /64
+  /// for IPv6; a trusted proxy is not counted as one client: AOUN_MAX_CONNECTIONS_PER_ADDRESS).
+  /// Past either, a new connection is closed at once: one client must not take every file
+  /// descriptor, which providers' webhooks and the outbox's own connections need.
+  int max_connections = 4096;
+  int max_connections_per_address = 256;
   /// Reverse proxies whose X-Forwarded-For names the client (AOUN_TRUSTED_PROXIES); empty:
   /// the client is the TCP peer (bot/client_limits.hpp).
   trusted_proxies trusted;

@@ -6,6 +6,7 @@
 #include <random>
 #include <tuple>
 
+#include <sys/resource.h>
 
 #include "bot/client_limits.hpp"
 #include "bot/http_error.hpp"
@@ -18,6 +19,7 @@ struct http_server::session_state {
   net::strand<net::io_context::executor_type> strand;
   beast::tcp_stream* stream = nullptr;  // valid while the session coroutine runs
   bool idle = true;                     // waiting for a request; touched only on `strand`
+  std::string client;                   // counted in per_address_ under this key (empty: not counted)
   explicit session_state(net::io_context& ioc) : strand(net::make_strand(ioc)) {}
 };
 
@@ -90,7 +92,31 @@ std::chrono::milliseconds write_timeout(std::chrono::milliseconds base, std::siz
 }
 
 http_server::http_server(net::io_context& ioc, const server_options& opts, const router& routes, metrics& m)
-    : ioc_(ioc), opts_(opts), routes_(routes), metrics_(m), acceptor_(net::make_strand(ioc)) {}
+    : ioc_(ioc), opts_(opts), routes_(routes), metrics_(m), acceptor_(net::make_strand(ioc)) {
+  // Each connection is a descriptor, and so is every database file, outbound connection and
+  // media download: the soft limit (1,024 on Debian) is raised as far as the hard one allows,
+  // and connections are capped below it with room for the rest.
+  constexpr rlim_t reserve = 512;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    const rlim_t want = static_cast<rlim_t>(opts_.max_connections) + reserve;
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < want) {
+      rlimit raised = lim;
+      raised.rlim_cur = lim.rlim_max == RLIM_INFINITY ? want : std::min(want, lim.rlim_max);
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+    }
+  }
+  metrics_.count("http_connections_refused", 0);  // listed from the start
+  max_connections_ = opts_.max_connections;
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur > 0) {
+    const auto room = lim.rlim_cur > reserve + 16 ? lim.rlim_cur - reserve : 16;
+    if (room < static_cast<rlim_t>(max_connections_)) {
+      max_connections_ = static_cast<int>(room);
+      log::warn("http_connections_capped", {{"max_connections", static_cast<std::int64_t>(max_connections_)},
+                                            {"descriptor_limit", static_cast<std::int64_t>(lim.rlim_cur)}});
+    }
+  }
+}
 
 http_server::~http_server() = default;
 
@@ -136,10 +162,40 @@ net::awaitable<void> http_server::accept_loop() {
       co_await t.async_wait(use_tuple);
       continue;
     }
+    // One client may not hold every descriptor (each connection is one, and a connection with
+    // nothing sent is kept for the header timeout, an idle one for the idle timeout): past the
+    // caps a new connection is closed at once, before anything is read.
+    std::string key;
+    {
+      boost::system::error_code aec;
+      const auto peer = socket.remote_endpoint(aec);
+      if (!aec && !opts_.trusted.contains(peer.address())) key = limit_key(peer.address().to_string());
+    }
+    bool refused = false;
     {
       std::lock_guard lock(mutex_);
       if (stopping_) co_return;
-      sessions_.insert(st);
+      if (static_cast<int>(sessions_.size()) >= max_connections_ ||
+          (!key.empty() && per_address_[key] >= opts_.max_connections_per_address)) {
+        refused = true;
+        if (!key.empty() && per_address_[key] == 0) per_address_.erase(key);
+      } else {
+        if (!key.empty()) ++per_address_[key];
+        st->client = std::move(key);
+        sessions_.insert(st);
+      }
+    }
+    if (refused) {
+      metrics_.count("http_connections_refused");
+      static std::atomic<std::int64_t> last_logged{0};
+      const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (log::once_per(last_logged, now_s))
+        log::warn("http_connections_refused", {{"open", static_cast<std::int64_t>(open_connections())},
+                                               {"max", static_cast<std::int64_t>(max_connections_)},
+                                               {"per_address", static_cast<std::int64_t>(opts_.max_connections_per_address)}});
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
     }
     net::co_spawn(st->strand, session(std::move(socket), st), [this, st](std::exception_ptr e) {
       if (e) {
@@ -158,6 +214,8 @@ void http_server::leave(const std::shared_ptr<session_state>& st) {
   {
     std::lock_guard lock(mutex_);
     sessions_.erase(st);
+    if (!st->client.empty())
+      if (auto it = per_address_.find(st->client); it != per_address_.end() && --it->second <= 0) per_address_.erase(it);
   }
   check_drained();
 }

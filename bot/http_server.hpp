@@ -83,6 +83,8 @@ class http_server {
   std::shared_ptr<upload_places> uploads_ = std::make_shared<upload_places>();
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
+  std::map<std::string, int> per_address_;             // GUARDED_BY(mutex_): open connections by client key
+  int max_connections_ = 0;                             // opts_.max_connections, within the descriptor limit
   std::function<void()> drained_;                      // GUARDED_BY(mutex_)
   std::unique_ptr<net::steady_timer> grace_timer_;  // set once, under mutex_; used on its own strand
 };

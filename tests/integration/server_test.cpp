@@ -196,3 +196,26 @@ TEST_CASE("pages: the console and the chat page are served; AOUN_WEBCHAT=0 turns
   CHECK(http_call(srv.port(), "GET", "/chat/").status == 404);
   CHECK(status_line(raw_call(srv.port(), upgrade, std::chrono::milliseconds(500))) == "HTTP/1.1 404 Not Found");
 }
+
+TEST_CASE("one client holds at most AOUN_MAX_CONNECTIONS_PER_ADDRESS connections; a closed one frees its place") {
+  temp_dir dir;
+  server_process srv(dir.path + "/aoun.db", {{"AOUN_MAX_CONNECTIONS_PER_ADDRESS", "3"}});
+  // Three connections that send nothing (each would be kept for the header timeout).
+  std::vector<std::unique_ptr<raw_connection>> held;
+  for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<raw_connection>(srv.port()));
+  for (auto& c : held) REQUIRE(c->connected());
+  // The fourth from the same address is closed at once, unread.
+  {
+    raw_connection extra(srv.port());
+    extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(extra.read_all(std::chrono::seconds(2)).empty());
+  }
+  // One of the three leaves: its place is free again.
+  held.pop_back();
+  CHECK(eventually([&] { return http_call(srv.port(), "GET", "/healthz").status == 200; }));
+  CHECK(eventually([&] {
+    auto m = http_call(srv.port(), "GET", "/metrics");
+    return m.status == 200 && m.body.find("aoun_http_connections_refused_total ") != std::string::npos;
+  }));
+  CHECK(srv.running());
+}
