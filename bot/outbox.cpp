@@ -77,6 +77,17 @@ struct outbox_worker::limiter {
       if (short_of <= 0) return clock::duration::zero();
       return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(short_of / rate));
     }
+    // The provider asked the whole channel to slow down: the next send waits `seconds` (or
+    // longer, if more already wait).
+    void slow_down(double seconds) {
+      const auto now = clock::now();
+      tokens = std::min(burst, tokens + rate * std::chrono::duration<double>(now - last).count());
+      last = now;
+      tokens = std::min(tokens, 1 - rate * seconds);
+      // Sends already waiting for their token (their wait was reckoned before) wait for this too.
+      held_until = std::max(held_until, now + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds)));
+    }
+    clock::time_point held_until{};
     // More than `seconds` of sends already wait for this bucket's tokens, counting `queued`
     // sends that will take one (handed to chains, not yet paced).
     bool saturated(double seconds, int queued) const {
@@ -401,6 +412,13 @@ net::awaitable<bool> outbox_worker::pace(const storage::outbox_row& row, bool ch
     auto t = std::make_shared<net::steady_timer>(strand_, wait);
     record_waits_.insert(t);  // stop() cancels it; stop() runs on this strand, so it cannot come
                               // between the check on entry and this wait
+    co_await t->async_wait(use_tuple);
+    record_waits_.erase(t);
+  }
+  // The provider asked the channel to slow down while this send waited: it waits that out too.
+  while (!stopping_ && it != limits_->channels.end() && clock::now() < it->second.held_until) {
+    auto t = std::make_shared<net::steady_timer>(strand_, it->second.held_until - clock::now());
+    record_waits_.insert(t);
     co_await t->async_wait(use_tuple);
     record_waits_.erase(t);
   }
@@ -901,6 +919,14 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         if (limited) delay = result.retry_after.count() > 0 ? result.retry_after : std::chrono::milliseconds(1000) + delay;
         w.what = outcome_write::kind::retry;
         w.next_ms = ms + delay.count();
+        // A limit on the channel (WhatsApp's throughput or the app's, Telegram's, the SMS
+        // account's), not on this one recipient (WhatsApp's pair limit, 131056): the other
+        // recipients' sends wait too, at most 10 s here, rather than each meeting a 429 of its
+        // own until it is dead.
+        if (limited && !is_callback_answer(s) &&
+            !(row.channel == "whatsapp" && result.error.find("code 131056") != std::string::npos))
+          if (auto b = limits_->channels.find(row.channel); b != limits_->channels.end())
+            b->second.slow_down(std::min(10.0, std::chrono::duration<double>(delay).count()));
       }
       w.error = result.error;
       break;

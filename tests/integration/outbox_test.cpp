@@ -673,3 +673,43 @@ TEST_CASE("a reply whose send throws inside the server every time is dead at the
   REQUIRE(graph.requests().size() == 1);
   CHECK(graph.requests()[0].body.find("after") != std::string::npos);
 }
+
+TEST_CASE("a 429 on the whole channel holds the other recipients' sends too; a pair limit holds only its recipient") {
+  temp_dir dir;
+  fake_provider graph, tg, twilio;
+  std::string db = dir.path + "/aoun.db";
+  auto env = channel_env(graph, tg, twilio);
+  env["AOUN_WHATSAPP_RATE"] = "1";  // one a second: the rows go one after the other
+  {
+    server_process first(db, env);  // makes the schema
+    REQUIRE(first.stop() == 0);
+  }
+  std::atomic<int> calls{0};
+  for (const char* code : {"130429", "131056"}) {
+    CAPTURE(code);
+    const auto base = graph.requests().size();
+    calls = 0;
+    graph.set_default([&calls, code](const recorded_request&) {
+      if (++calls == 1) {
+        scripted_response r{400, std::string(R"({"error":{"message":"limit","code":)") + code + "}}"};
+        r.headers = {{"Retry-After", "4"}};
+        return r;
+      }
+      return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.ok"}]})"};
+    });
+    db_exec(db, "DELETE FROM outbox");
+    db_exec(db, "INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES "
+                "('whatsapp', '966500000401', '{\"text\":\"a\"}', 'pending', 1), "
+                "('whatsapp', '966500000402', '{\"text\":\"b\"}', 'pending', 1)");
+    server_process srv(db, env);
+    REQUIRE(eventually([&] { return db_value(db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == 2; },
+                       std::chrono::seconds(20)));
+    const auto reqs = graph.requests();
+    REQUIRE(reqs.size() >= base + 2);
+    const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(reqs[base + 1].at - reqs[base].at);
+    CAPTURE(gap.count());
+    if (std::string(code) == "130429") CHECK(gap >= std::chrono::milliseconds(3500));  // the channel waited the 4 s
+    else CHECK(gap < std::chrono::milliseconds(3000));                                 // only that recipient did
+    REQUIRE(srv.stop() == 0);
+  }
+}
