@@ -219,11 +219,14 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     if (in.status == "failed" && in.channel == channels::kind::whatsapp && in.status_error.rfind("131047", 0) == 0)
       for (const auto& d : *changed) {
         if (!d.conversation_id) continue;
+        // Moved back to a day before that send, not cleared: when they last wrote is also read
+        // when a number changes hands (storage::move_address).
         auto q = c.prepare(
-            "UPDATE beneficiaries SET last_inbound_at = NULL WHERE id = (SELECT beneficiary_id FROM conversations "
-            "WHERE id = ?1) AND last_inbound_at <= (SELECT coalesce(sent_at, created_at) FROM outbox WHERE id = ?2)");
+            "UPDATE beneficiaries SET last_inbound_at = min(last_inbound_at, (SELECT coalesce(sent_at, created_at) "
+            "FROM outbox WHERE id = ?2) - ?3) WHERE id = (SELECT beneficiary_id FROM conversations WHERE id = ?1) "
+            "AND last_inbound_at <= (SELECT coalesce(sent_at, created_at) FROM outbox WHERE id = ?2)");
         if (!q) return storage::result<bool>(boost::system::in_place_error, q.error());
-        if (auto ec = q->bind(1, *d.conversation_id).bind(2, d.outbox_id).exec())
+        if (auto ec = q->bind(1, *d.conversation_id).bind(2, d.outbox_id).bind(3, window_seconds).exec())
           return storage::result<bool>(boost::system::in_place_error, ec);
       }
     if (fx.staff_listening)
@@ -853,6 +856,17 @@ error_code conversation_ops::mark_read(storage::connection& c, const storage::co
   row.recipient = conv.address;
   row.payload = to_json_text(o);
   row.created_at = now;
+  // Once per message: the next staff reply to the same message marks nothing again. Looked for
+  // among the last 2,000 outbox rows only (a range of row ids, no index on the conversation):
+  // a receipt sent again for an older message costs one request and changes nothing.
+  auto seen = c.prepare(
+      "SELECT 1 FROM outbox WHERE id > (SELECT coalesce(max(id), 0) - 2000 FROM outbox) AND conversation_id = ? "
+      "AND payload = ? LIMIT 1");
+  if (!seen) return seen.error();
+  seen->bind(1, conv.id).bind(2, row.payload);
+  auto already = seen->step();
+  if (!already) return already.error();
+  if (*already) return {};
   return enqueue(c, row, o, fx);
 }
 

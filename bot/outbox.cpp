@@ -79,15 +79,24 @@ struct outbox_worker::limiter {
     }
     // The provider asked the whole channel to slow down: the next send waits `seconds` (or
     // longer, if more already wait).
+    // The whole schedule moves back by `seconds`: the next token comes that much later, and
+    // the sends already waiting for theirs (their wait was reckoned before) add it to their
+    // wait (holds_total), keeping their spacing instead of all going when the hold ends.
+    // Holds that overlap (several sends in flight met the same limit) count once: only the
+    // part past the current hold's end moves the schedule.
     void slow_down(double seconds) {
       const auto now = clock::now();
+      const auto end = now + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+      if (end <= hold_end) return;
+      const auto extra = end - std::max(now, hold_end);
+      hold_end = end;
       tokens = std::min(burst, tokens + rate * std::chrono::duration<double>(now - last).count());
       last = now;
-      tokens = std::min(tokens, 1 - rate * seconds);
-      // Sends already waiting for their token (their wait was reckoned before) wait for this too.
-      held_until = std::max(held_until, now + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds)));
+      tokens -= rate * std::chrono::duration<double>(extra).count();
+      holds_total += extra;
     }
-    clock::time_point held_until{};
+    clock::duration holds_total{};
+    clock::time_point hold_end{};
     // More than `seconds` of sends already wait for this bucket's tokens, counting `queued`
     // sends that will take one (handed to chains, not yet paced).
     bool saturated(double seconds, int queued) const {
@@ -206,7 +215,10 @@ net::awaitable<void> outbox_worker::follow_readdress(outbox_send& s) {
 
 void outbox_worker::spawn_chain(std::vector<outbox_send> rows) {
   ++in_flight_;
-  for (const auto& r : rows) ++unpaced_[r.row.channel];
+  for (const auto& r : rows) {
+    ++unpaced_[r.row.channel];
+    ++held_[r.row.channel];
+  }
   net::co_spawn(strand_, deliver_chain(std::move(rows)), [this](std::exception_ptr e) {
     if (e) {
       try {
@@ -235,10 +247,19 @@ net::awaitable<void> outbox_worker::release_rows(std::vector<outbox_send> rows) 
 }
 
 net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows) {
+  // Each row is counted in held_ from spawn_chain until it is done here, or released.
+  struct held_guard {
+    std::map<std::string, int>& m;
+    std::string channel;
+    ~held_guard() { --m[channel]; }
+  };
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const std::int64_t id = rows[i].row.id;
     const std::string channel = rows[i].row.channel;
     const int attempts = rows[i].row.attempts;
+    const auto message_id = rows[i].row.message_id;
+    const auto conversation_id = rows[i].row.conversation_id;
+    held_guard held{held_, channel};
     bool done = false;
     std::string failure;
     try {
@@ -265,9 +286,15 @@ net::awaitable<void> outbox_worker::deliver_chain(std::vector<outbox_send> rows)
       const bool recorded = co_await record_outcome(id, channel, w);
       // The chain goes on behind a dead letter, as after any; behind a retry it waits.
       done = recorded && w.what == outcome_write::kind::dead;
+      // Staff see it at once, as any dead letter (an open transcript showed "sending").
+      if (done && message_id && hub_.has_subscribers("staff"))
+        hub_.publish({"staff", conversation_ops::message_status_event(conversation_id, *message_id, "dead", w.error)});
     }
     if (done) continue;
-    for (std::size_t k = i + 1; k < rows.size(); ++k) --unpaced_[rows[k].row.channel];  // never paced
+    for (std::size_t k = i + 1; k < rows.size(); ++k) {
+      --unpaced_[rows[k].row.channel];  // never paced
+      --held_[rows[k].row.channel];     // released below
+    }
     // This row waits for a retry: the recipient's later rows must not overtake it.
     co_await release_rows(std::vector<outbox_send>(std::make_move_iterator(rows.begin() + static_cast<std::ptrdiff_t>(i) + 1),
                                                    std::make_move_iterator(rows.end())));
@@ -379,6 +406,14 @@ bool is_callback_answer(const outbox_send& s) {
          !j["callback_query_id"].get_ref<const std::string&>().empty();
 }
 
+/// A WhatsApp read receipt (the person's ticks turn blue): worth a second try, not minutes of
+/// retries in front of the person's next replies.
+bool is_read_receipt(const outbox_send& s) {
+  if (s.row.channel != "whatsapp") return false;
+  if (s.out) return !s.out->mark_read_id.empty();
+  return s.row.payload.find("\"mark_read_id\"") != std::string::npos;
+}
+
 /// Attempts at a Telegram button's answer before it is given up (see deliver()).
 constexpr int callback_answer_attempts = 2;
 
@@ -397,6 +432,7 @@ net::awaitable<bool> outbox_worker::pace(const storage::outbox_row& row, bool ch
   if (stopping_) co_return false;  // a chain's next row after stop(): not sent, no token taken
   auto it = limits_->channels.find(row.channel);
   clock::duration wait = it == limits_->channels.end() ? clock::duration::zero() : it->second.take(cost);
+  const clock::duration holds_before = it == limits_->channels.end() ? clock::duration::zero() : it->second.holds_total;
   if (row.channel == "telegram" && chat_message) {
     auto& next = limits_->telegram_chats[row.recipient];
     auto now = clock::now();
@@ -415,9 +451,12 @@ net::awaitable<bool> outbox_worker::pace(const storage::outbox_row& row, bool ch
     co_await t->async_wait(use_tuple);
     record_waits_.erase(t);
   }
-  // The provider asked the channel to slow down while this send waited: it waits that out too.
-  while (!stopping_ && it != limits_->channels.end() && clock::now() < it->second.held_until) {
-    auto t = std::make_shared<net::steady_timer>(strand_, it->second.held_until - clock::now());
+  // The provider asked the channel to slow down while this send waited: its turn moves back by
+  // as much (a button's answer is not held: Telegram takes it only for a few seconds).
+  for (auto seen = holds_before; chat_message && !stopping_ && it != limits_->channels.end() && it->second.holds_total > seen;) {
+    auto extra = it->second.holds_total - seen;
+    seen = it->second.holds_total;
+    auto t = std::make_shared<net::steady_timer>(strand_, extra);
     record_waits_.insert(t);
     co_await t->async_wait(use_tuple);
     record_waits_.erase(t);
@@ -484,9 +523,10 @@ net::awaitable<void> outbox_worker::loop() {
           continue;
         }
         auto [since, fresh] = skipped_since_.try_emplace(name, round_at);
-        // (Only while fewer than a claim's worth of its rows wait in memory for their pace:
-        // else every 5 s would add 64 more, and they would take the room of every channel.)
-        if (!fresh && round_at - since->second > std::chrono::seconds(5) && unpaced_[name] < claim_batch) {
+        // (Only while fewer than a claim's worth of its rows are held in memory, waiting for
+        // their pace or their send: else every 5 s would add 64 more, and they would take the
+        // room of every channel.)
+        if (!fresh && round_at - since->second > std::chrono::seconds(5) && held_[name] < claim_batch) {
           since->second = round_at;
           continue;
         }
@@ -906,7 +946,7 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       int limit = limited ? cfg_.outbox.max_attempts * 3 : cfg_.outbox.max_attempts;
       // A button's answer (answerCallbackQuery) only stops the spinner, and Telegram takes it
       // only for a few seconds after the press: tried twice, not for minutes.
-      if (is_callback_answer(s)) limit = std::min(limit, callback_answer_attempts);
+      if (is_callback_answer(s) || is_read_receipt(s)) limit = std::min(limit, callback_answer_attempts);
       if (row.attempts >= limit) {
         outcome = "dead";
         w.what = outcome_write::kind::dead;
@@ -923,10 +963,16 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         // account's), not on this one recipient (WhatsApp's pair limit, 131056): the other
         // recipients' sends wait too, at most 10 s here, rather than each meeting a 429 of its
         // own until it is dead.
-        if (limited && !is_callback_answer(s) &&
-            !(row.channel == "whatsapp" && result.error.find("code 131056") != std::string::npos))
-          if (auto b = limits_->channels.find(row.channel); b != limits_->channels.end())
-            b->second.slow_down(std::min(10.0, std::chrono::duration<double>(delay).count()));
+        // Telegram's 429 may be one chat's (a message a second): that chat's next turn moves
+        // back, not every chat's.
+        const double hold = std::min(10.0, std::chrono::duration<double>(delay).count());
+        if (limited && !is_callback_answer(s) && row.channel == "telegram") {
+          auto& next = limits_->telegram_chats[row.recipient];
+          next = std::max(next, clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(hold)));
+        } else if (limited && !is_callback_answer(s) &&
+                   !(row.channel == "whatsapp" && result.error.find("code 131056") != std::string::npos)) {
+          if (auto b = limits_->channels.find(row.channel); b != limits_->channels.end()) b->second.slow_down(hold);
+        }
       }
       w.error = result.error;
       break;

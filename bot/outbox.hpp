@@ -178,6 +178,7 @@ class outbox_worker {
   /// If the row's address was re-addressed lately, reads where it goes now (strand_).
   net::awaitable<void> follow_readdress(outbox_send& s);
   std::map<std::string, int> unpaced_;  // strand_: rows handed to chains, per channel, not yet paced
+  std::map<std::string, int> held_;     // strand_: rows handed to chains, per channel, not yet done
   std::map<std::string, std::chrono::steady_clock::time_point> skipped_since_;  // strand_: channels left out of claims
   std::chrono::steady_clock::time_point claim_quiet_until_{};  // strand_: finished sends do not wake the claim before
   std::set<std::string> release_held_;  // strand_: channels whose held rows are to be made due

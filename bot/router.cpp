@@ -99,8 +99,11 @@ router::match router::find(http::verb method, std::string_view path, bool upgrad
     bool is_ws = static_cast<bool>(e.ws);
     if (is_ws != upgrade) continue;  // a WebSocket route answers only upgrades, and vice versa
     // HEAD is served wherever GET is (RFC 9110 §9.3.2; uptime monitors use it): the handler
-    // runs as for a GET and the server drops the body.
-    if (e.method == method || (method == http::verb::head && e.method == http::verb::get && !is_ws)) {
+    // runs as for a GET and the server drops the body. Not on the API, whose GETs may have
+    // effects a HEAD must not (a file fetched from the provider and audited as downloaded).
+    const bool head_as_get = method == http::verb::head && e.method == http::verb::get && !is_ws &&
+                             e.pattern.rfind("/api/", 0) != 0;
+    if (e.method == method || head_as_get) {
       m.route = e.pattern;
       m.params = std::move(params);
       if (is_ws)
@@ -111,7 +114,8 @@ router::match router::find(http::verb method, std::string_view path, bool upgrad
     }
     auto name = std::string(http::to_string(e.method));
     if (allow.find(name) == std::string::npos) allow += (allow.empty() ? "" : ", ") + name;
-    if (e.method == http::verb::get && allow.find("HEAD") == std::string::npos) allow += ", HEAD";
+    if (e.method == http::verb::get && e.pattern.rfind("/api/", 0) != 0 && allow.find("HEAD") == std::string::npos)
+      allow += ", HEAD";
   }
   for (const auto& [prefix, h] : prefixes_) {
     if (path.substr(0, prefix.size()) == prefix || path == std::string_view(prefix).substr(0, prefix.size() - 1)) {

@@ -441,8 +441,9 @@ net::awaitable<response> takeover(const services& s, request_context& ctx, const
     // Outside WhatsApp's 24-hour window a free-form notice would fail (131047): nothing is
     // sent; staff are offered the template for their first words.
     if (conversation_ops::window_open(conv, now)) {
-      if (auto ec = s.ops.mark_read(c, conv, now, fx)) return ec;  // their blue ticks: someone reads them now
       if (auto ec = s.ops.notify(c, conv, "staff_joined", {{"name", first}}, now, fx)) return ec;
+      // Their blue ticks: someone reads them now (after the notice, which it must not hold up).
+      if (auto ec = s.ops.mark_read(c, conv, now, fx)) return ec;
     }
     if (auto ec = storage::save_conversation(c, conv)) return ec;
     json detail{{"previous_mode", previous_mode}};
@@ -572,9 +573,9 @@ net::awaitable<response> post_message(const services& s, request_context& ctx, c
     if (!conv.first_staff_reply_at || (conv.queued_at && *conv.first_staff_reply_at < *conv.queued_at))
       conv.first_staff_reply_at = now;
     conv.updated_at = now;
-    if (auto ec = s.ops.mark_read(c, conv, now, fx)) return ec;
     auto mid = s.ops.send(c, conv, o, "staff", me.id, now, fx);
     if (!mid) return mid.error();
+    if (auto ec = s.ops.mark_read(c, conv, now, fx)) return ec;  // behind the reply: never holds it
     auto m = storage::find_message(c, *mid);
     if (!m) return m.error();
     if (auto ec = audit(c, me, "conversation.message", conv_target(conv.id),

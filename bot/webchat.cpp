@@ -567,10 +567,19 @@ const char* mime_of(const std::string& path) {
 /// conversation: the visitor's first message may still be on its way to the writer (the page
 /// sent it, then "end" at once), and stored after the end it would bring the id back to life.
 /// The message's own job reads the end (session_was_ended) and stores nothing.
-net::awaitable<response> end_session(const services& s, const session_ids& ids, request_context& ctx) {
+net::awaitable<response> end_session(const services& s, const session_ids& ids, address_limiter& limits,
+                                     request_context& ctx) {
   const auto v = ctx.req.version();
   const bool ka = ctx.req.keep_alive();
   const std::string session(ctx.req["X-Chat-Session"]);
+  // Each end may write a row that stays: it costs a message from the address's budget, as a
+  // text or a file does.
+  if (int wait = limits.take(limit_key(ctx.remote), address_limiter::clock::now()); wait > 0) {
+    s.stats.count("webchat_messages_throttled");
+    auto res = error_response(v, ka, api_error::rate_limited, "too many requests, try again in a moment");
+    res.set(http::field::retry_after, std::to_string(wait));
+    co_return res;
+  }
   if (!valid_session(session))
     co_return error_response(v, ka, api_error::malformed, "X-Chat-Session must be 16-64 characters of A-Z, a-z, 0-9, '-' or '_'");
   auto known = co_await session_known(s, session);
@@ -620,7 +629,8 @@ void add_webchat_routes(router& r, const services& s, const std::string& session
   });
   r.add(http::verb::post, std::string(upload_target),
         [&s, ids, limits](request_context& ctx) { return upload_file(s, *ids, *limits, ctx); });
-  r.add(http::verb::post, "/chat/end", [&s, ids](request_context& ctx) { return end_session(s, *ids, ctx); });
+  r.add(http::verb::post, "/chat/end",
+        [&s, ids, limits](request_context& ctx) { return end_session(s, *ids, *limits, ctx); });
 }
 
 /// Whether a path under a static folder has only named segments (none empty, none ".").

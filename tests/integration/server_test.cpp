@@ -87,6 +87,9 @@ TEST_CASE("bad requests get a clear status and the server keeps serving") {
     auto out = raw_call(srv.port(), "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(out.substr(out.find("\r\n\r\n") + 4).empty());
+    // Not on the API, whose GETs may do things a HEAD must not (fetch a file, audit a download).
+    CHECK(raw_call(srv.port(), "HEAD /api/v1/conversations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+              .rfind("HTTP/1.1 405", 0) == 0);
   }
   SUBCASE("a chunk size line or trailers that never end are refused, not buffered") {
     // Beast counts neither against the header or body limits: without a cap on the read

@@ -163,6 +163,10 @@ TEST_CASE("WhatsApp: the person's last message is marked read when staff take it
   b.text("هل أنتم هناك؟");  // wamid.966500000503.4
   REQUIRE(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "نعم، معك هدى"}}).status == 200);
   CHECK(eventually([&] { return read_receipts("wamid.966500000503.4") == 1; }));
+  // Another reply to the same message does not mark it again.
+  REQUIRE(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "سأتصل بك الآن"}}).status == 200);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, "سأتصل بك الآن"); }));
+  CHECK(read_receipts("wamid.966500000503.4") == 1);
   // Nothing of it in the transcript: receipts are not messages.
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%mark_read%'") == 0);
 }

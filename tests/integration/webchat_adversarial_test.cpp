@@ -1030,9 +1030,9 @@ TEST_CASE("webchat: a first message still on its way when the visitor ends the s
   write_lock lock(e.db);
   int ended = 0;
   std::thread end([&] { ended = http_call(e.port(), "POST", "/chat/end", "", {{"X-Chat-Session", visitor}}).status; });
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // (the writer's busy timeout is 5 s)
   a.send(text_msg("رقم هويتي 1757491186", "first-1"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
   lock.release();
   end.join();
   CHECK(ended == 204);
