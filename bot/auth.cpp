@@ -27,16 +27,8 @@ std::string bearer_token(const request_context& ctx, bool allow_query) {
     // "token.<token>" beside "aoun.stream", out of the URL that proxies log. `?token=` is still
     // read, for a console page loaded before this changed.
     const auto field = ctx.req[http::field::sec_websocket_protocol];
-    std::string_view list(field.data(), field.size());
-    while (!list.empty()) {
-      auto comma = list.find(',');
-      auto item = list.substr(0, comma);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    for (auto item : list_items(std::string_view(field.data(), field.size())))
       if (item.rfind("token.", 0) == 0) return std::string(item.substr(6));
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
     if (auto q = ctx.query.find("token"); q != ctx.query.end()) return q->second;
   }
   return {};

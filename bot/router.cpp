@@ -25,6 +25,20 @@ int hex(char c) {
 
 }  // namespace
 
+std::vector<std::string_view> list_items(std::string_view field) {
+  std::vector<std::string_view> out;
+  for (std::size_t at = 0; at <= field.size();) {
+    auto comma = field.find(',', at);
+    if (comma == std::string_view::npos) comma = field.size();
+    auto item = field.substr(at, comma - at);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) out.push_back(item);
+    at = comma + 1;
+  }
+  return out;
+}
+
 std::string percent_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());

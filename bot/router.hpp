@@ -66,5 +66,8 @@ class router {
 /// Splits "a=1&b=%20" into decoded pairs ('+' is a space). Malformed escapes are kept literally.
 std::map<std::string, std::string> parse_query(std::string_view q);
 std::string percent_decode(std::string_view s);
+/// The items of a comma-separated header list ("aoun.chat, session.x"), each without the
+/// spaces and tabs around it; empty items are left out. The views point into `field`.
+std::vector<std::string_view> list_items(std::string_view field);
 
 }  // namespace aoun::bot

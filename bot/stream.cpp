@@ -94,16 +94,8 @@ class stream_watch : public std::enable_shared_from_this<stream_watch> {
 constexpr std::string_view stream_protocol = "aoun.stream";
 
 bool offers_protocol(beast::string_view field, std::string_view protocol) {
-  std::string_view list(field.data(), field.size());
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    auto item = list.substr(0, comma);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+  for (auto item : list_items(std::string_view(field.data(), field.size())))
     if (item == protocol) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
   return false;
 }
 

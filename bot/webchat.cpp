@@ -201,16 +201,9 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
   bool offered_protocol = false;
   {
     const auto field = ctx.req[http::field::sec_websocket_protocol];
-    std::size_t at = 0;
-    while (at <= field.size()) {
-      auto comma = field.find(',', at);
-      if (comma == std::string_view::npos) comma = field.size();
-      auto item = field.substr(at, comma - at);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    for (auto item : list_items(std::string_view(field.data(), field.size()))) {
       if (item == chat_protocol) offered_protocol = true;
       else if (item.rfind("session.", 0) == 0) asked = std::string(item.substr(8));
-      at = comma + 1;
     }
   }
   if (!origin_allowed(ctx.req[http::field::origin], ctx.req[http::field::host], s.cfg.public_url)) {

@@ -32,6 +32,15 @@ std::vector<std::string> resent_then_all(staff_env& e, long long first, long lon
 
 }  // namespace
 
+namespace {
+/// A database with the schema and nothing else: a server started and stopped on it, so that a
+/// test can write rows (a backlog, a damaged row) before the server it watches starts.
+void make_schema(const std::string& db, const std::map<std::string, std::string>& env) {
+  server_process first(db, env);
+  REQUIRE(first.stop() == 0);
+}
+}  // namespace
+
 TEST_CASE("provider outage: 500s, then 429 with retry-after, then recovery — each reply once, in order per recipient") {
   temp_dir dir;
   fake_provider graph, tg, twilio;
@@ -587,10 +596,7 @@ TEST_CASE("an SMS backlog waiting for its rate limit holds up no other channel, 
   std::string db = dir.path + "/aoun.db";
   auto env = channel_env(graph, tg, twilio);
   env["AOUN_SMS_RATE"] = "1";
-  {
-    server_process first(db, env);  // makes the schema
-    REQUIRE(first.stop() == 0);
-  }
+  make_schema(db, env);
   // As after an outage: 300 SMS replies due at once (one a second is the gateway's pace), and a
   // WhatsApp reply written after them.
   std::string values;
@@ -629,10 +635,7 @@ TEST_CASE("SMS are paced by segment: a long Arabic reply takes the gateway's tim
   std::string db = dir.path + "/aoun.db";
   auto env = channel_env(graph, tg, twilio);
   env["AOUN_SMS_RATE"] = "10";  // segments a second; a second's worth (10) may go at once
-  {
-    server_process first(db, env);  // makes the schema
-    REQUIRE(first.stop() == 0);
-  }
+  make_schema(db, env);
   // Four 400-character Arabic replies (UCS-2: 6 segments of 67 each), due at once to four
   // people (sent in any order). Counted as messages, the four fit the first second's 10;
   // counted as segments, the last waits until the 18 before it have had their time: 0.9 s.
@@ -661,10 +664,7 @@ TEST_CASE("a reply whose send throws inside the server every time is dead at the
   auto env = channel_env(graph, tg, twilio);
   env["AOUN_OUTBOX_MAX_ATTEMPTS"] = "3";
   env["AOUN_OUTBOX_BACKOFF_MS"] = "10";
-  {
-    server_process first(db, env);  // makes the schema
-    REQUIRE(first.stop() == 0);
-  }
+  make_schema(db, env);
   // A payload the renderer throws on (a flag that is not a boolean: a damaged row, say), then
   // the person's next reply behind it.
   db_exec(db, "INSERT INTO outbox (channel, recipient, payload, state, created_at) VALUES "
@@ -684,10 +684,7 @@ TEST_CASE("a 429 on the whole channel holds the other recipients' sends too; a p
   std::string db = dir.path + "/aoun.db";
   auto env = channel_env(graph, tg, twilio);
   env["AOUN_WHATSAPP_RATE"] = "0.5";  // one every 2 s: the rows go one after the other
-  {
-    server_process first(db, env);  // makes the schema
-    REQUIRE(first.stop() == 0);
-  }
+  make_schema(db, env);
   std::atomic<int> calls{0};
   for (const char* code : {"130429", "131056"}) {
     CAPTURE(code);

@@ -22,6 +22,22 @@ http_result transition(staff_env& e, const std::string& token, const std::string
   return api(e.port(), "POST", "/api/v1/cases/" + ref + "/transition", token, body);
 }
 
+/// A WhatsApp beneficiary who agreed to the privacy notice and asked for staff (three
+/// messages, the last "wamid.<from>.3"); returns their conversation's API path.
+std::string asks_for_staff(staff_env& e, wa_user& b) {
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");
+  return "/api/v1/conversations/" + std::to_string(conversation_of(e.db, b.from));
+}
+
+/// The beneficiary last wrote `hours` ago (WhatsApp's 24-hour window).
+void last_wrote_hours_ago(staff_env& e, const wa_user& b, int hours) {
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  db_exec(e.db, "UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - hours * 3600) + " WHERE address = '" +
+                    b.from + "'");
+}
+
 }  // namespace
 
 TEST_CASE("cases: every transition is recorded, audited and told to the beneficiary; invalid ones are 409") {
@@ -144,10 +160,7 @@ TEST_CASE("WhatsApp: the person's last message is marked read when staff take it
   staff_env e;
   auto admin = login(e.port());
   wa_user b{e.port(), "966500000503"};
-  b.text("السلام عليكم");
-  b.button("consent.yes", "أوافق");
-  b.text("موظف");  // wamid.966500000503.3
-  auto conv = "/api/v1/conversations/" + std::to_string(conversation_of(e.db, b.from));
+  const auto conv = asks_for_staff(e, b);  // the last message: wamid.966500000503.3
   auto read_receipts = [&](const std::string& wamid) {
     int n = 0;
     for (auto& r : e.graph.requests()) {
@@ -175,15 +188,9 @@ TEST_CASE("WhatsApp 24-hour rule: taking over, releasing and resolving outside t
   staff_env e;
   auto admin = login(e.port());
   wa_user b{e.port(), "966500000502"};
-  b.text("السلام عليكم");
-  b.button("consent.yes", "أوافق");
-  b.text("موظف");
-  auto cid = conversation_of(e.db, b.from);
-  auto conv = "/api/v1/conversations/" + std::to_string(cid);
-  // Waited in the queue over a weekend: the person last wrote 60 hours ago.
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  db_exec(e.db, "UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - 60 * 3600) + " WHERE address = '" +
-                    b.from + "'");
+  const auto conv = asks_for_staff(e, b);
+  const auto cid = conversation_of(e.db, b.from);
+  last_wrote_hours_ago(e, b, 60);  // waited in the queue over a weekend
   const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
   REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
   REQUIRE(api(e.port(), "POST", conv + "/release", admin).status == 200);
@@ -203,18 +210,12 @@ TEST_CASE("WhatsApp 24-hour rule: a reply outside the window is refused with the
   staff_env e;
   auto admin = login(e.port());
   wa_user b{e.port(), "966500000501"};
-  b.text("السلام عليكم");
-  b.button("consent.yes", "أوافق");
-  b.text("موظف");
-  auto cid = conversation_of(e.db, b.from);
-  auto conv = "/api/v1/conversations/" + std::to_string(cid);
+  const auto conv = asks_for_staff(e, b);
   REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
   REQUIRE(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "inside the window"}}).status == 200);
 
-  // The beneficiary last wrote 25 hours ago.
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  db_exec(e.db, "UPDATE beneficiaries SET last_inbound_at = " + std::to_string(now - 25 * 3600) + " WHERE address = '" +
-                    b.from + "'");
+  last_wrote_hours_ago(e, b, 25);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == false);
   auto outbox_before = db_value(e.db, "SELECT count(*) FROM outbox");
   auto r = api(e.port(), "POST", conv + "/messages", admin, json{{"text", "are you there?"}});
