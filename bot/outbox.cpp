@@ -77,9 +77,7 @@ struct outbox_worker::limiter {
       if (short_of <= 0) return clock::duration::zero();
       return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(short_of / rate));
     }
-    // The provider asked the whole channel to slow down: the next send waits `seconds` (or
-    // longer, if more already wait).
-    // The whole schedule moves back by `seconds`: the next token comes that much later, and
+    // The provider asked the whole channel to slow down. The whole schedule moves back by `seconds`: the next token comes that much later, and
     // the sends already waiting for theirs (their wait was reckoned before) add it to their
     // wait (holds_total), keeping their spacing instead of all going when the hold ends.
     // Holds that overlap (several sends in flight met the same limit) count once: only the
@@ -828,12 +826,19 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   co_await follow_readdress(s);  // a number that changed hands since the row was claimed
   // Whether the person said STOP (SMS) or blocked the bot (Telegram) since the row was written.
   const bool opt_out_channel = !conversation_ops::opted_out_reason(row.channel).empty() && !is_callback_answer(s);
-  auto opted_out_now = [this, &row]() -> net::awaitable<storage::result<bool>> {
+  // Reads the flag; refuses the row if it is set, or retries it if the read failed.
+  auto check_opt_out = [this, &row, &refused, &result]() -> net::awaitable<void> {
     const std::string& recipient = row.recipient;
     const std::string& channel = row.channel;
-    co_return co_await db_read<bool>(db_, [&recipient, &channel](storage::connection& c) {
+    auto out = co_await db_read<bool>(db_, [&recipient, &channel](storage::connection& c) {
       return storage::opted_out(c, channel, recipient);
     });
+    if (!out) {
+      result.outcome = channels::send_outcome::retry;  // like a send that did not leave
+      result.error = "database: the opt-out check failed: " + out.error().message();
+    } else if (*out) {
+      refused = conversation_ops::opted_out_reason(channel);
+    }
   };
   auto checked_at = clock::now();
   if (row.channel == "telegram" && conversation_ops::telegram_group(row.recipient) && !is_callback_answer(s)) {
@@ -841,14 +846,8 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   } else if (conversation_ops::retired_address(row.recipient)) {
     refused = conversation_ops::number_reassigned_reason;
   } else if (opt_out_channel) {
-    auto out = co_await opted_out_now();
+    co_await check_opt_out();
     checked_at = clock::now();
-    if (!out) {
-      result.outcome = channels::send_outcome::retry;
-      result.error = "database: the opt-out check failed: " + out.error().message();
-    } else if (*out) {
-      refused = conversation_ops::opted_out_reason(row.channel);
-    }
   }
   if (!refused.empty()) {
     result.outcome = channels::send_outcome::rejected;
@@ -905,14 +904,10 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     // ... and so may a STOP: an SMS in a backlog waits its turn for seconds, and a STOP sent
     // meanwhile must hold it (docs/channels.md). Read again when the wait was not instant.
     if (!held && refused.empty() && opt_out_channel && clock::now() - checked_at > std::chrono::milliseconds(50)) {
-      auto out = co_await opted_out_now();
-      if (out && *out) {
-        refused = conversation_ops::opted_out_reason(row.channel);
+      co_await check_opt_out();
+      if (!refused.empty()) {
         result.outcome = channels::send_outcome::rejected;
         result.error = std::string(refused);
-      } else if (!out) {
-        result.outcome = channels::send_outcome::retry;
-        result.error = "database: the opt-out check failed: " + out.error().message();
       }
     }
     if (!held && refused.empty() && result.error.empty()) {
@@ -959,12 +954,11 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
         if (limited) delay = result.retry_after.count() > 0 ? result.retry_after : std::chrono::milliseconds(1000) + delay;
         w.what = outcome_write::kind::retry;
         w.next_ms = ms + delay.count();
-        // A limit on the channel (WhatsApp's throughput or the app's, Telegram's, the SMS
-        // account's), not on this one recipient (WhatsApp's pair limit, 131056): the other
-        // recipients' sends wait too, at most 10 s here, rather than each meeting a 429 of its
-        // own until it is dead.
-        // Telegram's 429 may be one chat's (a message a second): that chat's next turn moves
-        // back, not every chat's.
+        // A limit on the channel (WhatsApp's throughput or the app's, the SMS account's), not
+        // on this one recipient (WhatsApp's pair limit, 131056): the other recipients' sends
+        // wait too, at most 10 s here, rather than each meeting a 429 of its own until it is
+        // dead. Telegram's 429 may be one chat's (a message a second): that chat's next turn
+        // moves back, not every chat's.
         const double hold = std::min(10.0, std::chrono::duration<double>(delay).count());
         if (limited && !is_callback_answer(s) && row.channel == "telegram") {
           auto& next = limits_->telegram_chats[row.recipient];
