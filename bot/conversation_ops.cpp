@@ -44,13 +44,24 @@ channels::kind channel_of(const storage::conversation_row& conv) {
   return channels::kind_from_string(conv.channel).value_or(channels::kind::webchat);
 }
 
-std::string inbound_payload(const channels::inbound& in) {
+/// Whether a message was written long before it came: more than ten minutes (Meta retries a
+/// webhook for up to a week, after an outage of ours, say).
+/// Not an edit (its date is the original message's) nor a live location's move.
+bool delivered_late(const channels::inbound& in, std::int64_t now) {
+  return in.timestamp > 0 && in.timestamp + 600 < now && !in.location_update &&
+         in.raw_type.find("edited_message") == std::string::npos;
+}
+
+std::string inbound_payload(const channels::inbound& in, std::int64_t now) {
+  const bool late = delivered_late(in, now);
   // Plain text (most messages) carries nothing beyond its text.
-  if (in.choice_id.empty() && in.written_from.empty() && !in.forwarded &&
+  if (in.choice_id.empty() && in.written_from.empty() && !in.forwarded && !late &&
       (in.type == channels::inbound_type::text || in.type == channels::inbound_type::status))
     return "{}";
   json p = json::object();
   if (!in.written_from.empty()) p["written_from"] = in.written_from;
+  // Staff see when it was written, not only when it came.
+  if (late) p["written_at"] = in.timestamp;
   if (in.forwarded) {
     p["forwarded"] = json::object();
     if (!in.forwarded_from.empty()) p["forwarded"]["from"] = in.forwarded_from;
@@ -395,7 +406,7 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   m.kind = in.location_update && !erased_share ? "location" : std::string(channels::to_string(in.type));
   m.text = in.text;
   m.payload = erased_share ? json{{"raw_type", in.raw_type}, {"location", {{"message_ref", in.message_ref}}}}.dump()
-                           : inbound_payload(in);
+                           : inbound_payload(in, now);
   m.provider_id = in.provider_id;
   m.created_at = now;
   auto mid = storage::insert_message(c, m);
@@ -489,18 +500,27 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
   // A late message from an address the person has left, written long before it came (Meta
   // retries for a week): the dialog has moved on since, and an old "1" must not answer today's
   // question. Recorded for staff, not a turn.
-  const bool old_news = !in.written_from.empty() && in.timestamp > 0 && in.timestamp + 600 < now;
-  if (set_aside || old_news) {
+  const bool old_news = !in.written_from.empty() && delivered_late(in, now);
+  // A WhatsApp message written more than 24 hours before it came (Meta retries for up to a
+  // week, after an outage of ours): nothing could answer it (Meta refuses a reply outside the
+  // window, unless the person has written since), and the dialog, if it went on, has moved on.
+  // Recorded, not a turn, and put before staff, who can reach the person with a template.
+  const bool past_window = in.channel == channels::kind::whatsapp && delivered_late(in, now) &&
+                           in.timestamp + window_seconds < now && in.raw_type.rfind("system.", 0) != 0;
+  if (set_aside || old_news || past_window) {
     // Not a turn. A set-aside record cannot be answered (the outbox refuses the address), nor
     // queued for staff who could not reply either, except for danger words: a person must look,
-    // whoever can still reach them (the emergency numbers go only where the person is now).
+    // whoever can still reach them (the emergency numbers go only where the person is now, and
+    // only while a message can reach them there).
     if (!in.text.empty() && in.type != channels::inbound_type::choice && eng->is_danger(in.text)) {
-      if (set_aside) {
+      if (set_aside || !window_open(conv, now)) {
         queue(conv, "danger", 1, now);
         conv.queue_reason = "danger";
       } else if (auto ec = danger_outside_turn()) {
         return storage::result<bool>(boost::system::in_place_error, ec);
       }
+    } else if (past_window && !set_aside && in.type != channels::inbound_type::unsupported) {
+      queue(conv, "late_message", 0, now);
     }
   } else if (in.type == channels::inbound_type::unsupported || stop ||
              (in.type == channels::inbound_type::media && in.media_kind == "sticker")) {
@@ -946,6 +966,7 @@ json conversation_ops::message_json(const storage::message_row& m) {
   if (p.contains("raw_type")) j["raw_type"] = p["raw_type"];
   if (p.contains("choice_id")) j["choice_id"] = p["choice_id"];
   if (p.contains("written_from")) j["written_from"] = p["written_from"];
+  if (p.contains("written_at")) j["written_at"] = p["written_at"];
   if (p.contains("forwarded")) j["forwarded"] = p["forwarded"];
   if (m.direction == "out") {
     std::string st = m.outbox_state.value_or("");

@@ -38,6 +38,24 @@ void last_wrote_hours_ago(staff_env& e, const wa_user& b, int hours) {
                     b.from + "'");
 }
 
+/// Posts a WhatsApp webhook (built by wa_text or wa_button) as if its message had been written
+/// `hours` ago and reached us only now: Meta retries a webhook for up to a week.
+void post_late(staff_env& e, const std::string& body, int hours) {
+  auto j = json::parse(body);
+  j["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(std::time(nullptr) - hours * 3600);
+  auto r = post_wa(e.port(), j.dump());
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+}
+
+std::string queue_of(staff_env& e, long long conversation) {
+  return db_text(e.db, "SELECT mode || ':' || coalesce(queue_reason, '') || ':' || priority FROM conversations WHERE id = " +
+                           std::to_string(conversation));
+}
+
+long long outbox_to(staff_env& e, const wa_user& b) {
+  return db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '" + b.from + "'");
+}
+
 }  // namespace
 
 TEST_CASE("cases: every transition is recorded, audited and told to the beneficiary; invalid ones are 409") {
@@ -182,6 +200,59 @@ TEST_CASE("WhatsApp: the person's last message is marked read when staff take it
   CHECK(read_receipts("wamid.966500000503.4") == 1);
   // Nothing of it in the transcript: receipts are not messages.
   CHECK(db_value(e.db, "SELECT count(*) FROM messages WHERE payload LIKE '%mark_read%'") == 0);
+}
+
+TEST_CASE("WhatsApp: a message written over a day before it came is put before staff, not answered by the bot") {
+  staff_env e;
+  auto admin = login(e.port());
+
+  // Someone's first message, kept by Meta through an outage of ours: no reply could reach them
+  // (Meta refuses one outside the 24-hour window), so none is queued; staff are.
+  wa_user a{e.port(), "966500000511"};
+  post_late(e, wa_text(a.from, a.next_id(), "أحتاج مساعدة بخصوص قضيتي"), 30);
+  const auto ca = conversation_of(e.db, a.from);
+  CHECK(outbox_to(e, a) == 0);
+  CHECK(queue_of(e, ca) == "waiting:late_message:0");
+  const auto conv = "/api/v1/conversations/" + std::to_string(ca);
+  CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == false);
+  auto msgs = as_json(api(e.port(), "GET", conv + "/messages", admin));
+  REQUIRE(msgs["messages"].size() == 1);
+  // Staff see when it was written, not only when it came.
+  CHECK(msgs["messages"][0]["written_at"].get<long long>() <= std::time(nullptr) - 30 * 3600 + 5);
+
+  // Someone who has written since: an old answer is not taken for today's question. Asked for
+  // consent just now, a consent pressed 26 hours ago consents to nothing.
+  wa_user b{e.port(), "966500000512"};
+  b.text("السلام عليكم");
+  const auto cb = conversation_of(e.db, b.from);
+  const auto state = db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + std::to_string(cb));
+  const auto to_b = outbox_to(e, b);
+  post_late(e, wa_button(b.from, b.next_id(), "consent.yes", "أوافق"), 26);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + b.from + "' AND consented_at IS NOT NULL") == 0);
+  CHECK(db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + std::to_string(cb)) == state);
+  CHECK(outbox_to(e, b) == to_b);
+  CHECK(queue_of(e, cb) == "waiting:late_message:0");
+  // A message written 20 minutes ago (a shorter outage of ours) is still answered.
+  wa_user c{e.port(), "966500000513"};
+  auto recent = json::parse(wa_text(c.from, c.next_id(), "السلام عليكم"));
+  recent["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = std::to_string(std::time(nullptr) - 20 * 60);
+  REQUIRE(post_wa(e.port(), recent.dump()).status == 200);
+  CHECK(outbox_to(e, c) > 0);
+  CHECK(queue_of(e, conversation_of(e.db, c.from)) == "bot::0");
+
+  // Danger words in a late message: first in the queue. The emergency numbers go only where a
+  // message can still reach the person: not to a, whose window is closed; to b, who just wrote.
+  post_late(e, wa_text(a.from, a.next_id(), "أبي أنتحر"), 28);
+  CHECK(queue_of(e, ca) == "waiting:danger:1");
+  CHECK(outbox_to(e, a) == 0);
+  post_late(e, wa_text(b.from, b.next_id(), "أبي أنتحر"), 28);
+  CHECK(queue_of(e, cb) == "waiting:danger:1");
+  CHECK(outbox_to(e, b) == to_b + 1);
+  REQUIRE(eventually([&] {
+    for (auto& s : wa_sends(e.graph, b.from))
+      if (s.value("type", "") == "text" && s["text"]["body"].get<std::string>().find("911") != std::string::npos) return true;
+    return false;
+  }));
 }
 
 TEST_CASE("WhatsApp 24-hour rule: taking over, releasing and resolving outside the window send nothing that would fail") {

@@ -192,7 +192,7 @@ TEST_CASE("WhatsApp: a message WhatsApp could not hand over is answered; a react
     nlohmann::json m = message;
     m["from"] = from;
     m["id"] = wamid;
-    m["timestamp"] = "1700000000";
+    m["timestamp"] = wa_now();
     v["messages"] = nlohmann::json::array({m});
     REQUIRE(post_wa(e.port(), j.dump()).status == 200);
   };

@@ -710,6 +710,8 @@ function messageEl(m) {
   // Written from a number the person has since left (changed, or passed to someone else),
   // delivered late: filed with them, and staff see where it came from.
   if (m.written_from) body.push(h('p', { class: 'shared-detail muted written-from', text: t('msg.written_from', { from: `\u2066+${m.written_from}\u2069` }) }));
+  // Written long before it came (the provider kept it through an outage): when it was written.
+  if (m.written_at) body.push(h('p', { class: 'shared-detail muted written-at', text: t('msg.written_at', { time: fmtDateTime(m.written_at) }) }));
   if (m.choices?.length) {
     body.push(h('ul', { class: 'msg-choices', 'aria-label': 'choices' }, m.choices.map((ch) => h('li', { dir: 'auto', text: ch.title }))));
   }

@@ -287,6 +287,20 @@ describe('staff console', () => {
     await page.locator('#transcript .shared-detail', { hasText: 'حظر المستفيد البوت في تيليجرام' }).waitFor();
   });
 
+  test('a message Meta delivers a day and a half late waits for staff, marked with when it was written', async () => {
+    const late = whatsappUser(aoun.base, { waId: '966507770031', name: 'منيرة' });
+    await late.textWrittenAt('كتبت لكم قبل يومين ولم يرد أحد', Math.floor(Date.now() / 1000) - 36 * 3600);
+    await page.click('#tab-waiting');
+    const item = page.locator('#queue-list .queue-item', { hasText: 'منيرة' });
+    await item.waitFor();
+    assert.match(await item.innerText(), /رسالة وصلت متأخرة/);
+    await item.click();
+    const msg = page.locator('#transcript .msg', { hasText: 'كتبت لكم قبل يومين' });
+    await msg.waitFor();
+    assert.match(await msg.locator('.written-at').innerText(), /كُتبت في .+ ووصلت متأخرة/);
+    assert.equal(await page.locator('#transcript .msg').count(), 1, 'the bot said nothing that could not reach her');
+  });
+
   test('an expired session returns to sign-in with a message', async () => {
     const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('aoun.session')).token);
     const res = await fetch(`${aoun.base}/api/v1/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '{}' });
