@@ -59,6 +59,7 @@ app::app(config cfg) : cfg_(std::move(cfg)) {
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) throw config_error("AOUN_DB: cannot create folder '" + parent.string() + "': " + ec.message());
   }
+  lock_ = std::make_unique<instance_lock>(cfg_.db_path);  // before anything is read or written
   storage::options so;
   so.path = cfg_.db_path;
   auto db = storage::database::open(so);
@@ -256,13 +257,13 @@ net::awaitable<void> app::housekeeping() {
   constexpr std::size_t delete_chunk = 500;
   net::steady_timer timer(co_await net::this_coro::executor);
   while (!stopping_) {
-    const std::int64_t before = unix_now() - storage::processed_keep_seconds;
+    const std::int64_t now = unix_now();
     std::string channel, id;  // where the next step starts
     std::int64_t pruned = 0;
     bool failed = false;
     while (!stopping_ && !failed) {
-      auto scan = co_await db_read<storage::processed_scan>(*db_, [&channel, &id, before](storage::connection& c) {
-        return storage::scan_processed(c, channel, id, before, scan_chunk);
+      auto scan = co_await db_read<storage::processed_scan>(*db_, [&channel, &id, now](storage::connection& c) {
+        return storage::scan_processed(c, channel, id, now, scan_chunk);
       });
       if (!scan) {
         log::error("dedupe_prune_failed", {{"error", scan.error().message()}});

@@ -10,6 +10,7 @@
 #include "bot/config.hpp"
 #include "bot/conversation_ops.hpp"
 #include "bot/event_hub.hpp"
+#include "bot/instance_lock.hpp"
 #include "bot/media.hpp"
 #include "bot/media_archive.hpp"
 #include "bot/outbox.hpp"
@@ -53,7 +54,7 @@ class app {
   std::string server_key(const char* name);
   net::awaitable<response> healthz(request_context& ctx);
   net::awaitable<response> render_metrics(request_context& ctx);
-  /// At start and then hourly: deletes dedupe keys older than storage::processed_keep_seconds,
+  /// At start and then hourly: deletes dedupe keys kept their time (storage::processed_keep_seconds_for),
   /// then runs retention_sweep.
   net::awaitable<void> housekeeping();
   /// Erases every beneficiary whose retention (cfg_.retention_days) has run out: see
@@ -62,6 +63,7 @@ class app {
 
   // Constant after construction.
   const config cfg_;
+  std::unique_ptr<instance_lock> lock_;  // before db_: held until the database is closed
   std::unique_ptr<storage::database> db_;
   net::io_context ioc_;
   metrics metrics_;

@@ -498,7 +498,7 @@ result<bool> mark_processed(connection& c, std::string_view channel, std::string
 }
 
 result<processed_scan> scan_processed(connection& c, std::string_view after_channel, std::string_view after_id,
-                                      std::int64_t before, int limit) {
+                                      std::int64_t now, int limit) {
   auto q = c.prepare(
       "SELECT channel, provider_id, received_at FROM processed_webhooks "
       "WHERE (channel, provider_id) > (?1, ?2) ORDER BY channel, provider_id LIMIT ?3");
@@ -512,7 +512,8 @@ result<processed_scan> scan_processed(connection& c, std::string_view after_chan
     ++out.seen;
     out.last_channel = q->text(0);
     out.last_id = q->text(1);
-    if (q->int64(2) < before) out.old.emplace_back(out.last_channel, out.last_id);
+    if (q->int64(2) < now - processed_keep_seconds_for(out.last_channel))
+      out.old.emplace_back(out.last_channel, out.last_id);
   }
   return out;
 }

@@ -53,19 +53,29 @@ struct message_row {
 /// Records a provider event id. False if it was seen before (a duplicate to drop).
 result<bool> mark_processed(connection& c, std::string_view channel, std::string_view provider_id, std::int64_t now);
 /// How long an event id is kept to recognise a provider's retry: well past the longest retry
-/// period (Meta retries a webhook for up to 7 days; Telegram keeps an update 24 hours; Twilio
-/// retries within minutes). A retry of an older event would be taken as new.
+/// period (Meta retries a webhook for up to 7 days; Twilio retries within minutes). A retry of
+/// an older event would be taken as new.
 inline constexpr std::int64_t processed_keep_seconds = 30 * 86400;
+/// Telegram's, shorter: Telegram keeps an update 24 hours, and after a week without updates it
+/// picks the next update_id at random, so a key kept a week could match a new message, which
+/// would be dropped as a duplicate. Three days: a retry is still recognised, and every key is
+/// gone (pruned hourly) before an id can be drawn again.
+inline constexpr std::int64_t telegram_processed_keep_seconds = 3 * 86400;
+/// How long `channel`'s event ids are kept.
+constexpr std::int64_t processed_keep_seconds_for(std::string_view channel) {
+  return channel == "telegram" ? telegram_processed_keep_seconds : processed_keep_seconds;
+}
 /// One step of a sweep through the event ids in key order (no index on time: that would cost
 /// every webhook an index insert): up to `limit` keys after (after_channel, after_id); which
-/// of them were recorded before `before` (unix seconds); where the next step starts.
+/// of them are past their keeping at `now` (unix seconds: recorded before now minus
+/// processed_keep_seconds_for their channel); where the next step starts.
 struct processed_scan {
   std::vector<std::pair<std::string, std::string>> old;  ///< (channel, provider_id)
   std::size_t seen = 0;                                  ///< keys read; < limit: the sweep is done
   std::string last_channel, last_id;
 };
 result<processed_scan> scan_processed(connection& c, std::string_view after_channel, std::string_view after_id,
-                                      std::int64_t before, int limit);
+                                      std::int64_t now, int limit);
 /// Deletes these event ids; returns how many were there.
 result<int> delete_processed(connection& c, const std::vector<std::pair<std::string, std::string>>& keys);
 

@@ -77,3 +77,24 @@ TEST_CASE("a bad configuration value stops serve with one line naming the variab
   CHECK(r.status == 1);
   CHECK(r.out == "aoun: AOUN_LISTEN: expected host:port, got 'nonsense'\n");
 }
+
+TEST_CASE("a second serve on the same database is refused, and the first goes on") {
+  // Its start-up recovery would turn the first server's sends in flight back into pending rows,
+  // which would then go twice.
+  temp_dir d;
+  const std::string db = d.path + "/aoun.db";
+  server_process first(db);
+  std::string why;
+  try {
+    server_process second(db);
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+  }
+  CHECK_MESSAGE(why.find("is in use by another aoun serve") != std::string::npos, why);
+  CHECK(first.running());
+  CHECK(http_call(first.port(), "GET", "/healthz").status == 200);
+  // The lock goes with the process, however it ends.
+  first.kill9();
+  server_process next(db);
+  CHECK(http_call(next.port(), "GET", "/healthz").status == 200);
+}
