@@ -803,6 +803,22 @@ void outbox_worker::credentials_answer(const std::string& channel, bool probe, c
   backlog_changed();
 }
 
+bool outbox_worker::refused_alone(const storage::outbox_row& row, clock::time_point now) {
+  // Kept half an hour (a pause is at most 15 minutes): a refusal older than that says nothing
+  // of one today, which may be the whole account's (a token that expired since).
+  constexpr auto keep = std::chrono::minutes(30);
+  for (auto it = refused_recipients_.begin(); it != refused_recipients_.end();)
+    it = now - it->second > keep ? refused_recipients_.erase(it) : std::next(it);
+  if (refused_recipients_.empty()) accepted_began_.clear();
+  const auto key = row.channel + "\n" + row.recipient;
+  // From the first refusal on: once the channel has carried a send begun after it, every row
+  // still refused for this recipient is theirs alone.
+  auto [it, first] = refused_recipients_.try_emplace(key, now);
+  if (first) return false;
+  auto accepted = accepted_began_.find(row.channel);
+  return accepted != accepted_began_.end() && accepted->second > it->second;
+}
+
 net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
   auto& row = s.row;
   auto started = clock::now();
@@ -912,10 +928,29 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
     }
     if (!held && refused.empty() && result.error.empty()) {
       // `s` lives in this frame until the spawned send completes.
+      const auto began = clock::now();
       result = co_await net::co_spawn(ioc_, send_row(s), net::use_awaitable);
       guard.armed = false;
+      if (result.outcome == channels::send_outcome::sent && !refused_recipients_.empty()) {
+        auto& latest = accepted_began_[row.channel];
+        latest = std::max(latest, began);
+      }
+      if (result.credentials_refused && refused_alone(row, clock::now())) {
+        // The provider refuses this recipient as it would the whole account (an error code
+        // that holds the channel), but the channel has carried other sends since: the refusal
+        // is theirs, not the channel's. Dead, with the provider's reason for staff; the channel
+        // is not held again for it (it would be after every probe, for as long as the row waits).
+        result.credentials_refused = false;
+        result.outcome = channels::send_outcome::rejected;
+        log::warn("outbox_refused_alone", {{"id", row.id}, {"channel", row.channel}, {"error", result.error}});
+      }
       credentials_answer(row.channel, probe, result);
-      if (result.credentials_refused) held = faults_.at(row.channel).pause;
+      if (result.credentials_refused) {
+        held = faults_.at(row.channel).pause;
+        // A refused probe waits a second longer than the rows it held, so that the next probe
+        // is another recipient's: one whose refusal is theirs alone must not be the only probe.
+        if (probe) *held += std::chrono::seconds(1);
+      }
     }
   }
   std::string outcome;
@@ -985,6 +1020,10 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       }
       break;
   }
+  // Accepted (or refused, retried, dead) for its own sake: a later refusal of this recipient
+  // starts afresh.
+  if (!held && !refused_recipients_.empty() && result.outcome == channels::send_outcome::sent)
+    refused_recipients_.erase(row.channel + "\n" + row.recipient);
   // Not recorded (only when stopping): the row stays `sending`, to be flagged and sent again at
   // the next start. The recipient's next rows must not go now: they would be sent again too.
   const bool recorded = co_await record_outcome(row.id, row.channel, w);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "bot/config.hpp"
 #include "bot/early_receipts.hpp"
@@ -173,6 +174,15 @@ class outbox_worker {
     bool probing = false;                          // one send is trying the credentials
   };
   std::map<std::string, fault_state> faults_;
+  // strand_: recipients ("channel\nrecipient") whose send was refused as if for the whole
+  // channel, with when first (kept half an hour); and per channel, when the latest send it
+  // accepted began. A recipient refused again after the channel accepted a send begun since
+  // is refused alone: that row is dead, and the channel is not held for it.
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> refused_recipients_;
+  std::map<std::string, std::chrono::steady_clock::time_point> accepted_began_;
+  /// After a send refused as if for the whole channel (strand_): whether the channel has
+  /// carried another send begun after this recipient's first such refusal. Records the refusal.
+  bool refused_alone(const storage::outbox_row& row, std::chrono::steady_clock::time_point now);
   // strand_: addresses re-addressed lately (addresses_changed), with when; an hour at most.
   std::map<std::string, std::chrono::steady_clock::time_point> readdressed_;
   /// If the row's address was re-addressed lately, reads where it goes now (strand_).

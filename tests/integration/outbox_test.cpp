@@ -590,6 +590,47 @@ TEST_CASE("a send accepted while the channel is held ends the fault, and the hel
   CHECK(as_json(http_call(e.port(), "GET", "/healthz"))["status"] == "ok");
 }
 
+TEST_CASE("a refusal that holds the channel but concerns one recipient ends with their rows, not with the channel") {
+  // Code 10 (permission denied) holds the channel: it usually means the app lost a permission.
+  // Here the provider gives it for one recipient only. Their rows must not hold everyone's
+  // replies after every probe, for as long as they wait.
+  staff_env e(env_vars{{"AOUN_CREDENTIALS_PAUSE_MS", "300"}});
+  const std::string p = "966500000421";
+  const std::vector<std::string> others = {"966500000422", "966500000423", "966500000424"};
+  std::atomic<int> to_p{0}, accepted{0};
+  e.graph.set_default([&](const recorded_request& req) {
+    if (json::parse(req.body)["to"] == p) {
+      ++to_p;
+      return scripted_response{403, R"({"error":{"message":"(#10) Permission denied","type":"OAuthException","code":10,"fbtrace_id":"Ab1"}})"};
+    }
+    return scripted_response{200, R"({"messaging_product":"whatsapp","messages":[{"id":"wamid.ok.)" + std::to_string(++accepted) + R"("}]})"};
+  });
+  REQUIRE(post_wa(e.port(), wa_text(p, "wamid.RA1", "مرحبا")).status == 200);
+  REQUIRE(eventually([&] { return to_p.load() >= 1; }));
+  int n = 0;
+  for (const auto& u : others) REQUIRE(post_wa(e.port(), wa_text(u, "wamid.RB" + std::to_string(++n), "مرحبا")).status == 200);
+  const auto of = [&](const std::string& who, const std::string& state) {
+    return db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '" + who + "' AND state = '" + state + "'");
+  };
+  const auto rows_p = db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '" + p + "'");
+  REQUIRE(rows_p >= 1);
+  // Everyone else's replies go; the one recipient's are dead, with the provider's reason.
+  CHECK(eventually([&] {
+    for (const auto& u : others)
+      if (of(u, "sent") == 0 || of(u, "pending") + of(u, "sending") > 0) return false;
+    return true;
+  }, std::chrono::seconds(15)));
+  REQUIRE(eventually([&] { return of(p, "dead") == rows_p; }, std::chrono::seconds(15)));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE recipient = '" + p + "' AND last_error LIKE '%code 10%'") == rows_p);
+  // Each of their rows went at most twice (held once, then refused alone): no probe loop.
+  CHECK(to_p.load() <= 2 * rows_p);
+  // The channel is not held: health is ok, and a newcomer's reply goes.
+  CHECK(eventually([&] { return as_json(http_call(e.port(), "GET", "/healthz"))["status"] == "ok"; }));
+  REQUIRE(post_wa(e.port(), wa_text("966500000425", "wamid.RC1", "مرحبا")).status == 200);
+  CHECK(eventually([&] { return of("966500000425", "sent") >= 1; }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead' AND recipient <> '" + p + "'") == 0);
+}
+
 TEST_CASE("an SMS backlog waiting for its rate limit holds up no other channel, and a stop does not wait for it") {
   temp_dir dir;
   fake_provider graph, tg, twilio;
