@@ -1469,6 +1469,15 @@ struct runner {
       misunderstanding(*s, s->validator == "mobile" ? "invalid.mobile.not_yours" : "invalid." + s->validator + ".empty");
       return;
     }
+    if (!s->validator.empty() && in.type == input::kind::choice && !in.choice_id.empty()) {
+      // A button of an earlier message (Telegram and WhatsApp keep them pressable), none of
+      // this step's: its title is no answer to a question asked in words ("أوافق" for what
+      // happened, "تأكيد" for a name). The question is asked again; no misunderstanding counted.
+      misunderstood = true;
+      res.replies.push_back(reply{t("old_choice"), {}, false, false});
+      prompt(*s);
+      return;
+    }
     if (!s->validator.empty() && (in.type == input::kind::text || in.type == input::kind::contact ||
                                   in.type == input::kind::choice)) {
       validation v = run_validator(s->validator, text);
@@ -1539,10 +1548,20 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
     r.enter("welcome/consent");
     return finish();
   }
-  // 3. Idle mid-flow: offer to resume or restart before anything else.
+  // 3. Idle mid-flow: offer to resume or restart before anything else. So does Telegram's
+  // /start (its Start or Restart button, a t.me link, the command menu), which answers no
+  // question: "/start" is not what happened, nor a name. Outside such a flow it shows the menu.
   auto f = d_->flows.find(s.flow);
+  const bool start_command = ctx.channel == "telegram" && in.type == input::kind::text &&
+                             (text == "/start" || text.rfind("/start ", 0) == 0 || text.rfind("/start@", 0) == 0);
+  if (start_command && !(f != d_->flows.end() && f->second.resumable)) {
+    r.clear_slots();
+    r.st().misunderstandings = 0;
+    r.enter(s.consented ? "menu/main" : "welcome/consent");
+    return finish();
+  }
   if (f != d_->flows.end() && f->second.resumable && s.last_activity > 0 &&
-      ctx.now - s.last_activity > d_->cfg.idle_timeout_seconds) {
+      (start_command || ctx.now - s.last_activity > d_->cfg.idle_timeout_seconds)) {
     std::string here = r.here();
     r.st().slots["_resume"] = here;
     r.st().misunderstandings = 0;

@@ -78,8 +78,12 @@ struct runner {
   void user(int line, const std::string& arg) {
     input in;
     if (arg.rfind("[choice:", 0) == 0) {
+      // "[choice:id]", or "[choice:id] title": the button's title, which the providers send
+      // with its id (bot/ hands it on as the text)
+      const auto close = arg.find(']');
       in.type = input::kind::choice;
-      in.choice_id = arg.substr(8, arg.size() - 9);
+      in.choice_id = arg.substr(8, close - 8);
+      if (close + 1 < arg.size()) in.text = trim(arg.substr(close + 1));
     } else if (arg.rfind("[contact:", 0) == 0) {
       in.type = input::kind::contact;
       in.contact_phone = arg.substr(9, arg.size() - 10);
