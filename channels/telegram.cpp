@@ -367,6 +367,18 @@ send_result interpret(int http_status, std::string_view body, std::string_view r
   if (r.recipient_blocked)
     if (const std::string why = text_member(root, "description"); why.rfind("Forbidden:", 0) == 0)
       r.error += ": " + std::string(crypto::truncate_code_points(why, 100));
+  // A 400 says what Telegram refused ("Bad Request: chat not found", "message is too long",
+  // "BUTTON_DATA_INVALID"): staff must tell a chat that is gone from a message we built wrong.
+  // Copied only when it is words alone (letters, spaces, _ and '): a description that carries
+  // details ("can't parse entities: …", an id) could echo what was sent, and is left out.
+  if (says_failed && code == "400") {
+    const std::string why = text_member(root, "description");
+    const bool words = why.size() > 13 && why.size() <= 100 && why.rfind("Bad Request: ", 0) == 0 &&
+                       std::all_of(why.begin() + 13, why.end(), [](char ch) {
+                         return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == ' ' || ch == '_' || ch == '\'';
+                       });
+    if (words) r.error += ": " + why;
+  }
   return r;
 }
 

@@ -320,8 +320,17 @@ TEST_CASE("telegram: interpret answers") {
   CHECK(r.provider_message_id == "1370");
   r = telegram::interpret(400, R"({"ok":false,"error_code":400,"description":"Bad Request: chat not found"})", "");
   CHECK(r.outcome == send_outcome::rejected);
-  CHECK(r.error == "http 400 code 400");  // a description can echo user content: not copied
+  // What Telegram refused, for staff: a chat that is gone is not a message we built wrong.
+  CHECK(r.error == "http 400 code 400: Bad Request: chat not found");
   CHECK_FALSE(r.recipient_blocked);
+  CHECK(telegram::interpret(400, R"({"ok":false,"error_code":400,"description":"Bad Request: BUTTON_DATA_INVALID"})", "").error ==
+        "http 400 code 400: Bad Request: BUTTON_DATA_INVALID");
+  // A description with details could echo what was sent: not copied.
+  for (const char* d : {"Bad Request: can't parse entities: Can't find end of the entity starting at byte offset 12",
+                        "Bad Request: message to reply not found 1370", "Bad Request: \u0633\u0631\u0642\u0629",
+                        "Something else happened"})
+    CHECK(telegram::interpret(400, json{{"ok", false}, {"error_code", 400}, {"description", d}}.dump(), "").error ==
+          "http 400 code 400");
   r = telegram::interpret(403, R"({"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"})", "");
   CHECK(r.outcome == send_outcome::rejected);
   CHECK(r.recipient_blocked);
