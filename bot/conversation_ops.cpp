@@ -447,8 +447,11 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     past_news = *newer;
     stop = !past_news;
   }
+  // On Telegram, what the person writes or presses (an edit or a reaction proves nothing: it
+  // may be made in a chat that still blocks the bot).
   bool back = channel == "sms" ? in.opt_out == "start"
-                               : channel == "telegram" && !stop && !past_news && !telegram_group(in.from);
+                               : channel == "telegram" && !stop && !past_news && !telegram_group(in.from) &&
+                                     in.raw_type != "edited_message" && in.raw_type.rfind("message_reaction", 0) != 0;
   if (back && channel == "telegram" && b->opted_out_at) {
     // The same out-of-order delivery the other way: a message written before a newer block,
     // delivered after it, does not unblock.

@@ -263,6 +263,14 @@ parse_result parse(std::string_view body) {
     for (auto it = doc->begin(); it != doc->end(); ++it) {
       if (it.key() == "update_id") continue;
       ev.raw_type = it.key();
+      // A business account's chats (Telegram Business, once one is connected to the bot):
+      // written between that account and its own contacts, its owner's words included, in a
+      // chat whose id is the contact's, the same as their chat with the bot. Never filed as
+      // the person's message to us: no sender, so kept for admins only (unroutable).
+      if (it.key().find("business") != std::string::npos) {
+        ev.raw_type = "business:" + it.key();
+        break;
+      }
       const json* chat = object_member(object_member(&*doc, it.key()), "chat");
       ev.from = text_member(chat, "id");
       break;

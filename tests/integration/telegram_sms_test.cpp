@@ -445,6 +445,21 @@ TEST_CASE("Telegram: a person who blocks the bot gets nothing more, and staff ar
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(sends() == sent_before);
 
+  // An edit, or a reaction, proves nothing: it may be made in a chat that still blocks the bot.
+  {
+    auto edit = json::parse(tg_text(++id, chat, "عدّلتها"));
+    edit["edited_message"] = edit["message"];
+    edit.erase("message");
+    REQUIRE(post_tg(e.port(), edit.dump()).status == 200);
+    REQUIRE(post_tg(e.port(), json{{"update_id", ++id},
+                                   {"message_reaction", {{"chat", {{"id", chat}, {"type", "private"}}}, {"message_id", 1},
+                                                         {"date", 1750000000}, {"old_reaction", json::array()},
+                                                         {"new_reaction", json::array()}}}}
+                                      .dump())
+                .status == 200);
+    CHECK(is_blocked());
+  }
+
   // 2. Restarting the bot lifts it: staff can write again.
   membership("member");
   CHECK_FALSE(is_blocked());

@@ -196,6 +196,20 @@ TEST_CASE("telegram: location, edited_message, other updates, voice") {
   e = only_event(R"({"update_id":4,"channel_post":{"chat":{"id":-100777,"type":"channel"}}})");
   CHECK(e.raw_type == "channel_post");
   CHECK(e.from == "-100777");
+  // A connected business account's chat with its contact (whose chat id is the contact's own,
+  // as in their chat with the bot): never filed as the contact's message to us.
+  for (const char* kind : {"business_message", "edited_business_message"}) {
+    json b = json::object({{"update_id", 6}});
+    b[kind] = {{"message_id", 9}, {"business_connection_id", "bc1"}, {"chat", {{"id", 5151}, {"type", "private"}}},
+               {"from", {{"id", 777}, {"is_bot", false}, {"first_name", "Owner"}}}, {"date", 1750000000}, {"text", "hello"}};
+    e = only_event(b.dump());
+    CHECK(e.type == inbound_type::unsupported);
+    CHECK(e.raw_type == std::string("business:") + kind);
+    CHECK(e.from.empty());
+  }
+  e = only_event(R"({"update_id":7,"deleted_business_messages":{"business_connection_id":"bc1","chat":{"id":5151,"type":"private"},"message_ids":[9]}})");
+  CHECK(e.raw_type == "business:deleted_business_messages");
+  CHECK(e.from.empty());
 
   // The person blocks the bot, then restarts it (the Bot API's ChatMemberUpdated).
   json member = {{"update_id", 7},
