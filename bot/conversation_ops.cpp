@@ -240,6 +240,22 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
         if (auto ec = q->bind(1, *d.conversation_id).bind(2, d.outbox_id).bind(3, window_seconds).exec())
           return storage::result<bool>(boost::system::in_place_error, ec);
       }
+    // Twilio may accept an SMS and fail it later with 21610 (the recipient opted out with it;
+    // a Messaging Service reports it so): from now on we know too, as when a send is refused
+    // with it (bot/outbox.cpp), unless the person wrote after that message (a START since).
+    if (in.status == "failed" && in.channel == channels::kind::sms && in.status_error == "21610" && !in.from.empty())
+      for (const auto& d : *changed) {
+        if (!d.conversation_id || !d.message_id) continue;
+        auto since = storage::inbound_after(c, *d.conversation_id, *d.message_id);
+        if (!since) return storage::result<bool>(boost::system::in_place_error, since.error());
+        if (*since) continue;
+        if (auto ec = storage::set_opt_out(c, channel, in.from, now))
+          return storage::result<bool>(boost::system::in_place_error, ec);
+        if (auto ec = storage::outbox_refuse_unsent(c, channel, in.from, opted_out_reason(channel)))
+          return storage::result<bool>(boost::system::in_place_error, ec);
+        log::info("opt_out", {{"conversation_id", *d.conversation_id}, {"channel", channel}, {"opt_out", "stop"}});
+        break;
+      }
     if (fx.staff_listening)
       for (const auto& d : *changed) {
         if (!d.message_id) continue;

@@ -243,7 +243,7 @@ std::string opt_out_of(std::string_view opt_out_type, std::string_view body) {
   // intake's "cancel"), and a person who writes it means the dialog. YES opts back in at Twilio,
   // so it does here; "start" is a dialog turn as well, so consent's "yes" still works.
   const std::string word = upper(body);
-  for (const char* k : {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT"})
+  for (const char* k : {"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT"})
     if (word == k) return "stop";
   for (const char* k : {"START", "UNSTOP", "YES"})
     if (word == k) return "start";

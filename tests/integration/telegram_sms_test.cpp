@@ -335,6 +335,51 @@ TEST_CASE("SMS: Twilio refusing a recipient who opted out with it (21610) marks 
   CHECK(e.twilio.requests().size() == tried);
 }
 
+TEST_CASE("SMS: a 21610 that comes in a status callback (a Messaging Service's way) marks them opted out too") {
+  env e;
+  int n = 0;
+  e.twilio.set_default([&](const recorded_request&) {
+    return scripted_response{201, R"({"sid":"SMout)" + std::to_string(++n) + R"(","status":"accepted"})", "application/json", {}};
+  });
+  const std::string from = "+966500000503";
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMy1"}, {"From", from}, {"To", "+15005550006"}, {"Body", "مرحبا"}, {"NumMedia", "0"}})
+              .status == 200);
+  REQUIRE(eventually([&] {
+    return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'sent'") == db_value(e.db, "SELECT count(*) FROM outbox");
+  }));
+  const auto welcome = db_value(e.db, "SELECT count(*) FROM outbox");  // SMout1 .. SMout<welcome>
+  const auto opted = [&] {
+    return db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND opted_out_at IS NOT NULL");
+  };
+  // Delivered: nothing changes.
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMout1"}, {"MessageStatus", "delivered"}, {"To", from}, {"From", "+15005550006"}})
+              .status == 200);
+  CHECK(opted() == 0);
+  // Failed with 21610: opted out here too, and what waits for them is not sent.
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMout1"}, {"MessageStatus", "failed"}, {"ErrorCode", "21610"}, {"To", from},
+                              {"From", "+15005550006"}}).status == 200);
+  CHECK(opted() == 1);
+  const auto tried = e.twilio.requests().size();
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMy2"}, {"From", from}, {"To", "+15005550006"}, {"Body", "1"}, {"NumMedia", "0"}})
+              .status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(rows) +
+                           " AND (state <> 'dead' OR last_error NOT LIKE 'opted_out:%')") == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(e.twilio.requests().size() == tried);
+  // START, then a late 21610 for the welcome's last message (sent before the START): older
+  // news than the START, nothing changes.
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMy3"}, {"From", from}, {"To", "+15005550006"}, {"Body", "START"}, {"NumMedia", "0"}})
+              .status == 200);
+  CHECK(opted() == 0);
+  REQUIRE(welcome >= 2);
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMout" + std::to_string(welcome)}, {"MessageStatus", "failed"}, {"ErrorCode", "21610"},
+                              {"To", from}, {"From", "+15005550006"}}).status == 200);
+  CHECK(db_text(e.db, "SELECT delivery_status FROM outbox WHERE provider_message_id = 'SMout" + std::to_string(welcome) + "'") ==
+        "failed");
+  CHECK(opted() == 0);
+}
+
 TEST_CASE("Telegram: danger words added by editing a message still get the emergency numbers") {
   env e;
   auto u = json::parse(fixture("telegram_message.json"));

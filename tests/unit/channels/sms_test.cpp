@@ -423,7 +423,7 @@ TEST_CASE("sms: STOP and START, from Twilio's OptOutType or its default keywords
   CHECK(sms::opt_out_of("", "STOP") == "stop");
   CHECK(sms::opt_out_of("", "  stop.\n") == "stop");
   CHECK(sms::opt_out_of("", "Unsubscribe") == "stop");
-  for (const char* w : {"STOPALL", "END", "QUIT", "stop!"}) CHECK(sms::opt_out_of("", w) == "stop");
+  for (const char* w : {"STOPALL", "END", "QUIT", "stop!", "REVOKE", "optout"}) CHECK(sms::opt_out_of("", w) == "stop");
   CHECK(sms::opt_out_of("", "start") == "start");
   CHECK(sms::opt_out_of("", "UNSTOP") == "start");
   CHECK(sms::opt_out_of("", "Yes") == "start");  // Twilio's opt-in word too (and still the dialog's)
