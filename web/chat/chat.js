@@ -3,6 +3,7 @@
 // conversation (the server replays the history on connect). Choices are buttons; only the latest message's buttons are active.
 const texts = {
   ar: { title: 'المحادثة مع الجمعية', subtitle: 'محادثة سرية. يمكنكم طلب التحدث مع موظف في أي وقت.', forget: 'إنهاء على هذا الجهاز',
+    quick_exit: 'خروج سريع', quick_exit_label: 'خروج سريع: يُغلق المحادثة فورًا ويفتح موقعًا آخر، ولا يبقى لها أثر على هذا الجهاز',
     label: 'رسالتكم', placeholder: 'اكتبوا رسالتكم…', send: 'إرسال', typing: 'يكتب…', connecting: 'جارٍ الاتصال…',
     reconnecting: 'انقطع الاتصال. جارٍ إعادة الاتصال…', you: 'أنتم', them: 'الجمعية', choices: 'اختاروا إجابة',
     empty: 'مرحبًا بكم. اكتبوا رسالتكم بالطريقة التي تناسبكم، أو اضغطوا «ابدأ المحادثة».', start: 'ابدأ المحادثة', hello: 'السلام عليكم',
@@ -14,6 +15,7 @@ const texts = {
     file_failed: 'لم يصل الملف، فضلًا أرسلوه مرة أخرى.', file_session: 'لم نتعرّف على هذه المحادثة، فنعيد الاتصال. أرسلوا الملف مرة أخرى بعد ذلك.',
     file_consent: 'نستقبل الملفات بعد موافقتكم على إشعار الخصوصية. وافقوا عليه في المحادثة، ثم أرسلوا الملف مرة أخرى.' },
   en: { title: 'Chat with the association', subtitle: 'A private conversation. You can ask for a staff member at any time.', forget: 'End on this device',
+    quick_exit: 'Quick exit', quick_exit_label: 'Quick exit: closes the chat at once and opens another site, leaving no trace of it on this device',
     label: 'Your message', placeholder: 'Write your message…', send: 'Send', typing: 'typing…', connecting: 'Connecting…',
     reconnecting: 'Connection lost. Reconnecting…', you: 'You', them: 'The association', choices: 'Choose an answer',
     empty: 'Welcome. Write your message in your own words, or press "Start the conversation".', start: 'Start the conversation', hello: 'Hello',
@@ -79,6 +81,8 @@ function applyLang() {
   document.querySelectorAll('[data-t]').forEach((el) => { el.textContent = tr(el.dataset.t); });
   document.querySelectorAll('[data-tp]').forEach((el) => { el.setAttribute(el.dataset.tp, tr(el.dataset.tp)); });
   attachBtn.title = tr('attach');
+  const qx = $('quick-exit');
+  qx.setAttribute('aria-label', tr('quick_exit_label')); qx.title = tr('quick_exit_label');
   const ls = $('lang-switch');
   ls.textContent = tr('lang'); ls.lang = lang === 'ar' ? 'en' : 'ar'; ls.setAttribute('aria-label', tr('lang_label'));
   list.querySelectorAll('.who').forEach((el) => { el.textContent = tr(el.dataset.who); });
@@ -481,6 +485,21 @@ function endHere() {
   const s = ws; ws = null; s?.close();
   location.reload();
 }
+// Quick exit: for someone who must hide this page at once (a person walking in). No question
+// asked: the page is emptied, this browser forgets the conversation (opened again here, the
+// chat starts afresh), and the tab goes to a neutral site in this page's place (Back does not
+// come back to it). Nothing is sent, so nothing can delay it: the association keeps the
+// conversation, and what waited here unsent is dropped.
+const EXIT_URL = 'https://www.google.com/';
+$('quick-exit').addEventListener('click', () => {
+  document.body.replaceChildren();
+  document.title = '';
+  pending.clear();
+  try { sessionStorage.removeItem(PENDING_KEY); sessionStorage.removeItem(TAB_KEY); } catch { /* nothing kept */ }
+  local.remove(SESSION_KEY);
+  const s = ws; ws = null; s?.close();
+  location.replace(EXIT_URL);
+});
 $('forget').addEventListener('click', () => {
   if (!confirm(tr('forget_confirm'))) return;
   // The server ends the id too, so that a copy of it (another device, a backup of this

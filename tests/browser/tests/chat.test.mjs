@@ -316,6 +316,40 @@ describe('website chat', () => {
     }
   });
 
+  test('quick exit leaves at once for another site, asking nothing, and the chat opened here again starts afresh', async () => {
+    await newVisitor();
+    await say('تعرض لي شخص أعرفه بالتهديد');
+    const before = await page.evaluate(() => localStorage.getItem('aoun.chat.session'));
+    assert.ok(before);
+    let asked = false;
+    const onDialog = (d) => { asked = true; d.dismiss(); };
+    page.on('dialog', onDialog);
+    await page.route('https://www.google.com/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>Google</title>' }));
+    try {
+      await page.click('#quick-exit');
+      await page.waitForURL('https://www.google.com/');
+      assert.equal(asked, false, 'no question stands between the person and the exit');
+    } finally {
+      page.off('dialog', onDialog);
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+    }
+    // Opened again on this browser: nothing of the conversation shows.
+    await page.goto(`${aoun.base}/chat/`);
+    await page.locator('#start:not([disabled])').waitFor();
+    assert.equal(await page.locator('#messages .msg').count(), 0);
+    assert.notEqual(await page.evaluate(() => localStorage.getItem('aoun.chat.session')), before);
+    // The association still has it.
+    const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();
+    const list = await (await fetch(`${aoun.base}/api/v1/conversations?mode=all`, { headers: { Authorization: `Bearer ${login.token}` } })).json();
+    let kept = false;
+    for (const c of list.conversations || list) {
+      if (c.channel !== 'webchat') continue;
+      const m = await (await fetch(`${aoun.base}/api/v1/conversations/${c.id}/messages`, { headers: { Authorization: `Bearer ${login.token}` } })).text();
+      if (m.includes('تعرض لي شخص أعرفه بالتهديد')) kept = true;
+    }
+    assert.ok(kept, 'the conversation is kept for staff');
+  });
+
   test('a message whose ack never comes (a dead connection the page was not told of) goes again on a new socket', async () => {
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#send:not([disabled])').waitFor();
