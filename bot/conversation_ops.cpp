@@ -712,7 +712,9 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
       int priority = d.value("priority", 0);
       queue(conv, json_str(d, "reason").empty() ? "requested" : json_str(d, "reason"), priority, now);
     } else if (e.type == "leave_queue") {
-      if (conv.mode == "waiting") {
+      // Not after danger words: staff must look whatever the person asks of the bot since (it
+      // answers them meanwhile; the conversation keeps its place and its priority).
+      if (conv.mode == "waiting" && conv.priority < 1) {
         conv.mode = "bot";
         conv.queued_at.reset();
         conv.priority = 0;

@@ -832,8 +832,10 @@ net::awaitable<response> transition(const services& s, request_context& ctx, con
         if (auto id = s.ops.send(c, *conv, o, "system", std::nullopt, now, fx); !id) return id.error();
       }
       // A closed case invites the beneficiary to rate the service, unless a person is talking
-      // with them right now (their resolve sends the survey) or the window is closed.
-      if (to == "closed" && conv->mode != "staff" && open)
+      // with them right now (their resolve sends the survey), the window is closed, or they
+      // are in the middle of answering the bot (a new request, say): the survey would wipe
+      // their answers.
+      if (to == "closed" && conv->mode != "staff" && open && !eng->busy(dialogs::state::parse(conv->dialog_state)))
         if (auto ec = s.ops.start_survey(c, *conv, "case_closed", fresh->id, me.id, fresh->service_type, now, fx))
           return ec;
       if (auto ec = storage::save_conversation(c, *conv)) return ec;

@@ -803,7 +803,7 @@ namespace {
 bool danger_in(const engine_data& d, const detail::message& toks) {
   if (toks.empty()) return false;
   for (std::size_t i = 0; i < d.danger.size(); ++i)
-    if (d.danger_filters[i].may_match(toks) && detail::match_phrase(d.danger[i], toks) > 0) return true;
+    if (d.danger_filters[i].may_match(toks) && detail::match_phrase(d.danger[i], toks, /*fuzzy=*/false) > 0) return true;
   return false;
 }
 
@@ -895,6 +895,18 @@ namespace {
 const std::set<std::string, std::less<>> global_intents = {"menu", "cancel", "talk_to_staff",
                                                            "switch_language", "delete_data"};
 
+/// A word that negates what follows, as normalize_u32() writes it.
+bool is_negation(std::u32string_view w) {
+  static const std::vector<std::u32string> words = [] {
+    std::vector<std::u32string> v;
+    for (const char* n : {"ما", "مو", "مب", "مش", "غير", "لا", "ليس", "لست", "مانيب", "ماني", "مهب", "not", "no", "dont",
+                          "don", "never", "cant", "cannot", "isnt", "wont"})
+      v.push_back(normalize_u32(n));
+    return v;
+  }();
+  return std::find(words.begin(), words.end(), w) != words.end();
+}
+
 struct runner {
   runner(const engine& e, const engine_data& data, const context& c, const state& s)
       : eng(e), d(data), ctx(c) {
@@ -930,6 +942,43 @@ struct runner {
     analyse(text);
     if (!analysis_->intent) analysis_->intent = classify_in(d, text, analysis_->msg);
     return *analysis_->intent;
+  }
+
+  // A global word said as such: the whole message is one of the lexicon's phrases for it, word
+  // for word (a proclitic allowed, no typo, no other word). At a step that takes an answer in
+  // words, or one of its choices, or while waiting for staff, a looser reading took a name
+  // ("محمد الغيث", one letter from الغي) for "cancel", a description ("موظف في الشركة سرق
+  // راتبي") for "staff", "أرجو الرد" for "menu" (leaving the queue), and "4" for the main
+  // menu's fourth choice.
+  classification said_exactly(std::string_view text) {
+    // Politeness aside ("English please", "موظف لو سمحت").
+    static const std::vector<std::u32string> polite = [] {
+      std::vector<std::u32string> v;
+      for (const char* w : {"please", "plz", "pls", "لو", "سمحت", "سمحتوا", "لوسمحت", "من", "فضلك", "فضلكم", "رجاء", "ابي", "ابغى", "اريد"})
+        v.push_back(normalize_u32(w));
+      return v;
+    }();
+    std::u32string kept;
+    for (const auto& w : analyse(text).msg.words) {
+      if (std::find(polite.begin(), polite.end(), w.text) != polite.end()) continue;
+      if (!kept.empty()) kept += U' ';
+      kept += w.text;
+    }
+    const detail::message polite_aside = detail::make_message(kept);
+    static const char* const order[] = {"delete_data", "switch_language", "talk_to_staff", "cancel", "menu"};
+    std::size_t best = std::size(order);
+    for (const detail::message* toks : {&analyse(text).msg, &polite_aside}) {
+      if (toks->empty()) continue;
+      for (const auto& e : d.lexicon) {
+        if (!e.topic.empty() || e.p.tokens.size() != toks->size()) continue;
+        const auto rank = static_cast<std::size_t>(std::find_if(std::begin(order), std::end(order),
+                                                                [&](const char* i) { return e.intent == i; }) -
+                                                   std::begin(order));
+        if (rank >= best || detail::match_phrase(e.p, *toks, /*fuzzy=*/false) <= 0) continue;
+        best = rank;
+      }
+    }
+    return best == std::size(order) ? classification{"unknown", ""} : classification{order[best], ""};
   }
 
   state& st() { return res.next; }
@@ -1153,6 +1202,9 @@ struct runner {
       effect("survey_complete", data);
       clear_slots();
     } else if (name == "erase") {
+      // Confirmed: out of the staff queue too, if they were waiting (bot/ keeps a conversation
+      // there after danger words).
+      effect("leave_queue");
       effect("erase_data");
       std::string lang = st().lang;
       state fresh;
@@ -1247,8 +1299,11 @@ struct runner {
   std::optional<std::size_t> match_choice(const step_def& s, const input& in, const std::string& text) {
     if (s.choices.empty()) return std::nullopt;
     if (in.type == input::kind::choice && !in.choice_id.empty()) {
+      // A button is its id: one of another step's (an earlier message's) is none of these,
+      // whatever its title says ("أوافق" from the consent is not the summary's "confirm").
       for (std::size_t i = 0; i < s.choices.size(); ++i)
         if (s.choices[i].id == in.choice_id) return i;
+      return std::nullopt;
     }
     if (text.empty()) return std::nullopt;
     if (auto n = parse_choice_number(text, static_cast<int>(s.choices.size())))
@@ -1261,11 +1316,30 @@ struct runner {
     for (std::size_t i = 0; i < s.choices.size(); ++i)
       for (const auto& title : s.choices[i].title_norm)
         if (title == a.norm) return i;
+    // Of the word lists, the longest phrase found wins ("ما أوافق", a refusal, over the "أوافق"
+    // it contains), and a phrase is not taken when the message negates it: a negation
+    // ("ما", "مو", "غير", "not") that the phrase itself does not have ("مو موافق", "مو صح",
+    // "not sure" are no yes).
+    const auto negated = [&a](const detail::phrase& p) {
+      for (const auto& w : a.msg.words)
+        if (is_negation(w.text) && std::find(p.tokens.begin(), p.tokens.end(), w.text) == p.tokens.end()) return true;
+      return false;
+    };
+    std::optional<std::size_t> listed;
+    double listed_score = 0;
     for (std::size_t i = 0; i < s.choices.size(); ++i) {
       if (!s.choices[i].word_list) continue;
-      for (const auto& p : *s.choices[i].word_list)
-        if (a.msg.size() <= p.tokens.size() + 1 && detail::match_phrase(p, a.msg) > 0) return i;
+      for (const auto& p : *s.choices[i].word_list) {
+        if (a.msg.size() > p.tokens.size() + 1) continue;
+        const double m = detail::match_phrase(p, a.msg);
+        if (m > listed_score && !negated(p)) listed = i, listed_score = m;
+      }
     }
+    if (listed) return listed;
+    // A fuzzy title, but not for a message with a digit or a negation: "٣ جيد" is not "٤ جيد".
+    for (const auto& w : a.msg.words)
+      if (is_negation(w.text) || std::any_of(w.text.begin(), w.text.end(), [](char32_t c) { return c >= U'0' && c <= U'9'; }))
+        return std::nullopt;
     std::optional<std::size_t> best;
     std::size_t best_d = 100;
     for (std::size_t i = 0; i < s.choices.size(); ++i)
@@ -1294,6 +1368,13 @@ struct runner {
       enter(c.next);  // editing one answer: the pending return applies after it
       return;
     }
+    if (c.action.empty() && c.value.empty() && !c.next.empty() && st().slots.contains("_return")) {
+      // A choice that answers nothing but leads to another question ("another number", while
+      // editing the mobile from the summary): that question first; the return applies after
+      // its answer, not in its place.
+      enter(c.next);
+      return;
+    }
     advance(c.next.empty() ? s.next : c.next);
   }
 
@@ -1307,6 +1388,8 @@ struct runner {
   // Global words. Returns true if handled.
   bool global(const std::string& intent, const std::string& text) {
     const bool in_queue = st().flow == "handoff";
+    // Understood: the misunderstandings before it no longer run in a row.
+    st().misunderstandings = 0;
     if (intent == "switch_language") {
       std::string n = normalize(text);
       std::string target = st().lang == "ar" ? "en" : "ar";
@@ -1328,11 +1411,9 @@ struct runner {
       return true;
     }
     if (intent == "delete_data") {
+      // Waiting for staff, the person stays in the queue until the erasure is confirmed (which
+      // ends everything); declined, they are back in it where they were.
       std::string back = here();
-      if (in_queue) {
-        effect("leave_queue");
-        back = "menu/main";
-      }
       if (!st().consented) back = "welcome/consent";
       st().slots["_back"] = back;
       enter("erase/confirm");
@@ -1425,7 +1506,9 @@ struct runner {
     }
     if (!text.empty() && in.type != input::kind::media) {
       if (analyse(text).msg.size() <= 6) {
-        const classification c = classified(text);
+        // Where the person may say anything (the menu, an inquiry), the classifier's reading;
+        // elsewhere, only a global word said as such (said_exactly).
+        const classification c = s->understands ? classified(text) : said_exactly(text);
         if (global_intents.count(c.intent) && global(c.intent, text)) {
           went_global = true;
           return;
@@ -1469,10 +1552,13 @@ struct runner {
       misunderstanding(*s, s->validator == "mobile" ? "invalid.mobile.not_yours" : "invalid." + s->validator + ".empty");
       return;
     }
-    if (!s->validator.empty() && in.type == input::kind::choice && !in.choice_id.empty()) {
+    if (!s->understands && in.type == input::kind::choice && !in.choice_id.empty()) {
       // A button of an earlier message (Telegram and WhatsApp keep them pressable), none of
       // this step's: its title is no answer to a question asked in words ("أوافق" for what
-      // happened, "تأكيد" for a name). The question is asked again; no misunderstanding counted.
+      // happened, "تأكيد" for a name), nor one of this step's choices (the consent's "أوافق"
+      // at the summary is not "confirm"). The question is asked again; no misunderstanding
+      // counted. (Where the person may say anything, the menu or an inquiry, its title is read
+      // as words: an earlier answer's topic button still answers.)
       misunderstood = true;
       res.replies.push_back(reply{t("old_choice"), {}, false, false});
       prompt(*s);
@@ -1570,6 +1656,14 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
   }
   r.handle(in, text);
   return finish();
+}
+
+bool engine::busy(const state& s) const {
+  auto f = d_->flows.find(s.flow);
+  if (f == d_->flows.end() || !f->second.resumable || !s.slots.is_object()) return false;
+  for (const auto& [k, v] : s.slots.items())
+    if (!k.empty() && k[0] != '_') return true;
+  return false;
 }
 
 step_result engine::start_survey(const state& s, const context& ctx) const {

@@ -144,6 +144,9 @@ class engine {
   step_result step(const state& s, const input& in, const context& ctx) const;
   /// bot/: a case closed or a staff conversation resolved.
   step_result start_survey(const state& s, const context& ctx) const;
+  /// Whether the person is answering questions in a flow that can be resumed (an intake, a
+  /// volunteer form ...), with answers kept: starting something else now would lose them.
+  bool busy(const state& s) const;
   /// Staff asked for documents for `case_reference`; media then go out as attach_document.
   step_result request_documents(const state& s, std::string_view case_reference,
                                 const context& ctx) const;

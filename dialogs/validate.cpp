@@ -204,8 +204,30 @@ validation validate_score(std::string_view text) {
       {"poor", 2}, {"bad", 2}, {"سيء", 1}, {"سي", 1}, {"زفت", 1}};
   for (const auto& [w, score] : words)
     if (n == w) return validation::good(std::to_string(score));
+  // Said with other words ("٣ جيد", "5 good", "كانت تجربة ممتازة"): a digit decides, if there is
+  // exactly one and it is 1-5; otherwise a rating word, as a whole word (not inside another:
+  // "حسيت" holds "سي"), and not negated ("مو سيء", "not bad" are asked again).
+  std::vector<std::string> tokens;
+  for (std::size_t i = 0; i < n.size();) {
+    const auto j = std::min(n.find(' ', i), n.size());
+    if (j > i) tokens.push_back(n.substr(i, j - i));
+    i = j + 1;
+  }
+  int digits = 0, digit = 0;
+  for (const auto& t : tokens)
+    if (std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) ++digits, digit = std::atoi(t.c_str());
+  if (digits > 0) return digits == 1 && digit >= 1 && digit <= 5 ? validation::good(std::to_string(digit)) : validation::bad("out_of_range");
+  static const std::vector<std::string> negations = {"ما", "مو", "مب", "مش", "غير", "لا", "ليس", "not", "no", "dont", "don", "never", "isnt", "wasnt"};
+  for (const auto& t : tokens)
+    if (std::find(negations.begin(), negations.end(), t) != negations.end()) return validation::bad("out_of_range");
+  const std::string padded = " " + [&] {
+    std::string j;
+    for (const auto& t : tokens) j += (j.empty() ? "" : " ") + t;
+    return j;
+  }() + " ";
   for (const auto& [w, score] : words)
-    if (n.find(w) != std::string::npos) return validation::good(std::to_string(score));
+    for (const std::string& form : {w, w + "ه", "ال" + w, "ال" + w + "ه"})  // ممتازة، الممتاز
+      if (padded.find(" " + form + " ") != std::string::npos) return validation::good(std::to_string(score));
   return validation::bad("out_of_range");
 }
 

@@ -39,14 +39,14 @@ bool within_one_same_length(std::u32string_view a, std::u32string_view b) {
 
 // 1.0 exact, 0.8 fuzzy, 0 no match. Every variant of the word (the word itself, or without a
 // proclitic) is tried; an exact match with any of them wins over a fuzzy one.
-double token_match(std::u32string_view kw, std::uint64_t kw_mask, bool prefix, const message_word& word) {
+double token_match(std::u32string_view kw, std::uint64_t kw_mask, bool prefix, const message_word& word, bool fuzzy) {
   const std::u32string_view w = word.text;
   if (prefix) {
     for (std::uint8_t k = 0; k < word.variants; ++k) {
       auto v = w.substr(word.skip[k]);
       if (v.size() >= kw.size() && v.substr(0, kw.size()) == kw) return 1.0;
     }
-    if (kw.size() < 4) return 0;
+    if (kw.size() < 4 || !fuzzy) return 0;
     for (std::uint8_t k = 0; k < word.variants; ++k) {
       auto v = w.substr(word.skip[k]);
       if (v.size() >= kw.size() && within_one_same_length(kw, v.substr(0, kw.size()))) return 0.8;
@@ -55,7 +55,7 @@ double token_match(std::u32string_view kw, std::uint64_t kw_mask, bool prefix, c
   }
   for (std::uint8_t k = 0; k < word.variants; ++k)
     if (w.substr(word.skip[k]) == kw) return 1.0;
-  const std::size_t tol = tolerance(kw.size());
+  const std::size_t tol = fuzzy ? tolerance(kw.size()) : 0;
   if (tol == 0) return 0;
   for (std::uint8_t k = 0; k < word.variants; ++k) {
     auto v = w.substr(word.skip[k]);
@@ -137,7 +137,7 @@ message make_message(std::u32string_view normalized) {
 
 message message_tokens(std::string_view text) { return make_message(normalize_u32(text)); }
 
-double match_phrase(const phrase& p, const message& msg) {
+double match_phrase(const phrase& p, const message& msg, bool fuzzy) {
   if (p.tokens.empty() || msg.size() < p.tokens.size()) return 0;
   auto mask = [&](std::size_t k) { return k < p.masks.size() ? p.masks[k] : letters_mask(p.tokens[k]); };
   if (!p.filter.may_match(msg)) return 0;
@@ -145,13 +145,13 @@ double match_phrase(const phrase& p, const message& msg) {
   // at a small cost.
   double best = 0;
   for (std::size_t start = 0; start < msg.size(); ++start) {
-    double q = token_match(p.tokens[0], mask(0), p.prefix[0], msg.words[start]);
+    double q = token_match(p.tokens[0], mask(0), p.prefix[0], msg.words[start], fuzzy);
     std::size_t pos = start;
     for (std::size_t k = 1; k < p.tokens.size() && q > 0; ++k) {
       double here = 0;
       std::size_t at = pos;
       for (std::size_t gap = 0; gap <= 1 && pos + 1 + gap < msg.size(); ++gap) {
-        double m = token_match(p.tokens[k], mask(k), p.prefix[k], msg.words[pos + 1 + gap]) * (gap ? 0.9 : 1.0);
+        double m = token_match(p.tokens[k], mask(k), p.prefix[k], msg.words[pos + 1 + gap], fuzzy) * (gap ? 0.9 : 1.0);
         if (m > here) here = m, at = pos + 1 + gap;
       }
       q = std::min(q, here);
@@ -164,7 +164,7 @@ double match_phrase(const phrase& p, const message& msg) {
 }
 
 bool word_matches(std::u32string_view keyword, std::u32string_view word) {
-  return token_match(keyword, letters_mask(keyword), false, make_word(word)) > 0;
+  return token_match(keyword, letters_mask(keyword), false, make_word(word), true) > 0;
 }
 
 }  // namespace aoun::dialogs::detail

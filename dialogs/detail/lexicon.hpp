@@ -93,7 +93,9 @@ message make_message(std::u32string_view normalized);
 message message_tokens(std::string_view text);
 
 /// 0 if `p` does not occur in `msg`; otherwise its weight (reduced a little for a fuzzy match).
-double match_phrase(const phrase& p, const message& msg);
+/// `fuzzy` false: each word as written or with a proclitic, no typo (danger words, where a
+/// typo's neighbour is an everyday word: انتظار is one letter from انتحار).
+double match_phrase(const phrase& p, const message& msg, bool fuzzy = true);
 
 /// True if the two single words match (clitics, typo distance; no stems).
 bool word_matches(std::u32string_view keyword, std::u32string_view word);

@@ -174,6 +174,32 @@ TEST_CASE("cases: the rejected branch, and the notification follows the benefici
   CHECK(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
 }
 
+TEST_CASE("cases: closing a case sends no survey while the person is in the middle of a new request") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966501234569"};
+  auto ref = submit_help_request(e, b, admin);
+  REQUIRE(transition(e, admin, ref, {{"to", "collecting_info"}, {"verification_method", "document_check"}}).status == 200);
+  REQUIRE(transition(e, admin, ref, {{"to", "evaluating"}}).status == 200);
+  REQUIRE(transition(e, admin, ref, {{"to", "rejected"}, {"note", "outside the conditions"}}).status == 200);
+  // A new request, half answered.
+  b.text("القائمة");
+  b.text("١");
+  b.text("نورة سعد القحطاني");
+  const auto cid = std::to_string(conversation_of(e.db, b.from));
+  const auto state = db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + cid);
+  REQUIRE(state.find("نورة سعد القحطاني") != std::string::npos);
+  REQUIRE(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
+  // The survey would have wiped the answers: none is started, and the answers are kept.
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys") == 0);
+  CHECK(db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + cid) == state);
+  // ... and the request goes on where it was.
+  b.text("1757491186");
+  const auto next = db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + cid);
+  CHECK(next.find("نورة سعد القحطاني") != std::string::npos);
+  CHECK(next.find("1757491186") != std::string::npos);
+}
+
 TEST_CASE("WhatsApp: the person's last message is marked read when staff take it over and when they answer") {
   staff_env e;
   auto admin = login(e.port());
@@ -253,6 +279,29 @@ TEST_CASE("WhatsApp: a message written over a day before it came is put before s
       if (s.value("type", "") == "text" && s["text"]["body"].get<std::string>().find("911") != std::string::npos) return true;
     return false;
   }));
+}
+
+TEST_CASE("after danger words the conversation keeps its place in the queue, whatever the person asks of the bot") {
+  staff_env e;
+  wa_user b{e.port(), "966500000521"};
+  b.text("السلام عليكم");
+  b.button("consent.yes", "أوافق");
+  b.text("موظف");  // waiting for staff ...
+  b.text("أبي أنتحر");  // ... and then danger words
+  const auto cid = conversation_of(e.db, b.from);
+  REQUIRE(queue_of(e, cid) == "waiting:danger:1");
+  // "Menu" while waiting: the bot answers with the menu, and staff must still look.
+  b.text("القائمة");
+  CHECK(queue_of(e, cid) == "waiting:danger:1");
+  // Without danger words, "menu" while waiting leaves the queue, as the person asked.
+  wa_user c{e.port(), "966500000522"};
+  c.text("السلام عليكم");
+  c.button("consent.yes", "أوافق");
+  c.text("موظف");
+  const auto other = conversation_of(e.db, c.from);
+  REQUIRE(queue_of(e, other).rfind("waiting:", 0) == 0);
+  c.text("القائمة");
+  CHECK(queue_of(e, other) == "bot::0");
 }
 
 TEST_CASE("WhatsApp 24-hour rule: taking over, releasing and resolving outside the window send nothing that would fail") {

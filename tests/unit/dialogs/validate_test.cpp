@@ -95,6 +95,15 @@ TEST_CASE("scores and choice numbers") {
   CHECK(validate_score("سيء جدا").value == "1");
   CHECK(validate_score("excellent").value == "5");
   CHECK(validate_score("7").error == "out_of_range");
+  // With other words: a single digit decides; a rating word counts whole, and not negated.
+  CHECK(validate_score("٣ جيد").value == "3");
+  CHECK(validate_score("5 good").value == "5");
+  CHECK(validate_score("كانت الخدمة ممتازة").value == "5");
+  CHECK(validate_score("3 او 4").error == "out_of_range");
+  CHECK(validate_score("حسيت بالراحة").error == "out_of_range");  // holds "سي", is no rating
+  CHECK(validate_score("مو سيء").error == "out_of_range");
+  CHECK(validate_score("not bad").error == "out_of_range");
+  CHECK(validate_score("not good").error == "out_of_range");
   CHECK(parse_choice_number(" ٣ ", 5) == 3);
   CHECK(parse_choice_number("2.", 5) == 2);
   CHECK_FALSE(parse_choice_number("6", 5).has_value());
