@@ -101,10 +101,15 @@ validation validate_name(std::string_view text) {
   std::size_t letters = 0, words = 1;
   for (char32_t c : cps) {
     bool latin = (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z');
-    bool arabic = (c >= U'\u0621' && c <= U'\u064A') || (c >= U'\u064B' && c <= U'\u0652') ||
-                  (c >= U'\u0671' && c <= U'\u06D3') || c == U'\u0640';
+    bool arabic = ((c >= U'\u0621' && c <= U'\u064A') || (c >= U'\u0671' && c <= U'\u06D3')) && c != U'\u0640';
+    // Diacritics and tatweel are kept but are no letters ("ــ" is no name); direction marks,
+    // which phones add around a name, are neither.
+    bool mark = (c >= U'\u064B' && c <= U'\u0652') || c == U'\u0640' || c == U'\u200E' || c == U'\u200F' ||
+                (c >= U'\u202A' && c <= U'\u202E') || (c >= U'\u2066' && c <= U'\u2069') || c == U'\u061C';
     if (latin || arabic) {
       ++letters;
+    } else if (mark) {
+      continue;
     } else if (c == U' ') {
       ++words;
     } else if (c == U'-' || c == U'\'' || c == U'.') {

@@ -87,6 +87,14 @@ TEST_CASE("dates: ISO and dd/mm/yyyy") {
   CHECK(validate_date("tomorrow").error == "bad_format");
 }
 
+TEST_CASE("a name: tatweel and diacritics are no letters; direction marks are allowed") {
+  CHECK(validate_name("ــ").error == "too_short");
+  CHECK(validate_name("ًٌ").error == "too_short");
+  CHECK(validate_name("\u200fهدى محمد\u200f").ok());
+  CHECK(validate_name("\u2067هدى العتيبي\u2069").ok());
+  CHECK(validate_name("هُدى").ok());
+}
+
 TEST_CASE("scores and choice numbers") {
   CHECK(validate_score("٥").value == "5");
   CHECK(validate_score("4").value == "4");
