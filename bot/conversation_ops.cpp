@@ -174,9 +174,14 @@ dialogs::context conversation_ops::make_context(storage::connection& c, const st
                   static_cast<long long>(n ? *n : 0));
     return buf;
   };
-  ctx.find_case = [&c](std::string_view reference, std::string_view national_id) -> std::optional<dialogs::case_status> {
+  // Only the person's own case: a reference is sequential and a national ID is often known to
+  // the family, perhaps to the very person the beneficiary fears; answered for anyone, the
+  // pair would tell them that she asked for help, where her case stands and when her
+  // appointment is. A case of someone else answers exactly as one that does not exist.
+  ctx.find_case = [&c, owner = conv.beneficiary_id](std::string_view reference,
+                                                    std::string_view national_id) -> std::optional<dialogs::case_status> {
     auto k = storage::find_case_by_reference(c, reference);
-    if (!k || k->national_id != national_id) return std::nullopt;
+    if (!k || k->national_id != national_id || k->beneficiary_id != owner) return std::nullopt;
     return dialogs::case_status{k->reference, k->step, k->verification_method.value_or(""), k->appointment.value_or("")};
   };
   return ctx;
@@ -707,7 +712,7 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
                                          json_str(doc, "mime"), json_str(doc, "filename"), now};
           if (auto ec = storage::insert_case_document(c, row)) return ec;
         }
-      fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_json(k)}}.dump()});
+      fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_listed_json(k)}}.dump()});
     } else if (e.type == "queue_for_staff") {
       int priority = d.value("priority", 0);
       queue(conv, json_str(d, "reason").empty() ? "requested" : json_str(d, "reason"), priority, now);
@@ -735,7 +740,7 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
         storage::case_document_row row{k->id, inbound_message_id, json_str(d, "media_kind"), json_str(d, "media_id"),
                                        json_str(d, "mime"), json_str(d, "filename"), now};
         if (auto ec = storage::insert_case_document(c, row)) return ec;
-        fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_json(*k)}}.dump()});
+        fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_listed_json(*k)}}.dump()});
       }
     } else if (e.type == "erase_data") {
       if (auto ec = storage::erase_beneficiary(c, conv.beneficiary_id, now)) return ec;
@@ -1019,6 +1024,12 @@ json conversation_ops::case_json(const storage::case_row& k) {
               {"conversation_id", k.conversation_id ? json(*k.conversation_id) : json(nullptr)},
               {"created_at", k.created_at},
               {"updated_at", k.updated_at}};
+}
+
+json conversation_ops::case_listed_json(const storage::case_row& k) {
+  json j = case_json(k);
+  for (const char* personal : {"national_id", "mobile", "description"}) j.erase(personal);
+  return j;
 }
 
 json conversation_ops::conversation_json(storage::connection& c, const storage::conversation_row& conv,

@@ -160,6 +160,9 @@ class conversation_ops {
   static std::string message_status_event(std::optional<std::int64_t> conversation_id, std::int64_t message_id,
                                           std::string_view status, std::string_view error);
   static nlohmann::json case_json(const storage::case_row& k);
+  /// case_json without the national ID, mobile and description: what lists and the live stream
+  /// carry to every console (a case's own page, GET /api/v1/cases/{ref}, has them).
+  static nlohmann::json case_listed_json(const storage::case_row& k);
 
   /// Publishes an updated conversation to the staff stream (and waiting if queued).
   void conversation_event(storage::connection& c, const storage::conversation_row& conv, std::int64_t now,

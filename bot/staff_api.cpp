@@ -729,7 +729,8 @@ net::awaitable<response> list_cases(const services& s, request_context& ctx) {
     auto list = storage::list_cases(c, step, 1000);
     if (!list) return list.error();
     json out = json::array();
-    for (auto& k : *list) out.push_back(case_out(k));
+    // Not the national IDs, mobiles and descriptions of every case: a case's own page has them.
+    for (auto& k : *list) out.push_back(conversation_ops::case_listed_json(k));
     return out;
   });
   if (!r) co_return db_failed(ctx, r.error());
@@ -841,7 +842,7 @@ net::awaitable<response> transition(const services& s, request_context& ctx, con
       if (auto ec = storage::save_conversation(c, *conv)) return ec;
       s.ops.conversation_event(c, *conv, now, fx);
     }
-    fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", case_out(*fresh)}}.dump()});
+    fx.events.push_back({"staff", json{{"type", "case.updated"}, {"case", conversation_ops::case_listed_json(*fresh)}}.dump()});
     auto d = case_detail(c, *fresh);
     if (!d) return d.error();
     return ok(std::move(*d));

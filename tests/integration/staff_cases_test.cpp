@@ -65,6 +65,11 @@ TEST_CASE("cases: every transition is recorded, audited and told to the benefici
   wa_user b{e.port(), "966501234567"};
   auto ref = submit_help_request(e, b, admin);
 
+  // The list carries no national ID, mobile or description: a case's own page does.
+  auto listed = as_json(api(e.port(), "GET", "/api/v1/cases", agent))["cases"];
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["reference"] == ref);
+  for (const char* personal : {"national_id", "mobile", "description"}) CHECK_FALSE(listed[0].contains(personal));
   auto k = as_json(api(e.port(), "GET", "/api/v1/cases/" + ref, agent));
   CHECK(k["reference"] == ref);
   CHECK(k["step"] == "submitted");
@@ -172,6 +177,37 @@ TEST_CASE("cases: the rejected branch, and the notification follows the benefici
   REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("en", "case_step.rejected")); }));
   CHECK(transition(e, admin, ref, {{"to", "approved"}}).status == 409);
   CHECK(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
+}
+
+TEST_CASE("tracking a request answers its own beneficiary only; anyone else holding the reference and the ID learns nothing") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966501234570"};
+  auto ref = submit_help_request(e, b, admin);  // national ID 1757491186
+  REQUIRE(transition(e, admin, ref, {{"to", "collecting_info"}, {"verification_method", "field_visit"},
+                                     {"appointment", "2026-12-20T10:00"}}).status == 200);
+  const auto found = locale_text("ar", "track.not_found");
+  auto track = [&](wa_user& who) {
+    who.text("القائمة");
+    who.text("٣");
+    who.text(ref);
+    who.text("1757491186");
+  };
+  // Someone else (a relative who knows her ID, say) with her reference: as for no such request.
+  wa_user other{e.port(), "966501234571"};
+  other.text("السلام عليكم");
+  other.button("consent.yes", "أوافق");
+  track(other);
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, other.from, found); }));
+  for (auto& m : wa_sends(e.graph, other.from)) CHECK(wa_body(m).find(ref) == std::string::npos);
+  // She gets her case's step.
+  track(b);
+  REQUIRE(eventually([&] {
+    for (auto& m : wa_sends(e.graph, b.from))
+      if (wa_body(m).find(ref) != std::string::npos && wa_body(m).find(locale_text("ar", "method.field_visit")) != std::string::npos)
+        return true;
+    return false;
+  }));
 }
 
 TEST_CASE("cases: closing a case sends no survey while the person is in the middle of a new request") {

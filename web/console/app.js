@@ -691,7 +691,7 @@ function messageEl(m) {
     const inner = [
       h('span', { class: 'att-icon', 'aria-hidden': 'true', dir: 'ltr', text: (m.media.mime || m.media.kind || '').split('/').pop().slice(0, 4).toUpperCase() }),
       h('span', {}, h('strong', { text: tOr(`media.${m.media.kind}`, t('media.other')) }), ' ',
-        h('span', { class: 'muted', dir: 'ltr', text: [noBidi(m.media.filename), m.media.mime, fmtBytes(m.media.size)].filter(Boolean).join(' · ') }))];
+        h('span', { class: 'muted', dir: 'ltr', text: [maskIds(noBidi(m.media.filename)), m.media.mime, fmtBytes(m.media.size)].filter(Boolean).join(' · ') }))];
     // Only what a beneficiary sent has a copy to fetch (at its provider, or a web chat upload here).
     body.push(m.direction === 'in' && m.media.id
       ? mediaLink(mediaPath.message(m.id), 'attachment', inner)
@@ -931,7 +931,7 @@ function caseView(k, { convId } = {}) {
   // A link where there is a file to fetch: a provider's media id, or a web chat upload's.
   const docLabel = (d) => [
     h('span', { text: tOr(`media.${d.media_kind}`, t('media.other')) }), ' ',
-    h('span', { class: 'muted', dir: 'ltr', text: [noBidi(d.filename), d.mime].filter(Boolean).join(' · ') })];
+    h('span', { class: 'muted', dir: 'ltr', text: [maskIds(noBidi(d.filename)), d.mime].filter(Boolean).join(' · ') })];
   root.append(docs.length ? h('ul', { class: 'docs' }, docs.map((d) => h('li', {},
     d.media_id
       ? mediaLink(mediaPath.caseDocument(k.reference, d.id), 'doc-link', docLabel(d))

@@ -39,6 +39,22 @@ export function s(tag, attrs = {}, ...children) {
 // Saudi national ID / iqama: 10 digits starting with 1 or 2 (ASCII, Arabic-Indic or Eastern
 // Arabic digits). Lists and previews mask them; only the case panel shows the number.
 const ID_RE = /(?<![0-9٠-٩۰-۹])[12١٢۱۲][0-9٠-٩۰-۹]{9}(?![0-9٠-٩۰-۹])/g;
+// The same number typed with separators, as the bot accepts it ("1234 567 890", "١٢٣٤-٥٦٧-٨٩٠",
+// direction marks between the digits): masked when its checksum is a national ID's, so that a
+// date and a time ("2026-12-20 10:00") stay readable.
+const SPACED_ID_RE = /(?<![0-9٠-٩۰-۹])[12١٢۱۲](?:[\s\-.()\u200B-\u200F\u2066-\u2069]{0,2}[0-9٠-٩۰-۹]){9}(?![0-9٠-٩۰-۹])/g;
+const asciiDigits = (s) => s.replace(/[٠-٩]/g, (d) => String(d.charCodeAt(0) - 0x660)).replace(/[۰-۹]/g, (d) => String(d.charCodeAt(0) - 0x6f0)).replace(/[^0-9]/g, '');
+function idChecksum(digits) {
+  let sum = 0;
+  for (let i = 0; i < 10; i++) {
+    let v = Number(digits[i]);
+    if (i % 2 === 0) { v *= 2; if (v > 9) v -= 9; }
+    sum += v;
+  }
+  return sum % 10 === 0;
+}
 export function maskIds(text) {
-  return String(text ?? '').replace(ID_RE, '••••••••••');
+  return String(text ?? '')
+    .replace(ID_RE, '••••••••••')
+    .replace(SPACED_ID_RE, (m) => (idChecksum(asciiDigits(m)) ? '••••••••••' : m));
 }
