@@ -1000,7 +1000,14 @@ struct runner {
           return &scratch;
         }
       }
-      return slot_text(slots, name, scratch);
+      const std::string* v = slot_text(slots, name, scratch);
+      if (v && !v->empty() && (*v)[0] == '+') {
+        // A number with its sign ("+966…") inside an Arabic line: isolated left to right, or the
+        // sign lands at the wrong end ("966…+").
+        scratch = "\u2066" + *v + "\u2069";
+        return &scratch;
+      }
+      return v;
     });
   }
 
@@ -1614,6 +1621,8 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
   // 1. Danger, at any point, even before consent. The conversation otherwise stays where it is.
   if (!text.empty() && danger_in(*d_, r.analyse(text).msg)) {
     r.say("danger");
+    // Outside working hours, when a person will be there: the emergency numbers are for now.
+    if (!ctx.within_working_hours) r.say("after_hours");
     r.effect("queue_for_staff", {{"reason", "danger"}, {"priority", 1}});
     // If the message is also a valid answer to the current question (a description that
     // mentions a threat), take it, so nobody has to write it twice.
