@@ -287,6 +287,22 @@ describe('staff console', () => {
     await page.locator('#transcript .shared-detail', { hasText: 'حظر المستفيد البوت في تيليجرام' }).waitFor();
   });
 
+  test('a national ID typed with separators is masked in the transcript; a date typed the same way is not', async () => {
+    const u = whatsappUser(aoun.base, { waId: '966507770041', name: 'سارة' });
+    await u.text('رقم هويتي ١٧٥٧-٤٩١-١٨٦ وموعدي 2026-12-20 10:00');
+    await u.text('موظف');
+    await page.click('#tab-waiting');
+    const item = page.locator('#queue-list .queue-item', { hasText: 'سارة' });
+    await item.waitFor();
+    await item.click();
+    const msg = page.locator('#transcript .msg', { hasText: 'رقم هويتي' });
+    await msg.waitFor();
+    const shown = await msg.innerText();
+    assert.match(shown, /••••••••••/);
+    assert.ok(!shown.includes('١٧٥٧-٤٩١-١٨٦'), shown);
+    assert.match(shown, /2026-12-20 10:00/);
+  });
+
   test('a message Meta delivers a day and a half late waits for staff, marked with when it was written', async () => {
     const late = whatsappUser(aoun.base, { waId: '966507770031', name: 'منيرة' });
     await late.textWrittenAt('كتبت لكم قبل يومين ولم يرد أحد', Math.floor(Date.now() / 1000) - 36 * 3600);
