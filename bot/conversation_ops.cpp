@@ -165,6 +165,7 @@ dialogs::context conversation_ops::make_context(storage::connection& c, const st
   else if (conv.channel == "sms")
     ctx.channel_phone = conv.address;
   ctx.within_working_hours = within_working_hours(now);
+  ctx.danger_queued = conv.mode == "waiting" && conv.priority >= 1;
   // Both run inside the caller's transaction, on the writer thread, before it returns.
   ctx.new_case_reference = [&c, now]() -> std::string {
     auto n = storage::next_counter(c, "case_reference");
@@ -719,7 +720,8 @@ error_code conversation_ops::apply(storage::connection& c, storage::conversation
     } else if (e.type == "leave_queue") {
       // Not after danger words: staff must look whatever the person asks of the bot since (it
       // answers them meanwhile; the conversation keeps its place and its priority).
-      if (conv.mode == "waiting" && conv.priority < 1) {
+      // An erasure the person confirmed takes it out all the same.
+      if (conv.mode == "waiting" && (conv.priority < 1 || d.value("erased", false))) {
         conv.mode = "bot";
         conv.queued_at.reset();
         conv.priority = 0;

@@ -299,7 +299,8 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& action_table
 // Text keys the engine itself uses (checked at load in both locales).
 const std::vector<std::string> engine_keys = {
     "danger",          "not_understood",    "misunderstood_handoff", "language_switched",
-    "cancelled",       "nothing_to_cancel", "media_not_expected",    "handoff.left", "media_too_large",
+    "cancelled",       "nothing_to_cancel", "media_not_expected",    "handoff.left", "handoff.kept", "media_too_large",
+    "old_choice",
     "unsupported_message",
     "queued",          "staff_joined",      "staff_left",            "after_hours",
     "outside_window_notice", "thanks_reply", "survey.cancelled",
@@ -954,7 +955,10 @@ struct runner {
     // Politeness aside ("English please", "موظف لو سمحت").
     static const std::vector<std::u32string> polite = [] {
       std::vector<std::u32string> v;
-      for (const char* w : {"please", "plz", "pls", "لو", "سمحت", "سمحتوا", "لوسمحت", "من", "فضلك", "فضلكم", "رجاء", "ابي", "ابغى", "اريد"})
+      // ... and the words of asking ("ابي اكلم موظف", "التحدث مع موظف", "I want to talk to staff").
+      for (const char* w : {"please", "plz", "pls", "لو", "سمحت", "سمحتوا", "لوسمحت", "من", "فضلك", "فضلكم", "رجاء", "ابي", "ابغى",
+                            "ابغا", "اريد", "ودي", "بدي", "احتاج", "اكلم", "اتكلم", "اتحدث", "التحدث", "تحدث", "مع", "i", "want",
+                            "need", "would", "like", "to", "talk", "speak", "with", "a", "an", "the", "go", "back"})
         v.push_back(normalize_u32(w));
       return v;
     }();
@@ -1211,7 +1215,7 @@ struct runner {
     } else if (name == "erase") {
       // Confirmed: out of the staff queue too, if they were waiting (bot/ keeps a conversation
       // there after danger words).
-      effect("leave_queue");
+      effect("leave_queue", {{"erased", true}});
       effect("erase_data");
       std::string lang = st().lang;
       state fresh;
@@ -1432,7 +1436,9 @@ struct runner {
       return true;
     }
     if (intent == "menu" || intent == "cancel") {
-      if (in_queue) {
+      if (in_queue && ctx.danger_queued) {
+        say("handoff.kept");  // still first in the queue: a person will be in touch
+      } else if (in_queue) {
         effect("leave_queue");
         say("handoff.left");
       } else if (intent == "cancel") {
@@ -1524,7 +1530,7 @@ struct runner {
       if (in.type == input::kind::choice) {
         // An old button's id: the main menu's ids work from anywhere.
         for (const auto& [id, intent] : std::initializer_list<std::pair<const char*, const char*>>{
-                 {"menu", "menu"}, {"cancel", "cancel"}, {"staff", "talk_to_staff"},
+                 {"menu", "menu"}, {"cancel", "cancel"}, {"staff", "talk_to_staff"}, {"menu.staff", "talk_to_staff"},
                  {"lang.en", "switch_language"}, {"lang.ar", "switch_language"}})
           if (in.choice_id == id && global(intent, in.choice_id == std::string("lang.en") ? "english" : in.choice_id == std::string("lang.ar") ? "عربي" : text)) {
             went_global = true;
@@ -1649,6 +1655,11 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
   auto f = d_->flows.find(s.flow);
   const bool start_command = ctx.channel == "telegram" && in.type == input::kind::text &&
                              (text == "/start" || text.rfind("/start ", 0) == 0 || text.rfind("/start@", 0) == 0);
+  if (start_command && s.flow == "handoff") return finish();  // waiting for staff: as anything else then
+  if (start_command && s.flow == "resume") {
+    r.enter("resume/offer");  // the offer again, with what it would resume
+    return finish();
+  }
   if (start_command && !(f != d_->flows.end() && f->second.resumable)) {
     r.clear_slots();
     r.st().misunderstandings = 0;
@@ -1669,7 +1680,8 @@ step_result engine::step(const state& s, const input& in, const context& ctx) co
 
 bool engine::busy(const state& s) const {
   auto f = d_->flows.find(s.flow);
-  if (f == d_->flows.end() || !f->second.resumable || !s.slots.is_object()) return false;
+  // The offer to resume holds what it would resume.
+  if (f == d_->flows.end() || !(f->second.resumable || s.flow == "resume") || !s.slots.is_object()) return false;
   for (const auto& [k, v] : s.slots.items())
     if (!k.empty() && k[0] != '_') return true;
   return false;

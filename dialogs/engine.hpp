@@ -79,6 +79,9 @@ struct context {
   std::string channel;            // "whatsapp" | "telegram" | "sms" | "webchat"
   std::string channel_phone;      // the mobile known from the channel, "" if unknown
   bool within_working_hours = true;
+  // Raised for staff by danger words: such a conversation keeps its place in the queue, whatever
+  // the person asks of the bot since (bot/ does not take it out).
+  bool danger_queued = false;
   // Called once when a case is created, e.g. "AWN-2026-000123". May be empty in tests.
   std::function<std::string()> new_case_reference;
   // Returns the case only when both the reference and the national ID (ASCII digits) match.

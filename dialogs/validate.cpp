@@ -206,7 +206,7 @@ validation validate_score(std::string_view text) {
       {"ضعيف جدا", 1}, {"جيد جدا", 4}, {"very good", 4}, {"ممتاز", 5}, {"رايع", 5},
       {"excellent", 5}, {"great", 5}, {"perfect", 5}, {"جيد", 3}, {"good", 4},
       {"مقبول", 3}, {"عادي", 3}, {"ok", 3}, {"okay", 3}, {"average", 3}, {"ضعيف", 2},
-      {"poor", 2}, {"bad", 2}, {"سيء", 1}, {"سي", 1}, {"زفت", 1}};
+      {"poor", 2}, {"bad", 2}, {"سيء", 1}, {"سيي", 1}, {"سي", 1}, {"زفت", 1}};
   for (const auto& [w, score] : words)
     if (n == w) return validation::good(std::to_string(score));
   // Said with other words ("٣ جيد", "5 good", "كانت تجربة ممتازة"): a digit decides, if there is
@@ -231,7 +231,7 @@ validation validate_score(std::string_view text) {
     return j;
   }() + " ";
   for (const auto& [w, score] : words)
-    for (const std::string& form : {w, w + "ه", "ال" + w, "ال" + w + "ه"})  // ممتازة، الممتاز
+    for (const std::string& form : {w, w + "ه", w + "ين", w + "ات", "ال" + w, "ال" + w + "ه"})  // ممتازة، ممتازين، الممتاز
       if (padded.find(" " + form + " ") != std::string::npos) return validation::good(std::to_string(score));
   return validation::bad("out_of_range");
 }

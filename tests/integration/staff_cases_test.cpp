@@ -326,9 +326,17 @@ TEST_CASE("after danger words the conversation keeps its place in the queue, wha
   b.text("أبي أنتحر");  // ... and then danger words
   const auto cid = conversation_of(e.db, b.from);
   REQUIRE(queue_of(e, cid) == "waiting:danger:1");
-  // "Menu" while waiting: the bot answers with the menu, and staff must still look.
+  // "Menu" while waiting: the bot answers with the menu, and staff must still look; the person
+  // is told so, not that they left the queue.
   b.text("القائمة");
   CHECK(queue_of(e, cid) == "waiting:danger:1");
+  CHECK(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "handoff.kept")); }));
+  CHECK_FALSE(wa_sent_containing(e.graph, b.from, locale_text("ar", "handoff.left")));
+  // An erasure the person confirms takes it out all the same.
+  b.text("احذف بياناتي");
+  b.button("erase.yes", "نعم، احذفها");
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + b.from + "' AND erased_at IS NOT NULL") == 1);
+  CHECK(queue_of(e, cid).rfind("waiting:", 0) != 0);
   // Without danger words, "menu" while waiting leaves the queue, as the person asked.
   wa_user c{e.port(), "966500000522"};
   c.text("السلام عليكم");

@@ -289,7 +289,8 @@ describe('staff console', () => {
 
   test('a national ID typed with separators is masked in the transcript; a date typed the same way is not', async () => {
     const u = whatsappUser(aoun.base, { waId: '966507770041', name: 'سارة' });
-    await u.text('رقم هويتي ١٧٥٧-٤٩١-١٨٦ وموعدي 2026-12-20 10:00');
+    // (2026-05-10 09:00 and AWN-2026-000006 pass the ID checksum: a date and a reference stay readable all the same)
+    await u.text('رقم هويتي ١٧٥٧-٤٩١-١٨٦ وموعدي 2026-12-20 10:00 أو 2026-05-10 09:00 وطلبي AWN-2026-000006');
     await u.text('موظف');
     await page.click('#tab-waiting');
     const item = page.locator('#queue-list .queue-item', { hasText: 'سارة' });
@@ -301,6 +302,8 @@ describe('staff console', () => {
     assert.match(shown, /••••••••••/);
     assert.ok(!shown.includes('١٧٥٧-٤٩١-١٨٦'), shown);
     assert.match(shown, /2026-12-20 10:00/);
+    assert.match(shown, /2026-05-10 09:00/);
+    assert.match(shown, /AWN-2026-000006/);
   });
 
   test('a message Meta delivers a day and a half late waits for staff, marked with when it was written', async () => {

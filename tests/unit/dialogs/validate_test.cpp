@@ -107,6 +107,9 @@ TEST_CASE("scores and choice numbers") {
   CHECK(validate_score("٣ جيد").value == "3");
   CHECK(validate_score("5 good").value == "5");
   CHECK(validate_score("كانت الخدمة ممتازة").value == "5");
+  CHECK(validate_score("كانت سيئة").value == "1");
+  CHECK(validate_score("سيئ جدا").value == "1");
+  CHECK(validate_score("كانوا ممتازين").value == "5");
   CHECK(validate_score("3 او 4").error == "out_of_range");
   CHECK(validate_score("حسيت بالراحة").error == "out_of_range");  // holds "سي", is no rating
   CHECK(validate_score("مو سيء").error == "out_of_range");
