@@ -896,13 +896,11 @@ namespace {
 const std::set<std::string, std::less<>> global_intents = {"menu", "cancel", "talk_to_staff",
                                                            "switch_language", "delete_data"};
 
-/// A word that negates what follows, as normalize_u32() writes it.
+/// A word that negates what follows (negation_words(), as a message's words are held).
 bool is_negation(std::u32string_view w) {
   static const std::vector<std::u32string> words = [] {
     std::vector<std::u32string> v;
-    for (const char* n : {"ما", "مو", "مب", "مش", "غير", "لا", "ليس", "لست", "مانيب", "ماني", "مهب", "not", "no", "dont",
-                          "don", "never", "cant", "cannot", "isnt", "wont"})
-      v.push_back(normalize_u32(n));
+    for (const auto& n : negation_words()) v.push_back(utf8_decode(n));
     return v;
   }();
   return std::find(words.begin(), words.end(), w) != words.end();

@@ -196,6 +196,17 @@ validation validate_date(std::string_view text) {
   return validation::good(buf);
 }
 
+const std::vector<std::string>& negation_words() {
+  static const std::vector<std::string> words = [] {
+    std::vector<std::string> v;
+    for (const char* n : {"ما", "مو", "مب", "مش", "غير", "لا", "ليس", "لست", "مانيب", "ماني", "مهب", "not", "no", "dont", "don",
+                          "never", "cant", "cannot", "isnt", "wasnt", "wont"})
+      v.push_back(normalize(n));
+    return v;
+  }();
+  return words;
+}
+
 validation validate_score(std::string_view text) {
   std::string n = normalize(text);
   if (n.empty()) return validation::bad("empty");
@@ -222,7 +233,7 @@ validation validate_score(std::string_view text) {
   for (const auto& t : tokens)
     if (std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) ++digits, digit = std::atoi(t.c_str());
   if (digits > 0) return digits == 1 && digit >= 1 && digit <= 5 ? validation::good(std::to_string(digit)) : validation::bad("out_of_range");
-  static const std::vector<std::string> negations = {"ما", "مو", "مب", "مش", "غير", "لا", "ليس", "not", "no", "dont", "don", "never", "isnt", "wasnt"};
+  const auto& negations = negation_words();
   for (const auto& t : tokens)
     if (std::find(negations.begin(), negations.end(), t) != negations.end()) return validation::bad("out_of_range");
   const std::string padded = " " + [&] {

@@ -20,6 +20,10 @@ struct validation {
   static validation bad(std::string e) { return {{}, std::move(e)}; }
 };
 
+/// Words that negate what follows ("ما أوافق", "مو سيء", "not bad"), as normalize() writes
+/// them: a choice's phrase or a rating word they come with is not taken.
+const std::vector<std::string>& negation_words();
+
 /// Saudi national ID (first digit 1) or iqama (first digit 2): 10 digits in any script,
 /// spaces/dashes allowed, Luhn checksum (digits at even 0-based positions doubled and
 /// digit-summed; the total is a multiple of 10). Value: the 10 ASCII digits.

@@ -43,7 +43,8 @@ const ID_RE = /(?<![0-9٠-٩۰-۹])[12١٢۱۲][0-9٠-٩۰-۹]{9}(?![0-9٠-٩۰-
 // direction marks between the digits): masked when its checksum is a national ID's, so that a
 // date and a time ("2026-12-20 10:00") stay readable.
 const SPACED_ID_RE = /(?<![0-9٠-٩۰-۹])(?<![A-Za-z][-\s]?)[12١٢۱۲](?:[\s\-.()\u200B-\u200F\u2066-\u2069]{0,2}[0-9٠-٩۰-۹]){9}(?![0-9٠-٩۰-۹])/g;
-const asciiDigits = (s) => s.replace(/[٠-٩]/g, (d) => String(d.charCodeAt(0) - 0x660)).replace(/[۰-۹]/g, (d) => String(d.charCodeAt(0) - 0x6f0)).replace(/[^0-9]/g, '');
+const toAsciiDigits = (s) => s.replace(/[٠-٩]/g, (d) => String(d.charCodeAt(0) - 0x660)).replace(/[۰-۹]/g, (d) => String(d.charCodeAt(0) - 0x6f0));
+const asciiDigits = (s) => toAsciiDigits(s).replace(/[^0-9]/g, '');
 function idChecksum(digits) {
   let sum = 0;
   for (let i = 0; i < 10; i++) {
@@ -54,7 +55,7 @@ function idChecksum(digits) {
   return sum % 10 === 0;
 }
 // A date as people and the bot write it (2026-12-20, 2026/12/20 10:00): never a national ID.
-const looksLikeDate = (m) => /^[12]\d{3}[-/.]\d{1,2}[-/.]\d{1,2}/.test(m.replace(/[٠-٩]/g, (d) => String(d.charCodeAt(0) - 0x660)).replace(/[۰-۹]/g, (d) => String(d.charCodeAt(0) - 0x6f0)));
+const looksLikeDate = (m) => /^[12]\d{3}[-/.]\d{1,2}[-/.]\d{1,2}/.test(toAsciiDigits(m));
 export function maskIds(text) {
   return String(text ?? '')
     .replace(ID_RE, '••••••••••')
