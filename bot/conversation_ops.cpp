@@ -211,6 +211,49 @@ std::string conversation_ops::message_status_event(std::optional<std::int64_t> c
   return ev.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+boost::system::error_code conversation_ops::after_failure(storage::connection& c, std::string_view channel,
+                                                         std::string_view error,
+                                                         const std::vector<storage::delivery_change>& changed,
+                                                         std::int64_t now) {
+  // WhatsApp may accept a message and fail it later with 131047: its 24-hour window had
+  // closed. Then it is closed here too (unless the person wrote since that send), so that
+  // staff are offered the template instead of replies that fail the same way.
+  if (channel == "whatsapp" && error.rfind("131047", 0) == 0)
+    for (const auto& d : changed) {
+      if (!d.conversation_id) continue;
+      // Moved back to a day before that send, not cleared: when they last wrote is also read
+      // when a number changes hands (storage::move_address).
+      auto q = c.prepare(
+          "UPDATE beneficiaries SET last_inbound_at = min(last_inbound_at, (SELECT coalesce(sent_at, created_at) "
+          "FROM outbox WHERE id = ?2) - ?3) WHERE id = (SELECT beneficiary_id FROM conversations WHERE id = ?1) "
+          "AND last_inbound_at <= (SELECT coalesce(sent_at, created_at) FROM outbox WHERE id = ?2)");
+      if (!q) return q.error();
+      if (auto ec = q->bind(1, *d.conversation_id).bind(2, d.outbox_id).bind(3, window_seconds).exec()) return ec;
+    }
+  // Twilio may accept an SMS and fail it later with 21610 (the recipient opted out with it;
+  // a Messaging Service reports it so): from now on we know too, as when a send is refused
+  // with it (bot/outbox.cpp), unless the person wrote after that message (a START since).
+  if (channel == "sms" && error == "21610")
+    for (const auto& d : changed) {
+      if (!d.conversation_id || !d.message_id) continue;
+      auto since = storage::inbound_after(c, *d.conversation_id, *d.message_id);
+      if (!since) return since.error();
+      if (*since) continue;
+      auto to = c.prepare("SELECT recipient FROM outbox WHERE id = ?1");
+      if (!to) return to.error();
+      to->bind(1, d.outbox_id);
+      auto row = to->step();
+      if (!row) return row.error();
+      if (!*row) continue;
+      const std::string recipient = to->text(0);
+      if (auto ec = storage::set_opt_out(c, channel, recipient, now)) return ec;
+      if (auto ec = storage::outbox_refuse_unsent(c, channel, recipient, opted_out_reason(channel))) return ec;
+      log::info("opt_out", {{"conversation_id", *d.conversation_id}, {"channel", std::string(channel)}, {"opt_out", "stop"}});
+      break;
+    }
+  return {};
+}
+
 storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, const channels::inbound& in,
                                                        std::int64_t now, after_commit& fx) const {
   const auto channel = std::string(channels::to_string(in.channel));
@@ -230,38 +273,9 @@ storage::result<bool> conversation_ops::handle_inbound(storage::connection& c, c
     }
     if (in.status == "failed")
       for (const auto& d : *changed) fx.delivery_failed.emplace_back(channel, d.outbox_id);
-    // WhatsApp may accept a message and fail it later with 131047: its 24-hour window had
-    // closed. Then it is closed here too (unless the person wrote since that send), so that
-    // staff are offered the template instead of replies that fail the same way.
-    if (in.status == "failed" && in.channel == channels::kind::whatsapp && in.status_error.rfind("131047", 0) == 0)
-      for (const auto& d : *changed) {
-        if (!d.conversation_id) continue;
-        // Moved back to a day before that send, not cleared: when they last wrote is also read
-        // when a number changes hands (storage::move_address).
-        auto q = c.prepare(
-            "UPDATE beneficiaries SET last_inbound_at = min(last_inbound_at, (SELECT coalesce(sent_at, created_at) "
-            "FROM outbox WHERE id = ?2) - ?3) WHERE id = (SELECT beneficiary_id FROM conversations WHERE id = ?1) "
-            "AND last_inbound_at <= (SELECT coalesce(sent_at, created_at) FROM outbox WHERE id = ?2)");
-        if (!q) return storage::result<bool>(boost::system::in_place_error, q.error());
-        if (auto ec = q->bind(1, *d.conversation_id).bind(2, d.outbox_id).bind(3, window_seconds).exec())
-          return storage::result<bool>(boost::system::in_place_error, ec);
-      }
-    // Twilio may accept an SMS and fail it later with 21610 (the recipient opted out with it;
-    // a Messaging Service reports it so): from now on we know too, as when a send is refused
-    // with it (bot/outbox.cpp), unless the person wrote after that message (a START since).
-    if (in.status == "failed" && in.channel == channels::kind::sms && in.status_error == "21610" && !in.from.empty())
-      for (const auto& d : *changed) {
-        if (!d.conversation_id || !d.message_id) continue;
-        auto since = storage::inbound_after(c, *d.conversation_id, *d.message_id);
-        if (!since) return storage::result<bool>(boost::system::in_place_error, since.error());
-        if (*since) continue;
-        if (auto ec = storage::set_opt_out(c, channel, in.from, now))
-          return storage::result<bool>(boost::system::in_place_error, ec);
-        if (auto ec = storage::outbox_refuse_unsent(c, channel, in.from, opted_out_reason(channel)))
-          return storage::result<bool>(boost::system::in_place_error, ec);
-        log::info("opt_out", {{"conversation_id", *d.conversation_id}, {"channel", channel}, {"opt_out", "stop"}});
-        break;
-      }
+    if (in.status == "failed")
+      if (auto ec = after_failure(c, channel, in.status_error, *changed, now))
+        return storage::result<bool>(boost::system::in_place_error, ec);
     if (fx.staff_listening)
       for (const auto& d : *changed) {
         if (!d.message_id) continue;

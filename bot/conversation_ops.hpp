@@ -142,6 +142,12 @@ class conversation_ops {
   /// Delivery statuses that came before the outbox committed their provider id; the outbox
   /// applies them when it does (bot/early_receipts.hpp).
   early_receipts& receipts() const { return receipts_; }
+  /// What a provider's "failed" for our messages (`changed`) means beyond the row, in the same
+  /// transaction: WhatsApp's 131047 closes the 24-hour window, Twilio's 21610 opts the
+  /// recipient out (unless they wrote since). Shared by a status webhook and an early receipt.
+  static boost::system::error_code after_failure(storage::connection& c, std::string_view channel,
+                                                 std::string_view error,
+                                                 const std::vector<storage::delivery_change>& changed, std::int64_t now);
 
   /// Whether `now` (unix s) falls in the configured working hours, Asia/Riyadh (UTC+3).
   bool within_working_hours(std::int64_t now) const;

@@ -635,8 +635,15 @@ void outbox_worker::flush_sent() {
           if (!r) continue;
           auto changed = storage::outbox_delivery_status(c, m.channel, m.provider_message_id, r->status, r->error);
           // Its failure must not undo the marks: the receipt stays kept, the send recorded.
-          if (!changed) log::error("early_receipt_failed", {{"id", m.id}, {"error", changed.error().message()}});
-          else b->applied.push_back({i, std::move(*r), std::move(*changed)});
+          if (!changed) {
+            log::error("early_receipt_failed", {{"id", m.id}, {"error", changed.error().message()}});
+            continue;
+          }
+          // What a failure means beyond the row (a closed window, an opt-out) follows it too.
+          if (r->status == "failed")
+            if (auto ec = conversation_ops::after_failure(c, m.channel, r->error, *changed, m.at))
+              log::error("early_receipt_failed", {{"id", m.id}, {"error", ec.message()}});
+          b->applied.push_back({i, std::move(*r), std::move(*changed)});
         }
         return {};
       },

@@ -380,6 +380,41 @@ TEST_CASE("SMS: a 21610 that comes in a status callback (a Messaging Service's w
   CHECK(opted() == 0);
 }
 
+TEST_CASE("SMS: a 21610 that comes before the send is recorded (an early receipt) opts them out too") {
+  env e;
+  const std::string from = "+966500000504";
+  // Twilio reports the first message failed with 21610 *before* it answers the send that gives
+  // us its sid: the status callback is committed while no row carries that sid yet.
+  std::atomic<int> n{0};
+  std::atomic<int> early_status{0};
+  const unsigned short port = e.port();
+  e.twilio.set_default([&, port](const recorded_request&) {
+    const int k = ++n;
+    const std::string sid = "SMearly" + std::to_string(k);
+    if (k == 1)
+      early_status = post_sms(port, {{"MessageSid", sid}, {"MessageStatus", "failed"}, {"ErrorCode", "21610"}, {"To", from},
+                                     {"From", "+15005550006"}}).status;
+    return scripted_response{201, R"({"sid":")" + sid + R"(","status":"accepted"})", "application/json", {}};
+  });
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMz1"}, {"From", from}, {"To", "+15005550006"}, {"Body", "مرحبا"}, {"NumMedia", "0"}})
+              .status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  CHECK(early_status == 200);
+  REQUIRE(eventually([&] {
+    return db_text(e.db, "SELECT COALESCE(delivery_status, '') FROM outbox WHERE provider_message_id = 'SMearly1'") == "failed";
+  }));
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE address = '" + from + "' AND opted_out_at IS NOT NULL") == 1);
+  // What is written for them next is not sent.
+  const auto tried = e.twilio.requests().size();
+  const auto rows = db_value(e.db, "SELECT count(*) FROM outbox");
+  REQUIRE(post_sms(e.port(), {{"MessageSid", "SMz2"}, {"From", from}, {"To", "+15005550006"}, {"Body", "1"}, {"NumMedia", "0"}})
+              .status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM outbox WHERE id > " + std::to_string(rows) +
+                           " AND (state <> 'dead' OR last_error NOT LIKE 'opted_out:%')") == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(e.twilio.requests().size() == tried);
+}
+
 TEST_CASE("Telegram: danger words added by editing a message still get the emergency numbers") {
   env e;
   auto u = json::parse(fixture("telegram_message.json"));
