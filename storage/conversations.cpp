@@ -817,9 +817,12 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
   const char* steps[] = {
       "UPDATE messages SET text = '', payload = '{}' WHERE conversation_id IN (SELECT id FROM conversations WHERE beneficiary_id = ?1)",
       // The outbox keeps its own copy of every reply (the intake summary repeats the name and
-      // the national ID), which staff can list. Rows not yet sent keep theirs so they can go.
+      // the national ID), which staff can list. Rows not yet sent (the erasure's own
+      // confirmation among them) keep theirs so they can go, and forget it once they have.
       "UPDATE outbox SET payload = '{}' WHERE message_id IN (SELECT m.id FROM conversations c JOIN messages m "
       "ON m.conversation_id = c.id WHERE c.beneficiary_id = ?1) AND state <> 'pending' AND state <> 'sending'",
+      "UPDATE outbox SET erase_when_done = 1 WHERE message_id IN (SELECT m.id FROM conversations c JOIN messages m "
+      "ON m.conversation_id = c.id WHERE c.beneficiary_id = ?1) AND (state = 'pending' OR state = 'sending')",
       "UPDATE cases SET full_name = '[erased]', national_id = '', mobile = '', city = '', description = '' WHERE beneficiary_id = ?1",
       "DELETE FROM case_documents WHERE case_id IN (SELECT id FROM cases WHERE beneficiary_id = ?1)",
       // Files a web-chat visitor sent, and the copies kept of what they sent on other channels

@@ -263,7 +263,8 @@ boost::system::error_code survey_complete(connection& c, std::int64_t conversati
                                           std::int64_t now);
 
 /// Erases the beneficiary's personal data: transcript texts and payloads, the outbox's copies
-/// of the replies already sent or given up on (a staff retry of one goes out empty), display
+/// of the replies already sent or given up on (a staff retry of one goes out empty; one still
+/// to send goes, and forgets its copy when sent or given up on), display
 /// name, case personal fields, staff notes on case steps, case documents, volunteer rows,
 /// survey comments. Keeps ids, timestamps and anonymous survey scores so that reports stay
 /// correct. Sets erased_at.

@@ -355,6 +355,11 @@ CREATE INDEX media_copies_by_beneficiary ON media_copies(beneficiary_id);
       R"sql(
 ALTER TABLE beneficiaries ADD COLUMN session_ended_at INTEGER;
 )sql",
+      // v14: a reply still to send when its beneficiary's data is erased forgets its text once
+      //     sent or given up on (storage::erase_beneficiary).
+      R"sql(
+ALTER TABLE outbox ADD COLUMN erase_when_done INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return list;
 }
