@@ -985,7 +985,8 @@ struct runner {
 
   state& st() { return res.next; }
   // A text in the conversation's language. Placeholders come from `extra`, then the slots
-  // (strings and integers, plus {documents_count} and {service_type_title}), then the settings.
+  // (strings and integers, plus {documents_count}, {service_type_title} and {national_id_masked}),
+  // then the settings.
   std::string t(std::string_view key, const std::map<std::string, std::string>& extra = {}) {
     return render(d, st().lang, key, [&](std::string_view name, std::string& scratch) -> const std::string* {
       if (!extra.empty())
@@ -995,6 +996,15 @@ struct runner {
         auto docs = slots.find("documents");
         scratch = to_local_digits(std::to_string(docs != slots.end() && docs->is_array() ? docs->size() : 0));
         return &scratch;
+      }
+      if (name == "national_id_masked") {
+        // The summary shows the ID's last four digits only: the chat stays on the phone, and
+        // the rest was just typed (and checksum-checked); "edit" still asks for it again.
+        if (const std::string* id = slot_text(slots, "national_id", scratch)) {
+          const std::string tail = id->size() > 4 ? id->substr(id->size() - 4) : *id;
+          scratch = "\u2066\u2022\u2022\u2022\u2022\u2022\u2022" + tail + "\u2069";
+          return &scratch;
+        }
       }
       if (name == "service_type_title") {
         if (const std::string* type = slot_text(slots, "service_type", scratch)) {

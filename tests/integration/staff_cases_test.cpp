@@ -136,14 +136,14 @@ TEST_CASE("cases: every transition is recorded, audited and told to the benefici
 
   // collecting_info → evaluating → approved → closed, each told to the beneficiary.
   REQUIRE(transition(e, agent, ref, {{"to", "evaluating"}}).status == 200);
-  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.evaluating")); }));
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.evaluating", {{"reference", ref}})); }));
   REQUIRE(transition(e, agent, ref, {{"to", "approved"}, {"note", "مستوفٍ للشروط"}}).status == 200);
-  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.approved")); }));
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.approved", {{"reference", ref}})); }));
   CHECK(transition(e, agent, ref, {{"to", "rejected"}}).status == 409);
   auto closed = transition(e, agent, ref, {{"to", "closed"}});
   REQUIRE_MESSAGE(closed.status == 200, closed.body);
   CHECK(as_json(closed)["allowed_transitions"].empty());
-  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.closed")); }));
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "case_step.closed", {{"reference", ref}})); }));
   // A closed case starts the satisfaction survey.
   REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "survey.overall")); }));
   CHECK(db_value(e.db, "SELECT count(*) FROM surveys WHERE trigger = 'case_closed' AND service_type = 'legal'") == 1);
@@ -174,7 +174,7 @@ TEST_CASE("cases: the rejected branch, and the notification follows the benefici
   REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("en", "method.document_check")); }));
   REQUIRE(transition(e, admin, ref, {{"to", "evaluating"}}).status == 200);
   REQUIRE(transition(e, admin, ref, {{"to", "rejected"}, {"note", "outside the conditions"}}).status == 200);
-  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("en", "case_step.rejected")); }));
+  REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("en", "case_step.rejected", {{"reference", ref}})); }));
   CHECK(transition(e, admin, ref, {{"to", "approved"}}).status == 409);
   CHECK(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
 }

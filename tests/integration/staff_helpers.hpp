@@ -193,6 +193,16 @@ inline std::string locale_text(const std::string& lang, const std::string& dotte
   return j.get<std::string>();
 }
 
+/// locale_text with its placeholders filled: {"reference", "AWN-…"} for "{reference}".
+inline std::string locale_text(const std::string& lang, const std::string& dotted,
+                               const std::map<std::string, std::string>& vars) {
+  std::string out = locale_text(lang, dotted);
+  for (const auto& [name, value] : vars)
+    for (auto at = out.find("{" + name + "}"); at != std::string::npos; at = out.find("{" + name + "}", at + value.size()))
+      out.replace(at, name.size() + 2, value);
+  return out;
+}
+
 /// A WebSocket client on /api/v1/stream: a thread reads frames into a list.
 class stream_client {
  public:

@@ -158,12 +158,12 @@ describe('staff console', () => {
       await panel.locator('input[name=verification_method][value=interview]').check();
       await panel.locator('#transition-appointment').fill('2030-01-15T10:30');
     });
-    await graph.waitFor(said(line(ar.case_step.collecting_info)), 15000, 'the collecting-info notification');
+    await graph.waitFor(said(line(ar.case_step.collecting_info).replace('{reference}', reference)), 15000, 'the collecting-info notification');
     assert.deepEqual(await offered(), ['evaluating']);
     await move('evaluating');
     assert.deepEqual(await offered(), ['approved', 'rejected']);
     await move('approved');
-    await graph.waitFor(said(line(ar.case_step.approved)), 15000, 'the approval notification');
+    await graph.waitFor(said(line(ar.case_step.approved).replace('{reference}', reference)), 15000, 'the approval notification');
     assert.deepEqual(await offered(), ['closed']);
     await shot('console-case');
     await accessible('console-case');
