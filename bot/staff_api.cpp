@@ -167,6 +167,8 @@ json case_out(const storage::case_row& k) {
   return j;
 }
 
+constexpr std::int64_t case_view_audit_seconds = 3600;
+
 boost::system::error_code audit(storage::connection& c, const storage::staff_row& me, std::string_view action,
                                 std::string_view target, const json& detail, std::int64_t now) {
   return storage::audit(c, me.id, action, target, detail.dump(), now);
@@ -737,9 +739,13 @@ net::awaitable<response> list_cases(const services& s, request_context& ctx) {
   co_return json_response(ctx.req.version(), ctx.req.keep_alive(), json{{"cases", *r}}.dump());
 }
 
-net::awaitable<response> get_case(const services& s, request_context& ctx) {
+net::awaitable<response> get_case(const services& s, request_context& ctx, const storage::staff_row& me) {
   auto ref = percent_decode(ctx.params["ref"]);
-  auto r = co_await db_read<outcome>(s.db, [&ref](storage::connection& c) -> storage::result<outcome> {
+  const auto now = unix_now();
+  // A write: the page carries the national ID, the mobile and the person's own account, so
+  // who opened it is audited in the same transaction (no row, no page). One row per staff
+  // member and case per hour: the console reads a case again each time it changes.
+  auto r = co_await db_write<outcome>(s.db, [&ref, &me, now](storage::connection& c) -> storage::result<outcome> {
     auto k = storage::find_case_by_reference(c, ref);
     if (!k) {
       if (k.error() == storage::errc::not_found) return fail(api_error::not_found, "no such case");
@@ -747,6 +753,14 @@ net::awaitable<response> get_case(const services& s, request_context& ctx) {
     }
     auto d = case_detail(c, *k);
     if (!d) return d.error();
+    const std::string target = "case:" + k->reference;
+    auto seen = c.prepare(
+        "SELECT 1 FROM audit_log WHERE at > ?1 AND staff_id = ?2 AND action = 'case.view' AND target = ?3");
+    if (!seen) return seen.error();
+    auto row = seen->bind(1, now - case_view_audit_seconds).bind(2, me.id).bind(3, target).step();
+    if (!row) return row.error();
+    if (!*row)
+      if (auto ec = audit(c, me, "case.view", target, json::object(), now)) return ec;
     return ok(std::move(*d));
   });
   if (!r) co_return db_failed(ctx, r.error());
@@ -1379,7 +1393,7 @@ void add_staff_routes(router& r, const services& s) {
 
   r.add(v::get, "/api/v1/cases", guarded(s, agent, [&s](request_context& ctx, const storage::staff_row&) { return list_cases(s, ctx); }));
   r.add(v::get, "/api/v1/cases/{ref}",
-        guarded(s, agent, [&s](request_context& ctx, const storage::staff_row&) { return get_case(s, ctx); }));
+        guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return get_case(s, ctx, me); }));
   r.add(v::post, "/api/v1/cases/{ref}/transition",
         guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return transition(s, ctx, me); }));
 

@@ -78,6 +78,16 @@ TEST_CASE("cases: every transition is recorded, audited and told to the benefici
   CHECK(k["service_type"] == "legal");
   CHECK(k["channel"] == "whatsapp");
   CHECK(k["allowed_transitions"] == json::array({"collecting_info"}));
+  // Opening a case's page is audited: who saw whose ID. Once an hour per staff member and case
+  // (the console reads it again as it changes); the list, which has no ID, is not.
+  const std::string viewed = "SELECT count(*) FROM audit_log WHERE action = 'case.view' AND target = 'case:" + ref + "'";
+  CHECK(db_value(e.db, viewed + " AND staff_id = (SELECT id FROM staff WHERE username = 'noura')") == 1);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/" + ref, agent).status == 200);
+  CHECK(db_value(e.db, viewed) == 1);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/" + ref, admin).status == 200);
+  CHECK(db_value(e.db, viewed) == 2);
+  CHECK(api(e.port(), "GET", "/api/v1/cases/AWN-1999-000000", agent).status == 404);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'case.view'") == 2);
   REQUIRE(k["events"].size() == 1);
   CHECK(k["events"][0]["to"] == "submitted");
   CHECK(k["events"][0]["staff_name"].is_null());
