@@ -673,9 +673,16 @@ net::awaitable<response> request_documents(const services& s, request_context& c
                   window_closed_extra(s));
     if (auto why = unreachable(c, conv); !why) return why.error();
     else if (!why->empty()) return fail(api_error::conflict, *why);
+    // Asking wipes what the person is in the middle of answering (a new request, say, or
+    // the one paused while staff talk with them): that is theirs to finish or cancel first.
+    if (s.ops.engine()->busy(dialogs::state::parse(conv.dialog_state)))
+      return fail(api_error::conflict,
+                  "the beneficiary is in the middle of a form with the bot (a new request, say); asking for "
+                  "documents now would erase their answers: ask again once they have finished");
     // The bot collects the documents (it attaches each one to the case), so the conversation
     // goes back to the bot; the staff member can take it again at any time.
     std::string previous_mode = conv.mode;
+    const auto holder = conv.assigned_staff_id;
     if (conv.mode != "bot") {
       conv.mode = "bot";
       end_staff_episode(conv);
@@ -684,7 +691,9 @@ net::awaitable<response> request_documents(const services& s, request_context& c
     if (auto ec = s.ops.request_documents(c, conv, k->reference, now, fx)) return ec;
     if (auto ec = storage::save_conversation(c, conv)) return ec;
     if (auto ec = audit(c, me, "conversation.request_documents", conv_target(conv.id),
-                        json{{"reference", k->reference}, {"previous_mode", previous_mode}}, now))
+                        json{{"reference", k->reference}, {"previous_mode", previous_mode},
+                             {"holder_staff_id", previous_mode == "staff" && holder ? json(*holder) : json(nullptr)}},
+                        now))
       return ec;
     s.ops.conversation_event(c, conv, now, fx);
     return ok(s.ops.conversation_json(c, conv, now));
@@ -846,12 +855,16 @@ net::awaitable<response> transition(const services& s, request_context& ctx, con
         o.text = eng->text(conv->lang, "outside_window_notice");
         if (auto id = s.ops.send(c, *conv, o, "system", std::nullopt, now, fx); !id) return id.error();
       }
-      // A closed case invites the beneficiary to rate the service, unless a person is talking
-      // with them right now (their resolve sends the survey), the window is closed, or they
-      // are in the middle of answering the bot (a new request, say): the survey would wipe
-      // their answers.
-      if (to == "closed" && conv->mode != "staff" && open && !eng->busy(dialogs::state::parse(conv->dialog_state)))
-        if (auto ec = s.ops.start_survey(c, *conv, "case_closed", fresh->id, me.id, fresh->service_type, now, fx))
+      // A closed case invites the beneficiary to rate the service while the bot is talking
+      // with them: not while a person is (their resolve sends the survey), nor while
+      // they wait for one (a survey would answer someone who asked for help, danger words
+      // perhaps, with "rate us"); not with the window closed; not in the middle of answering
+      // the bot (a new request, say: the survey would wipe their answers), nor of a survey
+      // already (a second one would orphan the first). Attributed to no staff member: the
+      // one who closed the case need not be the one who spoke with the person.
+      const auto dialog = dialogs::state::parse(conv->dialog_state);
+      if (to == "closed" && conv->mode != "staff" && conv->mode != "waiting" && open && !eng->busy(dialog) && dialog.flow != "survey")
+        if (auto ec = s.ops.start_survey(c, *conv, "case_closed", fresh->id, std::nullopt, fresh->service_type, now, fx))
           return ec;
       if (auto ec = storage::save_conversation(c, *conv)) return ec;
       s.ops.conversation_event(c, *conv, now, fx);
@@ -959,13 +972,34 @@ net::awaitable<response> update_staff(const services& s, request_context& ctx, c
   }
   auto now = unix_now();
   const std::int64_t sid = *id;
+  after_commit fx;
   auto r = co_await db_write<outcome>(s.db, [&](storage::connection& c) -> storage::result<outcome> {
+    fx = {};
     if (auto ec = storage::update_staff(c, sid, role, display, disabled, hashed)) {
       if (ec == storage::errc::not_found) return fail(api_error::not_found, "no such staff member");
       return ec;
     }
     if ((disabled && *disabled) || hashed)
       if (auto ec = storage::delete_sessions_of(c, sid)) return ec;
+    if (disabled && *disabled) {
+      // What they held goes back to the queue, in its place (its queue time and priority
+      // kept): no one else may write in a held conversation, and the bot stays silent in it,
+      // so the person would wait for someone who can no longer sign in.
+      auto held = storage::list_conversations(c, "staff", sid, std::numeric_limits<int>::max());
+      if (!held) return held.error();
+      for (auto& conv : *held) {
+        conv.mode = "waiting";
+        conv.assigned_staff_id.reset();
+        if (!conv.queued_at) conv.queued_at = now;
+        if (conv.queue_reason.empty()) conv.queue_reason = "holder_disabled";
+        conv.updated_at = now;
+        if (auto ec = storage::save_conversation(c, conv)) return ec;
+        if (auto ec = audit(c, me, "conversation.requeue", conv_target(conv.id),
+                            json{{"holder_staff_id", sid}, {"reason", "holder_disabled"}}, now))
+          return ec;
+        s.ops.conversation_event(c, conv, now, fx, "conversation.waiting");
+      }
+    }
     json detail = json::object();
     if (role) detail["role"] = *role;
     if (display) detail["display_name"] = *display;
@@ -977,6 +1011,7 @@ net::awaitable<response> update_staff(const services& s, request_context& ctx, c
     return ok(staff_json(*row, now));
   });
   if (!r) co_return db_failed(ctx, r.error());
+  if (r->status < 300) s.after(fx);
   co_return respond(ctx, *r);
 }
 

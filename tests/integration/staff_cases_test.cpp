@@ -157,6 +157,8 @@ TEST_CASE("cases: every transition is recorded, audited and told to the benefici
   // A closed case starts the satisfaction survey.
   REQUIRE(eventually([&] { return wa_sent_containing(e.graph, b.from, locale_text("ar", "survey.overall")); }));
   CHECK(db_value(e.db, "SELECT count(*) FROM surveys WHERE trigger = 'case_closed' AND service_type = 'legal'") == 1);
+  // Credited to no one: who closed the case need not be who spoke with the person.
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys WHERE trigger = 'case_closed' AND staff_id IS NULL") == 1);
   CHECK(transition(e, agent, ref, {{"to", "closed"}}).status == 409);
 
   auto hist = as_json(api(e.port(), "GET", "/api/v1/cases/" + ref, agent));
@@ -235,6 +237,11 @@ TEST_CASE("cases: closing a case sends no survey while the person is in the midd
   const auto cid = std::to_string(conversation_of(e.db, b.from));
   const auto state = db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + cid);
   REQUIRE(state.find("نورة سعد القحطاني") != std::string::npos);
+  // Asking for documents would wipe them too: refused, nothing changes.
+  auto ask = api(e.port(), "POST", "/api/v1/conversations/" + cid + "/request-documents", admin, json{{"reference", ref}});
+  CHECK(ask.status == 409);
+  CHECK(ask.body.find("middle of a form") != std::string::npos);
+  CHECK(db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + cid) == state);
   REQUIRE(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
   // The survey would have wiped the answers: none is started, and the answers are kept.
   CHECK(db_value(e.db, "SELECT count(*) FROM surveys") == 0);
@@ -244,6 +251,44 @@ TEST_CASE("cases: closing a case sends no survey while the person is in the midd
   const auto next = db_text(e.db, "SELECT dialog_state FROM conversations WHERE id = " + cid);
   CHECK(next.find("نورة سعد القحطاني") != std::string::npos);
   CHECK(next.find("1757491186") != std::string::npos);
+}
+
+TEST_CASE("cases: closing a case sends no survey to someone waiting for staff, nor over a survey in progress") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966501234570"};
+  auto ref = submit_help_request(e, b, admin);
+  const auto to_approved = [&](const std::string& r) {
+    REQUIRE(transition(e, admin, r, {{"to", "collecting_info"}, {"verification_method", "document_check"}}).status == 200);
+    REQUIRE(transition(e, admin, r, {{"to", "evaluating"}}).status == 200);
+    REQUIRE(transition(e, admin, r, {{"to", "approved"}}).status == 200);
+  };
+  to_approved(ref);
+  const auto cid = conversation_of(e.db, b.from);
+  // Waiting for a person after danger words: "rate us" is no answer to that.
+  b.text("أبي أنتحر");
+  REQUIRE(queue_of(e, cid).rfind("waiting:", 0) == 0);
+  REQUIRE(transition(e, admin, ref, {{"to", "closed"}}).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys") == 0);
+  CHECK(queue_of(e, cid).rfind("waiting:", 0) == 0);
+
+  // A survey in progress (after a resolve) is not replaced by a second one.
+  wa_user c{e.port(), "966501234571"};
+  walk_intake(c);
+  const auto ref2 = db_text(e.db, "SELECT k.reference FROM cases k JOIN beneficiaries b ON b.id = k.beneficiary_id "
+                                  "WHERE b.address = '" + c.from + "'");
+  to_approved(ref2);
+  const auto c2 = std::to_string(conversation_of(e.db, c.from));
+  c.text("موظف");
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + c2 + "/takeover", admin).status == 200);
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + c2 + "/resolve", admin).status == 200);
+  REQUIRE(db_value(e.db, "SELECT count(*) FROM surveys WHERE conversation_id = " + c2) == 1);
+  REQUIRE(transition(e, admin, ref2, {{"to", "closed"}}).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys WHERE conversation_id = " + c2) == 1);
+  // Their answer goes to the survey they were asked.
+  c.text("5");
+  CHECK(db_value(e.db, "SELECT count(*) FROM surveys WHERE conversation_id = " + c2 +
+                       " AND trigger = 'conversation_resolved' AND overall = 5") == 1);
 }
 
 TEST_CASE("WhatsApp: the person's last message is marked read when staff take it over and when they answer") {

@@ -197,6 +197,44 @@ TEST_CASE("staff takeover: a supervisor may override; queue order puts danger fi
   CHECK(api(e.port(), "POST", "/api/v1/conversations/abc/takeover", agent).status == 404);
 }
 
+TEST_CASE("staff: disabling a staff member puts what they held back in the queue, in its place") {
+  staff_env e;
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");
+  auto other = add_staff(e.port(), admin, "huda", "agent", "هدى الشمري");
+  wa_user d{e.port(), "966500000203"}, a{e.port(), "966500000204"};
+  d.text("السلام عليكم");
+  d.button("consent.yes", "أوافق");
+  d.text("أبي أنتحر");  // danger words: first in the queue
+  a.text("السلام عليكم");
+  a.button("consent.yes", "أوافق");
+  a.text("موظف");
+  const auto cd = std::to_string(conversation_of(e.db, d.from)), ca = std::to_string(conversation_of(e.db, a.from));
+  const auto queued_at = db_value(e.db, "SELECT queued_at FROM conversations WHERE id = " + cd);
+  REQUIRE(api(e.port(), "POST", "/api/v1/conversations/" + cd + "/takeover", agent).status == 200);
+  // Held: a colleague cannot take it, and the bot stays silent in it.
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + cd + "/takeover", other).status == 409);
+
+  auto staff_id = db_value(e.db, "SELECT id FROM staff WHERE username = 'noura'");
+  auto r = api(e.port(), "PATCH", "/api/v1/staff/" + std::to_string(staff_id), admin, json{{"disabled", true}});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  // Back in the queue, first as before (danger), with its queue time and reason.
+  CHECK(db_text(e.db, "SELECT mode || ':' || coalesce(assigned_staff_id, '-') || ':' || priority || ':' || queue_reason "
+                      "FROM conversations WHERE id = " + cd) == "waiting:-:1:danger");
+  CHECK(db_value(e.db, "SELECT queued_at FROM conversations WHERE id = " + cd) == queued_at);
+  auto q = as_json(api(e.port(), "GET", "/api/v1/conversations?mode=waiting", other))["conversations"];
+  REQUIRE(q.size() == 2);
+  CHECK(std::to_string(q[0]["id"].get<long long>()) == cd);
+  CHECK(std::to_string(q[1]["id"].get<long long>()) == ca);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.requeue' AND target = 'conversation:" + cd +
+                           "' AND detail LIKE '%\"holder_staff_id\":" + std::to_string(staff_id) + "%'") == 1);
+  // A colleague takes it at once.
+  CHECK(api(e.port(), "POST", "/api/v1/conversations/" + cd + "/takeover", other).status == 200);
+  // Enabling the account again gives nothing back by itself.
+  REQUIRE(api(e.port(), "PATCH", "/api/v1/staff/" + std::to_string(staff_id), admin, json{{"disabled", false}}).status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.requeue'") == 1);
+}
+
 TEST_CASE("staff: outside working hours the queued beneficiary is told when staff return") {
   // Working days that exclude today (Asia/Riyadh).
   auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
