@@ -701,6 +701,13 @@ net::awaitable<storage::result<int>> outbox_worker::write_outcome(std::int64_t i
       if (auto oe = storage::set_opt_out(c, channel, w.opted_out, w.at_ms / 1000)) return oe;
       if (auto oe = storage::outbox_refuse_unsent(c, channel, w.opted_out, conversation_ops::opted_out_reason(channel))) return oe;
     }
+    if (w.window_closed) {
+      storage::delivery_change d;
+      d.outbox_id = id;
+      d.conversation_id = w.conversation_id;
+      if (w.message_id > 0) d.message_id = w.message_id;
+      if (auto oe = conversation_ops::after_failure(c, channel, "131047", {d}, w.at_ms / 1000)) return oe;
+    }
     return 0;
   });
 }
@@ -1019,6 +1026,14 @@ net::awaitable<bool> outbox_worker::deliver(outbox_send s) {
       w.what = outcome_write::kind::dead;
       w.error = result.error;
       w.at_ms = ms;
+      if (result.outside_window && row.conversation_id) {
+        // Meta's window had closed where ours was open (a number changed, a clock): closed
+        // here too, as when the refusal comes later as a status, so that staff are offered
+        // the template and the next notices go as one instead of failing alike.
+        w.window_closed = true;
+        w.conversation_id = *row.conversation_id;
+        w.message_id = row.message_id.value_or(0);
+      }
       if ((row.channel == "sms" && result.error.find("code 21610") != std::string::npos) ||
           (row.channel == "telegram" && result.recipient_blocked && !is_callback_answer(s))) {
         w.opted_out = row.recipient;

@@ -122,8 +122,9 @@ class outbox_worker {
     std::string error;                // retry, dead
     std::string opted_out;            // dead: a recipient the provider says opted out (Twilio 21610, Telegram 403)
     std::int64_t at_ms = 0;           // opted_out: when the answer came
-    std::int64_t conversation_id = 0; // opted_out: the row's conversation
-    std::int64_t message_id = 0;      // opted_out: the row's message
+    std::int64_t conversation_id = 0; // opted_out, window_closed: the row's conversation
+    std::int64_t message_id = 0;      // opted_out, window_closed: the row's message
+    bool window_closed = false;       // dead: WhatsApp refused it outside the 24-hour window (131047)
   };
   net::awaitable<storage::result<int>> write_outcome(std::int64_t id, const std::string& channel, const outcome_write& w);
   /// Writes the outcome until it is committed or the worker stops. A row whose outcome is not

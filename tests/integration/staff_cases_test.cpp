@@ -473,3 +473,31 @@ TEST_CASE("WhatsApp 24-hour rule: a reply outside the window is refused with the
   b.text("نعم أنا هنا");
   CHECK(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "thanks for answering"}}).status == 200);
 }
+
+TEST_CASE("WhatsApp 24-hour rule: a send Meta refuses with 131047 closes the window here too") {
+  staff_env e;
+  auto admin = login(e.port());
+  wa_user b{e.port(), "966500000502"};
+  const auto conv = asks_for_staff(e, b);
+  REQUIRE(api(e.port(), "POST", conv + "/takeover", admin).status == 200);
+  REQUIRE(eventually([&] { return db_value(e.db, "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')") == 0; }));
+  // Meta's window has closed where ours is open (the person changed number, say): it refuses
+  // the next send at once, not later as a status.
+  e.graph.set_default([](const recorded_request&) {
+    return scripted_response{400, R"({"error":{"message":"Re-engagement message","type":"OAuthException","code":131047,)"
+                                  R"("error_data":{"messaging_product":"whatsapp","details":"more than 24 hours"}}})"};
+  });
+  CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == true);
+  REQUIRE(api(e.port(), "POST", conv + "/messages", admin, json{{"text", "are you there?"}}).status == 200);
+  REQUIRE(eventually([&] {
+    return db_value(e.db, "SELECT count(*) FROM outbox WHERE state = 'dead' AND last_error LIKE 'outside_24h_window:%'") == 1;
+  }));
+  // Closed here too: staff are offered the template, and the next reply is not sent to fail alike.
+  CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == false);
+  auto r = api(e.port(), "POST", conv + "/messages", admin, json{{"text", "hello?"}});
+  CHECK(r.status == 409);
+  CHECK(as_json(r)["template"] == "aoun_followup");
+  // Their next message opens it again.
+  b.text("نعم أنا هنا");
+  CHECK(as_json(api(e.port(), "GET", conv, admin))["window_open"] == true);
+}
