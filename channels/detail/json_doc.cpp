@@ -221,16 +221,67 @@ bool parse_nlohmann(std::string_view body, bj::monotonic_resource& arena, bj::va
   return true;
 }
 
-}  // namespace
+int hex4(std::string_view s, std::size_t at) {
+  if (at + 4 > s.size()) return -1;
+  int v = 0;
+  for (std::size_t i = at; i < at + 4; ++i) {
+    const char c = s[i];
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
 
-bool json_doc::parse(std::string_view body) {
+bool parse_strict(std::string_view body, bj::monotonic_resource& arena, bj::value& root) {
   constexpr std::string_view bom = "\xEF\xBB\xBF";
-  switch (parse_fast(body.substr(0, bom.size()) == bom ? body.substr(bom.size()) : body, arena_, root_)) {
+  switch (parse_fast(body.substr(0, bom.size()) == bom ? body.substr(bom.size()) : body, arena, root)) {
     case outcome::ok: return true;
     case outcome::malformed: return false;
-    case outcome::ask_nlohmann: return parse_nlohmann(body, arena_, root_);  // it skips the BOM itself
+    case outcome::ask_nlohmann: return parse_nlohmann(body, arena, root);  // it skips the BOM itself
   }
   return false;
+}
+
+}  // namespace
+
+std::optional<std::string> replace_lone_surrogates(std::string_view body) {
+  std::optional<std::string> out;
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i + 1 < body.size(); ++i) {
+    if (body[i] != '\\') continue;
+    if (body[i + 1] != 'u') {
+      ++i;  // an escape of one character (\\, \", \n ...): what follows it is text
+      continue;
+    }
+    const int v = hex4(body, i + 2);
+    if (v < 0xD800 || v > 0xDFFF) {
+      i += 5;
+      continue;
+    }
+    const bool paired = v <= 0xDBFF && i + 7 < body.size() && body[i + 6] == '\\' && body[i + 7] == 'u' &&
+                        hex4(body, i + 8) >= 0xDC00 && hex4(body, i + 8) <= 0xDFFF;
+    if (paired) {
+      i += 11;
+      continue;
+    }
+    if (!out) out.emplace();
+    out->append(body.substr(copied, i - copied)).append("\\uFFFD");
+    copied = i + 6;
+    i += 5;
+  }
+  if (out) out->append(body.substr(copied));
+  return out;
+}
+
+bool json_doc::parse(std::string_view body) {
+  if (parse_strict(body, arena_, root_)) return true;
+  // A lone UTF-16 surrogate in an escape ("\ud83d" without its pair, an emoji cut in two by
+  // whoever truncated the text) is read as U+FFFD, not the whole payload refused: a webhook
+  // refused for one string is retried, identical, for days, and every message in it is lost.
+  // Only on the way out of a failure, so a well-formed payload costs nothing more.
+  const auto repaired = replace_lone_surrogates(body);
+  return repaired && parse_strict(*repaired, arena_, root_);
 }
 
 const jvalue* member(const jvalue* j, std::string_view key) {

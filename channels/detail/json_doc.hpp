@@ -3,7 +3,7 @@
 // API's answers): Boost.JSON's parser into an arena that starts on the stack, in place of a
 // nlohmann DOM, with the same accessors as util.hpp. Not part of the public API.
 //
-// It accepts and rejects exactly what `parse_json` (nlohmann, strict) does, and gives the same
+// It accepts and rejects what `parse_json` (nlohmann, strict) does, and gives the same
 // values, so callers can switch without a change in behaviour:
 //  - a leading UTF-8 byte-order mark is skipped (nlohmann skips it);
 //  - no nesting limit and no stack overflow: Boost's parser recurses per level, so a document
@@ -13,7 +13,9 @@
 //  - floating-point numbers are converted exactly (std::from_chars, like nlohmann's strtod), not by
 //    Boost 1.81's faster conversion, which may be one ulp off;
 //  - a repeated key keeps its last value (as nlohmann does);
-//  - strings must be valid UTF-8 and \u escapes valid UTF-16 (both libraries reject the rest).
+//  - strings must be valid UTF-8 and \u escapes valid UTF-16 (both libraries reject the rest),
+//    with one exception: a \u escape of a lone surrogate (an emoji's half, cut off by whoever
+//    truncated the text) is read as U+FFFD rather than the whole document refused.
 //
 // Thread-compatible: one document per call; nothing is shared.
 
@@ -26,6 +28,10 @@
 #include <boost/json/value.hpp>
 
 namespace aoun::channels::detail {
+
+/// `body` with each \u escape of a lone UTF-16 surrogate replaced by \uFFFD, or nothing if it
+/// has none. Escapes are read in sequence, so "\\ud800" (a backslash, then text) is left alone.
+std::optional<std::string> replace_lone_surrogates(std::string_view body);
 
 class json_doc {
  public:

@@ -28,7 +28,7 @@ TEST_CASE("json_doc: accepts and rejects what nlohmann accepts and rejects") {
   const std::vector<std::string> inputs = {
       "", " ", "{}", "[]", "null", "0", "-0", "01", "1.", ".5", "1e5", "1E+5", "-1e-5", "1e400", "-1e400",
       "[1e400]", "1e-400", "5e-324", "18446744073709551616", "-9223372036854775809", "\"a\"", "\"\\u0000\"",
-      "\"\\ud83d\\ude00\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\x\"", "\"a\x01\"", "\"\xff\"", "\"\xc0\x80\"",
+      "\"\\ud83d\\ude00\"", "\"\\x\"", "\"a\x01\"", "\"\xff\"", "\"\xc0\x80\"",
       "\"\xed\xa0\x80\"", "{\"a\":1,}", "[1,]", "{\"a\" 1}", "{} {}", "{} x", "{}  \n\t", "/*c*/{}", "tru",
       "\xEF\xBB\xBF{}", "\xEF\xBB{}", "{\"a\":1,\"a\":2}", "1e99999999999", "1e-99999999999",
       "0e99999999999", "[-5e-2147483649, 1]", "\"1e99999999999\"", "[0.5e99999999999]", "NaN", "Infinity"};
@@ -93,6 +93,36 @@ TEST_CASE("whatsapp: parse of odd but valid bodies, and of deep or broken ones")
   CHECK_FALSE(whatsapp::parse(R"({"object":"whatsapp_business_account","entry":[],"n":1e99999999999})").ok);
   // Every prefix of a real body is rejected, never a crash.
   for (std::size_t n = 0; n + 1 < text.size(); n += 7) CHECK_FALSE(whatsapp::parse(text.substr(0, n)).ok);
+}
+
+TEST_CASE("json_doc: a lone surrogate escape is read as U+FFFD, not the document refused") {
+  const std::string fffd = "\xEF\xBF\xBD";
+  const auto value_of = [](const std::string& body) -> std::optional<std::string> {
+    detail::json_doc doc;
+    if (!doc.parse(body)) return std::nullopt;
+    return detail::text_member(&doc.root(), "t");
+  };
+  CHECK(value_of(R"({"t":"a\ud83db"})") == "a" + fffd + "b");           // a high half alone
+  CHECK(value_of(R"({"t":"a\ude00"})") == "a" + fffd);                   // a low half alone
+  CHECK(value_of(R"({"t":"\ud83d\ud83d\ude00"})") == fffd + "\xF0\x9F\x98\x80");  // then a pair
+  CHECK(value_of(R"({"t":"\ud83d\u0041"})") == fffd + "A");             // high, then no low
+  CHECK(value_of(R"({"t":"\ud83d"})") == fffd);                          // at the very end
+  CHECK(value_of(R"({"t":"\\ud800"})") == "\\ud800");                 // a backslash, then text
+  CHECK(value_of(R"({"t":"\ud83d\ude00"})") == "\xF0\x9F\x98\x80");    // a pair, as it was
+  // Anything else broken is still refused.
+  CHECK_FALSE(value_of(R"({"t":"\ud83d")"));
+  CHECK_FALSE(value_of("{\"t\":\"\xff\"}"));
+  CHECK_FALSE(value_of(R"({"t":"\ud83d\x"})"));
+  CHECK_FALSE(detail::replace_lone_surrogates(R"({"t":"\ud83d\ude00 \u0041\n"})"));
+  // A WhatsApp webhook with one is taken, with the rest of its text.
+  auto body = fixture("whatsapp_text.json");
+  const auto at = body.find("\"body\": \"");
+  REQUIRE(at != std::string::npos);
+  body.insert(at + 9, "\\ud83d");
+  auto r = whatsapp::parse(body);
+  REQUIRE(r.ok);
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].text.rfind(fffd, 0) == 0);
 }
 
 TEST_CASE("json_doc: any nesting depth, on either side of the parser switch, without a stack overflow") {
