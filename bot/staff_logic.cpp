@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 
 namespace aoun::bot::staff_logic {
 namespace {
@@ -296,6 +297,31 @@ json satisfaction_report(const std::vector<storage::survey_sample>& samples, boo
   // Agents see no group of fewer answers than the minimum (supervisors and admins see every
   // group, and each colleague's own figures above that minimum).
   const auto hide = [&](const group& g) { return !include_staff && g.responses < min_staff_responses; };
+  // Nor can they work one out: the totals less the groups shown are the groups hidden, so when
+  // those hold fewer answers together than the minimum (one SMS answer beside two WhatsApp
+  // ones), the smallest groups shown are hidden too until they do, or none is left shown
+  // (complementary suppression, per dimension: channel, service type, day).
+  const auto hidden_in = [&](const std::map<std::string, group>& groups) {
+    std::set<std::string> out;
+    if (include_staff) return out;
+    std::int64_t together = 0;
+    std::vector<std::pair<std::int64_t, std::string>> shown;
+    for (const auto& [k, g] : groups) {
+      if (hide(g)) {
+        out.insert(k);
+        together += g.responses;
+      } else {
+        shown.emplace_back(g.responses, k);
+      }
+    }
+    std::sort(shown.begin(), shown.end());
+    for (const auto& [n, k] : shown) {
+      if (out.empty() || together >= min_staff_responses) break;
+      out.insert(k);
+      together += n;
+    }
+    return out;
+  };
   auto invited = static_cast<std::int64_t>(samples.size());
   json j{{"invited", invited},
          {"responses", all.responses},
@@ -311,14 +337,17 @@ json satisfaction_report(const std::vector<storage::survey_sample>& samples, boo
   j["distribution"] = d;
   j["min_group_responses"] = include_staff ? 0 : min_staff_responses;
   json ch = json::object();
-  for (auto& [k, g] : by_channel) ch[k] = g.to_json(true, hide(g));
+  const auto hidden_channels = hidden_in(by_channel);
+  for (auto& [k, g] : by_channel) ch[k] = g.to_json(true, hidden_channels.count(k) > 0);
   j["by_channel"] = ch;
   json sv = json::object();
-  for (auto& [k, g] : by_service) sv[k] = g.to_json(true, hide(g));
+  const auto hidden_services = hidden_in(by_service);
+  for (auto& [k, g] : by_service) sv[k] = g.to_json(true, hidden_services.count(k) > 0);
   j["by_service_type"] = sv;
   json per = json::array();
+  const auto hidden_days = hidden_in(by_day);
   for (auto& [day, g] : by_day) {
-    auto p = g.to_json(false, hide(g));
+    auto p = g.to_json(false, hidden_days.count(day) > 0);
     p["period"] = day;
     per.push_back(std::move(p));
   }

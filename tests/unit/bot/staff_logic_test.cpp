@@ -151,13 +151,29 @@ TEST_CASE("satisfaction report arithmetic") {
   CHECK_FALSE(agent_view.contains("by_staff"));
   // Agents see no group of fewer answers than the minimum: a day or a channel with one answer
   // would be one beneficiary's ratings of a colleague they can name. Counts stay.
-  CHECK(agent_view["by_channel"]["whatsapp"]["overall"].get<double>() == doctest::Approx(4.5));
   CHECK(agent_view["by_channel"]["sms"]["responses"] == 1);
   CHECK(agent_view["by_channel"]["sms"]["overall"].is_null());
   CHECK(agent_view["by_service_type"]["legal"]["overall"].is_null());
-  CHECK(agent_view["by_period"][0]["overall"].get<double>() == doctest::Approx(4.5));
   CHECK(agent_view["by_period"][1]["overall"].is_null());
   CHECK(agent_view["averages"]["overall"].get<double>() == doctest::Approx(3.67));
+  // Nor can they subtract: the totals (3.67 over 3) less WhatsApp's (4.5 over 2) would be the
+  // SMS answer, 2. With the hidden groups holding fewer answers than the minimum together, the
+  // next smallest shown is hidden as well.
+  CHECK(agent_view["by_channel"]["whatsapp"]["responses"] == 2);
+  CHECK(agent_view["by_channel"]["whatsapp"]["overall"].is_null());
+  CHECK(agent_view["by_channel"]["whatsapp"]["speed"].is_null());
+  CHECK(agent_view["by_period"][0]["overall"].is_null());
+  // Hidden groups that hold the minimum together need no company: three channels, two of one
+  // answer each beside one of three.
+  std::vector<aoun::storage::survey_sample> w = {
+      sample("whatsapp", "legal", 1, "Noura", d1, 5, 5, 5), sample("whatsapp", "legal", 1, "Noura", d1, 4, 4, 4),
+      sample("whatsapp", "legal", 1, "Noura", d1, 3, 3, 3), sample("sms", "legal", 1, "Noura", d1, 1, 1, 1),
+      sample("telegram", "legal", 1, "Noura", d1, 2, 2, 2)};
+  auto split = sl::satisfaction_report(w, false, 2);
+  CHECK(split["by_channel"]["whatsapp"]["overall"].get<double>() == doctest::Approx(4.0));
+  CHECK(split["by_channel"]["sms"]["overall"].is_null());
+  CHECK(split["by_channel"]["telegram"]["overall"].is_null());
+  CHECK(split["by_service_type"]["legal"]["overall"].get<double>() == doctest::Approx(3.0));
   CHECK(agent_view["min_group_responses"] == 2);
   CHECK(j["min_group_responses"] == 0);
   // A range with a single answer shows agents its count, not the answer.
