@@ -96,6 +96,21 @@ void login_throttle::failed(const std::string& address, std::int64_t now) {
   d.push_back(now);
 }
 
+bool unknown_user_lockout::failed(const std::string& name, int max_failures, std::int64_t lock_seconds,
+                                  std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  if (names_.size() >= max_names_ && names_.find(name) == names_.end()) {
+    for (auto it = names_.begin(); it != names_.end();) it = it->second.locked_until > now ? std::next(it) : names_.erase(it);
+    if (names_.size() >= max_names_) names_.clear();
+  }
+  auto& e = names_[name];
+  if (e.locked_until > now) return true;
+  if (++e.failures < max_failures) return false;
+  e.failures = 0;  // as storage::record_login_failure: the next window gets its tries again
+  e.locked_until = now + lock_seconds;
+  return true;
+}
+
 namespace detail {
 net::thread_pool& cpu_pool() {
   static net::thread_pool pool(2);

@@ -58,6 +58,27 @@ class login_throttle {
   std::map<std::string, std::deque<std::int64_t>> failures_;  // GUARDED_BY(mutex_)
 };
 
+/// The per-account lockout, for usernames that do not exist: without it the fifth wrong
+/// password would answer 429 "locked" for a real account and 401 for a made-up one, which tells
+/// who exists. Mirrors storage::record_login_failure: `max_failures` consecutive failures lock
+/// the name for `lock_seconds`; while locked, a try is refused and not counted.
+class unknown_user_lockout {
+ public:
+  /// At most `max_names` names are remembered; past that, those not locked are forgotten first.
+  explicit unknown_user_lockout(std::size_t max_names = 100000) : max_names_(max_names) {}
+  /// Records a failed sign-in as `name`; true when the name is locked (by this one or before).
+  bool failed(const std::string& name, int max_failures, std::int64_t lock_seconds, std::int64_t now);
+
+ private:
+  struct entry {
+    int failures = 0;
+    std::int64_t locked_until = 0;
+  };
+  const std::size_t max_names_;
+  std::mutex mutex_;
+  std::map<std::string, entry> names_;  // GUARDED_BY(mutex_)
+};
+
 namespace detail {
 /// Two threads for password hashing (scrypt, 32 MiB, ~0.1 s each).
 net::thread_pool& cpu_pool();

@@ -47,6 +47,7 @@ constexpr std::size_t max_note = 2000;
 // Constant after start-up.
 struct api_state {
   login_throttle throttle{10, 15 * 60};
+  unknown_user_lockout unknown_users;
   // Sign-ins whose password check (scrypt, on a small pool) is queued or running: beyond
   // max_logins_in_flight the answer is 503 at once, so a flood of guesses (which the throttle
   // counts only once they fail) cannot queue staff's own sign-ins behind minutes of scrypt.
@@ -212,6 +213,7 @@ handler guarded(const services& s, int min_rank, staff_handler f) {
 
 struct login_result {
   int status = 401;  // 200, 401, 429
+  bool unknown_user = false;
   storage::staff_row staff;
 };
 
@@ -262,6 +264,7 @@ net::awaitable<response> login(const services& s, api_state& st, request_context
     if (!found->has_value()) {
       who["reason"] = "unknown_user";
       if (auto ec = storage::audit(c, std::nullopt, "auth.login_failed", "", who.dump(), now)) return ec;
+      out.unknown_user = true;
       return out;
     }
     auto fresh = storage::find_staff(c, (*found)->id);  // the lock as of now, not as of the read
@@ -308,6 +311,9 @@ net::awaitable<response> login(const services& s, api_state& st, request_context
     return out;
   });
   if (!r) co_return db_failed(ctx, r.error());
+  // A name that does not exist locks as an account would, so that the answer does not tell.
+  if (r->unknown_user && st.unknown_users.failed(username.substr(0, 64), max_failures, s.cfg.lockout_seconds, now))
+    r->status = 429;
   if (r->status != 200) st.throttle.failed(limit_key(ctx.remote), now);
   if (r->status == 429)
     co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::locked,

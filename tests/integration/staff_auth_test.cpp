@@ -115,10 +115,17 @@ TEST_CASE("staff auth: lockout after repeated failures, also for the right passw
   auto right = login_call(e.port(), "admin", "admin-password-1");
   CHECK(right.status == 429);
   CHECK(as_json(right)["error"] == "locked");
+  // A name that does not exist locks alike at its third failure: the answers do not tell
+  // whether an account exists.
+  CHECK(login_call(e.port(), "nobody", "whatever-124").status == 401);
+  auto phantom = login_call(e.port(), "nobody", "whatever-125");
+  CHECK(phantom.status == 429);
+  CHECK(as_json(phantom)["error"] == as_json(third)["error"]);
+  CHECK(as_json(phantom)["message"] == as_json(third)["message"]);
   std::this_thread::sleep_for(std::chrono::milliseconds(2300));
   CHECK(login_call(e.port(), "admin", "admin-password-1").status == 200);
   // The audit log has the failures, the lock and the success, and never a password.
-  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'") == 5);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'") == 7);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'auth.locked'") == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'auth.login'") == 1);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE detail LIKE '%password-%'") == 0);
