@@ -340,6 +340,65 @@ net::awaitable<response> logout(const services& s, request_context& ctx) {
   co_return json_response(ctx.req.version(), ctx.req.keep_alive(), json{{"ok", true}}.dump());
 }
 
+/// POST /api/v1/me/password {"current_password", "new_password"}: a staff member changes their
+/// own password (the one an admin set is temporary). The current one is checked as a sign-in
+/// is: scrypt on the pool, failures counted by the per-address throttle. Their other sessions
+/// end; this one stays.
+net::awaitable<response> change_password(const services& s, api_state& st, request_context& ctx) {
+  auto a = co_await authenticate(s, ctx, sl::agent);
+  if (!a.staff) co_return std::move(a.error);
+  auto now = unix_now();
+  if (st.throttle.blocked(limit_key(ctx.remote), now))
+    co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::locked,
+                             "too many failed sign-ins from this address; try again later");
+  auto body = body_object(ctx, false);
+  if (!body || !body->contains("current_password") || !(*body)["current_password"].is_string() ||
+      !body->contains("new_password") || !(*body)["new_password"].is_string())
+    co_return bad_request(ctx, "expected {\"current_password\": string, \"new_password\": string}");
+  const auto current = (*body)["current_password"].get<std::string>();
+  const auto fresh = (*body)["new_password"].get<std::string>();
+  if (current.size() > 256) co_return bad_request(ctx, "current_password must be at most 256 bytes");
+  if (sl::utf8_length(fresh) < 8 || fresh.size() > 256) co_return bad_request(ctx, "new_password must be 8-256 characters");
+  if (fresh == current) co_return bad_request(ctx, "new_password must differ from the current one");
+  if (st.logins_in_flight.fetch_add(1) >= api_state::max_logins_in_flight) {
+    st.logins_in_flight.fetch_sub(1);
+    co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::unavailable,
+                             "too many sign-ins at once; try again in a moment");
+  }
+  const std::string checked = a.staff->password_hash;
+  const bool ok = co_await off_io<bool>([&current, &checked] { return password::verify(current, checked); });
+  std::string hashed;
+  if (ok) hashed = co_await off_io<std::string>([&fresh] { return password::hash(fresh); });
+  st.logins_in_flight.fetch_sub(1);
+  const auto& me = *a.staff;
+  const auto& token_hash = a.token_hash;
+  auto r = co_await db_write<int>(s.db, [&](storage::connection& c) -> storage::result<int> {
+    const auto target = "staff:" + std::to_string(me.id);
+    if (!ok) {
+      if (auto ec = storage::audit(c, me.id, "auth.password_change_failed", target, "{}", now)) return ec;
+      return 403;
+    }
+    auto now_row = storage::find_staff(c, me.id);
+    if (!now_row) return now_row.error();
+    // Changed meanwhile (an admin's reset, another tab): what was checked is no longer it.
+    if (now_row->password_hash != checked || now_row->disabled) return 409;
+    if (auto ec = storage::update_staff(c, me.id, std::nullopt, std::nullopt, std::nullopt, hashed)) return ec;
+    if (auto ec = storage::delete_other_sessions(c, me.id, token_hash)) return ec;
+    if (auto ec = storage::audit(c, me.id, "auth.password_changed", target, "{}", now)) return ec;
+    return 200;
+  });
+  if (!r) co_return db_failed(ctx, r.error());
+  if (*r == 403) {
+    st.throttle.failed(limit_key(ctx.remote), now);
+    co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::forbidden,
+                             "the current password is wrong");
+  }
+  if (*r == 409)
+    co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::conflict,
+                             "the password was changed meanwhile; sign in again");
+  co_return json_response(ctx.req.version(), ctx.req.keep_alive(), json{{"ok", true}}.dump());
+}
+
 // ---------------------------------------------------------------------------------------------
 // conversations
 
@@ -1402,6 +1461,7 @@ void add_staff_routes(router& r, const services& s) {
 
   r.add(v::post, "/api/v1/auth/login", [&s, st](request_context& ctx) { return login(s, *st, ctx); });
   r.add(v::post, "/api/v1/auth/logout", [&s](request_context& ctx) { return logout(s, ctx); });
+  r.add(v::post, "/api/v1/me/password", [&s, st](request_context& ctx) { return change_password(s, *st, ctx); });
   r.add(v::get, "/api/v1/me", guarded(s, agent, [](request_context& ctx, const storage::staff_row& me) -> net::awaitable<response> {
           co_return json_response(ctx.req.version(), ctx.req.keep_alive(), json{{"staff", staff_brief(me)}}.dump());
         }));

@@ -144,6 +144,12 @@ boost::system::error_code delete_sessions_of(connection& c, std::int64_t staff_i
   return q->bind(1, staff_id).exec();
 }
 
+boost::system::error_code delete_other_sessions(connection& c, std::int64_t staff_id, std::string_view keep_token_hash) {
+  auto q = c.prepare("DELETE FROM sessions WHERE staff_id = ?1 AND token_hash <> ?2");
+  if (!q) return q.error();
+  return q->bind(1, staff_id).bind(2, keep_token_hash).exec();
+}
+
 boost::system::error_code delete_expired_sessions(connection& c, std::int64_t now) {
   auto q = c.prepare("DELETE FROM sessions WHERE expires_at <= ?");
   if (!q) return q.error();

@@ -44,6 +44,8 @@ boost::system::error_code update_staff(connection& c, std::int64_t id, const std
                                        const std::optional<std::string>& password_hash);
 /// Ends every session of a staff member (disabled account, changed password).
 boost::system::error_code delete_sessions_of(connection& c, std::int64_t staff_id);
+/// Ends every session of a staff member but `keep_token_hash` (their own password change).
+boost::system::error_code delete_other_sessions(connection& c, std::int64_t staff_id, std::string_view keep_token_hash);
 /// The server's own key called `name`: stored as `fresh` (random bytes the caller made) the
 /// first time it is asked for, the stored one ever after.
 result<std::string> server_key(connection& c, std::string_view name, std::string_view fresh, std::int64_t now);

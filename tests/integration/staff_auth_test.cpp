@@ -154,6 +154,40 @@ TEST_CASE("staff auth: behind a trusted proxy the throttle counts the client it 
   CHECK(login_call(e.port(), "admin", "admin-password-1").status == 200);
 }
 
+TEST_CASE("staff auth: a staff member changes their own password; their other sessions end, this one stays") {
+  staff_env e;
+  auto admin = login(e.port());
+  auto agent = add_staff(e.port(), admin, "noura", "agent", "نورة العتيبي");  // password "noura-password-1"
+  auto other_tab = login(e.port(), "noura", "noura-password-1");
+  const auto change = [&](const std::string& token, const json& body) {
+    return api(e.port(), "POST", "/api/v1/me/password", token, body);
+  };
+  // Bad input changes nothing.
+  CHECK(change(agent, json{{"new_password", "a-new-password-1"}}).status == 400);
+  CHECK(change(agent, json{{"current_password", "noura-password-1"}, {"new_password", "short"}}).status == 400);
+  CHECK(change(agent, json{{"current_password", "noura-password-1"}, {"new_password", "noura-password-1"}}).status == 400);
+  CHECK(change(agent, json{{"current_password", 5}, {"new_password", "a-new-password-1"}}).status == 400);
+  CHECK(http_call(e.port(), "POST", "/api/v1/me/password",
+                  json{{"current_password", "noura-password-1"}, {"new_password", "a-new-password-1"}}.dump()).status == 401);
+  auto wrong = change(agent, json{{"current_password", "not-my-password"}, {"new_password", "a-new-password-1"}});
+  CHECK(wrong.status == 403);
+  CHECK(login_call(e.port(), "noura", "noura-password-1").status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'auth.password_change_failed'") == 1);
+
+  auto ok = change(agent, json{{"current_password", "noura-password-1"}, {"new_password", "a-new-password-1"}});
+  REQUIRE_MESSAGE(ok.status == 200, ok.body);
+  CHECK(api(e.port(), "GET", "/api/v1/me", agent).status == 200);       // this session stays
+  CHECK(api(e.port(), "GET", "/api/v1/me", other_tab).status == 401);   // the others end
+  CHECK(login_call(e.port(), "noura", "noura-password-1").status == 401);
+  CHECK(login_call(e.port(), "noura", "a-new-password-1").status == 200);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'auth.password_changed'") == 1);
+  CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE detail LIKE '%password-1%'") == 0);
+  // An admin's reset still works, and ends this session too.
+  auto id = db_value(e.db, "SELECT id FROM staff WHERE username = 'noura'");
+  REQUIRE(api(e.port(), "PATCH", "/api/v1/staff/" + std::to_string(id), admin, json{{"password", "reset-by-admin-1"}}).status == 200);
+  CHECK(api(e.port(), "GET", "/api/v1/me", agent).status == 401);
+}
+
 TEST_CASE("staff accounts: create, list without passwords, duplicates, disable") {
   staff_env e;
   auto admin = login(e.port());

@@ -88,6 +88,7 @@ export const api = {
   login: (username, password) => request('POST', '/api/v1/auth/login', { username, password }, { auth: false }),
   logout: () => request('POST', '/api/v1/auth/logout', {}),
   me: () => request('GET', '/api/v1/me'),
+  changePassword: (current, next) => request('POST', '/api/v1/me/password', { current_password: current, new_password: next }),
   conversations: (mode, mine) => request('GET', `/api/v1/conversations?mode=${enc(mode)}${mine ? '&mine=1' : ''}`),
   conversation: (id) => request('GET', `/api/v1/conversations/${enc(id)}`),
   messages: (id) => request('GET', `/api/v1/conversations/${enc(id)}/messages`),

@@ -229,6 +229,7 @@ function renderShell() {
         langButton(),
         h('button', { type: 'button', class: 'btn btn-ghost', 'aria-label': t('nav.shortcuts'), title: t('nav.shortcuts'), text: '?', onclick: showShortcuts }),
         h('span', { class: 'whoami' }, h('span', { text: me.display_name || me.username }), h('span', { class: 'role', text: tOr(`role.${me.role}`, me.role) })),
+        h('button', { type: 'button', class: 'btn btn-ghost', id: 'change-password', text: t('nav.password'), onclick: changePassword }),
         h('button', { type: 'button', class: 'btn btn-ghost', id: 'signout', text: t('nav.signout'), onclick: signOut }))),
     h('main', { id: 'main', tabindex: '-1' }),
     h('div', { id: 'toasts', class: 'toasts', 'aria-live': 'polite' }));
@@ -240,6 +241,43 @@ function renderShell() {
 async function signOut() {
   try { await api.logout(); } catch { /* the session ends locally anyway */ }
   signOutLocal('login.signed_out');
+}
+
+/// The staff member's own password: the one an admin set is meant to be replaced. Their other
+/// sessions end; this one stays.
+function changePassword() {
+  const err = h('p', { class: 'form-error', role: 'alert' });
+  const input = (id, autocomplete) => h('input', { id, type: 'password', required: true, autocomplete, dir: 'ltr' });
+  const cur = input('pw-current', 'current-password');
+  const next = input('pw-new', 'new-password');
+  const again = input('pw-again', 'new-password');
+  next.minLength = 8; again.minLength = 8;
+  const field = (el, key) => h('div', { class: 'field' }, h('label', { for: el.id, text: t(key) }), el);
+  const form = h('form', { method: 'dialog' },
+    h('h2', { id: 'pw-title', text: t('password.title') }),
+    field(cur, 'password.current'), field(next, 'password.new'), field(again, 'password.again'),
+    h('p', { class: 'hint', text: t('password.hint') }), err,
+    h('div', { class: 'dialog-actions' },
+      h('button', { type: 'button', class: 'btn', text: t('common.cancel'), onclick: () => dlg.close() }),
+      h('button', { type: 'submit', class: 'btn btn-primary', id: 'pw-save', text: t('password.save') })));
+  const dlg = h('dialog', { class: 'dialog', 'aria-labelledby': 'pw-title' }, form);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault(); err.textContent = '';
+    if (!form.reportValidity()) return;
+    if (next.value !== again.value) { err.textContent = t('password.mismatch'); again.focus(); return; }
+    try {
+      await api.changePassword(cur.value, next.value);
+      dlg.close();
+      toast(t('password.changed'));
+    } catch (ex) {
+      if (ex.status === 401) return;
+      err.textContent = ex.status === 403 ? t('password.wrong') : t('common.error', { msg: errText(ex) });
+    }
+  });
+  dlg.addEventListener('close', () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  cur.focus();
 }
 
 function showShortcuts() {

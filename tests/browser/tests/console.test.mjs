@@ -326,6 +326,44 @@ describe('staff console', () => {
     await page.waitForSelector('#login-error:has-text("انتهت الجلسة")');
     await shot('console-session-expired');
   });
+
+  test('a staff member replaces the password an admin gave them, from the console', async () => {
+    const post = (path, body, token) => fetch(`${aoun.base}${path}`, {
+      method: 'POST', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
+    const admin = await (await post('/api/v1/auth/login', ADMIN)).json();
+    const made = await post('/api/v1/staff', { username: 'huda', password: 'given-by-admin-1', role: 'agent', display_name: 'هدى' }, admin.token);
+    assert.equal(made.status, 201);
+    await page.goto(`${aoun.base}/console/`);
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+    await page.fill('#login-username', 'huda');
+    await page.fill('#login-password', 'given-by-admin-1');
+    await page.click('form button[type=submit]');
+    await page.waitForSelector('#change-password');
+    await page.click('#change-password');
+    await page.fill('#pw-current', 'not-the-password');
+    await page.fill('#pw-new', 'chosen-by-huda-1');
+    await page.fill('#pw-again', 'chosen-by-huda-1');
+    await page.click('#pw-save');
+    await page.waitForSelector('dialog .form-error:has-text("غير صحيحة")');
+    await page.fill('#pw-current', 'given-by-admin-1');
+    await page.fill('#pw-again', 'chosen-by-huda-2');
+    await page.click('#pw-save');
+    await page.waitForSelector('dialog .form-error:has-text("غير متطابقتين")');
+    await accessible('console-password');
+    await page.fill('#pw-again', 'chosen-by-huda-1');
+    await page.click('#pw-save');
+    await page.waitForSelector('.toast:has-text("تغيّرت كلمة المرور")');
+    assert.equal(await page.locator('dialog[open]').count(), 0);
+    // This session stays; the old password no longer signs in, the new one does.
+    assert.equal((await post('/api/v1/auth/login', { username: 'huda', password: 'given-by-admin-1' })).status, 401);
+    await page.click('#signout');
+    await page.fill('#login-username', 'huda');
+    await page.fill('#login-password', 'chosen-by-huda-1');
+    await page.click('form button[type=submit]');
+    await page.waitForSelector('#change-password');
+  });
 });
 
 async function expectSoon(pred, what, timeout = 10000) {
