@@ -143,6 +143,7 @@ net::awaitable<storage::result<int>> session_known(const services& s, const std:
 
 /// What every socket of an ended session is sent before it is closed.
 constexpr std::string_view ended_frame = R"({"type":"ended"})";
+constexpr std::string_view pong_frame = R"({"type":"pong"})";
 
 /// Whether the visitor ended this session ("end on this device"), read in the job that would
 /// store their message: the check before it (session_known) is a read that a POST /chat/end
@@ -360,6 +361,12 @@ net::awaitable<void> webchat_session(const services& s, const session_ids& ids, 
     in.provider_id = "web:" + session + ":" + (client_id.empty() ? random_suffix() : client_id);
     in.timestamp = unix_now();
     auto type = j["type"].get<std::string>();
+    if (type == "ping") {
+      // The page's own check of the line (it cannot see WebSocket pings): an idle page that
+      // hears nothing back reconnects, instead of showing "connected" while replies wait.
+      ch->send(std::string(pong_frame));
+      continue;
+    }
     auto str = [&j](const char* key) { return j.contains(key) && j[key].is_string(); };
     if (type == "text" && str("text")) {
       in.type = channels::inbound_type::text;
@@ -641,6 +648,15 @@ void add_static_routes(router& r, const services& s) {
   auto cache = std::make_shared<static_cache>();
   auto serve = [&s, cache](std::string prefix, std::string dir) {
     return [&s, cache, prefix, dir](request_context& ctx) -> net::awaitable<response> {
+      if (ctx.path.size() < prefix.size()) {
+        // "/chat" without its slash: the page's files are named relative to the folder, so
+        // served here it would load none of them (no script: no quick exit, nothing sent).
+        response res{http::status::permanent_redirect, ctx.req.version()};
+        res.set(http::field::location, prefix);
+        res.keep_alive(ctx.req.keep_alive());
+        res.prepare_payload();
+        co_return res;
+      }
       std::string rel(ctx.path.size() > prefix.size() ? ctx.path.substr(prefix.size()) : std::string_view());
       if (rel.empty() || rel.back() == '/') rel += "index.html";
       // No way out of the folder: reject "..", backslashes and NULs outright. And one spelling

@@ -189,6 +189,13 @@ TEST_CASE("pages: the console and the chat page are served; AOUN_WEBCHAT=0 turns
       CHECK_MESSAGE(http_call(srv.port(), "GET", other).status == 404, other);
     auto chat = http_call(srv.port(), "GET", "/chat/");
     CHECK(chat.status == 200);
+    // Without its slash the page would load none of its files (named relative to the folder):
+    // sent to the folder instead, as the console is.
+    for (const char* bare : {"/chat", "/console"}) {
+      auto moved = http_call(srv.port(), "GET", bare);
+      CHECK_MESSAGE(moved.status == 308, bare);
+      CHECK_MESSAGE(moved.headers["location"] == std::string(bare) + "/", bare);
+    }
     CHECK(chat.body.find("dir=\"rtl\"") != std::string::npos);
     CHECK(status_line(raw_call(srv.port(), upgrade, std::chrono::milliseconds(500))) == "HTTP/1.1 101 Switching Protocols");
   }

@@ -248,6 +248,22 @@ TEST_CASE("webchat: frames that are not the page's JSON get an error frame, stor
   CHECK(eventually([&] { return stored_messages(e.db) == 1; }));
 }
 
+TEST_CASE("webchat: the page's ping is answered pong, stores nothing and costs no message") {
+  staff_env e(env_vars{{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "2"}});
+  chat_client c(e.port());
+  REQUIRE(c.status == 101);
+  REQUIRE(c.next_of_type("history"));
+  for (int i = 0; i < 5; ++i) {
+    c.send_text(R"({"type":"ping"})");
+    REQUIRE(c.next_of_type("pong"));
+  }
+  CHECK(stored_messages(e.db) == 0);
+  CHECK(db_value(e.db, "SELECT count(*) FROM beneficiaries WHERE channel = 'webchat'") == 0);
+  // Five pings spent nothing of the two messages a minute.
+  still_serves(c, "c-after-pings");
+  CHECK(eventually([&] { return stored_messages(e.db) == 1; }));
+}
+
 TEST_CASE("webchat: a client id the page would not make is refused whole, not cut, and not echoed back") {
   staff_env e;
   chat_client c(e.port());

@@ -39,6 +39,9 @@ let lang = local.get('aoun.chat.lang') === 'en' ? 'en' : 'ar';
 const $ = (id) => document.getElementById(id);
 const list = $('messages'), input = $('text'), sendBtn = $('send'), attachBtn = $('attach'), fileInput = $('file'), banner = $('banner'), typing = $('typing');
 let ws = null, attempt = 0, timer = null, typingTimer = null, connected = false;
+// Set once the page is leaving (quick exit, "end on this device"): nothing may connect again,
+// nor write the conversation's id back, in the moment before the next page replaces it.
+let exiting = false;
 const seen = new Set(); // message ids already shown (the server may send one twice around a reconnect)
 // What the visitor sent and the server has not acknowledged yet (stored): client_id → { frame, li }.
 // Shown as "sending…", sent again after a reconnect (the server drops a second copy by its
@@ -163,8 +166,10 @@ function emptyState() {
 function refreshChoices() {
   const start = $('start'); if (start) start.disabled = !connected;
   const groups = [...list.querySelectorAll('.choices')];
-  // a file the server refused answers nothing: the question before it is still open
-  const lastMsg = [...list.querySelectorAll('.msg:not(.refused)')].pop();
+  // a file the server refused, or has not stored (sending, failed), answers nothing: the
+  // question before it is still open
+  const unstoredFile = (li) => li.dataset.clientId && pending.get(li.dataset.clientId)?.frame.type === 'file';
+  const lastMsg = [...list.querySelectorAll('.msg:not(.refused)')].filter((li) => !unstoredFile(li)).pop();
   groups.forEach((g) => {
     const active = g.parentElement === lastMsg;
     g.classList.toggle('stale', !active);
@@ -242,6 +247,36 @@ function watch() {
     watch();
   }, ACK_WAIT / 4);
 }
+// An idle page has nothing waiting for an ack, so the watchdog above never looks: a line that
+// died quietly (out of coverage when the server's close came) would show "connected" while
+// staff's replies wait. After PING_EVERY ms of silence the page asks (a "ping" frame, which the
+// server answers "pong"); heard nothing PONG_WAIT ms later, it reconnects. Also at once when the
+// page comes back into view or the device back online.
+const PING_EVERY = 25000, PONG_WAIT = 10000;
+let pingTimer = null, pingSentAt = 0;
+function ping() {
+  if (!connected || !ws) return;
+  try { ws.send('{"type":"ping"}'); pingSentAt = Date.now(); } catch { /* closing: onclose reconnects */ }
+}
+function checkLine() {
+  clearTimeout(pingTimer);
+  pingTimer = setTimeout(checkLine, 5000);
+  if (!connected || !ws || exiting) return;
+  const now = Date.now();
+  if (pingSentAt && heardAt < pingSentAt) {
+    if (now - pingSentAt >= PONG_WAIT) { pingSentAt = 0; const s = ws; ws = null; s?.close(); lost(); }
+    return;
+  }
+  pingSentAt = 0;
+  if (now - heardAt >= PING_EVERY) ping();
+}
+function lineCheckNow() {
+  if (exiting) return;
+  if (connected) { if (!pingSentAt && Date.now() - heardAt > 5000) ping(); return; }
+  if (timer) { clearTimeout(timer); timer = null; attempt = 0; connect(); }  // waiting to reconnect: now
+}
+document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') lineCheckNow(); });
+window.addEventListener('online', lineCheckNow);
 // Each announcement is added, not put in place of the last: several replies at once (the
 // privacy notice, then its question) are all read out. The last few are kept.
 function announce(text) {
@@ -287,6 +322,7 @@ function choose(c, group) {
 function setBanner(text) { banner.hidden = !text; $('banner-text').textContent = text || ''; }
 
 function connect() {
+  if (exiting) return;
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const id = tabSession || sessionId();
   // The id travels as a subprotocol (a header), not in the URL: proxies log URLs, and the id is
@@ -297,6 +333,7 @@ function connect() {
   // history was read, and never shown. Until then the banner stays.
   sock.onopen = () => {};
   sock.onmessage = (e) => {
+    if (exiting) return;
     if (ws === sock) heardAt = Date.now();
     let ev; try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.type === 'session' && typeof ev.session === 'string') {
@@ -310,7 +347,7 @@ function connect() {
     } else if (ev.type === 'history') {
       // The list is not a live region (a screen reader would read the whole conversation out
       // again on every load and reconnect): new messages are announced one by one (#announce).
-      attempt = 0; setBanner(null); stopResending();
+      attempt = 0; pingSentAt = 0; setBanner(null); stopResending();
       list.textContent = ''; seen.clear();
       for (const m of ev.messages || []) {
         if (m.id !== undefined && m.id !== null) seen.add(m.id);
@@ -388,12 +425,13 @@ function connect() {
 }
 // The socket is gone (closed, or given up by the watchdog): reconnect with backoff.
 function lost() {
+  if (exiting) return;
   connected = false; sendBtn.disabled = true; attachBtn.disabled = true; refreshChoices(); showTyping(false); stopResending();
   const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
   attempt++;
   setBanner(tr('reconnecting'));
   clearTimeout(timer);
-  timer = setTimeout(connect, delay);
+  timer = setTimeout(() => { timer = null; connect(); }, delay);
 }
 
 $('composer').addEventListener('submit', (e) => {
@@ -466,6 +504,7 @@ async function upload(id) {
     refreshChoices();
   } else {
     setState(p.li, 'failed', () => { upload(id); input.focus(); });
+    refreshChoices();
   }
   // the limit, when the answer names it (the server's own may be lower than the page's)
   addNotice(reason === 'file_too_big' && Number(body?.limit_bytes) > 0 ? tooLarge(Number(body.limit_bytes)) : tr(reason));
@@ -477,12 +516,20 @@ input.addEventListener('keydown', (e) => {
 function autosize() { input.style.blockSize = 'auto'; input.style.blockSize = `${Math.min(input.scrollHeight + 2, 140)}px`; }
 input.addEventListener('input', autosize);
 $('lang-switch').addEventListener('click', () => { lang = lang === 'ar' ? 'en' : 'ar'; local.set('aoun.chat.lang', lang); applyLang(); });
+// Stops everything that could reach the server again or store the id: timers, the socket.
+function leaving() {
+  exiting = true;
+  connected = false;
+  clearTimeout(timer); clearTimeout(resendTimer); clearTimeout(watchdog); clearTimeout(typingTimer); clearTimeout(pingTimer);
+  tabSession = '';
+  const s = ws; ws = null; s?.close();
+}
 // Ends this conversation in this tab: nothing of it stays on screen, nothing waiting is sent.
 function endHere() {
+  leaving();
   pending.clear();
   try { sessionStorage.removeItem(PENDING_KEY); sessionStorage.removeItem(TAB_KEY); } catch { /* nothing kept */ }
   list.textContent = '';
-  const s = ws; ws = null; s?.close();
   location.reload();
 }
 // Quick exit: for someone who must hide this page at once (a person walking in). No question
@@ -491,21 +538,29 @@ function endHere() {
 // come back to it). Nothing is sent, so nothing can delay it: the association keeps the
 // conversation, and what waited here unsent is dropped.
 const EXIT_URL = 'https://www.google.com/';
-$('quick-exit').addEventListener('click', () => {
+const EXIT_KEY = 'aoun.chat.exit';  // written and removed at once: every other chat tab leaves too
+function quickExit(tellOthers) {
+  leaving();
   document.body.replaceChildren();
   document.title = '';
   pending.clear();
-  try { sessionStorage.removeItem(PENDING_KEY); sessionStorage.removeItem(TAB_KEY); } catch { /* nothing kept */ }
-  local.remove(SESSION_KEY);
-  const s = ws; ws = null; s?.close();
+  try { sessionStorage.clear(); } catch { /* nothing kept */ }
+  // Every trace this page keeps on the device: the conversation, the language, the signal.
+  try {
+    for (const k of Object.keys(localStorage)) if (k.startsWith('aoun.chat.') && k !== EXIT_KEY) localStorage.removeItem(k);
+  } catch { /* storage refused: nothing was kept there */ }
+  if (tellOthers) { local.set(EXIT_KEY, String(Date.now())); local.remove(EXIT_KEY); }
   location.replace(EXIT_URL);
-});
+}
+// The button is a link to the same site (index.html): without this script (an old browser, a
+// file that failed to load) it still leaves.
+$('quick-exit').addEventListener('click', (e) => { e.preventDefault(); quickExit(true); });
 $('forget').addEventListener('click', () => {
   if (!confirm(tr('forget_confirm'))) return;
   // The server ends the id too, so that a copy of it (another device, a backup of this
   // browser) no longer opens the conversation; the request outlives the reload (keepalive).
   const id = tabSession || sessionId();
-  if (id) fetch('/chat/end', { method: 'POST', headers: { 'X-Chat-Session': id }, keepalive: true }).catch(() => {});
+  if (id) endOnServer(id);
   // Only this tab's conversation is forgotten: another tab's, stored for the next load, stays.
   if (!sessionId() || sessionId() === id) local.remove(SESSION_KEY);
   endHere();
@@ -513,6 +568,7 @@ $('forget').addEventListener('click', () => {
 // "End on this device" in another tab ends this tab's conversation too (the same one): this
 // tab must not go on showing it, nor send what waits here into the next one.
 window.addEventListener('storage', (e) => {
+  if (e.key === EXIT_KEY && e.newValue) { quickExit(false); return; }  // quick exit in another tab
   if (e.key !== null && e.key !== SESSION_KEY) return;  // null: the whole storage was cleared
   if (!tabSession) return;
   const now = e.key === null ? null : e.newValue;
@@ -520,9 +576,29 @@ window.addEventListener('storage', (e) => {
   endHere();
 });
 
+// The server ends the id too. Until it has said so (a refusal: too many requests from this
+// address, a database fault), the id to end is kept in this tab and asked again at each load.
+const END_KEY = 'aoun.chat.end';
+function endOnServer(id) {
+  try { sessionStorage.setItem(END_KEY, id); } catch { /* asked once, then */ }
+  fetch('/chat/end', { method: 'POST', headers: { 'X-Chat-Session': id }, keepalive: true })
+    .then((res) => {
+      if (res.ok || res.status === 400) { try { if (sessionStorage.getItem(END_KEY) === id) sessionStorage.removeItem(END_KEY); } catch { /* */ } }
+      else setTimeout(() => endOnServer(id), Math.max(1, Number(res.headers.get('Retry-After')) || 5) * 1000);
+    })
+    .catch(() => setTimeout(() => endOnServer(id), 5000));
+}
+try { const id = sessionStorage.getItem(END_KEY); if (id) endOnServer(id); } catch { /* */ }
+// A page restored from the back-forward cache shows what it showed when left: if the
+// conversation was ended or quick-exited since, it must not.
+window.addEventListener('pageshow', (e) => {
+  if (e.persisted && !sessionId() && list.querySelector('.msg')) { list.textContent = ''; location.reload(); }
+});
+
 applyLang();
 restorePending();
 sendBtn.disabled = true; attachBtn.disabled = true;
 setBanner(tr('connecting'));
 connect();
+checkLine();
 input.focus();

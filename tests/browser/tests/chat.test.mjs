@@ -316,28 +316,55 @@ describe('website chat', () => {
     }
   });
 
+  test('a file sent before the privacy notice is agreed to is refused, and the notice\'s buttons stay usable', async () => {
+    await newVisitor();
+    await page.click('#start');
+    await page.locator('#messages .choice[data-choice-id="consent.yes"]:not([disabled])').waitFor();
+    const [answer] = await Promise.all([
+      page.waitForResponse(isUpload),
+      page.setInputFiles('#file', { name: 'صورة.png', mimeType: 'image/png', buffer: PNG }),
+    ]);
+    assert.equal(answer.status(), 409);
+    await page.locator('#messages .notice [role="alert"]', { hasText: 'وافقوا عليه في المحادثة' }).waitFor();
+    // The notice says to agree in the chat: the button to do so is there, and works.
+    await choose('consent.yes');
+    await page.locator('#messages .choice[data-choice-id="menu.help"]').first().waitFor();
+  });
+
   test('quick exit leaves at once for another site, asking nothing, and the chat opened here again starts afresh', async () => {
     await newVisitor();
     await say('تعرض لي شخص أعرفه بالتهديد');
+    await page.click('#lang-switch');  // a trace too: the language chosen
+    await page.click('#lang-switch');
     const before = await page.evaluate(() => localStorage.getItem('aoun.chat.session'));
     assert.ok(before);
+    assert.ok(await page.evaluate(() => localStorage.getItem('aoun.chat.lang')));
+    // The same chat open in a second tab leaves too.
+    const other = await page.context().newPage();
     let asked = false;
     const onDialog = (d) => { asked = true; d.dismiss(); };
     page.on('dialog', onDialog);
-    await page.route('https://www.google.com/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>Google</title>' }));
+    const google = (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>Google</title>' });
+    await page.route('https://www.google.com/**', google);
+    await other.route('https://www.google.com/**', google);
     try {
+      await other.goto(`${aoun.base}/chat/`);
+      await other.locator('#send:not([disabled])').waitFor();
       await page.click('#quick-exit');
       await page.waitForURL('https://www.google.com/');
+      await other.waitForURL('https://www.google.com/');
       assert.equal(asked, false, 'no question stands between the person and the exit');
     } finally {
       page.off('dialog', onDialog);
       await page.unrouteAll({ behavior: 'ignoreErrors' });
+      await other.close();
     }
     // Opened again on this browser: nothing of the conversation shows.
     await page.goto(`${aoun.base}/chat/`);
     await page.locator('#start:not([disabled])').waitFor();
     assert.equal(await page.locator('#messages .msg').count(), 0);
     assert.notEqual(await page.evaluate(() => localStorage.getItem('aoun.chat.session')), before);
+    assert.equal(await page.evaluate(() => localStorage.getItem('aoun.chat.lang')), null, 'the language chosen is forgotten too');
     // The association still has it.
     const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();
     const list = await (await fetch(`${aoun.base}/api/v1/conversations?mode=all`, { headers: { Authorization: `Bearer ${login.token}` } })).json();
@@ -378,6 +405,41 @@ describe('website chat', () => {
     await page.reload();
     await page.locator('#messages .from-them').first().waitFor();
     assert.equal(await page.locator('#messages .from-me', { hasText: 'بلا رد' }).count(), 1, 'stored once');
+  });
+
+  test('an idle page whose line died quietly finds out, reconnects, and shows what staff wrote meanwhile', async () => {
+    await newVisitor();
+    await say('السلام عليكم');
+    // From now on the first socket delivers nothing either way, as a connection lost out of
+    // coverage does: the page is idle (nothing waits for an ack), so only its own check can tell.
+    let sockets = 0, dead = false;
+    await page.routeWebSocket(/\/chat\/ws/, (ws) => {
+      const n = ++sockets;
+      const server = ws.connectToServer();
+      ws.onMessage((m) => { if (!(n === 1 && dead)) server.send(m); });
+      server.onMessage((m) => { if (!(n === 1 && dead)) ws.send(m); });
+    });
+    try {
+      await page.reload();
+      await page.locator('#send:not([disabled])').waitFor();
+      dead = true;
+      // Staff answer while the line is dead.
+      const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();
+      const auth = { Authorization: `Bearer ${login.token}`, 'Content-Type': 'application/json' };
+      // The latest web-chat conversation (the list is newest first) is this visitor's.
+      const list = await (await fetch(`${aoun.base}/api/v1/conversations?mode=all`, { headers: auth })).json();
+      const conv = (list.conversations || []).find((c) => c.channel === 'webchat');
+      assert.ok(conv, 'the visitor\'s conversation');
+      assert.equal((await fetch(`${aoun.base}/api/v1/conversations/${conv.id}/takeover`, { method: 'POST', headers: auth, body: '{}' })).status, 200);
+      assert.equal((await fetch(`${aoun.base}/api/v1/conversations/${conv.id}/messages`, { method: 'POST', headers: auth, body: JSON.stringify({ text: 'أنا هنا معكم' }) })).status, 200);
+      // The device comes back online (or the page back into view): the page checks its line.
+      await new Promise((r) => setTimeout(r, 5500));
+      await page.evaluate(() => window.dispatchEvent(new Event('online')));
+      await page.locator('#messages .from-them', { hasText: 'أنا هنا معكم' }).waitFor({ timeout: 20000 });
+      assert.equal(sockets, 2, 'given up on the silent socket, the reply came through a new one');
+    } finally {
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+    }
   });
 
   test('a visitor who sends too fast is told, in Arabic, that the last message was not saved', async () => {
