@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "channels/detail/url.hpp"
 
 extern char** environ;
 
@@ -35,12 +38,22 @@ long long number(const lookup_fn& get, const std::string& var, long long def, lo
   return out;
 }
 
-double real(const lookup_fn& get, const std::string& var, double def) {
+std::string fmt_number(double d) {
+  std::ostringstream o;
+  o << d;
+  return o.str();
+}
+
+// Rates (sends per second): bounded, so that a typo (1e-12, inf) cannot make a pause of
+// 1/rate seconds overflow the clock's type.
+double real(const lookup_fn& get, const std::string& var, double def, double lo = 0.001, double hi = 100000) {
   auto v = get(var);
   if (!v) return def;
+  auto s = trim(*v);
   char* end = nullptr;
-  double d = std::strtod(v->c_str(), &end);
-  if (end == v->c_str() || *end != '\0' || !(d > 0)) bad(var, "a positive number", *v);
+  double d = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(d) || d < lo || d > hi)
+    bad(var, "a number from " + fmt_number(lo) + " to " + fmt_number(hi), *v);
   return d;
 }
 
@@ -48,15 +61,18 @@ std::string url(const lookup_fn& get, const std::string& var, std::string def) {
   auto v = get(var);
   if (!v) return def;
   auto s = trim(*v);
-  if ((s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) || s.size() < 9)
+  // What the HTTP client will accept, checked now: a base it refuses (a port out of range,
+  // userinfo, a space) would otherwise start fine and fail every send as a network error.
+  if ((s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) || s.size() < 9 || !channels::detail::split_url(s))
     bad(var, "an http:// or https:// URL", *v);
   while (!s.empty() && s.back() == '/') s.pop_back();
   return s;
 }
 
 int hhmm(const std::string& var, const std::string& s) {
-  int h = 0, m = 0;
-  if (std::sscanf(s.c_str(), "%d:%d", &h, &m) != 2 || h < 0 || h > 24 || m < 0 || m > 59)
+  int h = 0, m = 0, used = 0;
+  if (std::sscanf(s.c_str(), "%d:%d%n", &h, &m, &used) != 2 || used != static_cast<int>(s.size()) || h < 0 ||
+      m < 0 || m > 59 || h * 60 + m > 24 * 60)
     bad(var, "hours like 08:00-16:00", s);
   return h * 60 + m;
 }
@@ -252,7 +268,12 @@ config load_config_from_environment() {
       if (eq == std::string::npos || line.rfind("AOUN_", 0) != 0)
         throw config_error(std::string("AOUN_CONFIG: line ") + std::to_string(n) + " of '" + path +
                            "' is not AOUN_NAME=value");
-      file[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+      // A value in quotes (as systemd's EnvironmentFile and .env files allow) is the text
+      // between them: kept with its quotes, an app secret would fail every signature check.
+      auto value = trim(line.substr(eq + 1));
+      if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+        value = value.substr(1, value.size() - 2);
+      file[trim(line.substr(0, eq))] = value;
     }
   }
   return load_config([&](const std::string& k) -> std::optional<std::string> {

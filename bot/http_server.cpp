@@ -366,12 +366,17 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
       }
     };
     if (ec) {
+      // After the answer, what the client still sends is read and dropped for a moment before
+      // closing: closed with unread bytes, the kernel would reset the connection, and the
+      // client would see "connection reset" instead of the answer.
       if (ec == http::error::header_limit) {
         co_await answer_error(api_error::malformed, "request header is too large", "malformed");
+        co_await linger();
       } else if (ec.category() == make_error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
                  ec != http::error::partial_message) {
         // A request line or header Beast could not parse: tell the client, then close.
         co_await answer_error(api_error::malformed, "malformed request", "malformed");
+        co_await linger();
       } else if (!expected(ec)) {
         log::debug("read_failed", {{"error", ec.message()}});
       }

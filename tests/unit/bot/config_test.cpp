@@ -1,6 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <map>
+#include <string>
+
+#include <unistd.h>
 
 #include "bot/config.hpp"
 
@@ -60,6 +65,40 @@ TEST_CASE("a wrong value stops start-up with one line naming the variable") {
   CHECK(load({{"AOUN_SMS_GATEWAY", "taqnyat"}, {"AOUN_TAQNYAT_TOKEN", "t"}, {"AOUN_TAQNYAT_SENDER", "Aoun"}}).taqnyat_sender == "Aoun");
   CHECK_THROWS_WITH_AS(load({{"AOUN_WEBCHAT_MESSAGES_PER_MINUTE", "-1"}}),
                        "AOUN_WEBCHAT_MESSAGES_PER_MINUTE: expected an integer from 0 to 100000, got '-1'", config_error);
+  // Rates: a typo must not make 1/rate seconds overflow the clock (1e-12), nor mean "no limit".
+  for (const char* rate : {"1e-12", "inf", "nan", "0", "-3", "80 ", "8O", ""})
+    CHECK_THROWS_WITH_AS(load({{"AOUN_TELEGRAM_CHAT_RATE", rate}}),
+                         ("AOUN_TELEGRAM_CHAT_RATE: expected a number from 0.001 to 100000, got '" + std::string(rate) + "'").c_str(),
+                         config_error);
+  CHECK(load({{"AOUN_WHATSAPP_RATE", "250"}}).outbox.whatsapp_rate == 250);
+  CHECK(load({{"AOUN_SMS_RATE", "0.5"}}).outbox.sms_rate == 0.5);
+  // An API base the HTTP client would refuse at every send is refused at start.
+  for (const char* base : {"https://api.telegram.org:99999", "https://user:pw@api.telegram.org", "https://api.telegram .org",
+                           "https://"})
+    CHECK_THROWS_WITH_AS(load({{"AOUN_TELEGRAM_API_BASE", base}}),
+                         ("AOUN_TELEGRAM_API_BASE: expected an http:// or https:// URL, got '" + std::string(base) + "'").c_str(),
+                         config_error);
+  CHECK(load({{"AOUN_TELEGRAM_API_BASE", "http://127.0.0.1:5000/"}}).telegram_api_base == "http://127.0.0.1:5000");
+  // Hours: no trailing text, nothing past midnight.
+  for (const char* hours : {"08:00junk-16:00", "08:00-24:30", "8-16", "08:00-16:00x"})
+    CHECK_THROWS_AS(load({{"AOUN_WORKING_HOURS", std::string("0-4 ") + hours}}), config_error);
+  CHECK_NOTHROW(load({{"AOUN_WORKING_HOURS", "0-4 08:00-24:00"}}));
+}
+
+TEST_CASE("AOUN_CONFIG: a value in quotes is the text between them") {
+  const std::string path = "/tmp/aoun-config-test-" + std::to_string(::getpid()) + ".env";
+  {
+    std::ofstream f(path);
+    f << "# comment\nAOUN_DB='/var/lib/aoun/aoun.db'\nAOUN_PUBLIC_URL=\"https://aoun.example.org\"\n"
+         "AOUN_WORKING_HOURS=\"0-4 08:00-16:00\"\nAOUN_ASSOCIATION_NAME_EN=\"half\n";
+  }
+  ::setenv("AOUN_CONFIG", path.c_str(), 1);
+  auto c = aoun::bot::load_config_from_environment();
+  ::unsetenv("AOUN_CONFIG");
+  std::remove(path.c_str());
+  CHECK(c.db_path == "/var/lib/aoun/aoun.db");
+  CHECK(c.public_url == "https://aoun.example.org");
+  CHECK(c.association_name_en == "\"half");  // one quote is no pair: kept
 }
 
 TEST_CASE("web chat limits: per client address by default, 0 turns one off; trusted proxies are opt-in") {
