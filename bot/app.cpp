@@ -1,7 +1,6 @@
 #include "bot/app.hpp"
 
 #include <algorithm>
-#include <csignal>
 #include <filesystem>
 #include <future>
 #include <iostream>
@@ -368,10 +367,6 @@ net::awaitable<void> app::retention_sweep() {
 }
 
 int app::run() {
-  // A write to a pipe whose reader is gone (the log piped to `tee` or a shipper that stopped)
-  // would kill the process with SIGPIPE: no graceful stop, replies in flight sent twice at the
-  // next start. Sockets never raise it (Asio sends with MSG_NOSIGNAL); the log just loses lines.
-  std::signal(SIGPIPE, SIG_IGN);
   recover_outbox();
   server_ = std::make_unique<http_server>(ioc_, cfg_.server, routes_, metrics_);
   auto ep = server_->listen();

@@ -1,6 +1,7 @@
 #include "bot/cli.hpp"
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -111,6 +112,11 @@ int run_cli(int argc, char** argv) {
   try {
     const std::string cmd = args[0];
     if (cmd == "serve") {
+      // A write to a pipe whose reader is gone (the log piped to `tee` or a shipper that
+      // stopped) would kill the server with SIGPIPE: no graceful stop, and replies in flight
+      // sent again at the next start. Sockets never raise it (Asio sends with MSG_NOSIGNAL);
+      // the log just loses its lines. (The other commands keep the default: `aoun … | head`.)
+      std::signal(SIGPIPE, SIG_IGN);
       config cfg = load_config_from_environment();
       log::start(*log::parse_level(cfg.log_level));
       int rc = EXIT_FAILURE;

@@ -229,3 +229,13 @@ TEST_CASE("one client holds at most AOUN_MAX_CONNECTIONS_PER_ADDRESS connections
   }));
   CHECK(srv.running());
 }
+
+TEST_CASE("a log nobody reads any more (a pipe whose reader exited) does not kill the server") {
+  temp_dir dir;
+  server_process srv(dir.path + "/aoun.db", {{"<stderr>", "closed pipe"}});
+  // Every request writes a log line, into a pipe with no reader: EPIPE, and SIGPIPE unless ignored.
+  for (int i = 0; i < 5; ++i) CHECK(http_call(srv.port(), "GET", "/healthz").status == 200);
+  CHECK(http_call(srv.port(), "GET", "/no-such-page").status == 404);
+  CHECK(srv.running());
+  CHECK(srv.stop() == 0);  // and it still stops gracefully
+}

@@ -220,6 +220,13 @@ server_process::server_process(std::string db_path, std::map<std::string, std::s
     vars["AOUN_ADMIN_USER"] = "admin";
     vars["AOUN_ADMIN_PASSWORD"] = "admin-password-1";
   }
+  // "<stderr>" = "closed pipe": the log goes to a pipe nobody reads (a `| tee` that exited),
+  // with SIGPIPE at its default action as in a shell, whatever this process does with it.
+  bool closed_pipe = false;
+  if (auto it = env.find("<stderr>"); it != env.end()) {
+    closed_pipe = it->second == "closed pipe";
+    env.erase(it);
+  }
   for (auto& [k, v] : env) vars[k] = v;
   std::vector<std::string> strings;
   for (auto& [k, v] : vars) strings.push_back(k + "=" + v);
@@ -230,14 +237,32 @@ server_process::server_process(std::string db_path, std::map<std::string, std::s
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int pipe_fds[2] = {-1, -1};
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  if (closed_pipe && ::pipe(pipe_fds) == 0) {
+    posix_spawn_file_actions_adddup2(&fa, pipe_fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, pipe_fds[0]);
+    posix_spawn_file_actions_addclose(&fa, pipe_fds[1]);
+    sigset_t def;
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &def);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   std::string bin = AOUN_BINARY;
   char arg0[] = "aoun";
   char arg1[] = "serve";
   char* argv[] = {arg0, arg1, nullptr};
-  int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv, envp.data());
+  int rc = posix_spawn(&pid_, bin.c_str(), &fa, &attr, argv, envp.data());
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  // Nobody reads the log: the read end closes with the write end, in this process too.
+  if (pipe_fds[0] >= 0) ::close(pipe_fds[0]);
+  if (pipe_fds[1] >= 0) ::close(pipe_fds[1]);
   if (rc != 0) throw std::runtime_error("cannot start " + bin);
 
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
