@@ -166,14 +166,32 @@ void app::build_routes() {
 }
 
 net::awaitable<response> app::healthz(request_context& ctx) {
+  // A read of the file itself ("SELECT 1" would need neither the file nor a lock).
   auto r = co_await db_read<int>(*db_, [](storage::connection& c) -> storage::result<int> {
-    auto q = c.prepare("SELECT 1");
+    auto q = c.prepare("SELECT count(*) FROM sqlite_schema");
     if (!q) return q.error();
     auto row = q->step();
     if (!row) return row.error();
-    return static_cast<int>(q->int64(0));
+    return *row ? 1 : 0;
   });
-  bool ok = r && *r == 1;
+  bool readable = r && *r == 1;
+  // Reads can work while every write fails (a full disk, a lock another process holds): then
+  // every webhook is answered 503 and retried, and a monitor must hear of it. When the last
+  // batches wrote nothing, one small write tells whether writing works again.
+  bool writable = true;
+  if (db_->snapshot().failing_batches_in_a_row > 0) {
+    const auto now = unix_now();
+    auto w = co_await db_write<int>(*db_, [now](storage::connection& c) -> storage::result<int> {
+      auto q = c.prepare(
+          "INSERT INTO counters(name, value) VALUES ('health_write_probe', ?1) "
+          "ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+      if (!q) return q.error();
+      if (auto ec = q->bind(1, now).exec()) return ec;
+      return 1;
+    });
+    writable = w.has_value();
+  }
+  bool ok = readable && writable;
   // A channel whose provider refuses our credentials holds its replies: "degraded", but still
   // 200, since webhooks are taken and stored (a load balancer must not drop the server for it).
   nlohmann::json faults = nlohmann::json::array();
@@ -182,7 +200,7 @@ net::awaitable<response> app::healthz(request_context& ctx) {
       faults.push_back({{"channel", f.channel}, {"state", "credentials_refused"}});  // details: staff API only
   nlohmann::json j{{"status", ok && faults.empty() ? "ok" : "degraded"},
                    {"version", AOUN_VERSION},
-                   {"database", {{"reachable", ok}, {"schema_version", db_->schema_version()}}},
+                   {"database", {{"reachable", readable}, {"writable", writable}, {"schema_version", db_->schema_version()}}},
                    {"channel_faults", faults}};
   co_return json_response(ctx.req.version(), ctx.req.keep_alive(), j.dump(),
                           ok ? http::status::ok : http::status::service_unavailable);
@@ -209,6 +227,8 @@ net::awaitable<response> app::render_metrics(request_context& ctx) {
   family("aoun_db_commits_total", "counter", "Write transactions committed by the group-commit writer.", s.commits);
   family("aoun_db_jobs_total", "counter", "", s.jobs);
   family("aoun_db_failed_jobs_total", "counter", "", s.failed_jobs);
+  family("aoun_db_failing_batches_in_a_row", "gauge", "batches in a row that wrote nothing (0 once one does)",
+         s.failing_batches_in_a_row);
   family("aoun_db_batch_reruns_total", "counter",
          "Batches run again with a savepoint per job because one job failed without.", s.reruns);
   family("aoun_db_checkpoints_total", "counter", "WAL checkpoints run by the checkpointer thread.", s.checkpoints);

@@ -159,6 +159,7 @@ void database::run_batch(std::vector<job>& batch) {
     stats_.commits += 1;
     stats_.jobs += batch.size();
     stats_.failed_jobs += failed;
+    stats_.failing_batches_in_a_row = failed == batch.size() ? stats_.failing_batches_in_a_row + 1 : 0;
     stats_.reruns += rerun_batch ? 1 : 0;
     stats_.commit_micros_total += micros;
     stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.size());

@@ -71,6 +71,9 @@ struct stats {
   std::uint64_t checkpoint_errors = 0;  ///< ones that failed with something other than busy
   std::uint64_t wal_resets = 0;         ///< writer checkpoints that found every frame copied: the WAL can start over
   std::uint64_t wal_frames = 0;         ///< frames in the WAL after the last commit (a gauge, not a counter)
+  /// Batches in a row in which nothing was written (BEGIN or COMMIT failed, or every job did: a
+  /// full disk, a lock held by another process); 0 after one that wrote. A gauge.
+  std::uint64_t failing_batches_in_a_row = 0;
   /// Histogram of commit latency: bucket upper bounds in microseconds (last = +Inf).
   static constexpr std::uint64_t latency_bounds[] = {100, 250, 500, 1000, 2500, 5000, 10000, 50000, 250000};
   std::uint64_t latency_buckets[std::size(latency_bounds) + 1] = {};

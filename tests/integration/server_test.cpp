@@ -1,6 +1,7 @@
 // The spine over real HTTP: the `aoun` binary on a free port with a temporary database.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <cstring>
@@ -238,4 +239,27 @@ TEST_CASE("a log nobody reads any more (a pipe whose reader exited) does not kil
   CHECK(http_call(srv.port(), "GET", "/no-such-page").status == 404);
   CHECK(srv.running());
   CHECK(srv.stop() == 0);  // and it still stops gracefully
+}
+
+TEST_CASE("healthz says so when writes fail while reads work (a lock another process holds), and recovers") {
+  temp_dir dir;
+  server_process srv(dir.path + "/aoun.db");
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open((dir.path + "/aoun.db").c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  // A sign-in writes its audit row: it waits out the busy timeout and fails.
+  auto login = http_call(srv.port(), "POST", "/api/v1/auth/login", R"({"username":"admin","password":"admin-password-1"})");
+  CHECK(login.status == 503);
+  auto down = http_call(srv.port(), "GET", "/healthz");
+  CHECK(down.status == 503);
+  auto j = nlohmann::json::parse(down.body);
+  CHECK(j["status"] == "degraded");
+  CHECK(j["database"]["reachable"] == true);
+  CHECK(j["database"]["writable"] == false);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  auto up = http_call(srv.port(), "GET", "/healthz");
+  CHECK(up.status == 200);
+  CHECK(nlohmann::json::parse(up.body)["database"]["writable"] == true);
+  CHECK(http_call(srv.port(), "GET", "/healthz").status == 200);
 }
