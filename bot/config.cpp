@@ -123,6 +123,8 @@ config load_config(const lookup_fn& get) {
   }
   c.server.threads = static_cast<int>(number(get, "AOUN_THREADS", 0, 0, 256));
   c.server.body_limit = static_cast<std::size_t>(number(get, "AOUN_BODY_LIMIT", 1024 * 1024, 1024, 64LL << 20));
+  c.server.bodies_in_flight_bytes =
+      static_cast<std::size_t>(number(get, "AOUN_BODIES_IN_FLIGHT_BYTES", 64LL << 20, 4LL << 20, 4LL << 30));
   c.server.shutdown_grace = std::chrono::seconds(number(get, "AOUN_SHUTDOWN_GRACE", 20, 1, 600));
   c.server.idle_timeout = std::chrono::seconds(number(get, "AOUN_IDLE_TIMEOUT", 60, 1, 3600));
   c.server.header_timeout = std::chrono::seconds(number(get, "AOUN_HEADER_TIMEOUT", 15, 1, 600));
@@ -144,6 +146,7 @@ config load_config(const lookup_fn& get) {
 
   c.whatsapp_enabled = channel_on(get, {"AOUN_WHATSAPP_VERIFY_TOKEN", "AOUN_WHATSAPP_APP_SECRET",
                                         "AOUN_WHATSAPP_TOKEN", "AOUN_WHATSAPP_PHONE_NUMBER_ID"});
+  c.server.whatsapp_large_bodies = c.whatsapp_enabled;
   c.secret.whatsapp_verify_token = str("AOUN_WHATSAPP_VERIFY_TOKEN", "");
   c.secret.whatsapp_app_secret = str("AOUN_WHATSAPP_APP_SECRET", "");
   c.secret.whatsapp_token = str("AOUN_WHATSAPP_TOKEN", "");

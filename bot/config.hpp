@@ -34,6 +34,14 @@ struct server_options {
   /// max_uploads_in_flight such bodies are read at once (503 beyond).
   std::size_t upload_limit = 10 * 1024 * 1024;
   int max_uploads_in_flight = 4;
+  /// WhatsApp's webhook may carry up to 3 MiB (Meta's batches), whatever body_limit says; only
+  /// when the channel is on (off, its route answers 404 without reading 3 MiB first).
+  bool whatsapp_large_bodies = false;
+  /// Request bodies (other than web-chat files, counted above) held in memory at once, in all
+  /// (AOUN_BODIES_IN_FLIGHT_BYTES): one is reserved as its header names its length, and past
+  /// the budget a request is answered 503 with Retry-After before its body is read. Without it,
+  /// thousands of connections each sending 3 MiB slowly would hold gigabytes, unauthenticated.
+  std::size_t bodies_in_flight_bytes = 64 * 1024 * 1024;
   /// Time to receive a whole request header once its first byte may arrive (slow-loris guard).
   std::chrono::seconds header_timeout{15};
   /// Time to receive the body after the header.

@@ -402,13 +402,14 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     // A web-chat file is held in memory until it is stored: only so many are read at once,
     // and only a few of them from one client (or one client could hold every place).
     std::shared_ptr<void> upload_slot;
+    std::shared_ptr<void> body_slot;  // this request's share of bodies_in_flight_
     auto body_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.body_timeout);
     {
       const auto& h = parser.get();
       const auto target = std::string_view(h.target().data(), h.target().size());
       const auto path = target.substr(0, target.find('?'));
       const bool post = h.method() == http::verb::post;
-      const bool whatsapp = post && same_route(path, "/webhooks/whatsapp");
+      const bool whatsapp = post && opts_.whatsapp_large_bodies && same_route(path, "/webhooks/whatsapp");
       const bool upload = post && !whatsapp && opts_.upload_limit > 0 && same_route(path, upload_target);
       limit = whatsapp ? std::max(opts_.body_limit, whatsapp_body_limit)
               : upload ? opts_.upload_limit
@@ -430,6 +431,25 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         // A file takes its time on a slow link: the deadline grows with its size, as a
         // download's does (write_timeout), instead of cutting a photo off at 30 s.
         body_timeout = write_timeout(body_timeout, parser.content_length().value_or(limit));
+      } else if (const std::size_t want = parser.content_length().value_or(parser.chunked() ? limit : 0); want > 0) {
+        // Its share of the budget for bodies in memory, as its header names it (a chunked one
+        // may grow to the limit): past the budget, 503 before a byte of it is read.
+        auto& held = *bodies_in_flight_;
+        std::size_t now = held.load();
+        bool reserved = false;
+        while (now + want <= opts_.bodies_in_flight_bytes)
+          if ((reserved = held.compare_exchange_weak(now, now + want))) break;
+        if (!reserved) {
+          auto res = error_response(11, false, api_error::unavailable, "the server is busy; try again in a moment");
+          res.set(http::field::retry_after, "1");
+          metrics_.observe("unavailable", res.result_int(),
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+          stream.expires_after(std::chrono::seconds(5));
+          co_await http::async_write(stream, res, use_tuple);
+          co_await linger();
+          break;
+        }
+        body_slot = std::shared_ptr<void>(nullptr, [bytes = bodies_in_flight_, want](void*) { *bytes -= want; });
       }
       parser.body_limit(limit);  // chunked bodies: counted as they come
     }
