@@ -12,7 +12,6 @@
 
 #include <openssl/err.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 
 #include "channels/detail/http_wire.hpp"
@@ -55,6 +54,53 @@ struct connection {
     lowest().socket().close(ignored);
   }
 };
+
+/// A name lookup that gives up at `deadline`. Asio's resolver cannot be cancelled (getaddrinfo
+/// runs on one private thread per io_context, and `resolve || timer` waits for both branches),
+/// so a lookup stuck on an unanswering DNS server would hold a send far past its deadline, and
+/// a stop with it. Here the first of the answer and the deadline completes the wait; a late
+/// answer finds no one waiting and is dropped. Resolver and timer live on one strand, so the
+/// two handlers never run at once.
+struct lookup : std::enable_shared_from_this<lookup> {
+  explicit lookup(const net::any_io_executor& ex) : strand(net::make_strand(ex)), resolver(strand), timer(strand) {}
+  net::strand<net::any_io_executor> strand;
+  tcp::resolver resolver;
+  net::steady_timer timer;
+};
+
+template <class Handler>
+struct lookup_waiter {
+  std::optional<Handler> handler;  // touched only on the lookup's strand
+  void finish(boost::system::error_code ec, tcp::resolver::results_type r) {
+    if (!handler) return;
+    auto h = std::move(*handler);
+    handler.reset();
+    auto ex = net::get_associated_executor(h);
+    net::dispatch(ex, [h = std::move(h), ec, r = std::move(r)]() mutable { h(ec, std::move(r)); });
+  }
+};
+
+auto resolve_until(const net::any_io_executor& ex, const std::string& host, const std::string& port,
+                   clock_type::time_point deadline) {
+  return net::async_initiate<decltype(tuple_awaitable), void(boost::system::error_code, tcp::resolver::results_type)>(
+      [](auto handler, std::shared_ptr<lookup> l, std::string host, std::string port, clock_type::time_point deadline) {
+        using waiter_t = lookup_waiter<decltype(handler)>;
+        auto w = std::make_shared<waiter_t>();
+        w->handler.emplace(std::move(handler));
+        net::dispatch(l->strand, [l, w, host = std::move(host), port = std::move(port), deadline] {
+          l->timer.expires_at(deadline);
+          l->timer.async_wait(net::bind_executor(l->strand, [l, w](boost::system::error_code ec) {
+            if (!ec) w->finish(make_error_code(beast::error::timeout), {});
+          }));
+          l->resolver.async_resolve(host, port, net::bind_executor(l->strand, [l, w](boost::system::error_code ec,
+                                                                                    tcp::resolver::results_type r) {
+                                      l->timer.cancel();
+                                      w->finish(ec, std::move(r));
+                                    }));
+        });
+      },
+      tuple_awaitable, std::make_shared<lookup>(ex), host, port, deadline);
+}
 
 }  // namespace
 
@@ -112,16 +158,8 @@ struct http_client::impl {
 
   net::awaitable<std::tuple<boost::system::error_code, std::unique_ptr<connection>>> open(
       const detail::url_parts& u, clock_type::time_point deadline) {
-    using boost::asio::experimental::awaitable_operators::operator||;
     auto c = std::make_unique<connection>();
-    tcp::resolver resolver(ex_);
-    net::steady_timer timer(ex_);
-    timer.expires_at(deadline);
-    // The resolver has no deadline of its own; race it against the timer.
-    auto raced = co_await (resolver.async_resolve(u.host, u.port, tuple_awaitable) ||
-                           timer.async_wait(tuple_awaitable));
-    if (raced.index() == 1) co_return std::make_tuple(make_error_code(beast::error::timeout), nullptr);
-    auto [rec, results] = std::get<0>(std::move(raced));
+    auto [rec, results] = co_await resolve_until(ex_, u.host, u.port, deadline);
     if (rec) co_return std::make_tuple(rec, nullptr);
 
     if (u.tls) {
