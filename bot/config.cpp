@@ -147,6 +147,16 @@ config load_config(const lookup_fn& get) {
   c.whatsapp_enabled = channel_on(get, {"AOUN_WHATSAPP_VERIFY_TOKEN", "AOUN_WHATSAPP_APP_SECRET",
                                         "AOUN_WHATSAPP_TOKEN", "AOUN_WHATSAPP_PHONE_NUMBER_ID"});
   c.server.whatsapp_large_bodies = c.whatsapp_enabled;
+  {
+    // The largest body a request may have must fit in one client's share of the budget (a
+    // quarter, bot/http_server.hpp), or it would be answered 503 for ever, never 413.
+    const std::size_t largest = std::max<std::size_t>(c.server.body_limit, c.whatsapp_enabled ? 3 * 1024 * 1024 : 0);
+    if (largest > c.server.bodies_in_flight_bytes / 4)
+      bad("AOUN_BODIES_IN_FLIGHT_BYTES",
+          "at least four times the largest request body (" + std::to_string(largest) +
+              " bytes: AOUN_BODY_LIMIT, or 3 MiB with WhatsApp on)",
+          std::to_string(c.server.bodies_in_flight_bytes));
+  }
   c.secret.whatsapp_verify_token = str("AOUN_WHATSAPP_VERIFY_TOKEN", "");
   c.secret.whatsapp_app_secret = str("AOUN_WHATSAPP_APP_SECRET", "");
   c.secret.whatsapp_token = str("AOUN_WHATSAPP_TOKEN", "");

@@ -402,7 +402,7 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
     // A web-chat file is held in memory until it is stored: only so many are read at once,
     // and only a few of them from one client (or one client could hold every place).
     std::shared_ptr<void> upload_slot;
-    std::shared_ptr<void> body_slot;  // this request's share of bodies_in_flight_
+    std::shared_ptr<void> body_slot;  // this request's share of bodies_
     auto body_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.body_timeout);
     {
       const auto& h = parser.get();
@@ -433,12 +433,21 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
         body_timeout = write_timeout(body_timeout, parser.content_length().value_or(limit));
       } else if (const std::size_t want = parser.content_length().value_or(parser.chunked() ? limit : 0); want > 0) {
         // Its share of the budget for bodies in memory, as its header names it (a chunked one
-        // may grow to the limit): past the budget, 503 before a byte of it is read.
-        auto& held = *bodies_in_flight_;
-        std::size_t now = held.load();
+        // may grow to the limit): past the budget, or past its client's quarter of it, 503
+        // before a byte of it is read.
+        auto key = limit_key(client);
         bool reserved = false;
-        while (now + want <= opts_.bodies_in_flight_bytes)
-          if ((reserved = held.compare_exchange_weak(now, now + want))) break;
+        {
+          std::lock_guard lock(bodies_->mutex);
+          auto& mine = bodies_->by_client[key];
+          if (bodies_->total + want <= opts_.bodies_in_flight_bytes && mine + want <= opts_.bodies_in_flight_bytes / 4) {
+            bodies_->total += want;
+            mine += want;
+            reserved = true;
+          } else if (mine == 0) {
+            bodies_->by_client.erase(key);
+          }
+        }
         if (!reserved) {
           auto res = error_response(11, false, api_error::unavailable, "the server is busy; try again in a moment");
           res.set(http::field::retry_after, "1");
@@ -449,7 +458,12 @@ net::awaitable<void> http_server::session(tcp::socket socket, std::shared_ptr<se
           co_await linger();
           break;
         }
-        body_slot = std::shared_ptr<void>(nullptr, [bytes = bodies_in_flight_, want](void*) { *bytes -= want; });
+        body_slot = std::shared_ptr<void>(nullptr, [budget = bodies_, key = std::move(key), want](void*) {
+          std::lock_guard lock(budget->mutex);
+          budget->total -= want;
+          if (auto it = budget->by_client.find(key); it != budget->by_client.end() && (it->second -= want) == 0)
+            budget->by_client.erase(it);
+        });
       }
       parser.body_limit(limit);  // chunked bodies: counted as they come
     }

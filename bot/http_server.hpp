@@ -81,9 +81,16 @@ class http_server {
   /// Shared with each upload's release: a session destroyed after the server (at the end of a
   /// shutdown that ran out of time) still gives its place back to something alive.
   std::shared_ptr<upload_places> uploads_ = std::make_shared<upload_places>();
-  /// Bytes of request bodies reserved now (opts_.bodies_in_flight_bytes at most); shared for
-  /// the same reason.
-  std::shared_ptr<std::atomic<std::size_t>> bodies_in_flight_ = std::make_shared<std::atomic<std::size_t>>(0);
+  /// Bytes of request bodies reserved now: opts_.bodies_in_flight_bytes at most in all, and a
+  /// quarter of it from one client (its limit_key), or one client announcing lengths it never
+  /// sends would hold the whole budget and every other POST would get 503. Shared for the same
+  /// reason as uploads_.
+  struct body_budget {
+    std::mutex mutex;
+    std::size_t total = 0;                          // GUARDED_BY(mutex)
+    std::map<std::string, std::size_t> by_client;  // GUARDED_BY(mutex)
+  };
+  std::shared_ptr<body_budget> bodies_ = std::make_shared<body_budget>();
   mutable std::mutex mutex_;
   std::set<std::shared_ptr<session_state>> sessions_;  // GUARDED_BY(mutex_)
   std::map<std::string, int> per_address_;             // GUARDED_BY(mutex_): open connections by client key

@@ -265,7 +265,8 @@ TEST_CASE("healthz says so when writes fail while reads work (a lock another pro
 TEST_CASE("request bodies: WhatsApp's 3 MiB when it is on, and a budget for all bodies held at once") {
   temp_dir dir;
   std::map<std::string, std::string> env{{"AOUN_BODY_LIMIT", "4096"},
-                                         {"AOUN_BODIES_IN_FLIGHT_BYTES", "4194304"},
+                                         {"AOUN_BODIES_IN_FLIGHT_BYTES", "16777216"},  // 16 MiB; 4 MiB a client
+                                         {"AOUN_TRUSTED_PROXIES", "127.0.0.1"},
                                          {"AOUN_WHATSAPP_VERIFY_TOKEN", "verify-me"},
                                          {"AOUN_WHATSAPP_APP_SECRET", "app-secret"},
                                          {"AOUN_WHATSAPP_TOKEN", "graph-token"},
@@ -278,20 +279,32 @@ TEST_CASE("request bodies: WhatsApp's 3 MiB when it is on, and a budget for all 
   // (announced only: the answer comes as the header ends, before a body is sent)
   auto out = raw_call(srv.port(), "POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: 3145729\r\n\r\n");
   CHECK(out.rfind("HTTP/1.1 413", 0) == 0);
-  // One client announces 3 MiB and sends it slowly: its share of the 4 MiB budget is held.
-  const std::string head = "POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n";
-  auto slow = std::make_unique<raw_connection>(srv.port());
-  REQUIRE(slow->send(head + std::string(1000, 'x')));
+  // Clients (named by the trusted proxy) that announce 3 MB and send it slowly: each holds its
+  // share of the budget while it does.
+  const auto head = [](const std::string& client) {
+    return "POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: " + client +
+           "\r\nContent-Length: 3000000\r\n\r\n";
+  };
+  std::vector<std::unique_ptr<raw_connection>> slow;
+  for (int i = 1; i <= 5; ++i) {
+    slow.push_back(std::make_unique<raw_connection>(srv.port()));
+    REQUIRE(slow.back()->send(head("203.0.113." + std::to_string(i)) + std::string(1000, 'x')));
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  // Another 3 MiB does not fit: 503 with Retry-After, before its body is read.
-  out = raw_call(srv.port(), head);
+  // Five are 15 MB of the 16 MiB: one more from a sixth client does not fit (503 with
+  // Retry-After, before its body is read) ...
+  out = raw_call(srv.port(), head("203.0.113.6"));
   CHECK(out.rfind("HTTP/1.1 503", 0) == 0);
   CHECK(out.find("Retry-After: 1") != std::string::npos);
+  // ... nor a second from one of them, past its quarter of the budget, whatever the total.
+  slow.pop_back();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(raw_call(srv.port(), head("203.0.113.1")).rfind("HTTP/1.1 503", 0) == 0);
   // A small body still fits, and the server serves what has no body at all.
   CHECK(http_call(srv.port(), "POST", "/webhooks/whatsapp", std::string(5000, 'x')).status == 401);
   CHECK(http_call(srv.port(), "GET", "/healthz").status == 200);
-  // The slow one gone, its share is back.
-  slow.reset();
+  // The slow ones gone, their shares are back.
+  slow.clear();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CHECK(http_call(srv.port(), "POST", "/webhooks/whatsapp", std::string(2 * 1024 * 1024, 'x')).status == 401);
+  CHECK(http_call(srv.port(), "POST", "/webhooks/whatsapp", std::string(3 * 1000 * 1000, 'x')).status == 401);
 }

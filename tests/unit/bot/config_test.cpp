@@ -83,6 +83,9 @@ TEST_CASE("a wrong value stops start-up with one line naming the variable") {
   for (const char* hours : {"08:00junk-16:00", "08:00-24:30", "8-16", "08:00-16:00x"})
     CHECK_THROWS_AS(load({{"AOUN_WORKING_HOURS", std::string("0-4 ") + hours}}), config_error);
   CHECK_NOTHROW(load({{"AOUN_WORKING_HOURS", "0-4 08:00-24:00"}}));
+  // The largest body must fit in one client's quarter of the budget, or it would be a 503 for ever.
+  CHECK_THROWS_AS(load({{"AOUN_BODY_LIMIT", "8388608"}, {"AOUN_BODIES_IN_FLIGHT_BYTES", "16777216"}}), config_error);
+  CHECK_NOTHROW(load({{"AOUN_BODY_LIMIT", "4194304"}, {"AOUN_BODIES_IN_FLIGHT_BYTES", "16777216"}}));
 }
 
 TEST_CASE("AOUN_CONFIG: a value in quotes is the text between them") {
