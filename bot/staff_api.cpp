@@ -213,7 +213,7 @@ handler guarded(const services& s, int min_rank, staff_handler f) {
 
 struct login_result {
   int status = 401;  // 200, 401, 429
-  bool unknown_user = false;
+  bool unknown_user = false;  // no account that may sign in (none, or disabled): counted in memory
   storage::staff_row staff;
 };
 
@@ -273,6 +273,7 @@ net::awaitable<response> login(const services& s, api_state& st, request_context
     if (fresh->disabled) {
       who["reason"] = "disabled";
       if (auto ec = storage::audit(c, fresh->id, "auth.login_failed", target, who.dump(), now)) return ec;
+      out.unknown_user = true;  // locks in memory like a name that does not exist: it may not sign in either
       return out;
     }
     if (fresh->password_hash != (*found)->password_hash) {

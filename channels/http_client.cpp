@@ -85,8 +85,21 @@ auto resolve_until(const net::any_io_executor& ex, const std::string& host, cons
   return net::async_initiate<decltype(tuple_awaitable), void(boost::system::error_code, tcp::resolver::results_type)>(
       [](auto handler, std::shared_ptr<lookup> l, std::string host, std::string port, clock_type::time_point deadline) {
         using waiter_t = lookup_waiter<decltype(handler)>;
+        // A cancellation (a stop: the media downloader's, say) ends the wait at once too. The
+        // slot (in the caller's frame) holds the waiter weakly: the waiter holds the handler,
+        // which holds that frame, and a strong hold would keep both alive for ever.
+        auto slot = net::get_associated_cancellation_slot(handler);
         auto w = std::make_shared<waiter_t>();
         w->handler.emplace(std::move(handler));
+        if (slot.is_connected())
+          slot.assign([l, weak = std::weak_ptr<waiter_t>(w)](net::cancellation_type) {
+            net::dispatch(l->strand, [l, weak] {
+              auto w = weak.lock();
+              if (!w) return;
+              l->timer.cancel();
+              w->finish(net::error::operation_aborted, {});
+            });
+          });
         net::dispatch(l->strand, [l, w, host = std::move(host), port = std::move(port), deadline] {
           l->timer.expires_at(deadline);
           l->timer.async_wait(net::bind_executor(l->strand, [l, w](boost::system::error_code ec) {

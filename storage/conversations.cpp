@@ -238,7 +238,9 @@ boost::system::error_code retire(connection& c, std::string_view channel, std::s
   // Their own late messages (written before the change, or under their user id) still reach
   // their record, not the new holder's (moved_address_for).
   if (auto ec = record_move(c, channel, address, id, changed_at, now)) return ec;
-  for (const char* sql : {"UPDATE outbox SET state = 'dead', last_error = 'number_reassigned: the number now belongs "
+  // (A row of someone whose data was erased forgets its text as it dies, as in storage/outbox.cpp.)
+  for (const char* sql : {"UPDATE outbox SET state = 'dead', payload = CASE WHEN erase_when_done THEN '{}' ELSE payload END, "
+                          "last_error = 'number_reassigned: the number now belongs "
                           "to someone else' WHERE channel = ?2 AND recipient = ?3 AND state = 'pending'",
                           "UPDATE outbox SET recipient = ?1 WHERE channel = ?2 AND recipient = ?3 AND "
                           "state IN ('pending', 'sending')",
@@ -817,8 +819,8 @@ error_code erase_beneficiary(connection& c, std::int64_t beneficiary_id, std::in
   const char* steps[] = {
       "UPDATE messages SET text = '', payload = '{}' WHERE conversation_id IN (SELECT id FROM conversations WHERE beneficiary_id = ?1)",
       // The outbox keeps its own copy of every reply (the intake summary repeats the name and
-      // the national ID), which staff can list. Rows not yet sent (the erasure's own
-      // confirmation among them) keep theirs so they can go, and forget it once they have.
+      // the name), which staff can list. Rows not yet sent (a provider slow or refusing us)
+      // keep theirs so they can go, and forget it once sent or given up on.
       "UPDATE outbox SET payload = '{}' WHERE message_id IN (SELECT m.id FROM conversations c JOIN messages m "
       "ON m.conversation_id = c.id WHERE c.beneficiary_id = ?1) AND state <> 'pending' AND state <> 'sending'",
       "UPDATE outbox SET erase_when_done = 1 WHERE message_id IN (SELECT m.id FROM conversations c JOIN messages m "

@@ -101,8 +101,15 @@ function sessionId() {
 // present it again, whatever another tab has stored meanwhile: what waits here (a text, a
 // photo of an ID card) goes to this conversation or nowhere. Files go to it too.
 const TAB_KEY = 'aoun.chat.tab';
+// Trusted only while this browser still keeps a conversation: with none kept (a quick exit or
+// an end in another tab while this one was asleep or discarded), the tab's own copy would
+// bring the old conversation back, and store it again.
 let tabSession = (() => {
-  try { const id = sessionStorage.getItem(TAB_KEY); return id && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : ''; } catch { return ''; }
+  try {
+    const id = sessionStorage.getItem(TAB_KEY);
+    if (id && !sessionId()) { sessionStorage.removeItem(TAB_KEY); sessionStorage.removeItem(PENDING_KEY); return ''; }
+    return id && /^[A-Za-z0-9_-]{16,64}$/.test(id) ? id : '';
+  } catch { return ''; }
 })();
 
 function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
@@ -545,11 +552,12 @@ function quickExit(tellOthers) {
   document.title = '';
   pending.clear();
   try { sessionStorage.clear(); } catch { /* nothing kept */ }
-  // Every trace this page keeps on the device: the conversation, the language, the signal.
-  try {
-    for (const k of Object.keys(localStorage)) if (k.startsWith('aoun.chat.') && k !== EXIT_KEY) localStorage.removeItem(k);
-  } catch { /* storage refused: nothing was kept there */ }
+  // The other tabs first (before they hear the conversation's key go, which would only make
+  // them reload), then every trace this page keeps on the device: the conversation, the language.
   if (tellOthers) { local.set(EXIT_KEY, String(Date.now())); local.remove(EXIT_KEY); }
+  try {
+    for (const k of Object.keys(localStorage)) if (k.startsWith('aoun.chat.')) localStorage.removeItem(k);
+  } catch { /* storage refused: nothing was kept there */ }
   location.replace(EXIT_URL);
 }
 // The button is a link to the same site (index.html): without this script (an old browser, a
@@ -592,7 +600,12 @@ try { const id = sessionStorage.getItem(END_KEY); if (id) endOnServer(id); } cat
 // A page restored from the back-forward cache shows what it showed when left: if the
 // conversation was ended or quick-exited since, it must not.
 window.addEventListener('pageshow', (e) => {
-  if (e.persisted && !sessionId() && list.querySelector('.msg')) { list.textContent = ''; location.reload(); }
+  if (e.persisted && !sessionId() && (tabSession || list.querySelector('.msg'))) {
+    leaving();
+    list.textContent = '';
+    try { sessionStorage.removeItem(TAB_KEY); sessionStorage.removeItem(PENDING_KEY); } catch { /* */ }
+    location.reload();
+  }
 });
 
 applyLang();

@@ -270,7 +270,9 @@ function changePassword() {
       dlg.close();
       toast(t('password.changed'));
     } catch (ex) {
-      if (ex.status === 401) return;
+      // Signed out meanwhile (the password changed in another tab, the account disabled): the
+      // sign-in screen is shown, and this dialog must not stay over it.
+      if (ex.status === 401) { dlg.close(); return; }
       err.textContent = ex.status === 403 ? t('password.wrong') : t('common.error', { msg: errText(ex) });
     }
   });
