@@ -96,7 +96,11 @@ TEST_CASE("intake over Telegram: inline-keyboard presses are acknowledged, the m
     if (r.target.find("/sendMessage") != std::string::npos) ++sends;
   }
   CHECK(acks == 4);
+  // One sendMessage per reply the bot wrote, no more, no fewer (every outbox row but the
+  // button answers).
   CHECK(sends >= 11);
+  CHECK(sends == db_value(e.db, "SELECT count(*) FROM outbox WHERE channel = 'telegram' AND "
+                                "json_extract(payload, '$.callback_query_id') IS NULL"));
 }
 
 TEST_CASE("intake over SMS: numbered answers, replies through the Twilio Messages API") {

@@ -510,6 +510,10 @@ TEST_CASE("webchat: a flood of messages is processed in order, and the server st
   CHECK(c.next([](const json& j) { return j.value("type", "") == "ack" && j.value("client_id", "") == "flood-end"; },
                std::chrono::seconds(30)));
   CHECK(stored_messages(e.db) == n + 1);
+  // In the order sent, each once.
+  for (int i = 0; i <= n; ++i)
+    CHECK(db_text(e.db, "SELECT text FROM messages WHERE direction = 'in' ORDER BY id LIMIT 1 OFFSET " + std::to_string(i)) ==
+          (i < n ? "رسالة " + std::to_string(i) : std::string("انتهيت")));
 }
 
 TEST_CASE("webchat: a client that leaves mid-message stores nothing and costs the server nothing") {

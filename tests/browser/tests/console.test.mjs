@@ -85,6 +85,10 @@ describe('staff console', () => {
     const item = page.locator('#queue-list .queue-item', { hasText: 'هدى' });
     await item.waitFor();
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was not reloaded');
+    // While she waits she types her ID again: the list's preview of her last message shows it
+    // masked, not in full.
+    await u.text(nid);
+    await item.locator('.qi-preview', { hasText: '••••••••••' }).waitFor();
     const listText = await page.locator('#queue-list').innerText();
     assert.ok(!listText.includes(nid), 'no national ID in the queue list');
     assert.match(await item.innerText(), /واتساب/);
@@ -169,7 +173,7 @@ describe('staff console', () => {
     await accessible('console-case');
     await move('closed');
     assert.deepEqual(await offered(), []);
-    assert.ok(await panel.locator('.history li').count() >= 4, 'every transition is in the history');
+    assert.equal(await panel.locator('.history li').count(), 5, 'the request and each of its four moves are in the history');
   });
 
   test('resolving sends the survey, and the dashboard shows the answers', async () => {

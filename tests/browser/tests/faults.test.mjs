@@ -5,7 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startConsole } from '../lib/console.mjs';
-import { whatsappUser, REPO } from '../lib/server.mjs';
+import { whatsappUser, REPO, ADMIN } from '../lib/server.mjs';
 
 let s, graph, aoun, page;
 
@@ -28,7 +28,12 @@ describe('a channel whose credentials are refused', () => {
     assert.match(text, /http 401 code 190/);
     await page.screenshot({ path: path.join(REPO, 'docs/screenshots/console-credentials-refused.png') });
     assert.ok(graph.refused >= 1);
-    assert.equal(graph.posts.length, 0, 'nothing was accepted while the token was refused');
+    // Held, not lost nor given up on: the replies wait in the outbox, none sent, none dead.
+    const login = await (await fetch(`${aoun.base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) })).json();
+    const rows = async (state) => (await (await fetch(`${aoun.base}/api/v1/outbox?state=${state}`, { headers: { Authorization: `Bearer ${login.token}` } })).json()).outbox;
+    assert.ok((await rows('pending')).length + (await rows('sending')).length >= 1, 'the replies wait');
+    assert.equal((await rows('sent')).length, 0, 'nothing went while the token was refused');
+    assert.equal((await rows('dead')).length, 0, 'nothing was given up on');
 
     // A console opened now learns it from the API, not from an event it missed.
     await page.reload();

@@ -415,6 +415,7 @@ void fake_provider::serve() {
         }
         cv_.notify_all();
         if (resp.delay.count() > 0) std::this_thread::sleep_for(resp.delay);
+        if (resp.hold) resp.hold();
         std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + reason(resp.status) +
                           "\r\nContent-Type: " + resp.content_type +
                           "\r\nContent-Length: " + std::to_string(resp.body.size()) + "\r\n";

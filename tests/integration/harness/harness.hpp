@@ -84,6 +84,9 @@ struct scripted_response {
   std::map<std::string, std::string> headers;
   /// Held this long before answering, outside the provider's lock (other requests go on).
   std::chrono::milliseconds delay{0};
+  /// Called before answering (after the delay), outside the provider's lock: a gate the test
+  /// opens when it has seen what it needs (how many requests are held at once, say).
+  std::function<void()> hold;
 };
 
 class fake_provider {
