@@ -168,7 +168,7 @@ json case_out(const storage::case_row& k) {
   return j;
 }
 
-constexpr std::int64_t case_view_audit_seconds = 3600;
+constexpr std::int64_t view_audit_seconds = 3600;
 
 boost::system::error_code audit(storage::connection& c, const storage::staff_row& me, std::string_view action,
                                 std::string_view target, const json& detail, std::int64_t now) {
@@ -429,26 +429,59 @@ net::awaitable<response> list_conversations(const services& s, request_context& 
   co_return json_response(ctx.req.version(), ctx.req.keep_alive(), json{{"conversations", *r}}.dump());
 }
 
-net::awaitable<response> get_conversation(const services& s, request_context& ctx, bool messages) {
+/// Whether `me` opened `target` (action `action`) within the last hour: one audit row per staff
+/// member and thing per hour, since the console reads a page again as it changes.
+storage::result<bool> viewed_lately(storage::connection& c, const storage::staff_row& me, std::string_view action,
+                                    const std::string& target, std::int64_t now) {
+  auto seen = c.prepare("SELECT 1 FROM audit_log WHERE at > ?1 AND staff_id = ?2 AND action = ?3 AND target = ?4");
+  if (!seen) return storage::result<bool>(boost::system::in_place_error, seen.error());
+  return seen->bind(1, now - view_audit_seconds).bind(2, me.id).bind(3, action).bind(4, target).step();
+}
+
+net::awaitable<response> get_conversation(const services& s, request_context& ctx, bool messages,
+                                          const storage::staff_row& me) {
   auto id = id_param(ctx);
   if (!id) co_return error_response(ctx.req.version(), ctx.req.keep_alive(), api_error::not_found, "no such conversation");
   auto now = unix_now();
   const std::int64_t cid = *id;
-  auto r = co_await db_read<outcome>(s.db, [&s, cid, now, messages](storage::connection& c) -> storage::result<outcome> {
+  struct read {
+    outcome o;
+    bool audit = false;  // a transcript this member has not opened within the hour
+  };
+  auto r = co_await db_read<read>(s.db, [&s, &me, cid, now, messages](storage::connection& c) -> storage::result<read> {
+    read out;
     auto conv = storage::find_conversation(c, cid);
     if (!conv) {
-      if (conv.error() == storage::errc::not_found) return fail(api_error::not_found, "no such conversation");
-      return conv.error();
+      if (conv.error() != storage::errc::not_found) return conv.error();
+      out.o = fail(api_error::not_found, "no such conversation");
+      return out;
     }
-    if (!messages) return ok(s.ops.conversation_json(c, *conv, now));
+    if (!messages) {
+      out.o = ok(s.ops.conversation_json(c, *conv, now));
+      return out;
+    }
     auto list = storage::list_messages(c, cid, 1000);
     if (!list) return list.error();
-    json out = json::array();
-    for (auto& m : *list) out.push_back(conversation_ops::message_json(m));
-    return ok(json{{"messages", out}});
+    json j = json::array();
+    for (auto& m : *list) j.push_back(conversation_ops::message_json(m));
+    auto seen = viewed_lately(c, me, "conversation.view", conv_target(cid), now);
+    if (!seen) return seen.error();
+    out.audit = !*seen;
+    out.o = ok(json{{"messages", j}});
+    return out;
   });
   if (!r) co_return db_failed(ctx, r.error());
-  co_return respond(ctx, *r);
+  if (r->audit) {
+    // A transcript holds what the person wrote (an ID, what happened to them): who read it is
+    // audited, before it is answered (no row, no transcript). Read on a reader, written apart:
+    // the writer is not held while a thousand messages are read.
+    auto w = co_await db_write<int>(s.db, [&me, cid, now](storage::connection& c) -> storage::result<int> {
+      if (auto ec = audit(c, me, "conversation.view", conv_target(cid), json::object(), now)) return ec;
+      return 1;
+    });
+    if (!w) co_return db_failed(ctx, w.error());
+  }
+  co_return respond(ctx, r->o);
 }
 
 /// Runs one write job for a conversation action and publishes what it collected.
@@ -829,10 +862,7 @@ net::awaitable<response> get_case(const services& s, request_context& ctx, const
     auto d = case_detail(c, *k);
     if (!d) return d.error();
     const std::string target = "case:" + k->reference;
-    auto seen = c.prepare(
-        "SELECT 1 FROM audit_log WHERE at > ?1 AND staff_id = ?2 AND action = 'case.view' AND target = ?3");
-    if (!seen) return seen.error();
-    auto row = seen->bind(1, now - case_view_audit_seconds).bind(2, me.id).bind(3, target).step();
+    auto row = viewed_lately(c, me, "case.view", target, now);
     if (!row) return row.error();
     if (!*row)
       if (auto ec = audit(c, me, "case.view", target, json::object(), now)) return ec;
@@ -1470,11 +1500,11 @@ void add_staff_routes(router& r, const services& s) {
   r.add(v::get, "/api/v1/conversations", guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) {
           return list_conversations(s, ctx, me);
         }));
-  r.add(v::get, "/api/v1/conversations/{id}", guarded(s, agent, [&s](request_context& ctx, const storage::staff_row&) {
-          return get_conversation(s, ctx, false);
+  r.add(v::get, "/api/v1/conversations/{id}", guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) {
+          return get_conversation(s, ctx, false, me);
         }));
   r.add(v::get, "/api/v1/conversations/{id}/messages",
-        guarded(s, agent, [&s](request_context& ctx, const storage::staff_row&) { return get_conversation(s, ctx, true); }));
+        guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return get_conversation(s, ctx, true, me); }));
   r.add(v::post, "/api/v1/conversations/{id}/messages",
         guarded(s, agent, [&s](request_context& ctx, const storage::staff_row& me) { return post_message(s, ctx, me); }));
   r.add(v::post, "/api/v1/conversations/{id}/takeover",

@@ -88,6 +88,23 @@ TEST_CASE("cases: every transition is recorded, audited and told to the benefici
   CHECK(db_value(e.db, viewed) == 2);
   CHECK(api(e.port(), "GET", "/api/v1/cases/AWN-1999-000000", agent).status == 404);
   CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'case.view'") == 2);
+  // So is opening a transcript (it holds the ID as typed), likewise once an hour; the
+  // conversation's summary, without messages, is not.
+  {
+    const auto conv = std::to_string(conversation_of(e.db, b.from));
+    const std::string read = "SELECT count(*) FROM audit_log WHERE action = 'conversation.view' AND target = 'conversation:" + conv + "'";
+    CHECK(api(e.port(), "GET", "/api/v1/conversations/" + conv, agent).status == 200);
+    CHECK(db_value(e.db, read) == 0);
+    auto t = api(e.port(), "GET", "/api/v1/conversations/" + conv + "/messages", agent);
+    REQUIRE(t.status == 200);
+    CHECK(as_json(t)["messages"].size() > 10);
+    CHECK(db_value(e.db, read + " AND staff_id = (SELECT id FROM staff WHERE username = 'noura')") == 1);
+    CHECK(api(e.port(), "GET", "/api/v1/conversations/" + conv + "/messages", agent).status == 200);
+    CHECK(api(e.port(), "GET", "/api/v1/conversations/" + conv + "/messages", admin).status == 200);
+    CHECK(db_value(e.db, read) == 2);
+    CHECK(api(e.port(), "GET", "/api/v1/conversations/999999/messages", agent).status == 404);
+    CHECK(db_value(e.db, "SELECT count(*) FROM audit_log WHERE action = 'conversation.view'") == 2);
+  }
   REQUIRE(k["events"].size() == 1);
   CHECK(k["events"][0]["to"] == "submitted");
   CHECK(k["events"][0]["staff_name"].is_null());
